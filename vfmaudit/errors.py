@@ -1,0 +1,31 @@
+"""Errors the user can act on. The CLI turns each into one line on stderr and exit code 2."""
+
+
+class VfmauditError(Exception):
+    """Bad input or a run that cannot start; the message says what was wrong and what to do."""
+
+    exit_code = 2
+
+
+class UnknownPerturbation(VfmauditError):
+    pass
+
+
+class LevelOutOfDomain(VfmauditError):
+    pass
+
+
+class ImageDecodeError(VfmauditError):
+    """One input could not be read as an image (the audit skips it and lists it)."""
+
+
+class ModelSpecError(VfmauditError):
+    pass
+
+
+class WeightsError(VfmauditError):
+    pass
+
+
+class ResumeMismatch(VfmauditError):
+    pass

@@ -1,0 +1,98 @@
+"""Shared plumbing for perturbations: input checks, thread fan-out, per-image seeds."""
+
+from __future__ import annotations
+
+import os
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+import numpy as np
+
+from vfmaudit.errors import VfmauditError
+
+_num_threads = max(1, os.cpu_count() or 1)
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+
+_MASK64 = (1 << 64) - 1
+
+
+def set_num_threads(n: int) -> None:
+    """Threads used to spread a batch over (OpenCV work and Numba kernels alike)."""
+    global _num_threads
+    if n < 1:
+        raise VfmauditError(f"thread count must be >= 1, got {n}")
+    _num_threads = int(n)
+
+
+def get_num_threads() -> int:
+    return _num_threads
+
+
+def as_batch(images: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Validate uint8 RGB images; return a C-contiguous (N,H,W,3) view and whether input was one image."""
+    if not isinstance(images, np.ndarray):
+        raise VfmauditError(f"images must be a numpy array, got {type(images).__name__}")
+    if images.dtype != np.uint8:
+        raise VfmauditError(
+            f"images must be uint8 RGB, got dtype {images.dtype}; convert with np.clip(x, 0, 255).astype(np.uint8)"
+        )
+    single = images.ndim == 3
+    batch = images[None] if single else images
+    if batch.ndim != 4 or batch.shape[-1] != 3:
+        raise VfmauditError(
+            f"images must have shape (H, W, 3) or (N, H, W, 3), got {images.shape}"
+        )
+    return np.ascontiguousarray(batch), single
+
+
+def map_images(fn: Callable[[np.ndarray, int], np.ndarray], batch: np.ndarray) -> np.ndarray:
+    """out[i] = fn(batch[i], i), images spread over a thread pool (OpenCV releases the GIL)."""
+    out = np.empty_like(batch)
+
+    def work(i: int) -> None:
+        out[i] = fn(batch[i], i)
+
+    n = batch.shape[0]
+    threads = min(_num_threads, n)
+    if threads <= 1:
+        for i in range(n):
+            work(i)
+    else:
+        list(_get_pool(threads).map(work, range(n)))
+    return out
+
+
+def _get_pool(threads: int) -> ThreadPoolExecutor:
+    global _pool, _pool_size
+    if _pool is None or _pool_size != threads:
+        if _pool is not None:
+            _pool.shutdown(wait=False)
+        _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="vfmaudit-perturb")
+        _pool_size = threads
+    return _pool
+
+
+def _splitmix64(x: int) -> int:
+    x = (x + 0x9E3779B97F4A7C15) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
+def image_seeds(batch: np.ndarray, seed: int, name: str, level: float) -> np.ndarray:
+    """One 64-bit seed per image from (seed, family, level, image content).
+
+    Keyed on content, not batch position, so an image gets the same random edit whether it is
+    processed alone or inside any batch, on any number of threads.
+    """
+    base = _splitmix64(int(seed) & _MASK64)
+    base = _splitmix64(base ^ zlib.crc32(name.encode()))
+    base = _splitmix64(base ^ (int(np.float64(level).view(np.uint64)) & _MASK64))
+    seeds = np.empty(batch.shape[0], dtype=np.uint64)
+    for i in range(batch.shape[0]):
+        img = batch[i]
+        content = (zlib.crc32(img) << 32) | zlib.adler32(img)
+        seeds[i] = _splitmix64(base ^ content ^ (img.shape[0] << 16) ^ img.shape[1])
+    return seeds

@@ -1,0 +1,67 @@
+"""The catalogue of perturbation families: name, parameter domain, identity, units, apply."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from vfmaudit.errors import LevelOutOfDomain, UnknownPerturbation
+
+# apply(batch uint8 (N,H,W,3) C-contiguous, level, seeds uint64 (N,)) -> uint8 (N,H,W,3)
+ApplyFn = Callable[[np.ndarray, float, np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    lo: float
+    hi: float
+    identity: float
+    units: str
+    description: str
+    apply_batch: ApplyFn = field(repr=False)
+    # True when apply at the identity level returns the input unchanged (a no-op we can skip).
+    exact_identity: bool = True
+    # Whether the edit draws random numbers (then the seed matters).
+    stochastic: bool = False
+
+    @property
+    def domain(self) -> tuple[float, float]:
+        return (self.lo, self.hi)
+
+    def check_level(self, level: float) -> float:
+        level = float(level)
+        span = self.hi - self.lo
+        tol = 1e-9 * max(1.0, abs(span))
+        if not np.isfinite(level) or level < self.lo - tol or level > self.hi + tol:
+            raise LevelOutOfDomain(
+                f"level {level:g} is outside the domain of '{self.name}' "
+                f"[{self.lo:g}, {self.hi:g}] ({self.units}); pass a level inside it"
+            )
+        return min(max(level, self.lo), self.hi)
+
+
+_REGISTRY: dict[str, Family] = {}
+
+
+def register(family: Family) -> Family:
+    if family.name in _REGISTRY:
+        raise ValueError(f"perturbation family '{family.name}' is registered twice")
+    _REGISTRY[family.name] = family
+    return family
+
+
+def get(name: str) -> Family:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise UnknownPerturbation(
+            f"unknown perturbation family '{name}'; choose from: {known}"
+        ) from None
+
+
+def all_families() -> dict[str, Family]:
+    return dict(_REGISTRY)
