@@ -1,0 +1,3 @@
+from vfmaudit.cli import main
+
+main()

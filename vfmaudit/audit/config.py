@@ -1,0 +1,72 @@
+"""What an audit is asked to do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from vfmaudit import perturb
+from vfmaudit.data.decode import DEFAULT_MAX_PIXELS
+from vfmaudit.errors import VfmauditError
+
+DEFAULT_MODEL = "openclip:ViT-S-32"
+DEFAULT_OUT = "vfmaudit-out"
+
+
+@dataclass(frozen=True)
+class FamilyPlan:
+    name: str
+    levels: tuple[float, ...]
+
+
+@dataclass
+class AuditConfig:
+    inputs: list[str] = field(default_factory=list)  # empty: the built-in sample photographs
+    model: str = DEFAULT_MODEL
+    pretrained: str | None = None
+    backend: str = "torch"
+    device: str = "cpu"
+    perturbations: str = "all"  # "all" or "jpeg,brightness:0.5:1.5,..."
+    levels: int = 5
+    batch_size: int = 32
+    seed: int = 0
+    out: str = DEFAULT_OUT
+    resume: bool = False
+    overwrite: bool = False
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    def plan(self) -> list[FamilyPlan]:
+        return parse_perturbations(self.perturbations, self.levels)
+
+    def fingerprint(self) -> dict:
+        """What must match for --resume to continue a run."""
+        return {
+            "inputs": sorted(self.inputs), "model": self.model, "pretrained": self.pretrained,
+            "backend": self.backend, "seed": self.seed,
+            "plan": [{"family": p.name, "levels": list(p.levels)} for p in self.plan()],
+        }
+
+
+def parse_perturbations(text: str, n_levels: int) -> list[FamilyPlan]:
+    """'all' or a comma list of NAME or NAME:LO:HI (a sub-domain) -> one plan per family."""
+    if n_levels < 1:
+        raise VfmauditError(f"--levels must be >= 1, got {n_levels}")
+    text = (text or "all").strip()
+    if text.lower() == "all":
+        return [FamilyPlan(n, tuple(perturb.levels(n, n_levels))) for n in perturb.families()]
+    plans: list[FamilyPlan] = []
+    for token in (t.strip() for t in text.split(",")):
+        if not token:
+            continue
+        name, *bounds = token.split(":")
+        if bounds and len(bounds) != 2:
+            raise VfmauditError(f"'{token}': write a sub-domain as NAME:LO:HI, e.g. brightness:0.5:1.5")
+        try:
+            lo, hi = (float(bounds[0]), float(bounds[1])) if bounds else (None, None)
+        except ValueError:
+            raise VfmauditError(f"'{token}': LO and HI must be numbers") from None
+        if any(p.name == name for p in plans):
+            raise VfmauditError(f"perturbation '{name}' is listed twice")
+        plans.append(FamilyPlan(name, tuple(float(v) for v in perturb.levels(name, n_levels, lo, hi))))
+    if not plans:
+        raise VfmauditError("--perturbations is empty; pass 'all' or names such as jpeg,brightness")
+    return plans

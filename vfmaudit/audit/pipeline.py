@@ -1,0 +1,106 @@
+"""The producer side of an audit: decode, prepare and perturb in a background thread.
+
+Work is handed over in small units (the clean chunk, then one family's variants) through a
+bounded queue, so memory stays bounded and the encoder never waits on decoding.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from vfmaudit import perturb
+from vfmaudit.audit.config import FamilyPlan
+from vfmaudit.data.sources import ImageItem
+from vfmaudit.errors import ImageDecodeError
+from vfmaudit.models.preprocess import PreprocessSpec
+
+
+@dataclass
+class CleanChunk:
+    ids: list[str]
+    images: np.ndarray  # uint8 (B, H, W, 3) at the model's input size
+    skipped: list[tuple[str, str]]  # (id, reason)
+
+
+@dataclass
+class FamilyVariants:
+    plan: FamilyPlan
+    images: np.ndarray  # uint8 (L*B, H, W, 3), level-major
+    encode_levels: list[int]  # indices of levels that need encoding (others equal the clean image)
+
+
+_DONE = object()
+
+
+def _prepare_chunk(items: list[ImageItem], spec: PreprocessSpec) -> CleanChunk:
+    ids, images, skipped = [], [], []
+    for item in items:
+        try:
+            images.append(spec.prepare(item.load()))
+            ids.append(item.id)
+        except ImageDecodeError as e:
+            skipped.append((item.id, str(e)))
+        except (OSError, ValueError, MemoryError) as e:  # unreadable for a reason the decoder did not name
+            skipped.append((item.id, f"unreadable: {type(e).__name__}: {e}"))
+    h, w = spec.size
+    arr = np.stack(images) if images else np.empty((0, h, w, 3), np.uint8)
+    return CleanChunk(ids, arr, skipped)
+
+
+def _variants(chunk: CleanChunk, plan: FamilyPlan, seed: int) -> FamilyVariants:
+    fam = perturb.get(plan.name)
+    encode_levels = [i for i, lv in enumerate(plan.levels) if not (fam.exact_identity and lv == fam.identity)]
+    parts = [perturb.apply(chunk.images, plan.name, plan.levels[i], seed=seed) for i in encode_levels]
+    h, w = chunk.images.shape[1:3]
+    images = np.concatenate(parts) if parts else np.empty((0, h, w, 3), np.uint8)
+    return FamilyVariants(plan, images, encode_levels)
+
+
+def produce(items: list[ImageItem], chunk_size: int, spec: PreprocessSpec, plans: list[FamilyPlan],
+            seed: int, prefetch: int = 2) -> Iterator[CleanChunk | FamilyVariants]:
+    """Yield, per chunk of images, a CleanChunk then one FamilyVariants per family."""
+    q: queue.Queue = queue.Queue(maxsize=prefetch)
+    stop = threading.Event()
+
+    def put(obj: object) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(obj, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def worker() -> None:
+        try:
+            for start in range(0, len(items), chunk_size):
+                chunk = _prepare_chunk(items[start:start + chunk_size], spec)
+                if not put(chunk):
+                    return
+                if not chunk.ids:
+                    continue
+                for plan in plans:
+                    if not put(_variants(chunk, plan, seed)):
+                        return
+            put(_DONE)
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer, which re-raises
+            put(e)
+
+    thread = threading.Thread(target=worker, name="vfmaudit-producer", daemon=True)
+    thread.start()
+    try:
+        while True:
+            obj = q.get()
+            if obj is _DONE:
+                return
+            if isinstance(obj, BaseException):
+                raise obj
+            yield obj
+    finally:
+        stop.set()
+        thread.join(timeout=5)

@@ -1,0 +1,91 @@
+"""Results on disk as they are computed, so an interrupted audit resumes where it stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+
+from vfmaudit.errors import ResumeMismatch, VfmauditError
+from vfmaudit.report.tables import IMAGE_COLUMNS, LEVEL_COLUMNS, PER_IMAGE, PER_LEVEL, read_rows
+from vfmaudit.report.tables import write_rows as _write_rows
+
+RUN_FILE = "run.json"
+SKIPPED = "skipped.jsonl"
+OUR_FILES = (RUN_FILE, PER_IMAGE, PER_LEVEL, SKIPPED, "report.json", "report.html")
+
+
+class ResultsStore:
+    def __init__(self, out_dir: str | Path, families: list[str]):
+        self.dir = Path(out_dir)
+        self.families = list(families)
+        self.done: set[str] = set()
+        self.skipped: dict[str, str] = {}
+
+    # -- opening ------------------------------------------------------------------------
+    def open(self, fingerprint: dict, resume: bool, overwrite: bool) -> "ResultsStore":
+        if self.dir.exists() and not self.dir.is_dir():
+            raise VfmauditError(f"--out {self.dir} is a file; pass a folder")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        run_file = self.dir / RUN_FILE
+        if run_file.exists() and not overwrite:
+            if not resume:
+                raise VfmauditError(
+                    f"{self.dir} already holds an audit; pass --resume to continue it, "
+                    f"--overwrite to start again, or --out to write elsewhere"
+                )
+            try:
+                previous = json.loads(run_file.read_text())["fingerprint"]
+            except (OSError, ValueError, KeyError):
+                raise VfmauditError(f"{run_file} is unreadable; pass --overwrite to start again") from None
+            if previous != fingerprint:
+                changed = sorted(k for k in set(previous) | set(fingerprint) if previous.get(k) != fingerprint.get(k))
+                raise ResumeMismatch(
+                    f"cannot resume: {', '.join(changed)} differ from the run in {self.dir}; "
+                    f"pass the same options, or --overwrite to start again"
+                )
+            self._load_previous()
+        else:
+            for name in OUR_FILES:
+                (self.dir / name).unlink(missing_ok=True)
+            run_file.write_text(json.dumps({"fingerprint": fingerprint}, indent=2))
+            _write_rows(self.dir / PER_IMAGE, IMAGE_COLUMNS, [], "w")
+            _write_rows(self.dir / PER_LEVEL, LEVEL_COLUMNS, [], "w")
+            (self.dir / SKIPPED).write_text("")
+        return self
+
+    def _load_previous(self) -> None:
+        rows = read_rows(self.dir / PER_IMAGE)
+        fams: dict[str, set[str]] = defaultdict(set)
+        for r in rows:
+            fams[r["image"]].add(r["family"])
+        self.done = {img for img, f in fams.items() if f >= set(self.families)}
+        # keep only whole images: rows of an image cut off mid-way are recomputed
+        _write_rows(self.dir / PER_IMAGE, IMAGE_COLUMNS, [r for r in rows if r["image"] in self.done], "w")
+        levels = [r for r in read_rows(self.dir / PER_LEVEL) if r["image"] in self.done]
+        _write_rows(self.dir / PER_LEVEL, LEVEL_COLUMNS, levels, "w")
+        path = self.dir / SKIPPED
+        if path.exists():
+            for line in path.read_text().splitlines():
+                try:
+                    rec = json.loads(line)
+                    self.skipped[rec["input"]] = rec["reason"]
+                except (ValueError, KeyError):
+                    continue  # a line cut off by the interruption
+            path.write_text("".join(json.dumps({"input": k, "reason": v}) + "\n" for k, v in self.skipped.items()))
+
+    # -- writing ------------------------------------------------------------------------
+    def add_results(self, image_rows: list[dict], level_rows: list[dict]) -> None:
+        # levels first: an image counts as done once its per-image rows are on disk
+        _write_rows(self.dir / PER_LEVEL, LEVEL_COLUMNS, level_rows, "a")
+        _write_rows(self.dir / PER_IMAGE, IMAGE_COLUMNS, image_rows, "a")
+        self.done.update(r["image"] for r in image_rows)
+
+    def add_skipped(self, item_id: str, reason: str) -> None:
+        self.skipped[item_id] = reason
+        with open(self.dir / SKIPPED, "a") as f:
+            f.write(json.dumps({"input": item_id, "reason": reason}) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+

@@ -1,0 +1,91 @@
+"""Where images come from: files and folders given by the user, or the built-in samples."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from vfmaudit.data.decode import DEFAULT_MAX_PIXELS, load_image, to_rgb_uint8
+from vfmaudit.errors import VfmauditError
+
+# Real photographs that ship inside scikit-image (no download needed).
+SAMPLE_NAMES = (
+    "astronaut", "chelsea", "coffee", "rocket", "stereo_motorcycle", "hubble_deep_field",
+    "immunohistochemistry", "retina", "camera", "coins", "moon", "clock",
+)
+
+
+@dataclass(frozen=True)
+class ImageItem:
+    """One input: a stable id for reports and resume, and how to load it."""
+
+    id: str
+    load: Callable[[], np.ndarray]
+
+
+def _sample_loader(name: str) -> Callable[[], np.ndarray]:
+    def load() -> np.ndarray:
+        import skimage.data
+
+        arr = getattr(skimage.data, name)()
+        if isinstance(arr, tuple):  # stereo pairs: take the left view
+            arr = arr[0]
+        return to_rgb_uint8(arr)
+
+    return load
+
+
+def sample_items(limit: int | None = None) -> list[ImageItem]:
+    """The built-in sample set: photographs from skimage.data (greyscale ones converted to RGB)."""
+    names = SAMPLE_NAMES[:limit] if limit else SAMPLE_NAMES
+    return [ImageItem(id=f"skimage:{n}", load=_sample_loader(n)) for n in names]
+
+
+def _file_loader(path: Path, max_pixels: int) -> Callable[[], np.ndarray]:
+    return lambda: load_image(path, max_pixels=max_pixels)
+
+
+def _walk(folder: Path) -> Iterable[Path]:
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith("."):
+                yield Path(root) / name
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path.resolve())
+
+
+def collect_items(paths: Iterable[str | Path], max_pixels: int = DEFAULT_MAX_PIXELS) -> list[ImageItem]:
+    """Files and folders (recursive, hidden entries skipped) to items, in a stable order.
+
+    Every non-hidden file in a folder is tried: one that does not decode is skipped and
+    listed by the audit, not fatal. A path that does not exist, or inputs with no file at
+    all, stop the run before any work.
+    """
+    items: list[ImageItem] = []
+    seen: set[Path] = set()
+    for raw in paths:
+        p = Path(raw).expanduser()
+        if not p.exists():
+            raise VfmauditError(f"no such file or folder: {raw}; check the path")
+        files = list(_walk(p)) if p.is_dir() else [p]
+        if p.is_dir() and not files:
+            raise VfmauditError(f"folder {raw} holds no files; pass a folder with images in it")
+        for f in files:
+            key = f.resolve()
+            if key in seen or not f.is_file():
+                continue
+            seen.add(key)
+            items.append(ImageItem(id=_display(f), load=_file_loader(f, max_pixels)))
+    if not items:
+        raise VfmauditError("no input files found; pass image files or folders")
+    return items

@@ -1,0 +1,32 @@
+"""Backends by name: each registers a factory, callers never branch on the backend."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from vfmaudit.errors import VfmauditError
+from vfmaudit.runtime.base import Encoder
+
+EncoderFactory = Callable[..., Encoder]
+_BACKENDS: dict[str, EncoderFactory] = {}
+
+
+def register_backend(name: str) -> Callable[[EncoderFactory], EncoderFactory]:
+    def deco(factory: EncoderFactory) -> EncoderFactory:
+        _BACKENDS[name] = factory
+        return factory
+
+    return deco
+
+
+def backends() -> list[str]:
+    return sorted(_BACKENDS)
+
+
+def create_encoder(backend: str = "torch", **kwargs) -> Encoder:
+    """Build an Encoder: create_encoder("torch", model="openclip:ViT-S-32", seed=0, device="cpu")."""
+    try:
+        factory = _BACKENDS[backend]
+    except KeyError:
+        raise VfmauditError(f"unknown backend '{backend}'; choose from: {', '.join(backends())}") from None
+    return factory(**kwargs)
