@@ -98,20 +98,19 @@ class _progress:
         self.task = None
 
     def __enter__(self):
-        if not self.quiet:
-            self.bar.start()
         return self
 
     def __call__(self, event: str, n: int) -> None:
         if self.quiet:
             return
-        if event == "start":
+        if event == "start":  # shown only once work starts, so early errors stay one line
+            self.bar.start()
             self.task = self.bar.add_task("audit", total=n)
         elif self.task is not None:
             self.bar.advance(self.task, n)
 
     def __exit__(self, *exc):
-        if not self.quiet:
+        if self.task is not None:
             self.bar.stop()
         return False
 
@@ -135,16 +134,32 @@ def version() -> None:
     out.print(__version__)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    # typer may vendor its own click, so its exceptions are recognised by interface, not class
+    command = typer.main.get_command(app)
     try:
-        app()
+        code = command.main(args=argv, prog_name="vfmaudit", standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except SystemExit:
         raise
     except Exception as e:  # noqa: BLE001 - last resort: one line, never a traceback
+        name = type(e).__name__
+        if name == "NoArgsIsHelpError":
+            e.show()
+            sys.exit(2)
+        if name == "Abort":
+            err.print("interrupted", markup=False)
+            sys.exit(130)
+        if hasattr(e, "format_message") and hasattr(e, "exit_code"):  # click's usage errors
+            ctx = getattr(e, "ctx", None)
+            where = f"vfmaudit {ctx.info_name}" if ctx is not None and ctx.parent is not None else "vfmaudit"
+            err.print(f"error: {e.format_message()} (see {where} --help)", markup=False, highlight=False,
+                      soft_wrap=True)
+            sys.exit(e.exit_code)
         if os.environ.get("VFMAUDIT_DEBUG"):
             raise
-        err.print(f"internal error: {type(e).__name__}: {e} (set VFMAUDIT_DEBUG=1 for the traceback)",
-                  markup=False, highlight=False)
+        err.print(f"internal error: {name}: {e} (set VFMAUDIT_DEBUG=1 for the traceback)",
+                  markup=False, highlight=False, soft_wrap=True)
         sys.exit(1)
 
 

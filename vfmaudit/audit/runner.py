@@ -39,12 +39,12 @@ def run_audit(config: AuditConfig, progress: ProgressFn | None = None,
 
     plans = config.plan()
     items = collect_items(config.inputs, config.max_pixels) if config.inputs else sample_items()
+    if encoder is None:  # before touching --out: a run that cannot start leaves nothing behind
+        encoder = create_encoder(config.backend, model=config.model, pretrained=config.pretrained,
+                                 seed=config.seed, device=config.device, batch_size=config.batch_size)
     store = ResultsStore(config.out, [p.name for p in plans]).open(
         config.fingerprint(), resume=config.resume, overwrite=config.overwrite)
     todo = [it for it in items if it.id not in store.done and it.id not in store.skipped]
-    if encoder is None:
-        encoder = create_encoder(config.backend, model=config.model, pretrained=config.pretrained,
-                                 seed=config.seed, device=config.device, batch_size=config.batch_size)
     progress = progress or (lambda event, n: None)
     progress("start", len(todo))
 
