@@ -90,9 +90,11 @@ def image_seeds(batch: np.ndarray, seed: int, name: str, level: float) -> np.nda
     base = _splitmix64(int(seed) & _MASK64)
     base = _splitmix64(base ^ zlib.crc32(name.encode()))
     base = _splitmix64(base ^ (int(np.float64(level).view(np.uint64)) & _MASK64))
+    from vfmaudit.perturb._hash import content_hash
+
     seeds = np.empty(batch.shape[0], dtype=np.uint64)
     for i in range(batch.shape[0]):
         img = batch[i]
-        content = (zlib.crc32(img) << 32) | zlib.adler32(img)
+        content = int(content_hash(img.reshape(-1)))
         seeds[i] = _splitmix64(base ^ content ^ (img.shape[0] << 16) ^ img.shape[1])
     return seeds

@@ -6,11 +6,11 @@ arithmetic in the same order so the bytes agree (ties aside).
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from vfmaudit.perturb._batch import get_num_threads
+from vfmaudit.perturb._batch import map_images
+from vfmaudit.perturb._lut import apply_lut
 from vfmaudit.perturb.registry import Family, register
 
 F32 = np.float32
@@ -23,128 +23,130 @@ def _blend_lut(ratio: float, other: np.float32 | float) -> np.ndarray:
     return np.clip(val, 0, 255).astype(np.uint8)
 
 
-def _apply_lut(batch: np.ndarray, lut: np.ndarray) -> np.ndarray:
-    n, h, w, c = batch.shape
-    flat = batch.reshape(n * h, w * c)
-    return cv2.LUT(flat, lut).reshape(batch.shape)
-
-
 def brightness(batch: np.ndarray, level: float, seeds: np.ndarray) -> np.ndarray:
-    return _apply_lut(batch, _blend_lut(level, 0.0))
+    return apply_lut(batch, _blend_lut(level, 0.0))
 
 
-@njit(cache=True, inline="always")
-def _gray_u8(r: np.uint8, g: np.uint8, b: np.uint8) -> np.int64:
-    # torchvision rgb_to_grayscale: float32 weighted sum, truncated to uint8
-    v = np.float32(0.2989) * np.float32(r) + np.float32(0.587) * np.float32(g)
-    v = v + np.float32(0.114) * np.float32(b)
-    return np.int64(v)
-
-
-@njit(parallel=True, cache=True)
-def _gray_sums(batch: np.ndarray) -> np.ndarray:
-    n, h, w, _ = batch.shape
-    sums = np.zeros(n, dtype=np.int64)
-    for i in prange(n):
-        s = np.int64(0)
-        for y in range(h):
-            for x in range(w):
-                s += _gray_u8(batch[i, y, x, 0], batch[i, y, x, 1], batch[i, y, x, 2])
-        sums[i] = s
-    return sums
+@njit(cache=True, nogil=True)
+def _gray_sum(img: np.ndarray) -> np.int64:
+    # sum over pixels of torchvision's rgb_to_grayscale: float32 weighted sum truncated to uint8
+    flat = img.ravel()
+    total = 0
+    for p in range(flat.size // 3):
+        v = np.float32(0.2989) * np.float32(flat[3 * p]) + np.float32(0.587) * np.float32(flat[3 * p + 1])
+        v = v + np.float32(0.114) * np.float32(flat[3 * p + 2])
+        total += np.int32(v)
+    return total
 
 
 def contrast(batch: np.ndarray, level: float, seeds: np.ndarray) -> np.ndarray:
-    n, h, w, _ = batch.shape
-    sums = _gray_sums(batch)
-    out = np.empty_like(batch)
-    for i in range(n):
-        # the sum of uint8 grays is exact in float32 for images up to 2**16 pixels, as in torch.mean
-        mean = F32(sums[i]) / F32(h * w)
-        lut = _blend_lut(level, mean)
-        out[i] = cv2.LUT(batch[i].reshape(h, w * 3), lut).reshape(h, w, 3)
-    return out
+    h, w = batch.shape[1:3]
+
+    def one(img: np.ndarray, i: int) -> np.ndarray:
+        # the sum of uint8 grays is exact in float32 up to 2**16 pixels, as in torch.mean
+        mean = F32(_gray_sum(img)) / F32(h * w)
+        return apply_lut(img, _blend_lut(level, mean))
+
+    return map_images(one, batch)
 
 
-@njit(parallel=True, cache=True)
-def _saturation_kernel(batch: np.ndarray, ratio: np.float32, inv: np.float32) -> np.ndarray:
-    n, h, w, _ = batch.shape
-    out = np.empty_like(batch)
-    for i in prange(n):
-        for y in range(h):
-            for x in range(w):
-                gray = np.float32(_gray_u8(batch[i, y, x, 0], batch[i, y, x, 1], batch[i, y, x, 2]))
-                g_term = inv * gray
-                for c in range(3):
-                    v = ratio * np.float32(batch[i, y, x, c]) + g_term
-                    v = min(max(v, np.float32(0.0)), np.float32(255.0))
-                    out[i, y, x, c] = np.uint8(v)
-    return out
+@njit(cache=True, nogil=True)
+def _saturation_kernel(img: np.ndarray, ratio: np.float32, inv: np.float32, out: np.ndarray) -> None:
+    src = img.ravel()
+    dst = out.ravel()
+    for p in range(src.size // 3):
+        r, g, b = src[3 * p], src[3 * p + 1], src[3 * p + 2]
+        gray = np.float32(0.2989) * np.float32(r) + np.float32(0.587) * np.float32(g)
+        gray = np.float32(np.int32(gray + np.float32(0.114) * np.float32(b)))
+        g_term = inv * gray
+        for c in range(3):
+            v = ratio * np.float32(src[3 * p + c]) + g_term
+            dst[3 * p + c] = np.uint8(min(max(v, np.float32(0.0)), np.float32(255.0)))
 
 
 def saturation(batch: np.ndarray, level: float, seeds: np.ndarray) -> np.ndarray:
-    return _saturation_kernel(batch, F32(level), F32(1.0 - level))
+    ratio, inv = F32(level), F32(1.0 - level)
+
+    def one(img: np.ndarray, i: int) -> np.ndarray:
+        out = np.empty_like(img)
+        _saturation_kernel(img, ratio, inv, out)
+        return out
+
+    return map_images(one, batch)
 
 
-@njit(parallel=True, cache=True)
-def _hue_kernel(batch: np.ndarray, shift: np.float32) -> np.ndarray:
-    n, h, w, _ = batch.shape
-    out = np.empty_like(batch)
+@njit(cache=True, nogil=True, error_model="numpy")  # no zero-division checks: lets it vectorise
+def _hue_planar(r: np.ndarray, g: np.ndarray, b: np.ndarray, shift: np.float32,
+                ro: np.ndarray, go: np.ndarray, bo: np.ndarray) -> None:
+    # torchvision's _rgb2hsv / _hsv2rgb in float32 on planar channels, written with selects
+    # only so that it vectorises; each select picks what torch's masked arithmetic produces.
     one = np.float32(1.0)
     zero = np.float32(0.0)
     six = np.float32(6.0)
+    for p in range(r.size):
+        rr, gg, bb = r[p], g[p], b[p]
+        maxc = max(rr, max(gg, bb))
+        minc = min(rr, min(gg, bb))
+        eqc = maxc == minc
+        cr = maxc - minc
+        s = cr / (one if eqc else maxc)
+        div = one if eqc else cr
+        rc = (maxc - rr) / div
+        gc = (maxc - gg) / div
+        bc = (maxc - bb) / div
+        is_r = maxc == rr
+        is_g = (maxc == gg) & (~is_r)
+        hr = (bc - gc) if is_r else zero
+        hg = (np.float32(2.0) + rc - bc) if is_g else zero
+        hb = (np.float32(4.0) + gc - rc) if (~is_g) & (~is_r) else zero
+        hh = hr + hg + hb
+        hh = hh / six + one  # torch.fmod(h / 6 + 1, 1) on [0, 2): subtract 1 once when >= 1
+        hh = hh - one if hh >= one else hh
+        hh = hh + shift  # (h + shift) % 1 on (-0.5, 1.5), torch's floor-mod
+        hh = hh + one if hh < zero else hh
+        hh = hh - one if hh >= one else hh
+        x6 = hh * six
+        k = np.float32(np.int32(x6))  # floor, x6 >= 0
+        f = x6 - k
+        ki = np.int32(k)
+        ki = ki - 6 if ki >= 6 else ki
+        v = maxc
+        pp = min(max(v * (one - s), zero), one)
+        q = min(max(v * (one - s * f), zero), one)
+        t = min(max(v * (one - s * (one - f)), zero), one)
+        ro[p] = v if (ki == 0) | (ki == 5) else (q if ki == 1 else (pp if (ki == 2) | (ki == 3) else t))
+        go[p] = t if ki == 0 else (v if (ki == 1) | (ki == 2) else (q if ki == 3 else pp))
+        bo[p] = pp if (ki == 0) | (ki == 1) else (t if ki == 2 else (v if (ki == 3) | (ki == 4) else q))
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _hue_kernel(img: np.ndarray, shift: np.float32, out: np.ndarray) -> None:
+    src = img.ravel()
+    dst = out.ravel()
+    n = src.size // 3
+    planes = np.empty((6, n), dtype=np.float32)
     scale = np.float32(255.0)
-    to_u8 = np.float32(255.0 + 1.0 - 1e-3)  # torchvision convert_image_dtype float -> uint8
-    for i in prange(n):
-        for y in range(h):
-            for x in range(w):
-                r = np.float32(batch[i, y, x, 0]) / scale
-                g = np.float32(batch[i, y, x, 1]) / scale
-                b = np.float32(batch[i, y, x, 2]) / scale
-                maxc = max(r, max(g, b))
-                minc = min(r, min(g, b))
-                eqc = maxc == minc
-                cr = maxc - minc
-                s = cr / (one if eqc else maxc)
-                div = one if eqc else cr
-                rc = (maxc - r) / div
-                gc = (maxc - g) / div
-                bc = (maxc - b) / div
-                hr = (bc - gc) if maxc == r else zero
-                hg = (np.float32(2.0) + rc - bc) if (maxc == g and maxc != r) else zero
-                hb = (np.float32(4.0) + gc - rc) if (maxc != g and maxc != r) else zero
-                hh = hr + hg + hb
-                hh = np.float32(np.fmod(hh / six + one, one))
-                # shift (torch % is floor-mod)
-                hh = hh + shift
-                hh = hh - np.float32(np.floor(hh / one)) * one
-                v = maxc
-                k = np.floor(hh * six)
-                f = hh * six - k
-                ki = np.int64(k) % 6
-                p = min(max(v * (one - s), zero), one)
-                q = min(max(v * (one - s * f), zero), one)
-                t = min(max(v * (one - s * (one - f)), zero), one)
-                if ki == 0:
-                    ro, go, bo = v, t, p
-                elif ki == 1:
-                    ro, go, bo = q, v, p
-                elif ki == 2:
-                    ro, go, bo = p, v, t
-                elif ki == 3:
-                    ro, go, bo = p, q, v
-                elif ki == 4:
-                    ro, go, bo = t, p, v
-                else:
-                    ro, go, bo = v, p, q
-                out[i, y, x, 0] = np.uint8(ro * to_u8)
-                out[i, y, x, 1] = np.uint8(go * to_u8)
-                out[i, y, x, 2] = np.uint8(bo * to_u8)
-    return out
+    for p in range(n):  # uint8 -> float32 as torchvision's convert_image_dtype
+        planes[0, p] = np.float32(src[3 * p]) / scale
+        planes[1, p] = np.float32(src[3 * p + 1]) / scale
+        planes[2, p] = np.float32(src[3 * p + 2]) / scale
+    _hue_planar(planes[0], planes[1], planes[2], shift, planes[3], planes[4], planes[5])
+    to_u8 = np.float32(255.0 + 1.0 - 1e-3)  # float -> uint8 as convert_image_dtype
+    for p in range(n):
+        dst[3 * p] = np.uint8(planes[3, p] * to_u8)
+        dst[3 * p + 1] = np.uint8(planes[4, p] * to_u8)
+        dst[3 * p + 2] = np.uint8(planes[5, p] * to_u8)
 
 
 def hue(batch: np.ndarray, level: float, seeds: np.ndarray) -> np.ndarray:
-    return _hue_kernel(batch, F32(level))
+    shift = F32(level)
+
+    def one(img: np.ndarray, i: int) -> np.ndarray:
+        out = np.empty_like(img)
+        _hue_kernel(img, shift, out)
+        return out
+
+    return map_images(one, batch)
 
 
 register(Family("brightness", 0.2, 1.8, 1.0, "factor",

@@ -12,38 +12,59 @@ from vfmaudit.perturb._batch import map_images
 from vfmaudit.perturb.registry import Family, register
 
 
-@njit(parallel=True, cache=True)
-def _sharpness_kernel(batch: np.ndarray, ratio: np.float32, inv: np.float32) -> np.ndarray:
-    # torchvision adjust_sharpness: blend with the image smoothed by [[1,1,1],[1,5,1],[1,1,1]]/13
-    # (rounded to uint8, border pixels left as they are).
-    n, h, w, _ = batch.shape
-    out = np.empty_like(batch)
-    k_side = np.float32(1.0) / np.float32(13.0)
-    k_mid = np.float32(5.0) / np.float32(13.0)
-    for i in prange(n):
-        for y in range(h):
-            for x in range(w):
-                for c in range(3):
-                    orig = np.float32(batch[i, y, x, c])
-                    if y == 0 or x == 0 or y == h - 1 or x == w - 1:
-                        deg = orig
-                    else:
-                        acc = np.float32(0.0)
-                        for dy in range(-1, 2):
-                            for dx in range(-1, 2):
-                                wgt = k_mid if (dy == 0 and dx == 0) else k_side
-                                acc += wgt * np.float32(batch[i, y + dy, x + dx, c])
-                        deg = np.float32(np.round(acc))
-                    v = ratio * orig + inv * deg
-                    v = min(max(v, np.float32(0.0)), np.float32(255.0))
-                    out[i, y, x, c] = np.uint8(v)
-    return out
+@njit(cache=True, nogil=True, error_model="numpy")
+def _sharpness_row(u0, u1, u2, m0, m1, m2, d0, d1, d2, dst, ratio, inv) -> None:
+    # one interior row; the nine taps come in as offset slices indexed from 0, which (with no
+    # zero-division or negative-index checks) lets LLVM vectorise the loop
+    ks = np.float32(1.0) / np.float32(13.0)
+    km = np.float32(5.0) / np.float32(13.0)
+    lo, hi = np.float32(0.0), np.float32(255.0)
+    for j in range(dst.size):
+        acc = ks * np.float32(u0[j]) + ks * np.float32(u1[j]) + ks * np.float32(u2[j])
+        acc = acc + ks * np.float32(m0[j]) + km * np.float32(m1[j]) + ks * np.float32(m2[j])
+        acc = acc + ks * np.float32(d0[j]) + ks * np.float32(d1[j]) + ks * np.float32(d2[j])
+        v = ratio * np.float32(m1[j]) + inv * np.rint(acc)  # rint: round half to even, as torch
+        dst[j] = np.uint8(min(max(v, lo), hi))
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _sharpness_kernel(img: np.ndarray, ratio: np.float32, inv: np.float32, out: np.ndarray) -> None:
+    # torchvision adjust_sharpness: blend with the image smoothed by [[1,1,1],[1,5,1],[1,1,1]]/13,
+    # rounded to uint8; border pixels are blended with themselves, as in torch.
+    h, w, _ = img.shape
+    row = w * 3
+    n = row - 6
+    src = img.reshape(h, row)
+    dst = out.reshape(h, row)
+    lo, hi = np.float32(0.0), np.float32(255.0)
+    for y in range(h):  # border: whole first/last rows, first/last pixel of the others
+        edge = y == 0 or y == h - 1
+        for j in range(row):
+            if not edge and j == 3:
+                break
+            o = np.float32(src[y, j])
+            dst[y, j] = np.uint8(min(max(ratio * o + inv * o, lo), hi))
+        if not edge:
+            for j in range(row - 3, row):
+                o = np.float32(src[y, j])
+                dst[y, j] = np.uint8(min(max(ratio * o + inv * o, lo), hi))
+    for y in range(1, h - 1):
+        up, mid, down = src[y - 1], src[y], src[y + 1]
+        _sharpness_row(up[0:n], up[3:3 + n], up[6:6 + n], mid[0:n], mid[3:3 + n], mid[6:6 + n],
+                       down[0:n], down[3:3 + n], down[6:6 + n], dst[y][3:3 + n], ratio, inv)
 
 
 def sharpness(batch: np.ndarray, level: float, seeds: np.ndarray) -> np.ndarray:
     if batch.shape[1] <= 2 or batch.shape[2] <= 2:
         return batch.copy()
-    return _sharpness_kernel(batch, np.float32(level), np.float32(1.0 - level))
+    ratio, inv = np.float32(level), np.float32(1.0 - level)
+
+    def one(img: np.ndarray, i: int) -> np.ndarray:
+        out = np.empty_like(img)
+        _sharpness_kernel(img, ratio, inv, out)
+        return out
+
+    return map_images(one, batch)
 
 
 def gaussian_ksize(sigma: float, truncate: float = 4.0) -> int:

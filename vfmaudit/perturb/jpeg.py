@@ -9,6 +9,9 @@ from vfmaudit.perturb._batch import map_images
 from vfmaudit.perturb.registry import Family, register
 
 
+_DECODE_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)  # OpenCV >= 4.10
+
+
 def jpeg_quality(level: float) -> int:
     return int(min(100, max(1, round(float(level)))))
 
@@ -23,6 +26,8 @@ def jpeg(batch: np.ndarray, level: float, seeds: np.ndarray) -> np.ndarray:
         ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), params)
         if not ok:
             raise RuntimeError("OpenCV failed to encode a JPEG")
+        if _DECODE_RGB is not None:  # libjpeg writes RGB directly: one conversion less
+            return cv2.imdecode(buf, _DECODE_RGB)
         return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
     return map_images(roundtrip, batch)

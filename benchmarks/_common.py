@@ -1,0 +1,64 @@
+"""Helpers shared by the benchmark scripts: timing, machine fingerprint, markdown tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import time
+from typing import Callable
+
+
+def single_thread() -> None:
+    """Pin every library to one thread so figures compare per core."""
+    import cv2
+    import numba
+    import torch
+
+    from vfmaudit import perturb
+
+    cv2.setNumThreads(1)
+    numba.set_num_threads(1)
+    torch.set_num_threads(1)
+    perturb.set_num_threads(1)
+
+
+def throughput(fn: Callable[[], object], items_per_call: int, min_time: float = 0.6, repeats: int = 3) -> float:
+    """Items per second: best of `repeats` runs of at least `min_time` seconds each, after a warm-up."""
+    fn()
+    best = 0.0
+    for _ in range(repeats):
+        calls, start = 0, time.perf_counter()
+        while True:
+            fn()
+            calls += 1
+            elapsed = time.perf_counter() - start
+            if elapsed >= min_time:
+                break
+        best = max(best, calls * items_per_call / elapsed)
+    return best
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {dt.date.today().isoformat()}"
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def fmt_rate(x: float | None) -> str:
+    if x is None:
+        return "n/a"
+    return f"{x:,.0f}" if x >= 100 else f"{x:.2f}"

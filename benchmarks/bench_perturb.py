@@ -1,0 +1,159 @@
+"""Perturbation throughput: vfmaudit against albumentations, PIL and imagecorruptions, one thread each.
+
+    python benchmarks/bench_perturb.py [--batch 64] [--json out.json]
+
+All libraries run in this one process on the same 224x224 RGB photographs, pinned to one
+thread, so the ratios are side by side. vfmaudit processes a batch per call (its API); the
+peers process one image per call (theirs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import types
+
+import numpy as np
+
+from _common import fmt_rate, machine, single_thread, table, throughput
+
+
+def photos(n: int) -> np.ndarray:
+    import cv2
+    from skimage import data
+
+    srcs = [data.astronaut(), data.chelsea(), data.coffee(), data.rocket()]
+    return np.stack([cv2.resize(srcs[i % 4], (224, 224), interpolation=cv2.INTER_AREA) for i in range(n)])
+
+
+def imagecorruptions_glass_blur():
+    if "pkg_resources" not in sys.modules:
+        try:
+            import pkg_resources  # noqa: F401
+        except ImportError:  # removed from setuptools; imagecorruptions only uses it for a data file
+            sys.modules["pkg_resources"] = types.SimpleNamespace(resource_filename=lambda *a: "")
+    try:
+        from imagecorruptions import corruptions
+    except ImportError:
+        return None
+    from skimage.filters import gaussian
+
+    # imagecorruptions still passes skimage's removed `multichannel` argument
+    corruptions.gaussian = lambda x, sigma, multichannel=True, **k: gaussian(
+        x, sigma=sigma, channel_axis=-1 if multichannel else None, **k)
+    return corruptions.glass_blur
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--json", help="also write the rows as JSON here")
+    args = ap.parse_args()
+
+    single_thread()
+    import albumentations as A
+    from PIL import Image, ImageEnhance, ImageFilter
+
+    from vfmaudit import perturb
+
+    import cv2
+    import torch
+    import torchvision.transforms.functional as TF
+
+    batch = photos(args.batch)
+    one = batch[0]
+    pils = [Image.fromarray(im) for im in batch]
+    tensors = [torch.from_numpy(im).permute(2, 0, 1).contiguous() for im in batch]
+    cursor = {"i": 0}
+
+    def nxt(seq):
+        # peers take one image per call: cycle through the same batch, so no peer runs on one
+        # cache-hot image while vfmaudit streams the whole batch
+        cursor["i"] = (cursor["i"] + 1) % len(seq)
+        return seq[cursor["i"]]
+
+    def albu(t):
+        t = A.Compose([t])
+        return lambda: t(image=nxt(batch))["image"]
+
+    def tv(fn, level):
+        return lambda: fn(nxt(tensors), level)
+
+    def ours(name, level):
+        return lambda: perturb.apply(batch, name, level, seed=0)
+
+    def ours_single(name, level):
+        return lambda: perturb.apply(one, name, level, seed=0)
+
+    def pil_jpeg():
+        buf = io.BytesIO()
+        nxt(pils).save(buf, "JPEG", quality=50)
+        return np.asarray(Image.open(buf).convert("RGB"))
+
+    def pil_enh(enhancer, level):
+        return lambda: np.asarray(enhancer(nxt(pils)).enhance(level))
+
+    # (label, (family, level), albumentations, PIL, torchvision); None where a library has no such edit
+    cases = [
+        ("jpeg q50", ("jpeg", 50), albu(A.ImageCompression(quality_range=(50, 50), p=1)), pil_jpeg, None),
+        ("brightness x1.3", ("brightness", 1.3),
+         albu(A.RandomBrightnessContrast(brightness_limit=(0.3, 0.3), contrast_limit=(0, 0), p=1)),
+         pil_enh(ImageEnhance.Brightness, 1.3), tv(TF.adjust_brightness, 1.3)),
+        ("contrast x1.3", ("contrast", 1.3),
+         albu(A.RandomBrightnessContrast(brightness_limit=(0, 0), contrast_limit=(0.3, 0.3), p=1)),
+         pil_enh(ImageEnhance.Contrast, 1.3), tv(TF.adjust_contrast, 1.3)),
+        ("saturation x1.5", ("saturation", 1.5),
+         albu(A.HueSaturationValue(hue_shift_limit=0, sat_shift_limit=(30, 30), val_shift_limit=0, p=1)),
+         pil_enh(ImageEnhance.Color, 1.5), tv(TF.adjust_saturation, 1.5)),
+        ("hue +0.1", ("hue", 0.1),
+         albu(A.HueSaturationValue(hue_shift_limit=(18, 18), sat_shift_limit=0, val_shift_limit=0, p=1)), None,
+         tv(TF.adjust_hue, 0.1)),
+        ("sharpness x2", ("sharpness", 2.0), albu(A.Sharpen(alpha=(0.5, 0.5), lightness=(1, 1), p=1)),
+         pil_enh(ImageEnhance.Sharpness, 2.0), tv(TF.adjust_sharpness, 2.0)),
+        ("gaussian blur sigma 2", ("gaussian_blur", 2.0), albu(A.GaussianBlur(sigma_limit=(2, 2), blur_limit=0, p=1)),
+         lambda: np.asarray(nxt(pils).filter(ImageFilter.GaussianBlur(2))), None),
+        ("gaussian noise sigma 0.1", ("gaussian_noise", 0.1), albu(A.GaussNoise(std_range=(0.1, 0.1), p=1)), None,
+         None),
+        ("resize x0.5", ("resize", 0.5),
+         albu(A.Downscale(scale_range=(0.5, 0.5),
+                          interpolation_pair={"downscale": cv2.INTER_AREA, "upscale": cv2.INTER_LINEAR}, p=1)),
+         None, None),
+        ("glass blur severity 3", ("glass_blur", 3.0),
+         albu(A.GlassBlur(sigma=1.0, max_delta=2, iterations=3, mode="exact", p=1)), None, None),
+    ]
+
+    rows, records = [], []
+    for label, (name, level), albu_fn, pil_fn, tv_fn in cases:
+        ours_rate = throughput(ours(name, level), len(batch))
+        ours1 = throughput(ours_single(name, level), 1)
+        albu_rate = throughput(albu_fn, 1, min_time=0.3)
+        pil_rate = throughput(pil_fn, 1) if pil_fn else None
+        tv_rate = throughput(tv_fn, 1) if tv_fn else None
+        rec = {"case": label, "family": name, "level": level, "vfmaudit_batch": ours_rate,
+               "vfmaudit_single": ours1, "albumentations": albu_rate, "pil": pil_rate, "torchvision": tv_rate}
+        rows.append([label, fmt_rate(ours_rate), fmt_rate(ours1), fmt_rate(albu_rate), fmt_rate(pil_rate),
+                     fmt_rate(tv_rate), f"{ours_rate / albu_rate:.2f}x"])
+        records.append(rec)
+
+    ic = imagecorruptions_glass_blur()
+    if ic is not None:
+        np.random.seed(0)
+        ic_rate = throughput(lambda: ic(nxt(batch), 3), 1, min_time=2.0, repeats=1)
+        ours_glass = next(r for r in records if r["family"] == "glass_blur")
+        ours_glass["imagecorruptions"] = ic_rate
+        rows.append(["glass blur severity 3 vs imagecorruptions", fmt_rate(ours_glass["vfmaudit_batch"]),
+                     fmt_rate(ours_glass["vfmaudit_single"]), f"imagecorruptions: {fmt_rate(ic_rate)}", "", "",
+                     f"{ours_glass['vfmaudit_batch'] / ic_rate:.0f}x"])
+
+    print(f"Perturbation throughput, images/s, 224x224 RGB, one thread ({machine()})\n")
+    print(table(["edit", f"vfmaudit (batch {len(batch)})", "vfmaudit (1 image)", "albumentations", "PIL",
+                 "torchvision", "vfmaudit / albumentations"], rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": machine(), "rows": records}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
