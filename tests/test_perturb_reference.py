@@ -79,6 +79,26 @@ def test_gaussian_noise_statistics():
         assert resid.std() == pytest.approx(sigma, rel=0.05)
 
 
+@pytest.mark.parametrize("sigma", [0.02, 0.1, 0.38])
+@pytest.mark.parametrize("grey", [3, 100, 250])
+def test_gaussian_noise_distribution_equals_imagenet_c_formula(sigma, grey):
+    """Histogram of outputs against uint8(clip(x/255 + sigma*n, 0, 1)*255) with numpy normals."""
+    x = np.full((300, 300, 3), grey, np.uint8)
+    ours = perturb.apply(x, "gaussian_noise", sigma, seed=1).ravel()
+    ref = np.uint8(np.clip(x / 255.0 + np.random.default_rng(0).normal(size=x.shape, scale=sigma), 0, 1) * 255)
+    h_ours = np.bincount(ours, minlength=256) / ours.size
+    h_ref = np.bincount(ref.ravel(), minlength=256) / ref.size
+    assert 0.5 * np.abs(h_ours - h_ref).sum() < 0.02  # total variation, sampling noise included
+    assert ours.astype(float).std() == pytest.approx(ref.astype(float).std(), rel=0.02)
+
+
+def test_noise_is_spatially_uncorrelated():
+    x = np.full((256, 256, 3), 128, np.uint8)
+    n = perturb.apply(x, "gaussian_noise", 0.1, seed=2).astype(float) - 128
+    for a, b in [(n[:, :-1], n[:, 1:]), (n[:-1], n[1:]), (n[..., 0], n[..., 1])]:
+        assert abs(np.corrcoef(a.ravel(), b.ravel())[0, 1]) < 0.02
+
+
 def _imagecorruptions_glass_blur():
     """imagecorruptions' own glass_blur, loaded despite its stale imports (pkg_resources, multichannel)."""
     if "pkg_resources" not in sys.modules:

@@ -1,6 +1,6 @@
 """Encoders behind one protocol, chosen by backend name."""
 
-from vfmaudit.runtime import torch_backend  # noqa: F401  (registers "torch")
+from vfmaudit.runtime import onnx_backend, torch_backend  # noqa: F401  (register "onnx", "torch")
 from vfmaudit.runtime.base import Encoder
 from vfmaudit.runtime.registry import backends, create_encoder, register_backend
 

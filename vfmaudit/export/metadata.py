@@ -1,0 +1,91 @@
+"""What an exported artefact says about itself: model spec, weights, preprocessing, dims.
+
+Stored as ONNX metadata_props (keys prefixed "vfmaudit.") and in a JSON side-car for
+TensorRT engines, so a deployed file is self-describing and `export check` can rebuild its
+reference without being told.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from vfmaudit import __version__
+from vfmaudit.errors import VfmauditError
+from vfmaudit.models.preprocess import PreprocessSpec
+
+PREFIX = "vfmaudit."
+INPUT_FLOAT_NCHW = "float32_nchw_normalized"
+INPUT_UINT8_NHWC = "uint8_nhwc"
+
+
+@dataclass
+class ArtefactInfo:
+    spec: str
+    weights: dict
+    preprocess: PreprocessSpec
+    embedding_dim: int
+    input_format: str = INPUT_FLOAT_NCHW
+    precision: str = "fp32"
+    exporter: str = ""
+    vfmaudit_version: str = __version__
+    extra: dict = field(default_factory=dict)
+
+    def to_props(self) -> dict[str, str]:
+        d = asdict(self)
+        d["preprocess"] = self.preprocess.to_dict()
+        return {PREFIX + k: (v if isinstance(v, str) else json.dumps(v)) for k, v in d.items()}
+
+    @classmethod
+    def from_props(cls, props: dict[str, str], source: str) -> "ArtefactInfo":
+        ours = {k[len(PREFIX):]: v for k, v in props.items() if k.startswith(PREFIX)}
+        if "spec" not in ours or "preprocess" not in ours:
+            raise VfmauditError(
+                f"{source} carries no vfmaudit metadata (model spec, preprocessing); "
+                f"export it with `vfmaudit export onnx`"
+            )
+        try:
+            return cls(
+                spec=ours["spec"], weights=json.loads(ours.get("weights", "{}")),
+                preprocess=PreprocessSpec.from_dict(json.loads(ours["preprocess"])),
+                embedding_dim=int(json.loads(ours.get("embedding_dim", "0"))),
+                input_format=ours.get("input_format", INPUT_FLOAT_NCHW),
+                precision=ours.get("precision", "fp32"), exporter=ours.get("exporter", ""),
+                vfmaudit_version=ours.get("vfmaudit_version", ""),
+                extra=json.loads(ours.get("extra", "{}")),
+            )
+        except (ValueError, KeyError, TypeError) as e:
+            raise VfmauditError(f"{source} has unreadable vfmaudit metadata ({e}); export it again") from None
+
+    def reference_args(self) -> dict:
+        """How to rebuild the torch model this artefact came from (spec, pretrained, seed)."""
+        w = self.weights
+        if w.get("kind") == "file":
+            return {"model": self.spec, "pretrained": w.get("path"), "seed": 0}
+        if w.get("kind") == "tag":
+            return {"model": self.spec, "pretrained": w.get("tag"), "seed": 0}
+        return {"model": self.spec, "pretrained": None, "seed": int(w.get("seed", 0))}
+
+
+def read_onnx_info(path: str | Path) -> ArtefactInfo:
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # noqa: BLE001 - any parse failure means "not an ONNX file"
+        raise VfmauditError(f"{path} is not a readable ONNX file ({type(e).__name__}); pass a .onnx model") from None
+    return ArtefactInfo.from_props({p.key: p.value for p in model.metadata_props}, str(path))
+
+
+def write_onnx_info(path: str | Path, info: ArtefactInfo) -> None:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    keep = [p for p in model.metadata_props if not p.key.startswith(PREFIX)]
+    del model.metadata_props[:]
+    model.metadata_props.extend(keep)
+    for k, v in info.to_props().items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = k, v
+    onnx.save(model, str(path))  # external data references stay as they are (same folder)

@@ -1,0 +1,143 @@
+"""torch -> ONNX: dynamo exporter where it works, TorchScript exporter as fallback; checked after."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from vfmaudit.errors import VfmauditError
+from vfmaudit.export.metadata import INPUT_FLOAT_NCHW, INPUT_UINT8_NHWC, ArtefactInfo, write_onnx_info
+from vfmaudit.models.factory import BuiltModel, build_model
+from vfmaudit.models.preprocess import PreprocessSpec
+
+MIN_OPSET = 17
+EXPORTERS = ("auto", "dynamo", "torchscript")
+# above this the weights go to an external data file (protobuf's 2 GiB limit, with margin)
+EXTERNAL_DATA_BYTES = 1_500_000_000
+
+
+class BakedPreprocess(torch.nn.Module):
+    """uint8 NHWC at the model's input size -> normalised embedding, same arithmetic as numpy's."""
+
+    def __init__(self, embedder: torch.nn.Module, spec: PreprocessSpec):
+        super().__init__()
+        self.embedder = embedder
+        self.register_buffer("mean", torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.permute(0, 3, 1, 2).to(torch.float32) / 255.0
+        return self.embedder((x - self.mean) / self.std)
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    exporter: str
+    info: ArtefactInfo
+    external_data: bool
+
+
+def _param_bytes(module: torch.nn.Module) -> int:
+    return sum(p.numel() * p.element_size() for p in module.parameters())
+
+
+@contextlib.contextmanager
+def _export_mode():
+    """No MHA fast path (its fused op has no ONNX form), no gradients, exporters kept quiet."""
+    mha = getattr(torch.backends, "mha", None)
+    fast = mha.get_fastpath_enabled() if mha else None
+    if mha:
+        mha.set_fastpath_enabled(False)
+    try:
+        with torch.no_grad(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        if mha:
+            mha.set_fastpath_enabled(fast)
+
+
+def _export(module, example, path: Path, exporter: str, opset: int, input_name: str, external: bool) -> None:
+    if exporter == "dynamo":
+        batch = torch.export.Dim("batch", min=1, max=65536)
+        with _export_mode():
+            torch.onnx.export(module, (example,), str(path), input_names=[input_name], output_names=["embedding"],
+                              opset_version=max(opset, 18), dynamo=True, dynamic_shapes=({0: batch},),
+                              external_data=external, verbose=False)
+    else:
+        with _export_mode():
+            torch.onnx.export(module, (example,), str(path), input_names=[input_name],
+                              output_names=["embedding"], opset_version=opset, dynamo=False,
+                              dynamic_axes={input_name: {0: "batch"}, "embedding": {0: "batch"}})
+        if external:
+            import onnx
+
+            model = onnx.load(str(path))
+            onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                            location=path.name + ".data")
+
+
+def check_onnx(path: Path) -> None:
+    """onnx.checker and shape inference, by path so large models with external data work."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(str(path), full_check=False)
+        inferred = path.with_suffix(".inferred.onnx")
+        onnx.shape_inference.infer_shapes_path(str(path), str(inferred))
+        inferred.unlink(missing_ok=True)
+    except Exception as e:  # noqa: BLE001
+        raise VfmauditError(f"exported file {path} fails the ONNX checker: {e}") from None
+
+
+def export_onnx(model: str | BuiltModel, out: str | Path, pretrained: str | None = None, seed: int = 0,
+                bake_preprocess: bool = False, opset: int = MIN_OPSET, exporter: str = "auto",
+                example_batch: int = 2) -> ExportResult:
+    """Export an encoder to ONNX with a dynamic batch axis and vfmaudit metadata, then check it.
+
+    bake_preprocess: the graph takes uint8 NHWC images at the model's input size and does the
+    normalisation itself, so a deployment needs only resize/crop before it.
+    """
+    if opset < MIN_OPSET:
+        raise VfmauditError(f"--opset must be >= {MIN_OPSET}, got {opset}")
+    if exporter not in EXPORTERS:
+        raise VfmauditError(f"unknown exporter '{exporter}'; choose from {', '.join(EXPORTERS)}")
+    built = model if isinstance(model, BuiltModel) else build_model(model, pretrained=pretrained, seed=seed)
+    out = Path(out)
+    if out.suffix != ".onnx":
+        raise VfmauditError(f"--out {out} should end in .onnx")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    h, w = built.preprocess.size
+    embedder = built.module.eval()
+    if bake_preprocess:
+        module = BakedPreprocess(embedder, built.preprocess).eval()
+        example = torch.randint(0, 256, (example_batch, h, w, 3), dtype=torch.uint8)
+        input_name, input_format = "images", INPUT_UINT8_NHWC
+    else:
+        module, example = embedder, torch.randn(example_batch, 3, h, w)
+        input_name, input_format = "pixel_values", INPUT_FLOAT_NCHW
+    external = _param_bytes(module) > EXTERNAL_DATA_BYTES
+    errors = []
+    used = None
+    for name in (["dynamo", "torchscript"] if exporter == "auto" else [exporter]):
+        try:
+            _export(module, example, out, name, opset, input_name, external)
+            used = name
+            break
+        except Exception as e:  # noqa: BLE001 - try the next exporter, report all if none works
+            errors.append(f"{name}: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
+    if used is None:
+        raise VfmauditError(f"could not export {built.spec} to ONNX ({'; '.join(errors)})")
+    info = ArtefactInfo(spec=str(built.spec), weights=built.weights.describe(), preprocess=built.preprocess,
+                        embedding_dim=built.embed_dim, input_format=input_format, exporter=used,
+                        extra={"opset": opset if used == "torchscript" else max(opset, 18),
+                               "fallback_reasons": errors})
+    write_onnx_info(out, info)
+    check_onnx(out)
+    return ExportResult(path=out, exporter=used, info=info,
+                        external_data=external or os.path.exists(str(out) + ".data"))

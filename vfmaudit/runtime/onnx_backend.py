@@ -1,0 +1,136 @@
+"""The onnx backend: ONNX Runtime with TensorRT EP -> CUDA EP -> CPU, whichever this install has."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from vfmaudit.errors import VfmauditError
+from vfmaudit.export.metadata import INPUT_UINT8_NHWC, ArtefactInfo, read_onnx_info
+from vfmaudit.runtime.base import to_model_size
+from vfmaudit.runtime.registry import register_backend
+
+_ORT_TYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8, "tensor(float16)": np.float16}
+
+
+def provider_chain(device: str, available: list[str], cache_dir: str | None = None) -> list:
+    """Providers in order of preference for `device`, with their options, among those installed."""
+    chain: list = []
+    if device.startswith("cuda"):
+        dev_id = int(device.split(":")[1]) if ":" in device else 0
+        if "TensorrtExecutionProvider" in available:
+            opts = {"device_id": dev_id, "trt_fp16_enable": False, "trt_engine_cache_enable": True,
+                    "trt_engine_cache_path": cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "vfmaudit", "trt"),
+                    "trt_timing_cache_enable": True}
+            chain.append(("TensorrtExecutionProvider", opts))
+        if "CUDAExecutionProvider" in available:
+            chain.append(("CUDAExecutionProvider", {"device_id": dev_id, "cudnn_conv_algo_search": "EXHAUSTIVE"}))
+        if not chain:
+            raise VfmauditError("--device cuda was asked for but this onnxruntime has no CUDA or TensorRT "
+                                "provider; install the gpu extra (pip install 'vfmaudit[gpu]') or use --device cpu")
+    chain.append("CPUExecutionProvider")
+    return chain
+
+
+def session_options(threads: int | None = None, optimized_path: str | None = None):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.intra_op_num_threads = threads or (os.cpu_count() or 1)
+    so.inter_op_num_threads = 1
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1")
+    if optimized_path:
+        so.optimized_model_filepath = optimized_path
+    so.log_severity_level = 3
+    return so
+
+
+class OnnxEncoder:
+    backend = "onnx"
+
+    def __init__(self, path: str | Path, device: str = "cpu", batch_size: int = 32, threads: int | None = None):
+        import onnxruntime as ort
+
+        path = Path(path)
+        if not path.is_file():
+            raise VfmauditError(f"ONNX file not found: {path}; check the path passed to --model")
+        if batch_size < 1:
+            raise VfmauditError(f"--batch-size must be >= 1, got {batch_size}")
+        self.path = path
+        self.info: ArtefactInfo = read_onnx_info(path)
+        self.preprocess = self.info.preprocess
+        self.embed_dim = self.info.embedding_dim
+        self.batch_size = int(batch_size)
+        self.device = device
+        try:
+            self.session = ort.InferenceSession(str(path), session_options(threads),
+                                                providers=provider_chain(device, ort.get_available_providers()))
+        except Exception as e:  # noqa: BLE001 - ORT raises its own types for every load failure
+            raise VfmauditError(f"onnxruntime cannot load {path}: {str(e).splitlines()[0][:200]}") from None
+        self.providers = self.session.get_providers()  # what actually runs, in order
+        self._check_io()
+        self._binding = "CUDAExecutionProvider" in self.providers or "TensorrtExecutionProvider" in self.providers
+
+    def _check_io(self) -> None:
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1 or len(outputs) < 1:
+            raise VfmauditError(f"{self.path} has {len(inputs)} inputs; an image encoder takes exactly one")
+        inp = inputs[0]
+        self.input_name, self.output_name = inp.name, outputs[0].name
+        self.input_dtype = _ORT_TYPES.get(inp.type)
+        uint8_nhwc = self.info.input_format == INPUT_UINT8_NHWC
+        want_type = "tensor(uint8)" if uint8_nhwc else "tensor(float)"
+        if inp.type not in (want_type, "tensor(float16)" if not uint8_nhwc else want_type):
+            raise VfmauditError(f"{self.path} input '{inp.name}' is {inp.type}; expected {want_type} "
+                                f"for {self.info.input_format} input")
+        shape = list(inp.shape)
+        h, w = self.preprocess.size
+        want = [None, h, w, 3] if uint8_nhwc else [None, 3, h, w]
+        if len(shape) != 4 or any(isinstance(s, int) and s != t for s, t in zip(shape[1:], want[1:])):
+            raise VfmauditError(f"{self.path} input '{inp.name}' has shape {shape}; expected "
+                                f"[batch, {', '.join(map(str, want[1:]))}] ({self.info.input_format})")
+        self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
+
+    def _run(self, feed: np.ndarray) -> np.ndarray:
+        if not self._binding:
+            return self.session.run([self.output_name], {self.input_name: feed})[0]
+        binding = self.session.io_binding()  # on GPU: one copy in, output stays on device until fetched
+        binding.bind_cpu_input(self.input_name, feed)
+        binding.bind_output(self.output_name, "cuda")
+        self.session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()[0]
+
+    def encode(self, images: np.ndarray) -> np.ndarray:
+        batch = to_model_size(self.preprocess, images)
+        out = np.empty((batch.shape[0], self.embed_dim), dtype=np.float32)
+        step = self.fixed_batch or self.batch_size
+        for start in range(0, batch.shape[0], step):
+            chunk = batch[start:start + step]
+            n = chunk.shape[0]
+            if self.fixed_batch and n < self.fixed_batch:  # a static-batch file: pad the last chunk
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], self.fixed_batch - n, axis=0)])
+            if self.info.input_format == INPUT_UINT8_NHWC:
+                feed = np.ascontiguousarray(chunk)
+            else:
+                feed = self.preprocess.normalize(chunk).astype(self.input_dtype or np.float32, copy=False)
+            emb = np.asarray(self._run(feed), dtype=np.float32)[:n]
+            out[start:start + n] = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        return out
+
+    def describe(self) -> dict:
+        return {"spec": self.info.spec, "weights": self.info.weights, "embedding_dim": self.embed_dim,
+                "preprocess": self.preprocess.to_dict(), "backend": self.backend, "device": self.device,
+                "artefact": str(self.path), "input_format": self.info.input_format,
+                "precision": self.info.precision, "providers": self.providers, "batch_size": self.batch_size}
+
+
+@register_backend("onnx")
+def make_onnx_encoder(model: str = "", device: str = "cpu", batch_size: int = 32, threads: int | None = None,
+                      **_: object) -> OnnxEncoder:
+    if not model:
+        raise VfmauditError("the onnx backend needs --model FILE.onnx")
+    return OnnxEncoder(model, device=device, batch_size=batch_size, threads=threads)
