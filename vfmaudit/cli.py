@@ -50,12 +50,14 @@ def audit(
     images: Optional[List[Path]] = typer.Argument(
         None, help="Image files and folders (searched recursively). None: the built-in sample photographs."),
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m",
-                              help="openclip:ARCH (see open_clip.list_models()) or timm:NAME."),
+                              help="openclip:ARCH (see open_clip.list_models()), timm:NAME, or an exported "
+                                   "artefact (model.onnx, model.engine)."),
     pretrained: Optional[str] = typer.Option(
         None, help="Weights: a local file (.pt/.pth/.bin/.safetensors) or a pretrained tag (downloads where "
                    "a network exists). Default: seeded random weights, reported as such."),
-    backend: str = typer.Option("torch", help="Runtime backend."),
-    device: str = typer.Option("cpu", help="cpu or cuda (torch backend)."),
+    backend: str = typer.Option("auto", help="torch, onnx or tensorrt; auto: onnx for .onnx files, tensorrt "
+                                             "for .engine/.plan, torch for model specs."),
+    device: str = typer.Option("cpu", help="cpu or cuda (cuda:N)."),
     perturbations: str = typer.Option(
         "all", "--perturbations", "-p",
         help="'all' or a comma list of families, each optionally with a sub-domain NAME:LO:HI "
@@ -113,6 +115,125 @@ class _progress:
         if self.task is not None:
             self.bar.stop()
         return False
+
+
+export_app = typer.Typer(help="Export encoders to ONNX or TensorRT, and check that an artefact is still the "
+                              "same model as its torch original.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+def _print_parity(report, json_out: Optional[Path]) -> None:
+    s = report.summary()
+    verdict = "PASS" if report.passed else "FAIL"
+    out.print(f"parity {verdict}: {s['images']} embeddings ({len(report.rows) // 6} images x clean + 5 edits) "
+              f"min cosine {s['min_cosine']:.6f} (needs >= {report.min_cosine_required:g}, {report.precision}), "
+              f"mean {s['mean_cosine']:.6f}, max |diff| {s['max_abs_diff']:.2e}, max rel diff {s['max_rel_diff']:.2e}",
+              highlight=False)
+    out.print(f"would have passed with: --min-cosine {s['would_pass']['min_cosine']:.6f} "
+              f"(atol {s['would_pass']['atol']:.2e}, rtol {s['would_pass']['rtol']:.2e})", highlight=False)
+    providers = report.artefact_info.get("providers")
+    if providers:
+        out.print(f"artefact ran on: {', '.join(providers)}", highlight=False)
+    if json_out:
+        import json
+
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report.to_json(), indent=2))
+        out.print(f"wrote {json_out}")
+
+
+@export_app.command("onnx")
+@user_errors
+def export_onnx_cmd(
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="openclip:ARCH or timm:NAME."),
+    out_file: Path = typer.Option(..., "--out", "-o", help="The .onnx file to write."),
+    pretrained: Optional[str] = typer.Option(None, help="Weights file or tag (default: seeded random)."),
+    seed: int = typer.Option(0, help="Seed of random weights."),
+    bake_preprocess: bool = typer.Option(
+        False, help="Graph takes uint8 NHWC images at the model's input size and normalises them itself."),
+    opset: int = typer.Option(17, help="ONNX opset (>= 17; the dynamo exporter uses at least 18)."),
+    exporter: str = typer.Option("auto", help="auto (dynamo, TorchScript if dynamo fails), dynamo or torchscript."),
+    optimize_cpu: bool = typer.Option(False, "--optimize-cpu", help="Also write FILE.cpu.onnx: fused and "
+                                      "optimised for the onnxruntime CPU provider (see README)."),
+    check: bool = typer.Option(True, help="Run `export check` on the result (exit 1 if it fails)."),
+    images: Optional[List[Path]] = typer.Option(None, "--images", help="Images for the check (default: samples)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the check's JSON report here."),
+) -> None:
+    """Export an encoder to ONNX (dynamic batch, metadata, checker), then check parity with torch."""
+    from vfmaudit.export import check_parity, export_onnx
+
+    res = export_onnx(model, out_file, pretrained=pretrained, seed=seed, bake_preprocess=bake_preprocess,
+                      opset=opset, exporter=exporter)
+    out.print(f"wrote {res.path} ({res.exporter} exporter, input {res.info.input_format}, "
+              f"{res.info.embedding_dim}-d, weights {res.info.weights.get('label')})"
+              + (", external data" if res.external_data else ""), highlight=False)
+    artefacts = [res.path]
+    if optimize_cpu:
+        from vfmaudit.export.cpu_optimize import optimize_for_cpu
+
+        opt = optimize_for_cpu(res.path)
+        out.print(f"wrote {opt.path} ({opt.describe()})", highlight=False)
+        artefacts.append(opt.path)
+    failed = False
+    if check:
+        for path in artefacts:
+            report = check_parity(path, images=[str(p) for p in images] if images else None)
+            _print_parity(report, json_out if path == res.path else None)
+            failed |= not report.passed
+    if failed:
+        raise typer.Exit(1)
+
+
+@export_app.command("check")
+@user_errors
+def export_check_cmd(
+    artefact: Path = typer.Argument(..., help="The exported file (.onnx, .engine)."),
+    model: Optional[str] = typer.Option(None, "--model", "-m",
+                                        help="Reference torch model (default: the one named in the artefact)."),
+    pretrained: Optional[str] = typer.Option(None, help="Reference weights (default: from the artefact)."),
+    seed: Optional[int] = typer.Option(None, help="Seed of the reference's random weights (default: from the artefact)."),
+    images: Optional[List[Path]] = typer.Option(None, "--images", help="Images to compare on (default: samples)."),
+    precision: Optional[str] = typer.Option(None, help="fp32, fp16 or int8: picks the default threshold "
+                                                       "(0.9999, 0.999, 0.99). Default: the artefact's."),
+    min_cosine: Optional[float] = typer.Option(None, help="Override the cosine threshold."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    backend: Optional[str] = typer.Option(None, help="Backend for the artefact (default: by file suffix)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the JSON report here."),
+) -> None:
+    """Run the torch reference and the artefact on the same images (clean and perturbed) and compare.
+
+    Exit 0: every embedding reaches the cosine threshold; 1: some do not; 2: unusable input.
+    """
+    from vfmaudit.export import check_parity
+
+    report = check_parity(artefact, model=model, pretrained=pretrained, seed=seed,
+                          images=[str(p) for p in images] if images else None, precision=precision,
+                          min_cosine=min_cosine, device=device, backend=backend)
+    _print_parity(report, json_out)
+    if not report.passed:
+        raise typer.Exit(1)
+
+
+@export_app.command("tensorrt")
+@user_errors
+def export_tensorrt_cmd(
+    onnx_file: Path = typer.Argument(..., help="ONNX file exported by `vfmaudit export onnx`."),
+    out_file: Path = typer.Option(..., "--out", "-o", help="The .engine file to write (plus FILE.engine.json)."),
+    fp16: bool = typer.Option(False, help="Allow FP16 kernels."),
+    int8: bool = typer.Option(False, help="INT8 (needs a calibrator: `vfmaudit calibrate`)."),
+    min_batch: int = typer.Option(1, help="Optimisation profile: smallest batch."),
+    opt_batch: int = typer.Option(8, help="Optimisation profile: batch tuned for."),
+    max_batch: int = typer.Option(32, help="Optimisation profile: largest batch."),
+    workspace_gb: float = typer.Option(4.0, help="Builder workspace limit in GiB."),
+    timing_cache: Optional[Path] = typer.Option(None, help="Timing cache to reuse and update "
+                                                           "(default: next to the engine)."),
+) -> None:
+    """Build a TensorRT engine with a dynamic-batch profile; the side-car records TensorRT, GPU, source hash."""
+    from vfmaudit.export.tensorrt_build import build_engine
+
+    res = build_engine(onnx_file, out_file, fp16=fp16, int8=int8, min_batch=min_batch, opt_batch=opt_batch,
+                       max_batch=max_batch, workspace_gb=workspace_gb, timing_cache=timing_cache)
+    out.print(f"wrote {res.engine} ({res.precision}) and {res.sidecar}", highlight=False)
 
 
 @app.command("perturbations")

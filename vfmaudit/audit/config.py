@@ -23,7 +23,7 @@ class AuditConfig:
     inputs: list[str] = field(default_factory=list)  # empty: the built-in sample photographs
     model: str = DEFAULT_MODEL
     pretrained: str | None = None
-    backend: str = "torch"
+    backend: str = "auto"  # by --model: .onnx -> onnx, .engine -> tensorrt, else torch
     device: str = "cpu"
     perturbations: str = "all"  # "all" or "jpeg,brightness:0.5:1.5,..."
     levels: int = 5

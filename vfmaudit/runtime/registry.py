@@ -19,12 +19,28 @@ def register_backend(name: str) -> Callable[[EncoderFactory], EncoderFactory]:
     return deco
 
 
+# artefact files name their backend by suffix; anything else is a model spec for torch
+SUFFIX_BACKENDS = {".onnx": "onnx", ".engine": "tensorrt", ".plan": "tensorrt", ".trt": "tensorrt"}
+
+
+def backend_for_path(model: str) -> str:
+    for suffix, name in SUFFIX_BACKENDS.items():
+        if model.lower().endswith(suffix):
+            return name
+    return "torch"
+
+
 def backends() -> list[str]:
     return sorted(_BACKENDS)
 
 
 def create_encoder(backend: str = "torch", **kwargs) -> Encoder:
-    """Build an Encoder: create_encoder("torch", model="openclip:ViT-S-32", seed=0, device="cpu")."""
+    """Build an Encoder: create_encoder("torch", model="openclip:ViT-S-32", seed=0, device="cpu").
+
+    backend "auto" picks by the model: .onnx -> onnx, .engine/.plan -> tensorrt, else torch.
+    """
+    if backend == "auto":
+        backend = backend_for_path(str(kwargs.get("model", "")))
     try:
         factory = _BACKENDS[backend]
     except KeyError:

@@ -1,0 +1,131 @@
+"""Is the artefact the same model? Run the torch reference and the artefact on the same images."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vfmaudit import __version__, perturb
+from vfmaudit.data.sources import collect_items, sample_items
+from vfmaudit.errors import ImageDecodeError, VfmauditError
+from vfmaudit.runtime.base import Encoder
+
+# cosine to the torch reference that passes, per precision (overridable)
+DEFAULT_MIN_COSINE = {"fp32": 0.9999, "fp16": 0.999, "int8": 0.99}
+# perturbed variants added to every image: parity must hold off the clean manifold too
+VARIANTS = (("jpeg", 30.0), ("gaussian_blur", 2.0), ("brightness", 1.5), ("gaussian_noise", 0.1),
+            ("glass_blur", 2.0))
+
+
+@dataclass
+class ParityReport:
+    artefact: str
+    reference: dict
+    precision: str
+    min_cosine_required: float
+    rows: list[dict] = field(default_factory=list)
+    artefact_info: dict = field(default_factory=dict)
+    skipped: list[dict] = field(default_factory=list)
+
+    @property
+    def cosines(self) -> np.ndarray:
+        return np.array([r["cosine"] for r in self.rows])
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.rows) and float(self.cosines.min()) >= self.min_cosine_required
+
+    def summary(self) -> dict:
+        cos = self.cosines
+        abs_d = np.array([r["max_abs_diff"] for r in self.rows])
+        rel_d = np.array([r["max_rel_diff"] for r in self.rows])
+        return {"images": len(self.rows), "min_cosine": float(cos.min()), "mean_cosine": float(cos.mean()),
+                "median_cosine": float(np.median(cos)), "max_abs_diff": float(abs_d.max()),
+                "max_rel_diff": float(rel_d.max()),
+                # the tolerances this run would have passed with
+                "would_pass": {"min_cosine": float(cos.min()), "atol": float(abs_d.max()), "rtol": float(rel_d.max())}}
+
+    def to_json(self) -> dict:
+        from vfmaudit.report.versions import package_versions
+
+        return {"schema": "vfmaudit.parity", "schema_version": 1, "passed": self.passed,
+                "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                "vfmaudit_version": __version__, "artefact": self.artefact, "artefact_info": self.artefact_info,
+                "reference": self.reference, "precision": self.precision,
+                "min_cosine_required": self.min_cosine_required, "summary": self.summary(),
+                "per_image": self.rows, "skipped": self.skipped, "versions": package_versions()}
+
+
+def _images(paths: list[str] | None, max_images: int) -> tuple[list[tuple[str, np.ndarray]], list[dict]]:
+    items = collect_items(paths) if paths else sample_items()
+    out, skipped = [], []
+    for item in items[:max_images]:
+        try:
+            out.append((item.id, item.load()))
+        except ImageDecodeError as e:
+            skipped.append({"input": item.id, "reason": str(e)})
+    if not out:
+        raise VfmauditError("no readable images to compare on; pass image files or folders with --images")
+    return out, skipped
+
+
+def compare(reference: Encoder, artefact: Encoder, images: list[tuple[str, np.ndarray]], seed: int = 0) -> list[dict]:
+    """Per image and variant: cosine, max |a - r|, max |a - r| / |r| of the two embeddings."""
+    if tuple(reference.preprocess.size) != tuple(artefact.preprocess.size):
+        raise VfmauditError(f"reference takes {reference.preprocess.size} images, the artefact "
+                            f"{artefact.preprocess.size}: they are not the same model")
+    base = np.stack([reference.preprocess.prepare(img) for _, img in images])
+    batches = [("clean", base)] + [(f"{n}@{lv:g}", perturb.apply(base, n, lv, seed=seed)) for n, lv in VARIANTS]
+    rows = []
+    for variant, batch in batches:
+        ref, art = reference.encode(batch), artefact.encode(batch)
+        if ref.shape != art.shape:
+            raise VfmauditError(f"artefact embeddings have shape {art.shape[1:]}, the reference's "
+                                f"{ref.shape[1:]}: they are not the same model")
+        cos = np.sum(ref * art, axis=1) / np.maximum(np.linalg.norm(ref, axis=1) * np.linalg.norm(art, axis=1), 1e-12)
+        diff = np.abs(art - ref)
+        rel = diff / np.maximum(np.abs(ref), 1e-3)  # floor: relative error of ~0 entries is meaningless
+        for i, (name, _) in enumerate(images):
+            rows.append({"image": name, "variant": variant, "cosine": float(cos[i]),
+                         "max_abs_diff": float(diff[i].max()), "max_rel_diff": float(rel[i].max())})
+    return rows
+
+
+def check_parity(artefact: str | Path, model: str | None = None, pretrained: str | None = None,
+                 seed: int | None = None, images: list[str] | None = None, precision: str | None = None,
+                 min_cosine: float | None = None, device: str = "cpu", backend: str | None = None,
+                 max_images: int = 12, batch_size: int = 16) -> ParityReport:
+    """Compare an exported artefact against the torch model it came from.
+
+    Unset model/pretrained/seed are read from the artefact's own metadata.
+    """
+    from vfmaudit.runtime import create_encoder
+    from vfmaudit.runtime.registry import backend_for_path
+
+    artefact = str(artefact)
+    art = create_encoder(backend or backend_for_path(artefact), model=artefact, device=device, batch_size=batch_size)
+    info = getattr(art, "info", None)
+    ref_args = info.reference_args() if info is not None else {}
+    if model:
+        ref_args = {"model": model, "pretrained": pretrained, "seed": seed or 0}
+    else:
+        if pretrained is not None:
+            ref_args["pretrained"] = pretrained
+        if seed is not None:
+            ref_args["seed"] = seed
+    if not ref_args.get("model"):
+        raise VfmauditError("the artefact does not name its model; pass the reference with --model SPEC")
+    precision = precision or (info.precision if info is not None else "fp32")
+    if precision not in DEFAULT_MIN_COSINE:
+        raise VfmauditError(f"unknown precision '{precision}'; choose from {', '.join(DEFAULT_MIN_COSINE)}")
+    threshold = DEFAULT_MIN_COSINE[precision] if min_cosine is None else float(min_cosine)
+    ref = create_encoder("torch", device=device, batch_size=batch_size, **ref_args)
+    pairs, skipped = _images(images, max_images)
+    report = ParityReport(artefact=artefact, reference={**ref_args, "backend": "torch", "device": device},
+                          precision=precision, min_cosine_required=threshold, skipped=skipped,
+                          artefact_info=art.describe())
+    report.rows = compare(ref, art, pairs)
+    return report

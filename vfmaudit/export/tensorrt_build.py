@@ -1,0 +1,109 @@
+"""ONNX -> TensorRT engine, through the TensorRT Python API (TensorRT 10).
+
+TensorRT cannot be installed on the machines this was written on: this module is written
+against the documented API and kept apart from everything else; it imports tensorrt lazily
+and fails with one line where it is absent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from vfmaudit.errors import VfmauditError
+from vfmaudit.export.engine_sidecar import write_sidecar
+from vfmaudit.export.metadata import read_onnx_info
+
+
+def import_tensorrt():
+    try:
+        import tensorrt as trt  # noqa: PLC0415
+    except ImportError:
+        raise VfmauditError("TensorRT is not installed: install the gpu extra (pip install 'vfmaudit[gpu]') "
+                            "on a machine with an NVIDIA GPU") from None
+    return trt
+
+
+@dataclass
+class EngineBuild:
+    engine: Path
+    sidecar: Path
+    precision: str
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def build_engine(onnx_path: str | Path, out: str | Path, fp16: bool = False, int8: bool = False,
+                 calibrator=None, min_batch: int = 1, opt_batch: int = 8, max_batch: int = 32,
+                 workspace_gb: float = 4.0, timing_cache: str | Path | None = None) -> EngineBuild:
+    """Parse the ONNX file, build a serialized engine with one dynamic-batch profile, write side-car."""
+    onnx_path, out = Path(onnx_path), Path(out)
+    if not onnx_path.is_file():
+        raise VfmauditError(f"ONNX file not found: {onnx_path}")
+    if not 1 <= min_batch <= opt_batch <= max_batch:
+        raise VfmauditError(f"batch sizes must satisfy 1 <= min ({min_batch}) <= opt ({opt_batch}) <= max ({max_batch})")
+    if int8 and calibrator is None:
+        raise VfmauditError("--int8 needs calibration data: pass --calib-images (see `vfmaudit calibrate`)")
+    info = read_onnx_info(onnx_path)  # also rejects non-ONNX files with one line
+    trt = import_tensorrt()
+    import torch
+
+    if not torch.cuda.is_available():
+        raise VfmauditError("building a TensorRT engine needs an NVIDIA GPU, and torch sees none")
+
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):  # by path: external data next to it is found
+        errs = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise VfmauditError(f"TensorRT cannot parse {onnx_path}: {errs[:300]}")
+
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
+    precision = "fp32"
+    if fp16:
+        config.set_flag(trt.BuilderFlag.FP16)
+        precision = "fp16"
+    if int8:
+        config.set_flag(trt.BuilderFlag.INT8)
+        config.int8_calibrator = calibrator
+        precision = "int8"
+
+    inp = network.get_input(0)
+    shape = list(inp.shape)  # (-1, ...) for the dynamic batch
+    profile = builder.create_optimization_profile()
+    profile.set_shape(inp.name, tuple([min_batch] + shape[1:]), tuple([opt_batch] + shape[1:]),
+                      tuple([max_batch] + shape[1:]))
+    config.add_optimization_profile(profile)
+    if int8:
+        config.set_calibration_profile(profile)
+
+    cache_path = Path(timing_cache) if timing_cache else out.with_suffix(".timing.cache")
+    cache_bytes = cache_path.read_bytes() if cache_path.is_file() else b""
+    cache = config.create_timing_cache(cache_bytes)
+    config.set_timing_cache(cache, ignore_mismatch=False)
+
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise VfmauditError(f"TensorRT failed to build an engine from {onnx_path} (see the messages above)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(bytes(serialized))
+    cache_path.write_bytes(bytes(config.get_timing_cache().serialize()))
+
+    props = torch.cuda.get_device_properties(0)
+    sidecar = write_sidecar(out, {
+        "tensorrt_version": trt.__version__, "gpu": props.name,
+        "compute_capability": f"{props.major}.{props.minor}", "source_onnx": str(onnx_path),
+        "source_onnx_sha256": _sha256(onnx_path), "precision": precision, "input": inp.name,
+        "profile": {"min": min_batch, "opt": opt_batch, "max": max_batch},
+        "vfmaudit": {k: v for k, v in info.to_props().items()},
+    })
+    return EngineBuild(engine=out, sidecar=sidecar, precision=precision)
