@@ -236,6 +236,158 @@ def export_tensorrt_cmd(
     out.print(f"wrote {res.engine} ({res.precision}) and {res.sidecar}", highlight=False)
 
 
+bench_app = typer.Typer(help="Throughput and latency: encoders per backend, perturbations, enclosing balls, "
+                             "whole audits. JSON/CSV results carry a hardware/software fingerprint.",
+                        no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        values = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise VfmauditError(f"{what} must be comma-separated integers, e.g. 1,8,32") from None
+    if not values or min(values) < 1:
+        raise VfmauditError(f"{what} must be positive integers, e.g. 1,8,32")
+    return values
+
+
+def _names(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+@bench_app.command("encoder")
+@user_errors
+def bench_encoder_cmd(
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Model spec, or an exported .onnx/.engine."),
+    backends: str = typer.Option("torch,onnx", help="Comma list of torch, onnx, tensorrt."),
+    batch_sizes: str = typer.Option("1,8,32", help="Comma list of batch sizes."),
+    precision: str = typer.Option("fp32", help="Comma list of fp32, fp16, int8."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    warmup: float = typer.Option(1.0, help="Warm-up seconds per configuration."),
+    duration: Optional[float] = typer.Option(3.0, help="Timed seconds per configuration."),
+    iterations: Optional[int] = typer.Option(None, help="Timed calls per configuration (overrides --duration)."),
+    pretrained: Optional[str] = typer.Option(None, help="Weights file or tag (default: seeded random)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the rows as JSON here."),
+    csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write the rows as CSV here."),
+) -> None:
+    """Throughput (img/s) and latency in ms (min, mean, median, p90, p95, p99) per backend, precision, batch.
+
+    Latency is host wall time per batch, preprocessing included; on CUDA the torch backend also
+    reports device time from CUDA events. A configuration that cannot run here is listed as
+    skipped with its reason, never with speeds.
+    """
+    from vfmaudit.bench import bench_encoders
+    from vfmaudit.bench.writers import write_encoder_csv, write_json
+
+    with err.status("benchmarking..."):
+        res = bench_encoders(model, _names(backends), _int_list(batch_sizes, "--batch-sizes"), _names(precision),
+                             device=device, warmup_s=warmup, duration_s=duration, iterations=iterations,
+                             pretrained=pretrained)
+    t = Table(title=f"{model} on {device} ({res.fingerprint['cpu']}" +
+              (f", {res.fingerprint['gpu']})" if res.fingerprint.get("gpu") else ")"))
+    for col in ("backend", "precision", "batch", "img/s", "min", "mean", "median", "p90", "p95", "p99", "CV"):
+        t.add_column(col, justify="left" if col in ("backend", "precision") else "right")
+    noisy = []
+    for r in res.rows:
+        if r["status"] != "ok":
+            t.add_row(r["backend"], r["precision"], str(r["batch_size"]), "skipped", *[""] * 7)
+            continue
+        lat = r["latency_ms"]
+        t.add_row(r["backend"], r["precision"], str(r["batch_size"]), f"{r['throughput']:.1f}",
+                  *[f"{lat[k]:.2f}" for k in ("min", "mean", "median", "p90", "p95", "p99")], f"{r['cv']:.2f}")
+        if r["noisy"]:
+            noisy.append(f"{r['backend']}/{r['precision']}/b{r['batch_size']}")
+    out.print(t)
+    out.print("latency in ms per batch (host wall time)")
+    for r in res.rows:
+        if r["status"] != "ok":
+            out.print(f"skipped {r['backend']}/{r['precision']}/b{r['batch_size']}: {r['reason']}", highlight=False)
+    if noisy:
+        err.print(f"warning: noisy runs (coefficient of variation > 0.10): {', '.join(noisy)}; "
+                  f"the machine was busy: rerun with a longer --duration", markup=False)
+    if json_out:
+        write_json(res.to_json(), json_out)
+    if csv_out:
+        write_encoder_csv(res, csv_out)
+
+
+@bench_app.command("perturb")
+@user_errors
+def bench_perturb_cmd(
+    families: str = typer.Option("all", help="'all' or a comma list of families."),
+    threads: Optional[str] = typer.Option(None, help="Comma list of thread counts (default: 1 and all cores)."),
+    batch: int = typer.Option(64, help="Images per call."),
+    size: int = typer.Option(224, help="Image side in pixels."),
+    duration: float = typer.Option(1.0, help="Seconds per measurement."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the rows as JSON here."),
+) -> None:
+    """Images per second of each perturbation family at a typical level, for 1..N threads."""
+    from vfmaudit.bench import bench_perturb
+    from vfmaudit.bench.writers import write_json
+
+    fams = None if families.strip().lower() == "all" else _names(families)
+    with err.status("benchmarking perturbations..."):
+        res = bench_perturb(fams, _int_list(threads, "--threads") if threads else None, batch, size, duration)
+    thread_counts = sorted({r["threads"] for r in res["rows"]})
+    t = Table(title=f"Perturbations, images/s, {size}x{size}, batch {batch}")
+    t.add_column("family")
+    t.add_column("level", justify="right")
+    for n in thread_counts:
+        t.add_column(f"{n} thread{'s' if n > 1 else ''}", justify="right")
+    by_family: dict = {}
+    for r in res["rows"]:
+        by_family.setdefault((r["family"], r["level"]), {})[r["threads"]] = r["images_per_s"]
+    for (fam, level), rates in by_family.items():
+        t.add_row(fam, f"{level:g}", *[f"{rates[n]:,.0f}" for n in thread_counts])
+    out.print(t)
+    if json_out:
+        write_json(res, json_out)
+
+
+@bench_app.command("meb")
+@user_errors
+def bench_meb_cmd(
+    sets: int = typer.Option(10_000, help="Number of point sets."),
+    n: int = typer.Option(11, help="Points per set (clean embedding + levels)."),
+    dim: int = typer.Option(768, help="Embedding dimension."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the result as JSON here."),
+) -> None:
+    """Sets per second of the exact divergence radius (inner products included)."""
+    from vfmaudit.bench import bench_meb
+    from vfmaudit.bench.writers import write_json
+
+    res = bench_meb(sets, n, dim)
+    out.print(f"{sets:,} sets of {n} points in {dim}-d: {res['seconds']:.3f} s, {res['sets_per_s']:,.0f} sets/s "
+              f"({res['fingerprint']['cpu']}, {res['fingerprint']['cpu_cores']} cores)", highlight=False)
+    if json_out:
+        write_json(res, json_out)
+
+
+@bench_app.command("audit")
+@user_errors
+def bench_audit_cmd(
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Model spec, or an exported .onnx/.engine."),
+    images: Optional[List[Path]] = typer.Argument(None, help="Images (default: the built-in samples)."),
+    batch_size: int = typer.Option(32, help="Encoder batch size (the same for both measurements)."),
+    perturbations: str = typer.Option("all", "--perturbations", "-p", help="As for `vfmaudit audit`."),
+    levels: int = typer.Option(5, help="Levels per family."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the result as JSON here."),
+) -> None:
+    """End-to-end audit throughput against encoder-only throughput: efficiency = audit / encoder img/s."""
+    from vfmaudit.bench import bench_audit
+    from vfmaudit.bench.writers import write_json
+
+    with err.status("benchmarking the audit..."):
+        res = bench_audit(model, [str(p) for p in images or []], batch_size, perturbations, levels, device)
+    out.print(f"audit: {res['encoded_images']} images through the encoder in {res['audit_seconds']:.1f} s = "
+              f"{res['audit_images_per_s']:.1f} img/s; encoder alone: {res['encoder_images_per_s']:.1f} img/s; "
+              f"efficiency {res['efficiency']:.2f}", highlight=False)
+    if json_out:
+        write_json(res, json_out)
+
+
 @app.command("perturbations")
 def list_perturbations() -> None:
     """List the perturbation families: domain, identity, units and what each does."""

@@ -1,0 +1,124 @@
+"""Benchmarks: output schema, ordered percentiles, positive figures, unavailable backends skipped."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from vfmaudit.bench import bench_encoders, bench_meb, bench_perturb, latency_summary, run_timed
+from vfmaudit.bench.timing import coefficient_of_variation
+from vfmaudit.errors import VfmauditError
+
+LAT = ("min", "mean", "median", "p90", "p95", "p99")
+
+
+def vfmaudit(*args):
+    return subprocess.run([sys.executable, "-m", "vfmaudit", *map(str, args)], capture_output=True, text=True,
+                          timeout=900)
+
+
+def test_latency_summary_matches_numpy():
+    rng = np.random.default_rng(0)
+    s = rng.gamma(2.0, 0.01, 500)
+    lat = latency_summary(s)
+    ms = s * 1e3
+    assert lat["min"] == pytest.approx(ms.min()) and lat["p99"] == pytest.approx(np.percentile(ms, 99))
+    assert lat["median"] == pytest.approx(np.median(ms)) and lat["mean"] == pytest.approx(ms.mean())
+    assert [lat[k] for k in ("min", "median", "p90", "p95", "p99")] == sorted(lat[k] for k in ("min", "median", "p90", "p95", "p99"))
+    assert coefficient_of_variation(s) == pytest.approx(s.std() / s.mean())
+
+
+def test_run_timed_counts_iterations_and_items():
+    t = run_timed(lambda: sum(range(1000)), items_per_call=4, warmup_s=0.0, duration_s=None, iterations=25)
+    assert len(t.host_s) == 25 and np.all(t.host_s > 0)
+    assert t.throughput == pytest.approx(4 * 25 / t.host_s.sum())
+
+
+@pytest.fixture(scope="module")
+def encoder_bench():
+    return bench_encoders("timm:resnet18", ["torch", "onnx", "tensorrt"], [1, 4], ["fp32", "fp16"],
+                          warmup_s=0.1, duration_s=None, iterations=5)
+
+
+def test_encoder_rows_schema_and_order(encoder_bench):
+    rows = encoder_bench.rows
+    assert {(r["backend"], r["precision"], r["batch_size"]) for r in rows} == {
+        (b, p, n) for b in ("torch", "onnx", "tensorrt") for p in ("fp32", "fp16") for n in (1, 4)}
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert {(r["backend"], r["batch_size"]) for r in ok} >= {("torch", 1), ("torch", 4), ("onnx", 1), ("onnx", 4)}
+    for r in ok:
+        lat = r["latency_ms"]
+        assert set(LAT) <= set(lat)
+        assert lat["min"] <= lat["median"] <= lat["p90"] <= lat["p95"] <= lat["p99"] <= lat["max"]
+        assert lat["min"] <= lat["mean"] <= lat["max"]
+        assert r["throughput"] > 0 and lat["min"] > 0 and r["iterations"] == 5 and r["cv"] >= 0
+        # throughput and latency describe the same calls
+        assert r["throughput"] == pytest.approx(r["batch_size"] / (lat["mean"] / 1e3), rel=1e-6)
+    onnx_row = next(r for r in ok if r["backend"] == "onnx")
+    assert onnx_row["providers"] == ["CPUExecutionProvider"]
+
+
+def test_unavailable_configurations_are_skipped_with_reason_not_speeds(encoder_bench):
+    skipped = [r for r in encoder_bench.rows if r["status"] == "skipped"]
+    assert any(r["backend"] == "torch" and r["precision"] == "fp16" for r in skipped)  # no GPU here
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        assert all(r["status"] == "skipped" for r in encoder_bench.rows if r["backend"] == "tensorrt")
+    for r in skipped:
+        assert r["reason"] and "throughput" not in r and "latency_ms" not in r
+
+
+def test_encoder_json_and_csv_through_cli(tmp_path):
+    res = vfmaudit("bench", "encoder", "--model", "timm:resnet18", "--backends", "torch,tensorrt",
+                   "--batch-sizes", "2", "--iterations", "3", "--warmup", "0.1",
+                   "--json", tmp_path / "b.json", "--csv", tmp_path / "b.csv")
+    assert res.returncode == 0, res.stderr
+    data = json.loads((tmp_path / "b.json").read_text())
+    assert data["schema"] == "vfmaudit.bench.encoder" and data["model"] == "timm:resnet18"
+    assert {"cpu", "cpu_cores", "versions", "date"} <= set(data["fingerprint"])
+    row = next(r for r in data["rows"] if r["backend"] == "torch")
+    assert {"backend", "precision", "batch_size", "throughput", "latency_ms"} <= set(row)
+    with open(tmp_path / "b.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {"backend", "precision", "batch_size", "throughput", "latency_ms_p99", "cpu", "torch"} <= set(rows[0])
+    assert float(next(r for r in rows if r["backend"] == "torch")["throughput"]) > 0
+    trt = next(r for r in rows if r["backend"] == "tensorrt")
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        assert trt["status"] == "skipped" and trt["throughput"] == "" and trt["reason"]
+        assert "skipped tensorrt" in res.stdout
+
+
+def test_bad_bench_arguments_exit_2():
+    for args in (["--backends", "cuda-magic"], ["--batch-sizes", "0"], ["--batch-sizes", "a,b"],
+                 ["--precision", "fp8"]):
+        res = vfmaudit("bench", "encoder", "--model", "timm:resnet18", *args)
+        lines = [ln for ln in res.stderr.splitlines() if ln.strip() and "benchmarking" not in ln]
+        assert res.returncode == 2 and lines[-1].startswith("error:"), res.stderr
+    with pytest.raises(VfmauditError):
+        bench_encoders("timm:resnet18", ["torch"], [1], iterations=0)
+
+
+def test_perturb_and_meb_benches():
+    res = bench_perturb(["brightness", "gaussian_noise"], threads=[1, 2], batch=8, size=64, duration_s=0.05)
+    assert {(r["family"], r["threads"]) for r in res["rows"]} == {
+        (f, t) for f in ("brightness", "gaussian_noise") for t in (1, 2)}
+    assert all(r["images_per_s"] > 0 for r in res["rows"])
+    meb = bench_meb(sets=200, n=5, dim=32, repeats=1)
+    assert meb["sets_per_s"] > 0 and meb["seconds"] > 0 and meb["schema"] == "vfmaudit.bench.meb"
+
+
+def test_audit_bench_reports_efficiency(tmp_path):
+    res = vfmaudit("bench", "audit", "--model", "timm:resnet18", "-p", "jpeg,brightness", "--levels", "3",
+                   "--batch-size", "8", "--json", tmp_path / "a.json")
+    assert res.returncode == 0, res.stderr
+    data = json.loads((tmp_path / "a.json").read_text())
+    assert data["images"] == 12 and data["encoded_images"] == 12 * (1 + 3 + 2)  # brightness 1.0 is the identity
+    assert data["audit_images_per_s"] > 0 and data["encoder_images_per_s"] > 0
+    assert data["efficiency"] == pytest.approx(data["audit_images_per_s"] / data["encoder_images_per_s"])
+    assert 0 < data["efficiency"] < 1.5

@@ -1,0 +1,10 @@
+"""Benchmarks users pick deployment targets from: encoders, perturbations, balls, whole audits."""
+
+from vfmaudit.bench.audit import bench_audit
+from vfmaudit.bench.encoder import EncoderBench, bench_encoders
+from vfmaudit.bench.fingerprint import fingerprint
+from vfmaudit.bench.kernels import bench_meb, bench_perturb
+from vfmaudit.bench.timing import latency_summary, run_timed
+
+__all__ = ["bench_encoders", "EncoderBench", "bench_perturb", "bench_meb", "bench_audit", "fingerprint",
+           "latency_summary", "run_timed"]

@@ -1,0 +1,51 @@
+"""End-to-end audit throughput against the encoder alone, on the same model, images, batch size."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+
+import numpy as np
+
+from vfmaudit.bench.fingerprint import fingerprint
+from vfmaudit.bench.timing import run_timed
+
+
+def bench_audit(model: str = "openclip:ViT-S-32", inputs: list[str] | None = None, batch_size: int = 32,
+                perturbations: str = "all", levels: int = 5, device: str = "cpu", pretrained: str | None = None,
+                seed: int = 0, encoder_duration_s: float = 3.0) -> dict:
+    """efficiency = audit img/s / encoder img/s, both counted in images through the encoder.
+
+    The audit overlaps decoding and perturbing (a producer thread) with encoding, so the
+    closer efficiency is to 1, the less the rest of the pipeline stalls the encoder.
+    """
+    from vfmaudit import perturb
+    from vfmaudit.audit import AuditConfig, run_audit
+    from vfmaudit.runtime import create_encoder
+
+    encoder = create_encoder("auto", model=model, pretrained=pretrained, seed=seed, device=device,
+                             batch_size=batch_size)
+    base = dict(inputs=list(inputs or []), model=model, pretrained=pretrained, device=device, seed=seed,
+                batch_size=batch_size, levels=levels, perturbations=perturbations, overwrite=True)
+    with tempfile.TemporaryDirectory(prefix="vfmaudit-bench-audit-") as tmp:
+        # a first small audit compiles the kernels and warms the encoder: not part of the timing
+        run_audit(AuditConfig(**{**base, "out": f"{tmp}/warm", "levels": 2}), encoder=encoder)
+        config = AuditConfig(**{**base, "out": f"{tmp}/timed"})
+        t0 = time.perf_counter()
+        result = run_audit(config, encoder=encoder)
+        audit_s = time.perf_counter() - t0
+    n_images = result.report["images"]["audited"]
+    per_image = 1  # the clean image
+    for plan in config.plan():
+        fam = perturb.get(plan.name)
+        per_image += sum(1 for lv in plan.levels if not (fam.exact_identity and lv == fam.identity))
+    encoded = n_images * per_image
+    h, w = encoder.preprocess.size
+    x = np.random.default_rng(0).integers(0, 256, (batch_size, h, w, 3), dtype=np.uint8)
+    enc_rate = run_timed(lambda: encoder.encode(x), batch_size, warmup_s=0.5,
+                         duration_s=encoder_duration_s).throughput
+    audit_rate = encoded / audit_s
+    return {"schema": "vfmaudit.bench.audit", "schema_version": 1, "model": model, "batch_size": batch_size,
+            "device": device, "images": n_images, "encoded_images": encoded, "audit_seconds": audit_s,
+            "audit_images_per_s": audit_rate, "encoder_images_per_s": enc_rate,
+            "efficiency": audit_rate / enc_rate, "fingerprint": fingerprint()}
