@@ -10,6 +10,7 @@ import numpy as np
 
 from vfmaudit.audit.config import AuditConfig
 from vfmaudit.audit.pipeline import CleanChunk, FamilyVariants, produce
+from vfmaudit.audit.rebatch import Rebatcher
 from vfmaudit.audit.store import ResultsStore
 from vfmaudit.data.sources import collect_items, sample_items
 from vfmaudit.metrics import drift_metrics
@@ -48,11 +49,10 @@ def run_audit(config: AuditConfig, progress: ProgressFn | None = None,
     progress = progress or (lambda event, n: None)
     progress("start", len(todo))
 
-    clean_emb: np.ndarray | None = None
+    rebatch = Rebatcher(encoder, config.batch_size)
     chunk: CleanChunk | None = None
-    image_rows: list[dict] = []
-    level_rows: list[dict] = []
-    families_left = 0
+    clean_emb = np.empty((0, encoder.embed_dim), np.float32)
+    family_embs: list[tuple[FamilyVariants, np.ndarray]] = []
     for unit in produce(todo, config.batch_size, encoder.preprocess, plans, config.seed):
         if isinstance(unit, CleanChunk):
             chunk = unit
@@ -61,13 +61,20 @@ def run_audit(config: AuditConfig, progress: ProgressFn | None = None,
             if not unit.ids:
                 progress("advance", len(unit.skipped))
                 continue
-            clean_emb = encoder.encode(unit.images)
-            image_rows, level_rows, families_left = [], [], len(plans)
+            clean_emb = np.empty((len(unit.ids), encoder.embed_dim), np.float32)
+            rebatch.add(unit.images, clean_emb)
+            family_embs = []
             continue
-        assert chunk is not None and clean_emb is not None
-        _score_family(unit, chunk, clean_emb, encoder, image_rows, level_rows)
-        families_left -= 1
-        if families_left == 0:  # the chunk is complete: on disk before anything else happens
+        assert chunk is not None
+        emb = np.empty((len(unit.images), encoder.embed_dim), np.float32)
+        rebatch.add(unit.images, emb)
+        family_embs.append((unit, emb))
+        if len(family_embs) == len(plans):  # the chunk is complete: score it, on disk before anything else
+            rebatch.flush()
+            image_rows: list[dict] = []
+            level_rows: list[dict] = []
+            for fam_unit, fam_emb in family_embs:
+                _score_family(fam_unit, chunk, clean_emb, fam_emb, image_rows, level_rows)
             store.add_results(image_rows, level_rows)
             progress("advance", len(chunk.ids) + len(chunk.skipped))
 
@@ -75,15 +82,14 @@ def run_audit(config: AuditConfig, progress: ProgressFn | None = None,
     return AuditResult(report=report, out_dir=Path(config.out))
 
 
-def _score_family(unit: FamilyVariants, chunk: CleanChunk, clean: np.ndarray, encoder: Encoder,
+def _score_family(unit: FamilyVariants, chunk: CleanChunk, clean: np.ndarray, variant_emb: np.ndarray,
                   image_rows: list[dict], level_rows: list[dict]) -> None:
     b = len(chunk.ids)
     n_levels = len(unit.plan.levels)
     # identity levels reuse the clean embedding: the image is unchanged, so is its embedding
     pert = np.repeat(clean[None], n_levels, axis=0)  # (L, B, D)
     if unit.encode_levels:
-        emb = encoder.encode(unit.images).reshape(len(unit.encode_levels), b, -1)
-        pert[unit.encode_levels] = emb
+        pert[unit.encode_levels] = variant_emb.reshape(len(unit.encode_levels), b, -1)
     pert = pert.transpose(1, 0, 2)  # (B, L, D)
     m = drift_metrics(clean, pert)
     cn = clean / np.linalg.norm(clean, axis=1, keepdims=True)
