@@ -24,6 +24,8 @@ app = typer.Typer(
 )
 err = Console(stderr=True)
 out = Console()
+if not out.is_terminal:  # piped or captured: wide enough that tables stay readable
+    out = Console(width=160)
 
 
 def user_errors(fn: Callable) -> Callable:
@@ -128,12 +130,12 @@ def _print_parity(report, json_out: Optional[Path]) -> None:
     out.print(f"parity {verdict}: {s['images']} embeddings ({len(report.rows) // 6} images x clean + 5 edits) "
               f"min cosine {s['min_cosine']:.6f} (needs >= {report.min_cosine_required:g}, {report.precision}), "
               f"mean {s['mean_cosine']:.6f}, max |diff| {s['max_abs_diff']:.2e}, max rel diff {s['max_rel_diff']:.2e}",
-              highlight=False)
+              highlight=False, markup=False)
     out.print(f"would have passed with: --min-cosine {s['would_pass']['min_cosine']:.6f} "
-              f"(atol {s['would_pass']['atol']:.2e}, rtol {s['would_pass']['rtol']:.2e})", highlight=False)
+              f"(atol {s['would_pass']['atol']:.2e}, rtol {s['would_pass']['rtol']:.2e})", highlight=False, markup=False)
     providers = report.artefact_info.get("providers")
     if providers:
-        out.print(f"artefact ran on: {', '.join(providers)}", highlight=False)
+        out.print(f"artefact ran on: {', '.join(providers)}", highlight=False, markup=False)
     if json_out:
         import json
 
@@ -166,13 +168,13 @@ def export_onnx_cmd(
                       opset=opset, exporter=exporter)
     out.print(f"wrote {res.path} ({res.exporter} exporter, input {res.info.input_format}, "
               f"{res.info.embedding_dim}-d, weights {res.info.weights.get('label')})"
-              + (", external data" if res.external_data else ""), highlight=False)
+              + (", external data" if res.external_data else ""), highlight=False, markup=False)
     artefacts = [res.path]
     if optimize_cpu:
         from vfmaudit.export.cpu_optimize import optimize_for_cpu
 
         opt = optimize_for_cpu(res.path)
-        out.print(f"wrote {opt.path} ({opt.describe()})", highlight=False)
+        out.print(f"wrote {opt.path} ({opt.describe()})", highlight=False, markup=False)
         artefacts.append(opt.path)
     failed = False
     if check:
@@ -233,7 +235,7 @@ def export_tensorrt_cmd(
 
     res = build_engine(onnx_file, out_file, fp16=fp16, int8=int8, min_batch=min_batch, opt_batch=opt_batch,
                        max_batch=max_batch, workspace_gb=workspace_gb, timing_cache=timing_cache)
-    out.print(f"wrote {res.engine} ({res.precision}) and {res.sidecar}", highlight=False)
+    out.print(f"wrote {res.engine} ({res.precision}) and {res.sidecar}", highlight=False, markup=False)
 
 
 bench_app = typer.Typer(help="Throughput and latency: encoders per backend, perturbations, enclosing balls, "
@@ -302,7 +304,7 @@ def bench_encoder_cmd(
     out.print("latency in ms per batch (host wall time)")
     for r in res.rows:
         if r["status"] != "ok":
-            out.print(f"skipped {r['backend']}/{r['precision']}/b{r['batch_size']}: {r['reason']}", highlight=False)
+            out.print(f"skipped {r['backend']}/{r['precision']}/b{r['batch_size']}: {r['reason']}", highlight=False, markup=False)
     if noisy:
         err.print(f"warning: noisy runs (coefficient of variation > 0.10): {', '.join(noisy)}; "
                   f"the machine was busy: rerun with a longer --duration", markup=False)
@@ -359,7 +361,7 @@ def bench_meb_cmd(
 
     res = bench_meb(sets, n, dim)
     out.print(f"{sets:,} sets of {n} points in {dim}-d: {res['seconds']:.3f} s, {res['sets_per_s']:,.0f} sets/s "
-              f"({res['fingerprint']['cpu']}, {res['fingerprint']['cpu_cores']} cores)", highlight=False)
+              f"({res['fingerprint']['cpu']}, {res['fingerprint']['cpu_cores']} cores)", highlight=False, markup=False)
     if json_out:
         write_json(res, json_out)
 
@@ -383,7 +385,7 @@ def bench_audit_cmd(
         res = bench_audit(model, [str(p) for p in images or []], batch_size, perturbations, levels, device)
     out.print(f"audit: {res['encoded_images']} images through the encoder in {res['audit_seconds']:.1f} s = "
               f"{res['audit_images_per_s']:.1f} img/s; encoder alone: {res['encoder_images_per_s']:.1f} img/s; "
-              f"efficiency {res['efficiency']:.2f}", highlight=False)
+              f"efficiency {res['efficiency']:.2f}", highlight=False, markup=False)
     if json_out:
         write_json(res, json_out)
 
