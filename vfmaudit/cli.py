@@ -222,7 +222,12 @@ def export_tensorrt_cmd(
     onnx_file: Path = typer.Argument(..., help="ONNX file exported by `vfmaudit export onnx`."),
     out_file: Path = typer.Option(..., "--out", "-o", help="The .engine file to write (plus FILE.engine.json)."),
     fp16: bool = typer.Option(False, help="Allow FP16 kernels."),
-    int8: bool = typer.Option(False, help="INT8 (needs a calibrator: `vfmaudit calibrate`)."),
+    int8: bool = typer.Option(False, help="INT8, calibrated on --calib-images (clean + perturbed)."),
+    calib_images: Optional[List[Path]] = typer.Option(None, "--calib-images",
+                                                      help="INT8 calibration images (default: the built-in samples)."),
+    calib_method: str = typer.Option("entropy", help="INT8 calibrator: entropy (IInt8EntropyCalibrator2) or minmax."),
+    calib_cache: Optional[Path] = typer.Option(None, help="TensorRT calibration cache to reuse/write "
+                                                          "(trtexec --calib reads it; default FILE.engine.calib)."),
     min_batch: int = typer.Option(1, help="Optimisation profile: smallest batch."),
     opt_batch: int = typer.Option(8, help="Optimisation profile: batch tuned for."),
     max_batch: int = typer.Option(32, help="Optimisation profile: largest batch."),
@@ -233,8 +238,20 @@ def export_tensorrt_cmd(
     """Build a TensorRT engine with a dynamic-batch profile; the side-car records TensorRT, GPU, source hash."""
     from vfmaudit.export.tensorrt_build import build_engine
 
-    res = build_engine(onnx_file, out_file, fp16=fp16, int8=int8, min_batch=min_batch, opt_batch=opt_batch,
-                       max_batch=max_batch, workspace_gb=workspace_gb, timing_cache=timing_cache)
+    calibrator = None
+    if int8:
+        from vfmaudit.calibration.dataset import build_calibration_set
+        from vfmaudit.calibration.trt_calibrator import make_trt_calibrator
+        from vfmaudit.data.sources import collect_items, sample_items
+        from vfmaudit.export.metadata import read_onnx_info
+
+        info = read_onnx_info(onnx_file)
+        items = collect_items([str(p) for p in calib_images]) if calib_images else sample_items()
+        calib = build_calibration_set(items, info.preprocess)
+        calibrator = make_trt_calibrator(calib, info, calib_cache or Path(str(out_file) + ".calib"), calib_method)
+    res = build_engine(onnx_file, out_file, fp16=fp16, int8=int8, calibrator=calibrator, min_batch=min_batch,
+                       opt_batch=opt_batch, max_batch=max_batch, workspace_gb=workspace_gb,
+                       timing_cache=timing_cache)
     out.print(f"wrote {res.engine} ({res.precision}) and {res.sidecar}", highlight=False, markup=False)
 
 
@@ -388,6 +405,67 @@ def bench_audit_cmd(
               f"efficiency {res['efficiency']:.2f}", highlight=False, markup=False)
     if json_out:
         write_json(res, json_out)
+
+
+@app.command()
+@user_errors
+def calibrate(
+    onnx_file: Path = typer.Argument(..., help="fp32 ONNX file exported by `vfmaudit export onnx`."),
+    out_file: Path = typer.Option(..., "--out", "-o", help="The INT8 .onnx file to write."),
+    images: Optional[List[Path]] = typer.Option(None, "--images", help="Calibration images (files or folders; "
+                                                "default: the built-in samples). A quarter is held out for acceptance."),
+    method: str = typer.Option("minmax", help="minmax, entropy or percentile."),
+    perturbed: bool = typer.Option(True, "--perturbed/--clean-only",
+                                   help="Add perturbed variants (JPEG, brightness, blur, noise, ...) to the set."),
+    size: int = typer.Option(256, help="At most this many calibration images (memory and time stay bounded)."),
+    seed: int = typer.Option(0, help="Seed of the set's shuffling and perturbations."),
+    cache_dir: Optional[Path] = typer.Option(None, help="Where calibration sets and ranges are cached "
+                                                        "(default ~/.cache/vfmaudit/calibration)."),
+    min_median_cosine: float = typer.Option(0.98, help="Acceptance: median cosine to fp32 on held-out images."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the full report as JSON here."),
+    html_out: Optional[Path] = typer.Option(None, "--html", help="Write an HTML report here "
+                                                                 "(default: next to --out)."),
+) -> None:
+    """Calibrate and quantize to INT8 (QDQ, per-channel), then audit the INT8 model against its fp32 parent.
+
+    Exit 0 when the median cosine to fp32 on held-out images reaches --min-median-cosine, 1 when
+    it does not, 2 on unusable input.
+    """
+    import json
+
+    from vfmaudit.calibration import calibrate as run_calibration
+    from vfmaudit.calibration.html import write_calibration_html
+
+    with err.status("calibrating..."):
+        report = run_calibration(onnx_file, out_file, images=[str(p) for p in images] if images else None,
+                                 method=method, perturbed=perturbed, size=size, seed=seed, cache_dir=cache_dir,
+                                 min_median_cosine=min_median_cosine)
+    acc = report["acceptance"]
+    c = acc["cosine_to_fp32"]
+    cal = report["calibration"]
+    out.print(f"wrote {report['int8_model']}: {method} calibration on {cal['images']} images "
+              f"({'cached set' if cal['cached'] else 'new set'}; {', '.join(f'{k} {v}' for k, v in cal['edits'].items())}), "
+              f"{sum(report['quantized_ops'].values())} Q/DQ nodes, peak memory {report['peak_memory_mb']:.0f} MB",
+              highlight=False, markup=False)
+    for part in ("all", "clean", "perturbed"):
+        d = c[part]
+        out.print(f"cosine to fp32 ({part}, {d['n']}): min {d['min']:.5f}  p5 {d['p5']:.5f}  median {d['median']:.5f}  "
+                  f"mean {d['mean']:.5f}", highlight=False, markup=False)
+    sp = acc["speed"]
+    out.print(f"speed on this machine: INT8/fp32 = {sp['int8_over_fp32']:.2f}x "
+              f"({sp['int8_img_per_s']:.1f} vs {sp['fp32_img_per_s']:.1f} img/s)", highlight=False, markup=False)
+    verdict = "PASS" if report["passed"] else "FAIL"
+    out.print(f"acceptance {verdict}: median cosine {c['all']['median']:.5f} (needs >= {min_median_cosine:g})",
+              highlight=False, markup=False)
+    html_path = html_out or out_file.with_suffix(".html")
+    write_calibration_html(report, html_path)
+    out.print(f"wrote {html_path}", highlight=False, markup=False)
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, indent=2))
+        out.print(f"wrote {json_out}", highlight=False, markup=False)
+    if not report["passed"]:
+        raise typer.Exit(1)
 
 
 @app.command("perturbations")

@@ -1,0 +1,170 @@
+"""INT8 calibration: deterministic bounded sets, real quantized operators, acceptance, bad input."""
+
+import json
+import subprocess
+import sys
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from vfmaudit.calibration import build_calibration_set, quantize_onnx, quantized_op_counts, split_held_out
+from vfmaudit.calibration.ort_quant import _stride
+from vfmaudit.calibration.reader import StreamingDataReader
+from vfmaudit.data import sample_items
+from vfmaudit.errors import VfmauditError
+from vfmaudit.export import export_onnx, read_onnx_info
+from vfmaudit.models.preprocess import PreprocessSpec
+
+
+def vfmaudit(*args):
+    return subprocess.run([sys.executable, "-m", "vfmaudit", *map(str, args)], capture_output=True, text=True,
+                          timeout=900)
+
+
+SPEC = PreprocessSpec(size=(64, 64), resize=64)
+
+
+def test_calibration_set_is_deterministic_bounded_stratified_and_cached(tmp_path):
+    items = sample_items(6)
+    a = build_calibration_set(items, SPEC, size=40, seed=1, cache_dir=tmp_path / "c1")
+    b = build_calibration_set(items, SPEC, size=40, seed=1, cache_dir=tmp_path / "c2")  # built again elsewhere
+    assert not a.cached and not b.cached and len(a) == 40 and a.images.shape == (40, 64, 64, 3)
+    assert np.array_equal(np.asarray(a.images), np.asarray(b.images)) and a.index == b.index
+    again = build_calibration_set(items, SPEC, size=40, seed=1, cache_dir=tmp_path / "c1")
+    assert again.cached and np.array_equal(np.asarray(again.images), np.asarray(a.images))
+    other = build_calibration_set(items, SPEC, size=40, seed=2, cache_dir=tmp_path / "c1")
+    assert not np.array_equal(np.asarray(other.images), np.asarray(a.images))
+    edits = Counter(r["edit"] for r in a.index)
+    assert set(edits) == {"clean", "jpeg", "brightness", "contrast", "saturation", "gaussian_blur",
+                          "gaussian_noise", "resize"}
+    assert max(edits.values()) - min(edits.values()) <= 3  # stratified, not clustered
+    assert Counter(r["source"] for r in a.index).most_common()[-1][1] >= 40 // 6  # every image used
+    # bounded by the number of distinct (image, variant) pairs too
+    small = build_calibration_set(items[:2], SPEC, size=10_000, seed=1, cache_dir=tmp_path / "c1")
+    assert len(small) == 2 * (3 + 7 * 3)  # clean weighs as one family: 3 slots
+    clean = build_calibration_set(items, SPEC, size=40, perturbed=False, cache_dir=tmp_path / "c1")
+    assert {r["edit"] for r in clean.index} == {"clean"} and len(clean) == 6
+
+
+def test_held_out_split_is_disjoint_and_deterministic():
+    items = sample_items()
+    calib, held = split_held_out(items, 0.25, seed=0)
+    assert len(held) == 3 and len(calib) == 9
+    assert not {i.id for i in calib} & {i.id for i in held}
+    assert [i.id for i in split_held_out(items, 0.25, seed=0)[1]] == [i.id for i in held]
+    with pytest.raises(VfmauditError):
+        split_held_out(items[:1])
+
+
+def test_reader_streams_in_ranges(tmp_path):
+    calib = build_calibration_set(sample_items(3), SPEC, size=21, cache_dir=tmp_path)
+    info = read_onnx_info_stub()
+    reader = StreamingDataReader(calib, info, "x", batch_size=4)
+    assert len(reader) == 6
+    sizes = []
+    while (b := reader.get_next()) is not None:
+        sizes.append(b["x"].shape[0])
+    assert sizes == [4, 4, 4, 4, 4, 1] and b is None
+    reader.set_range(2, 4)
+    got = [reader.get_next()["x"].shape[0], reader.get_next()["x"].shape[0], reader.get_next()]
+    assert got == [4, 4, None]
+    assert _stride(6, 4) == 3 and _stride(7, 4) == 1 and _stride(8, 4) == 4
+
+
+def read_onnx_info_stub():
+    from vfmaudit.export.metadata import ArtefactInfo
+
+    return ArtefactInfo(spec="timm:resnet18", weights={}, preprocess=SPEC, embedding_dim=8)
+
+
+@pytest.fixture(scope="module")
+def small_fp32(tmp_path_factory):
+    return export_onnx("timm:resnet18", tmp_path_factory.mktemp("fp32") / "r18.onnx", exporter="torchscript").path
+
+
+@pytest.mark.parametrize("method", ["minmax", "entropy", "percentile"])
+def test_quantized_file_has_quantized_operators(tmp_path, small_fp32, method):
+    calib = build_calibration_set(sample_items(4), read_onnx_info(small_fp32).preprocess, size=16, cache_dir=tmp_path)
+    q = quantize_onnx(small_fp32, tmp_path / "q.onnx", calib, method=method, cache_dir=tmp_path)
+    ops = quantized_op_counts(q.path)
+    assert ops.get("QuantizeLinear", 0) > 10 and ops.get("DequantizeLinear", 0) > ops["QuantizeLinear"]
+    assert read_onnx_info(q.path).precision == "int8"
+    assert q.peak_memory_mb > 0
+    # per-channel weights: some DequantizeLinear has a vector scale
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(q.path))
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    scales = [inits[n.input[1]] for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[1] in inits]
+    assert any(s.ndim == 1 and s.size > 1 for s in scales)
+
+
+def test_calibrate_cli_accepts_int8_and_writes_reports(tmp_path, small_fp32):
+    res = vfmaudit("calibrate", small_fp32, "--out", tmp_path / "r18.int8.onnx", "--size", "64",
+                   "--cache-dir", tmp_path / "cache", "--json", tmp_path / "cal.json")
+    assert res.returncode == 0, res.stderr + res.stdout
+    rep = json.loads((tmp_path / "cal.json").read_text())
+    cos = rep["acceptance"]["cosine_to_fp32"]
+    for part in ("all", "clean", "perturbed"):
+        assert {"min", "p5", "median", "mean"} <= set(cos[part])
+        assert cos[part]["min"] <= cos[part]["p5"] <= cos[part]["median"]
+    assert cos["all"]["median"] >= 0.98 and rep["passed"] is True
+    assert set(rep["acceptance"]["robustness_profile"]) >= {"jpeg", "gaussian_blur"}
+    for fam in rep["acceptance"]["robustness_profile"].values():
+        assert fam["fp32"]["mean"] >= 0 and fam["int8"]["mean"] >= 0
+    held = set(rep["acceptance"]["held_out_images"])
+    assert held and rep["calibration"]["source_images"] + len(held) == 12
+    assert rep["acceptance"]["speed"]["int8_over_fp32"] > 0
+    assert (tmp_path / "r18.int8.html").read_text().count("<svg") == 1
+    # a second build reuses the cached calibration set
+    again = vfmaudit("calibrate", small_fp32, "--out", tmp_path / "again.onnx", "--size", "64",
+                     "--cache-dir", tmp_path / "cache", "--json", tmp_path / "cal2.json")
+    assert again.returncode == 0 and json.loads((tmp_path / "cal2.json").read_text())["calibration"]["cached"]
+    # an impossible bar fails with exit 1
+    strict = vfmaudit("calibrate", small_fp32, "--out", tmp_path / "s.onnx", "--size", "64",
+                      "--cache-dir", tmp_path / "cache", "--min-median-cosine", "1.01")
+    assert strict.returncode == 1 and "acceptance FAIL" in strict.stdout
+
+
+@pytest.mark.parametrize("case,needle", [
+    ("no_images", "holds no files"),
+    ("not_onnx", "not a readable ONNX"),
+    ("already_quantized", "already quantized"),
+    ("bad_method", "unknown calibration method"),
+    ("missing", "not found"),
+])
+def test_bad_input_exits_2(tmp_path, small_fp32, case, needle):
+    args = ["calibrate", small_fp32, "--out", tmp_path / "o.onnx", "--cache-dir", tmp_path / "c", "--size", "8"]
+    if case == "no_images":
+        (tmp_path / "empty").mkdir()
+        args += ["--images", tmp_path / "empty"]
+    elif case == "not_onnx":
+        (tmp_path / "x.onnx").write_text("nope")
+        args[1] = tmp_path / "x.onnx"
+    elif case == "already_quantized":
+        calib = build_calibration_set(sample_items(2), read_onnx_info(small_fp32).preprocess, size=8, cache_dir=tmp_path)
+        quantize_onnx(small_fp32, tmp_path / "q.onnx", calib, cache_dir=tmp_path)
+        args[1] = tmp_path / "q.onnx"
+    elif case == "bad_method":
+        args += ["--method", "magic"]
+    else:
+        args[1] = tmp_path / "missing.onnx"
+    res = vfmaudit(*args)
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip() and "calibrating" not in ln]
+    assert res.returncode == 2, res.stderr
+    assert lines[-1].startswith("error:") and needle in lines[-1], res.stderr
+
+
+def test_tensorrt_calibrator(tmp_path):
+    pytest.importorskip("tensorrt", reason="TensorRT is not installed (it needs the gpu extra and a GPU)")
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("TensorRT is installed but there is no CUDA GPU")
+    from vfmaudit.calibration.trt_calibrator import make_trt_calibrator
+
+    calib = build_calibration_set(sample_items(2), SPEC, size=5, cache_dir=tmp_path)
+    cal = make_trt_calibrator(calib, read_onnx_info_stub(), tmp_path / "c.cache", batch_size=4)
+    assert cal.get_batch_size() == 4 and cal.get_batch(["x"]) and cal.get_batch(["x"]) and cal.get_batch(["x"]) is None

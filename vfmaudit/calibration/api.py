@@ -1,0 +1,54 @@
+"""`vfmaudit calibrate`: calibration set -> INT8 QDQ model -> acceptance against the fp32 parent."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from pathlib import Path
+
+from vfmaudit import __version__
+from vfmaudit.calibration.acceptance import accept_int8
+from vfmaudit.calibration.dataset import build_calibration_set, split_held_out
+from vfmaudit.calibration.ort_quant import quantize_onnx, quantized_op_counts
+from vfmaudit.data.sources import collect_items, sample_items
+from vfmaudit.errors import VfmauditError
+from vfmaudit.export.metadata import read_onnx_info
+
+MIN_MEDIAN_COSINE = 0.98
+
+
+def calibrate(onnx_path: str | Path, out: str | Path, images: list[str] | None = None, method: str = "minmax",
+              perturbed: bool = True, size: int = 256, seed: int = 0, cache_dir: str | Path | None = None,
+              min_median_cosine: float = MIN_MEDIAN_COSINE, held_out_fraction: float = 0.25,
+              batch_size: int = 8) -> dict:
+    """Quantize an fp32 ONNX export to INT8 and audit the result against it on held-out images."""
+    from vfmaudit.report.versions import package_versions
+    from vfmaudit.runtime.onnx_backend import OnnxEncoder
+
+    onnx_path, out = Path(onnx_path), Path(out)
+    if not onnx_path.is_file():
+        raise VfmauditError(f"ONNX file not found: {onnx_path}; check the path")
+    info = read_onnx_info(onnx_path)
+    if quantized_op_counts(onnx_path) or info.precision != "fp32":
+        raise VfmauditError(f"{onnx_path} is already quantized ({info.precision}); calibrate its fp32 parent instead")
+    if out.resolve() == onnx_path.resolve():
+        raise VfmauditError("--out would overwrite the fp32 model; choose another file")
+    items = collect_items(images) if images else sample_items()
+    calib_items, held_out = split_held_out(items, held_out_fraction, seed)
+    calib = build_calibration_set(calib_items, info.preprocess, size=size, perturbed=perturbed, seed=seed,
+                                  cache_dir=cache_dir)
+    q = quantize_onnx(onnx_path, out, calib, method=method, batch_size=batch_size, cache_dir=cache_dir)
+    acceptance = accept_int8(OnnxEncoder(onnx_path), OnnxEncoder(out), held_out, seed=seed)
+    median = acceptance["cosine_to_fp32"]["all"]["median"]
+    return {
+        "schema": "vfmaudit.calibration", "schema_version": 1,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "vfmaudit_version": __version__,
+        "fp32_model": str(onnx_path), "int8_model": str(out), "model": info.spec, "weights": info.weights,
+        "method": method, "format": "QDQ", "per_channel": True,
+        "calibration": {"images": len(calib), "source_images": len(calib_items), "perturbed": perturbed,
+                        "seed": seed, "cached": calib.cached, "set_file": str(calib.path),
+                        "edits": dict(Counter(r["edit"] for r in calib.index))},
+        "quantized_ops": q.quantized_ops, "peak_memory_mb": q.peak_memory_mb, "memory_growth_mb": q.memory_growth_mb,
+        "acceptance": acceptance, "min_median_cosine": min_median_cosine, "passed": median >= min_median_cosine,
+        "versions": package_versions(),
+    }

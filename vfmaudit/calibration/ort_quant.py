@@ -1,0 +1,116 @@
+"""ONNX Runtime static quantization: QDQ format, per-channel weights, streamed calibration."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from vfmaudit.calibration.dataset import CalibrationSet
+from vfmaudit.calibration.memory import PeakMemory
+from vfmaudit.calibration.reader import StreamingDataReader
+from vfmaudit.errors import VfmauditError
+from vfmaudit.export.metadata import read_onnx_info, write_onnx_info
+
+METHODS = ("minmax", "entropy", "percentile")
+QUANTIZED_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "MatMulInteger",
+                 "ConvInteger", "DynamicQuantizeLinear", "MatMulNBits"}
+
+
+@dataclass
+class QuantizeResult:
+    path: Path
+    method: str
+    calibration_images: int
+    peak_memory_mb: float
+    memory_growth_mb: float
+    quantized_ops: dict
+
+
+def _ranges_cache(fp32_path: Path, calib: CalibrationSet, method: str, cache_dir: str | Path | None) -> Path:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(fp32_path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    h.update(f"{calib.path.name}|{method}".encode())
+    folder = Path(cache_dir) if cache_dir else calib.path.parent
+    return folder / f"ranges-{h.hexdigest()[:24]}.json"
+
+
+def quantized_op_counts(path: str | Path) -> dict:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    counts: dict = {}
+    for node in model.graph.node:
+        if node.op_type in QUANTIZED_OPS:
+            counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return counts
+
+
+def _stride(n_batches: int, at_most: int) -> int:
+    """Largest divisor of n_batches not above at_most (ORT's strided calibration needs one)."""
+    return max(d for d in range(1, min(at_most, n_batches) + 1) if n_batches % d == 0)
+
+
+def quantize_onnx(fp32_path: str | Path, out: str | Path, calib: CalibrationSet, method: str = "minmax",
+                  per_channel: bool = True, batch_size: int = 8, batches_in_memory: int = 4,
+                  cache_dir: str | Path | None = None) -> QuantizeResult:
+    """Calibrate and quantize to INT8 QDQ.
+
+    Activations are collected a few batches at a time (ORT's strided calibration), and the
+    statistics merged in between, so memory stays flat however large the calibration set. ORT's
+    entropy/percentile calibrators otherwise hold every batch's activations until the end
+    (the out-of-memory reports in onnxruntime issues 10503 and 11020). The tensor ranges are
+    cached next to the calibration set, so a second build with the same inputs skips calibration.
+    """
+    import onnxruntime as ort
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if method not in METHODS:
+        raise VfmauditError(f"unknown calibration method '{method}'; choose from {', '.join(METHODS)}")
+    fp32_path, out = Path(fp32_path), Path(out)
+    info = read_onnx_info(fp32_path)  # rejects non-ONNX and foreign files with one line
+    already = quantized_op_counts(fp32_path)
+    if already or info.precision != "fp32":
+        raise VfmauditError(f"{fp32_path} is already quantized ({info.precision}, "
+                            f"{sum(already.values())} quantized ops); calibrate its fp32 parent instead")
+    session = ort.InferenceSession(str(fp32_path), providers=["CPUExecutionProvider"])
+    input_name = session.get_inputs()[0].name
+    del session
+    calib_method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                    "percentile": CalibrationMethod.Percentile}[method]
+    logging.getLogger("onnxruntime").setLevel(logging.ERROR)
+    with tempfile.TemporaryDirectory(prefix="vfmaudit-quant-") as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            try:
+                quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
+            except Exception:  # noqa: BLE001 - pre-processing is an optimisation; quantize the original
+                pre = fp32_path
+        reader = StreamingDataReader(calib, info, input_name, batch_size)
+        extra = {"CalibStridedMinMax": _stride(len(reader), batches_in_memory), "ActivationSymmetric": False,
+                 "WeightSymmetric": True}
+        if method == "percentile":
+            extra["CalibPercentile"] = 99.999
+        with PeakMemory() as mem, contextlib.redirect_stdout(io.StringIO()):
+            try:
+                quantize_static(str(pre), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                                calibrate_method=calib_method, extra_options=extra,
+                                calibration_providers=["CPUExecutionProvider"],
+                                calibration_cache_path=_ranges_cache(fp32_path, calib, method, cache_dir))
+            except Exception as e:  # noqa: BLE001
+                raise VfmauditError(f"onnxruntime could not quantize {fp32_path}: {str(e).splitlines()[0][:200]}") from None
+    info.precision = "int8"
+    info.extra = {**info.extra, "calibration": {"method": method, "images": len(calib), "per_channel": per_channel,
+                                                "format": "QDQ", "source_fp32": str(fp32_path)}}
+    write_onnx_info(out, info)
+    return QuantizeResult(path=out, method=method, calibration_images=len(calib), peak_memory_mb=mem.peak_mb,
+                          memory_growth_mb=mem.growth_mb, quantized_ops=quantized_op_counts(out))
