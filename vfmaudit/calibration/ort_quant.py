@@ -58,9 +58,36 @@ def _stride(n_batches: int, at_most: int) -> int:
     return max(d for d in range(1, min(at_most, n_batches) + 1) if n_batches % d == 0)
 
 
+def activation_matmuls(path: str | Path) -> list[str]:
+    """MatMul nodes whose two inputs are both activations (attention's QK^T and attn*V).
+
+    Their INT8 error compounds through softmax; weights-times-activations MatMuls carry the
+    cost and the speed-up, these do not.
+    """
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    weights = {i.name for i in model.graph.initializer}
+    weights |= {n.output[0] for n in model.graph.node if n.op_type == "Constant"}
+
+    def from_weight(name: str, depth: int = 0) -> bool:
+        if name in weights:
+            return True
+        if depth > 3:
+            return False
+        for n in model.graph.node:  # through Transpose/Cast/Reshape of a weight
+            if name in n.output and n.op_type in ("Transpose", "Cast", "Reshape", "Unsqueeze"):
+                return from_weight(n.input[0], depth + 1)
+        return False
+
+    return [n.name for n in model.graph.node
+            if n.op_type == "MatMul" and n.name and not any(from_weight(i) for i in n.input)]
+
+
 def quantize_onnx(fp32_path: str | Path, out: str | Path, calib: CalibrationSet, method: str = "minmax",
                   per_channel: bool = True, batch_size: int = 8, batches_in_memory: int = 4,
-                  cache_dir: str | Path | None = None) -> QuantizeResult:
+                  cache_dir: str | Path | None = None, op_types: tuple[str, ...] | None = ("Conv", "MatMul", "Gemm"),
+                  keep_attention_float: bool = True) -> QuantizeResult:
     """Calibrate and quantize to INT8 QDQ.
 
     Activations are collected a few batches at a time (ORT's strided calibration), and the
@@ -100,17 +127,22 @@ def quantize_onnx(fp32_path: str | Path, out: str | Path, calib: CalibrationSet,
         if method == "percentile":
             extra["CalibPercentile"] = 99.999
         with PeakMemory() as mem, contextlib.redirect_stdout(io.StringIO()):
+            exclude = activation_matmuls(pre) if keep_attention_float else []
             try:
                 quantize_static(str(pre), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                                op_types_to_quantize=list(op_types) if op_types else None, nodes_to_exclude=exclude,
                                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                                 calibrate_method=calib_method, extra_options=extra,
                                 calibration_providers=["CPUExecutionProvider"],
-                                calibration_cache_path=_ranges_cache(fp32_path, calib, method, cache_dir))
+                                calibration_cache_path=_ranges_cache(fp32_path, calib, f"{method}|{op_types}|"
+                                                                     f"{keep_attention_float}", cache_dir))
             except Exception as e:  # noqa: BLE001
                 raise VfmauditError(f"onnxruntime could not quantize {fp32_path}: {str(e).splitlines()[0][:200]}") from None
     info.precision = "int8"
     info.extra = {**info.extra, "calibration": {"method": method, "images": len(calib), "per_channel": per_channel,
-                                                "format": "QDQ", "source_fp32": str(fp32_path)}}
+                                                "format": "QDQ", "source_fp32": str(fp32_path),
+                                                "op_types": list(op_types or []),
+                                                "float_attention_matmuls": len(exclude)}}
     write_onnx_info(out, info)
     return QuantizeResult(path=out, method=method, calibration_images=len(calib), peak_memory_mb=mem.peak_mb,
                           memory_growth_mb=mem.growth_mb, quantized_ops=quantized_op_counts(out))
