@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,13 +19,10 @@ from _common import machine, table
 
 
 def rate(encoder, batch: np.ndarray, repeats: int = 5) -> float:
-    encoder.encode(batch[:4])
-    best = 0.0
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        encoder.encode(batch)
-        best = max(best, len(batch) / (time.perf_counter() - t0))
-    return best
+    from vfmaudit.bench.timing import run_timed
+
+    t = run_timed(lambda: encoder.encode(batch), len(batch), warmup_s=0.0, duration_s=None, iterations=repeats)
+    return len(batch) / float(t.host_s.min())  # best of the timed runs
 
 
 def main() -> None:

@@ -8,8 +8,6 @@ JPEG or blur shows up here, where a single parity number would hide it.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from vfmaudit import perturb
@@ -80,16 +78,13 @@ def accept_int8(fp32: Encoder, int8: Encoder, held_out: list[ImageItem], levels:
 
 
 def _speed_ratio(fp32: Encoder, int8: Encoder, base: np.ndarray, batch: int, repeats: int = 3) -> dict:
+    from vfmaudit.bench.timing import run_timed
+
     x = np.concatenate([base] * (-(-batch // len(base))))[:batch]
-    rates = {}
+    rates: dict[str, float] = {}
     for _ in range(2):  # interleaved rounds, best of each
         for name, enc in (("fp32", fp32), ("int8", int8)):
-            enc.encode(x[:2])
-            best = 0.0
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                enc.encode(x)
-                best = max(best, len(x) / (time.perf_counter() - t0))
-            rates[name] = max(rates.get(name, 0.0), best)
+            t = run_timed(lambda enc=enc: enc.encode(x), len(x), warmup_s=0.0, duration_s=None, iterations=repeats)
+            rates[name] = max(rates.get(name, 0.0), len(x) / float(t.host_s.min()))
     return {"fp32_img_per_s": rates["fp32"], "int8_img_per_s": rates["int8"],
             "int8_over_fp32": rates["int8"] / rates["fp32"], "batch": batch}

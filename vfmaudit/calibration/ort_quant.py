@@ -33,13 +33,11 @@ class QuantizeResult:
 def _ranges_cache(fp32_path: Path, calib: CalibrationSet, method: str, cache_dir: str | Path | None) -> Path:
     import hashlib
 
-    h = hashlib.sha256()
-    with open(fp32_path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    h.update(f"{calib.path.name}|{method}".encode())
+    from vfmaudit.models.weights import file_sha256
+
+    key = hashlib.sha256(f"{file_sha256(fp32_path)}|{calib.path.name}|{method}".encode()).hexdigest()
     folder = Path(cache_dir) if cache_dir else calib.path.parent
-    return folder / f"ranges-{h.hexdigest()[:24]}.json"
+    return folder / f"ranges-{key[:24]}.json"
 
 
 def quantized_op_counts(path: str | Path) -> dict:

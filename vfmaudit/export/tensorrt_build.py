@@ -7,13 +7,13 @@ and fails with one line where it is absent.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from vfmaudit.errors import VfmauditError
 from vfmaudit.export.engine_sidecar import write_sidecar
 from vfmaudit.export.metadata import read_onnx_info
+from vfmaudit.models.weights import file_sha256
 
 
 def import_tensorrt():
@@ -30,14 +30,6 @@ class EngineBuild:
     engine: Path
     sidecar: Path
     precision: str
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def build_engine(onnx_path: str | Path, out: str | Path, fp16: bool = False, int8: bool = False,
@@ -102,7 +94,7 @@ def build_engine(onnx_path: str | Path, out: str | Path, fp16: bool = False, int
     sidecar = write_sidecar(out, {
         "tensorrt_version": trt.__version__, "gpu": props.name,
         "compute_capability": f"{props.major}.{props.minor}", "source_onnx": str(onnx_path),
-        "source_onnx_sha256": _sha256(onnx_path), "precision": precision, "input": inp.name,
+        "source_onnx_sha256": file_sha256(onnx_path), "precision": precision, "input": inp.name,
         "profile": {"min": min_batch, "opt": opt_batch, "max": max_batch},
         "vfmaudit": {k: v for k, v in info.to_props().items()},
     })
