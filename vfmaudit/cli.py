@@ -18,8 +18,9 @@ from vfmaudit.audit.config import DEFAULT_MODEL, DEFAULT_OUT
 from vfmaudit.errors import VfmauditError
 
 app = typer.Typer(
-    help="Audit and deploy vision encoders: how far embeddings drift under everyday image edits, "
-         "whether exported artefacts are the same model, and whether they pass your policy.",
+    help="Audit and deploy vision encoders: how far embeddings drift under everyday image edits "
+         "(audit), whether an exported ONNX/TensorRT artefact is still the same model (export), "
+         "INT8 calibration audited against fp32 (calibrate), and how fast each runs (bench).",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
 )
 err = Console(stderr=True)
