@@ -8,7 +8,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from vfmaudit.errors import ResumeMismatch, VfmauditError
-from vfmaudit.report.tables import IMAGE_COLUMNS, LEVEL_COLUMNS, PER_IMAGE, PER_LEVEL, read_rows
+from vfmaudit.report.tables import IMAGE_COLUMNS, LEVEL_COLUMNS, PER_IMAGE, PER_LEVEL, filter_rows, iter_rows
 from vfmaudit.report.tables import write_rows as _write_rows
 
 RUN_FILE = "run.json"
@@ -56,15 +56,13 @@ class ResultsStore:
         return self
 
     def _load_previous(self) -> None:
-        rows = read_rows(self.dir / PER_IMAGE)
         fams: dict[str, set[str]] = defaultdict(set)
-        for r in rows:
+        for r in iter_rows(self.dir / PER_IMAGE):
             fams[r["image"]].add(r["family"])
         self.done = {img for img, f in fams.items() if f >= set(self.families)}
-        # keep only whole images: rows of an image cut off mid-way are recomputed
-        _write_rows(self.dir / PER_IMAGE, IMAGE_COLUMNS, [r for r in rows if r["image"] in self.done], "w")
-        levels = [r for r in read_rows(self.dir / PER_LEVEL) if r["image"] in self.done]
-        _write_rows(self.dir / PER_LEVEL, LEVEL_COLUMNS, levels, "w")
+        # keep only whole images: rows of an image cut off mid-way are recomputed (streamed, not loaded)
+        filter_rows(self.dir / PER_IMAGE, IMAGE_COLUMNS, lambda r: r["image"] in self.done)
+        filter_rows(self.dir / PER_LEVEL, LEVEL_COLUMNS, lambda r: r["image"] in self.done)
         path = self.dir / SKIPPED
         if path.exists():
             for line in path.read_text().splitlines():

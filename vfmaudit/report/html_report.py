@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import io
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -22,16 +21,13 @@ def _svg(fig) -> str:
     return text[text.index("<svg"):]
 
 
-def _distribution_plot(image_rows: list[dict], families: list[str]) -> str:
+def _distribution_plot(values: dict, families: list[str]) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    values = defaultdict(list)
-    for r in image_rows:
-        values[r["family"]].append(float(r["divergence_radius"]))
-    data = [values[f] or [np.nan] for f in families]
+    data = [values[f]["divergence_radius"] if len(values[f]["divergence_radius"]) else [np.nan] for f in families]
     fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(families)), 3.6))
     ax.boxplot(data, showfliers=True)
     ax.set_xticks(range(1, len(families) + 1), families, rotation=30, ha="right")
@@ -72,7 +68,8 @@ def _fmt(v) -> str:
     return "–" if v is None else f"{v:.4f}"
 
 
-def render_html(report: dict, image_rows: list[dict]) -> str:
+def render_html(report: dict, values: dict) -> str:
+    """values[family][metric]: the per-image metric arrays (for the distribution plot)."""
     families = list(report["families"])
     esc = html.escape
     rows = []
@@ -85,8 +82,8 @@ def render_html(report: dict, image_rows: list[dict]) -> str:
     warn = ('<p class="warn">Random weights: these embeddings are not those of any trained model; '
             'pass --pretrained to audit real weights.</p>' if report.get("random_weights") else "")
     plots = ""
-    if image_rows:
-        plots = (f"<h2>Distributions</h2>{_distribution_plot(image_rows, families)}"
+    if any(len(values[f]["cosine"]) for f in families):
+        plots = (f"<h2>Distributions</h2>{_distribution_plot(values, families)}"
                  f"<h2>Metric against level</h2>{_level_plot(report, families)}")
     head = "".join(f"<th>{m} mean</th><th>{m} worst</th>" for m in METRICS)
     model = report["model"]
@@ -120,7 +117,7 @@ divergence radius: radius of the minimum enclosing ball of the clean and perturb
 """
 
 
-def write_html(report: dict, image_rows: list[dict], path: Path) -> None:
+def write_html(report: dict, values: dict, path: Path) -> None:
     tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(render_html(report, image_rows), encoding="utf-8")
+    tmp.write_text(render_html(report, values), encoding="utf-8")
     tmp.replace(path)

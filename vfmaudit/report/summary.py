@@ -22,31 +22,41 @@ def summarize(values: np.ndarray, higher_is_worse: bool) -> dict:
     }
 
 
-def family_summaries(image_rows: list[dict], level_rows: list[dict], families: list[str]) -> dict:
-    by_family: dict[str, dict[str, list[float]]] = {f: defaultdict(list) for f in families}
+def family_summaries(image_rows, level_rows, families: list[str]) -> tuple[dict, dict]:
+    """Summaries per family from row iterables, streamed: only the metric values are kept.
+
+    Returns (summaries, values) where values[family][metric] is an array for plotting.
+    """
+    from array import array
+
+    values = {f: {m: array("d") for m in METRICS} for f in families}
     worst_image: dict[str, tuple[float, str]] = {}
     for r in image_rows:
         fam = r["family"]
-        if fam not in by_family:
+        if fam not in values:
             continue
         for m in METRICS:
-            by_family[fam][m].append(float(r[m]))
+            values[fam][m].append(float(r[m]))
         rad = float(r["divergence_radius"])
         if fam not in worst_image or rad > worst_image[fam][0]:
             worst_image[fam] = (rad, r["image"])
-    per_level: dict[str, dict[float, list[tuple[float, float]]]] = {f: defaultdict(list) for f in families}
+    # per-level means as running sums: (sum cosine, sum euclidean, count)
+    per_level: dict[str, dict[float, list[float]]] = {f: defaultdict(lambda: [0.0, 0.0, 0]) for f in families}
     for r in level_rows:
         if r["family"] in per_level:
-            per_level[r["family"]][float(r["level"])].append((float(r["cosine"]), float(r["euclidean"])))
+            acc = per_level[r["family"]][float(r["level"])]
+            acc[0] += float(r["cosine"])
+            acc[1] += float(r["euclidean"])
+            acc[2] += 1
     out = {}
     for fam in families:
-        entry = {m: summarize(by_family[fam][m], HIGHER_IS_WORSE[m]) for m in METRICS}
-        entry["n_images"] = len(by_family[fam]["cosine"])
+        entry = {m: summarize(np.frombuffer(values[fam][m], dtype=np.float64) if len(values[fam][m]) else [],
+                              HIGHER_IS_WORSE[m]) for m in METRICS}
+        entry["n_images"] = len(values[fam]["cosine"])
         entry["worst_image"] = worst_image.get(fam, (None, None))[1]
-        entry["per_level"] = [
-            {"level": lv, "cosine_mean": float(np.mean([c for c, _ in vals])),
-             "euclidean_mean": float(np.mean([e for _, e in vals]))}
-            for lv, vals in sorted(per_level[fam].items())
-        ]
+        entry["per_level"] = [{"level": lv, "cosine_mean": c / n, "euclidean_mean": e / n}
+                              for lv, (c, e, n) in sorted(per_level[fam].items())]
         out[fam] = entry
-    return out
+    arrays = {f: {m: np.frombuffer(values[f][m], dtype=np.float64) if len(values[f][m]) else np.empty(0)
+                  for m in METRICS} for f in families}
+    return out, arrays

@@ -23,9 +23,29 @@ def write_rows(path: Path, columns: list[str], rows: list[dict], mode: str) -> N
         os.fsync(f.fileno())
 
 
-def read_rows(path: Path) -> list[dict]:
-    """All complete rows; a last line cut off by an interruption is ignored."""
+def iter_rows(path: Path):
+    """Complete rows one at a time (a last line cut off by an interruption is skipped)."""
     if not path.exists():
-        return []
+        return
     with open(path, newline="") as f:
-        return [r for r in csv.DictReader(f) if None not in r.values() and None not in r]
+        for r in csv.DictReader(f):
+            if None not in r.values() and None not in r:
+                yield r
+
+
+def read_rows(path: Path) -> list[dict]:
+    return list(iter_rows(path))
+
+
+def filter_rows(path: Path, columns: list[str], keep) -> None:
+    """Rewrite path with only the rows for which keep(row) is true, streaming through a temp file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=columns)
+        w.writeheader()
+        for r in iter_rows(path):
+            if keep(r):
+                w.writerow(r)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
