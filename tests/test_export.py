@@ -219,3 +219,21 @@ def test_tensorrt_absent_is_one_line(tmp_path, vit_onnx):
         pass
     res = vfmaudit("export", "tensorrt", vit_onnx.path, "--out", tmp_path / "m.engine")
     assert res.returncode == 2 and "TensorRT is not installed" in res.stderr
+
+
+@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
+def test_external_data_for_large_models(tmp_path, monkeypatch, exporter):
+    """Above the size threshold weights go to an external file; the artefact still loads and checks."""
+    import onnx
+
+    from vfmaudit.export import onnx_export
+
+    monkeypatch.setattr(onnx_export, "EXTERNAL_DATA_BYTES", 0)  # every model counts as large
+    res = export_onnx("timm:resnet18", tmp_path / "big.onnx", exporter=exporter)
+    assert res.external_data
+    model = onnx.load(str(res.path), load_external_data=False)
+    external = [t for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    assert len(external) > 10
+    assert (tmp_path / "big.onnx").stat().st_size < 5_000_000  # the weights are not in the .onnx file
+    assert read_onnx_info(res.path).spec == "timm:resnet18"
+    assert check_parity(res.path, max_images=1).passed
