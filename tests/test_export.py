@@ -82,7 +82,7 @@ def test_audit_on_onnx_equals_torch_audit(tmp_path, vit_onnx):
     from vfmaudit.audit import AuditConfig, run_audit
 
     common = dict(perturbations="jpeg,brightness,gaussian_noise", levels=3, batch_size=8)
-    torch_res = run_audit(AuditConfig(out=str(tmp_path / "t"), model="openclip:ViT-S-32", **common))
+    run_audit(AuditConfig(out=str(tmp_path / "t"), model="openclip:ViT-S-32", **common))
     onnx_res = run_audit(AuditConfig(out=str(tmp_path / "o"), model=str(vit_onnx.path), **common))
     assert onnx_res.report["backend"]["backend"] == "onnx"
     import csv
@@ -129,7 +129,7 @@ def test_cli_export_check_and_json(tmp_path):
 
 def _tiny_onnx(path, input_type, shape, with_metadata=True):
     import onnx
-    from onnx import TensorProto, helper
+    from onnx import helper
 
     from vfmaudit.export.metadata import ArtefactInfo
     from vfmaudit.models.preprocess import PreprocessSpec

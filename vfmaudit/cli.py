@@ -138,10 +138,9 @@ def _print_parity(report, json_out: Optional[Path]) -> None:
     if providers:
         out.print(f"artefact ran on: {', '.join(providers)}", highlight=False, markup=False)
     if json_out:
-        import json
+        from vfmaudit.report.json_report import write_json
 
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(report.to_json(), indent=2))
+        write_json(report.to_json(), json_out)
         out.print(f"wrote {json_out}")
 
 
@@ -432,8 +431,6 @@ def calibrate(
     Exit 0 when the median cosine to fp32 on held-out images reaches --min-median-cosine, 1 when
     it does not, 2 on unusable input.
     """
-    import json
-
     from vfmaudit.calibration import calibrate as run_calibration
     from vfmaudit.calibration.html import write_calibration_html
 
@@ -462,8 +459,9 @@ def calibrate(
     write_calibration_html(report, html_path)
     out.print(f"wrote {html_path}", highlight=False, markup=False)
     if json_out:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(report, indent=2))
+        from vfmaudit.report.json_report import write_json
+
+        write_json(report, json_out)
         out.print(f"wrote {json_out}", highlight=False, markup=False)
     if not report["passed"]:
         raise typer.Exit(1)

@@ -54,7 +54,7 @@ def _prepare_chunk(items: list[ImageItem], spec: PreprocessSpec) -> CleanChunk:
 
 def _variants(chunk: CleanChunk, plan: FamilyPlan, seed: int) -> FamilyVariants:
     fam = perturb.get(plan.name)
-    encode_levels = [i for i, lv in enumerate(plan.levels) if not (fam.exact_identity and lv == fam.identity)]
+    encode_levels = [i for i, lv in enumerate(plan.levels) if not fam.is_identity(lv)]
     parts = [perturb.apply(chunk.images, plan.name, plan.levels[i], seed=seed) for i in encode_levels]
     h, w = chunk.images.shape[1:3]
     images = np.concatenate(parts) if parts else np.empty((0, h, w, 3), np.uint8)

@@ -13,7 +13,7 @@ from vfmaudit.audit.pipeline import CleanChunk, FamilyVariants, produce
 from vfmaudit.audit.rebatch import Rebatcher
 from vfmaudit.audit.store import ResultsStore
 from vfmaudit.data.sources import collect_items, sample_items
-from vfmaudit.metrics import drift_metrics
+from vfmaudit.metrics import divergence_radius, l2_normalize
 from vfmaudit.runtime import Encoder, create_encoder
 
 # progress(event, n): event "start" with the number of images to do, then "advance" per image
@@ -90,17 +90,17 @@ def _score_family(unit: FamilyVariants, chunk: CleanChunk, clean: np.ndarray, va
     pert = np.repeat(clean[None], n_levels, axis=0)  # (L, B, D)
     if unit.encode_levels:
         pert[unit.encode_levels] = variant_emb.reshape(len(unit.encode_levels), b, -1)
-    pert = pert.transpose(1, 0, 2)  # (B, L, D)
-    m = drift_metrics(clean, pert)
-    cn = clean / np.linalg.norm(clean, axis=1, keepdims=True)
-    pn = pert / np.linalg.norm(pert, axis=2, keepdims=True)
+    cn = l2_normalize(clean)
+    pn = l2_normalize(pert.transpose(1, 0, 2))  # (B, L, D)
+    # per-level values first; the per-image metrics of DESIGN.md are their means and the ball
     cos_lv = np.einsum("bd,bld->bl", cn, pn)
     euc_lv = np.linalg.norm(pn - cn[:, None, :], axis=2)
+    radius = divergence_radius(np.concatenate([cn[:, None, :], pn], axis=1))
+    cos_mean, euc_mean = cos_lv.mean(axis=1), euc_lv.mean(axis=1)
     fam = unit.plan.name
     for i, image_id in enumerate(chunk.ids):
-        image_rows.append({"image": image_id, "family": fam, "cosine": f"{m['cosine'][i]:.8g}",
-                           "euclidean": f"{m['euclidean'][i]:.8g}",
-                           "divergence_radius": f"{m['divergence_radius'][i]:.8g}"})
+        image_rows.append({"image": image_id, "family": fam, "cosine": f"{cos_mean[i]:.8g}",
+                           "euclidean": f"{euc_mean[i]:.8g}", "divergence_radius": f"{radius[i]:.8g}"})
         for j, lv in enumerate(unit.plan.levels):
             level_rows.append({"image": image_id, "family": fam, "level": f"{lv:.8g}",
                                "cosine": f"{cos_lv[i, j]:.8g}", "euclidean": f"{euc_lv[i, j]:.8g}"})

@@ -38,7 +38,7 @@ def bench_audit(model: str = "openclip:ViT-S-32", inputs: list[str] | None = Non
     per_image = 1  # the clean image
     for plan in config.plan():
         fam = perturb.get(plan.name)
-        per_image += sum(1 for lv in plan.levels if not (fam.exact_identity and lv == fam.identity))
+        per_image += sum(1 for lv in plan.levels if not fam.is_identity(lv))
     encoded = n_images * per_image
     h, w = encoder.preprocess.size
     x = np.random.default_rng(0).integers(0, 256, (batch_size, h, w, 3), dtype=np.uint8)

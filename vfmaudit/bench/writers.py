@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 from vfmaudit.bench.fingerprint import flat_fingerprint
+from vfmaudit.report.json_report import write_json  # noqa: F401  (the one JSON writer, re-exported)
 
 LATENCY_KEYS = ("min", "mean", "median", "p90", "p95", "p99")
 ENCODER_COLUMNS = (["model", "backend", "precision", "batch_size", "device", "status", "reason", "throughput"]
                    + [f"latency_ms_{k}" for k in LATENCY_KEYS] + ["cv", "noisy", "iterations"])
-
-
-def write_json(data: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2))
 
 
 def encoder_csv_rows(bench) -> list[dict]:

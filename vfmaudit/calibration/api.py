@@ -9,10 +9,9 @@ from pathlib import Path
 from vfmaudit import __version__
 from vfmaudit.calibration.acceptance import accept_int8
 from vfmaudit.calibration.dataset import build_calibration_set, split_held_out
-from vfmaudit.calibration.ort_quant import quantize_onnx, quantized_op_counts
+from vfmaudit.calibration.ort_quant import quantize_onnx, require_fp32
 from vfmaudit.data.sources import collect_items, sample_items
 from vfmaudit.errors import VfmauditError
-from vfmaudit.export.metadata import read_onnx_info
 
 MIN_MEDIAN_COSINE = 0.98
 
@@ -28,9 +27,7 @@ def calibrate(onnx_path: str | Path, out: str | Path, images: list[str] | None =
     onnx_path, out = Path(onnx_path), Path(out)
     if not onnx_path.is_file():
         raise VfmauditError(f"ONNX file not found: {onnx_path}; check the path")
-    info = read_onnx_info(onnx_path)
-    if quantized_op_counts(onnx_path) or info.precision != "fp32":
-        raise VfmauditError(f"{onnx_path} is already quantized ({info.precision}); calibrate its fp32 parent instead")
+    info = require_fp32(onnx_path)  # before any expensive work
     if out.resolve() == onnx_path.resolve():
         raise VfmauditError("--out would overwrite the fp32 model; choose another file")
     items = collect_items(images) if images else sample_items()

@@ -82,6 +82,16 @@ def activation_matmuls(path: str | Path) -> list[str]:
             if n.op_type == "MatMul" and n.name and not any(from_weight(i) for i in n.input)]
 
 
+def require_fp32(path: str | Path):
+    """The model's metadata, or a one-line error when it is not an fp32 vfmaudit export."""
+    info = read_onnx_info(path)  # rejects non-ONNX and foreign files with one line
+    already = quantized_op_counts(path)
+    if already or info.precision != "fp32":
+        raise VfmauditError(f"{path} is already quantized ({info.precision}, "
+                            f"{sum(already.values())} quantized ops); calibrate its fp32 parent instead")
+    return info
+
+
 def quantize_onnx(fp32_path: str | Path, out: str | Path, calib: CalibrationSet, method: str = "minmax",
                   per_channel: bool = True, batch_size: int = 8, batches_in_memory: int = 4,
                   cache_dir: str | Path | None = None, op_types: tuple[str, ...] | None = ("Conv", "MatMul", "Gemm"),
@@ -101,11 +111,7 @@ def quantize_onnx(fp32_path: str | Path, out: str | Path, calib: CalibrationSet,
     if method not in METHODS:
         raise VfmauditError(f"unknown calibration method '{method}'; choose from {', '.join(METHODS)}")
     fp32_path, out = Path(fp32_path), Path(out)
-    info = read_onnx_info(fp32_path)  # rejects non-ONNX and foreign files with one line
-    already = quantized_op_counts(fp32_path)
-    if already or info.precision != "fp32":
-        raise VfmauditError(f"{fp32_path} is already quantized ({info.precision}, "
-                            f"{sum(already.values())} quantized ops); calibrate its fp32 parent instead")
+    info = require_fp32(fp32_path)
     session = ort.InferenceSession(str(fp32_path), providers=["CPUExecutionProvider"])
     input_name = session.get_inputs()[0].name
     del session

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import set_num_threads as _numba_set_threads
 
 from vfmaudit.errors import VfmauditError
 from vfmaudit.perturb import color, filters, jpeg, noise  # noqa: F401  (register families)
@@ -43,10 +42,9 @@ def apply(images: np.ndarray, name: str, level: float, seed: int = 0) -> np.ndar
     batch, single = as_batch(images)
     if batch.shape[0] == 0:
         return images.copy()
-    if fam.exact_identity and level == fam.identity:
+    if fam.is_identity(level):
         out = batch.copy()
     else:
-        _numba_set_threads(min(get_num_threads(), _numba_max_threads()))
         seeds = image_seeds(batch, seed, name, level) if fam.stochastic else np.zeros(batch.shape[0], np.uint64)
         out = fam.apply_batch(batch, level, seeds)
     return out[0] if single else out
@@ -64,9 +62,3 @@ def levels(name: str, n: int, lo: float | None = None, hi: float | None = None) 
     if n == 1:
         return np.array([hi], dtype=np.float64)
     return np.linspace(lo, hi, int(n))
-
-
-def _numba_max_threads() -> int:
-    from numba import config
-
-    return config.NUMBA_NUM_THREADS

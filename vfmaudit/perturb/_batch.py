@@ -10,6 +10,7 @@ from typing import Callable
 import numpy as np
 
 from vfmaudit.errors import VfmauditError
+from vfmaudit.perturb._hash import content_hash
 
 _num_threads = max(1, os.cpu_count() or 1)
 _pool: ThreadPoolExecutor | None = None
@@ -19,7 +20,7 @@ _MASK64 = (1 << 64) - 1
 
 
 def set_num_threads(n: int) -> None:
-    """Threads used to spread a batch over (OpenCV work and Numba kernels alike)."""
+    """Threads a batch is spread over, one image per task (OpenCV and nogil Numba kernels alike)."""
     global _num_threads
     if n < 1:
         raise VfmauditError(f"thread count must be >= 1, got {n}")
@@ -47,12 +48,13 @@ def as_batch(images: np.ndarray) -> tuple[np.ndarray, bool]:
     return np.ascontiguousarray(batch), single
 
 
-def map_images(fn: Callable[[np.ndarray, int], np.ndarray], batch: np.ndarray) -> np.ndarray:
-    """out[i] = fn(batch[i], i), images spread over a thread pool (OpenCV releases the GIL)."""
+def map_into(fn: Callable[[np.ndarray, int, np.ndarray], None], batch: np.ndarray) -> np.ndarray:
+    """fn(batch[i], i, out[i]) writes image i of the result; images spread over a thread pool
+    (OpenCV and nogil Numba kernels release the GIL). out[i] is C-contiguous."""
     out = np.empty_like(batch)
 
     def work(i: int) -> None:
-        out[i] = fn(batch[i], i)
+        fn(batch[i], i, out[i])
 
     n = batch.shape[0]
     threads = min(_num_threads, n)
@@ -62,6 +64,15 @@ def map_images(fn: Callable[[np.ndarray, int], np.ndarray], batch: np.ndarray) -
     else:
         list(_get_pool(threads).map(work, range(n)))
     return out
+
+
+def map_images(fn: Callable[[np.ndarray, int], np.ndarray], batch: np.ndarray) -> np.ndarray:
+    """out[i] = fn(batch[i], i), for functions that return a new image (OpenCV calls)."""
+
+    def into(img: np.ndarray, i: int, out: np.ndarray) -> None:
+        out[...] = fn(img, i)
+
+    return map_into(into, batch)
 
 
 def _get_pool(threads: int) -> ThreadPoolExecutor:
@@ -90,8 +101,6 @@ def image_seeds(batch: np.ndarray, seed: int, name: str, level: float) -> np.nda
     base = _splitmix64(int(seed) & _MASK64)
     base = _splitmix64(base ^ zlib.crc32(name.encode()))
     base = _splitmix64(base ^ (int(np.float64(level).view(np.uint64)) & _MASK64))
-    from vfmaudit.perturb._hash import content_hash
-
     seeds = np.empty(batch.shape[0], dtype=np.uint64)
     for i in range(batch.shape[0]):
         img = batch[i]

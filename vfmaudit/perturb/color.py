@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from vfmaudit.perturb._batch import map_images
+from vfmaudit.perturb._batch import map_images, map_into
 from vfmaudit.perturb._lut import apply_lut
 from vfmaudit.perturb.registry import Family, register
 
@@ -27,15 +27,19 @@ def brightness(batch: np.ndarray, level: float, seeds: np.ndarray) -> np.ndarray
     return apply_lut(batch, _blend_lut(level, 0.0))
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _gray(r: np.uint8, g: np.uint8, b: np.uint8) -> np.int32:
+    # torchvision rgb_to_grayscale: float32 weighted sum in this order, truncated to uint8
+    v = np.float32(0.2989) * np.float32(r) + np.float32(0.587) * np.float32(g)
+    return np.int32(v + np.float32(0.114) * np.float32(b))
+
+
 @njit(cache=True, nogil=True)
 def _gray_sum(img: np.ndarray) -> np.int64:
-    # sum over pixels of torchvision's rgb_to_grayscale: float32 weighted sum truncated to uint8
     flat = img.ravel()
     total = 0
     for p in range(flat.size // 3):
-        v = np.float32(0.2989) * np.float32(flat[3 * p]) + np.float32(0.587) * np.float32(flat[3 * p + 1])
-        v = v + np.float32(0.114) * np.float32(flat[3 * p + 2])
-        total += np.int32(v)
+        total += _gray(flat[3 * p], flat[3 * p + 1], flat[3 * p + 2])
     return total
 
 
@@ -55,10 +59,7 @@ def _saturation_kernel(img: np.ndarray, ratio: np.float32, inv: np.float32, out:
     src = img.ravel()
     dst = out.ravel()
     for p in range(src.size // 3):
-        r, g, b = src[3 * p], src[3 * p + 1], src[3 * p + 2]
-        gray = np.float32(0.2989) * np.float32(r) + np.float32(0.587) * np.float32(g)
-        gray = np.float32(np.int32(gray + np.float32(0.114) * np.float32(b)))
-        g_term = inv * gray
+        g_term = inv * np.float32(_gray(src[3 * p], src[3 * p + 1], src[3 * p + 2]))
         for c in range(3):
             v = ratio * np.float32(src[3 * p + c]) + g_term
             dst[3 * p + c] = np.uint8(min(max(v, np.float32(0.0)), np.float32(255.0)))
@@ -66,13 +67,7 @@ def _saturation_kernel(img: np.ndarray, ratio: np.float32, inv: np.float32, out:
 
 def saturation(batch: np.ndarray, level: float, seeds: np.ndarray) -> np.ndarray:
     ratio, inv = F32(level), F32(1.0 - level)
-
-    def one(img: np.ndarray, i: int) -> np.ndarray:
-        out = np.empty_like(img)
-        _saturation_kernel(img, ratio, inv, out)
-        return out
-
-    return map_images(one, batch)
+    return map_into(lambda img, i, out: _saturation_kernel(img, ratio, inv, out), batch)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")  # no zero-division checks: lets it vectorise
@@ -140,13 +135,7 @@ def _hue_kernel(img: np.ndarray, shift: np.float32, out: np.ndarray) -> None:
 
 def hue(batch: np.ndarray, level: float, seeds: np.ndarray) -> np.ndarray:
     shift = F32(level)
-
-    def one(img: np.ndarray, i: int) -> np.ndarray:
-        out = np.empty_like(img)
-        _hue_kernel(img, shift, out)
-        return out
-
-    return map_images(one, batch)
+    return map_into(lambda img, i, out: _hue_kernel(img, shift, out), batch)
 
 
 register(Family("brightness", 0.2, 1.8, 1.0, "factor",

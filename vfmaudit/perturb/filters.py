@@ -6,9 +6,9 @@ import math
 
 import cv2
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from vfmaudit.perturb._batch import map_images
+from vfmaudit.perturb._batch import map_images, map_into
 from vfmaudit.perturb.registry import Family, register
 
 
@@ -58,13 +58,7 @@ def sharpness(batch: np.ndarray, level: float, seeds: np.ndarray) -> np.ndarray:
     if batch.shape[1] <= 2 or batch.shape[2] <= 2:
         return batch.copy()
     ratio, inv = np.float32(level), np.float32(1.0 - level)
-
-    def one(img: np.ndarray, i: int) -> np.ndarray:
-        out = np.empty_like(img)
-        _sharpness_kernel(img, ratio, inv, out)
-        return out
-
-    return map_images(one, batch)
+    return map_into(lambda img, i, out: _sharpness_kernel(img, ratio, inv, out), batch)
 
 
 def gaussian_ksize(sigma: float, truncate: float = 4.0) -> int:
@@ -133,36 +127,39 @@ def _splitmix_next(state: np.uint64) -> tuple[np.uint64, np.uint64]:
     return state, z ^ (z >> np.uint64(31))
 
 
-@njit(parallel=True, cache=True)
-def _glass_shuffle(batch: np.ndarray, seeds: np.ndarray, delta: int, iterations: int) -> None:
+@njit(cache=True, nogil=True)
+def _glass_shuffle(img: np.ndarray, seed: np.uint64, delta: int, iterations: int) -> None:
     # ImageNet-C's loop, pixel for pixel: offsets drawn from [-delta, delta), and (as in the
     # reference, whose tuple "swap" of numpy views copies one way) x[h, w] <- x[h', w'].
-    n, hgt, wid, _ = batch.shape
+    hgt, wid, _ = img.shape
     span = np.uint64(2 * delta)
-    for i in prange(n):
-        state = seeds[i]
-        for _ in range(iterations):
-            for hh in range(hgt - delta, delta, -1):
-                for ww in range(wid - delta, delta, -1):
-                    state, r = _splitmix_next(state)
-                    dx = np.int64((r >> np.uint64(32)) % span) - delta
-                    dy = np.int64((r & np.uint64(0xFFFFFFFF)) % span) - delta
-                    hp = hh + dy
-                    wp = ww + dx
-                    if hp < 0 or hp >= hgt or wp < 0 or wp >= wid:
-                        continue  # only reachable on images smaller than the offsets
-                    for c in range(3):
-                        batch[i, hh, ww, c] = batch[i, hp, wp, c]
+    state = seed
+    for _ in range(iterations):
+        for hh in range(hgt - delta, delta, -1):
+            for ww in range(wid - delta, delta, -1):
+                state, r = _splitmix_next(state)
+                dx = np.int64((r >> np.uint64(32)) % span) - delta
+                dy = np.int64((r & np.uint64(0xFFFFFFFF)) % span) - delta
+                hp = hh + dy
+                wp = ww + dx
+                if hp < 0 or hp >= hgt or wp < 0 or wp >= wid:
+                    continue  # only reachable on images smaller than the offsets
+                for c in range(3):
+                    img[hh, ww, c] = img[hp, wp, c]
 
 
 def glass_blur(batch: np.ndarray, level: float, seeds: np.ndarray) -> np.ndarray:
     sigma, delta, iterations = glass_blur_params(level)
     if sigma <= 0:
         return batch.copy()
-    blurred = map_images(lambda img, i: np.clip(_blur_float(img, sigma), 0, 255).astype(np.uint8), batch)
-    if delta > 0 and iterations > 0:
-        _glass_shuffle(blurred, seeds, delta, iterations)
-    return map_images(lambda img, i: np.clip(_blur_float(img, sigma), 0, 255).astype(np.uint8), blurred)
+
+    def one(img: np.ndarray, i: int, out: np.ndarray) -> None:  # blur, shuffle, blur in one pass
+        out[...] = np.clip(_blur_float(img, sigma), 0, 255)
+        if delta > 0 and iterations > 0:
+            _glass_shuffle(out, seeds[i], delta, iterations)
+        out[...] = np.clip(_blur_float(out, sigma), 0, 255)
+
+    return map_into(one, batch)
 
 
 register(Family("sharpness", 0.0, 3.0, 1.0, "factor",

@@ -15,7 +15,7 @@ from functools import lru_cache
 import numpy as np
 from numba import njit
 
-from vfmaudit.perturb._batch import map_images
+from vfmaudit.perturb._batch import map_into
 from vfmaudit.perturb.registry import Family, register
 
 _BUCKET_BITS = 16
@@ -69,13 +69,7 @@ def gaussian_noise(batch: np.ndarray, level: float, seeds: np.ndarray) -> np.nda
     if sigma <= 0:
         return batch.copy()
     thresholds, start, kmin = _cdf_tables(sigma)
-
-    def noisy(img: np.ndarray, i: int) -> np.ndarray:
-        out = np.empty_like(img)
-        _noise_kernel(img, seeds[i], thresholds, start, kmin, out)
-        return out
-
-    return map_images(noisy, batch)
+    return map_into(lambda img, i, out: _noise_kernel(img, seeds[i], thresholds, start, kmin, out), batch)
 
 
 register(Family("gaussian_noise", 0.0, 0.4, 0.0, "sigma on the [0, 1] scale",

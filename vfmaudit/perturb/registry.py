@@ -27,6 +27,10 @@ class Family:
     # Whether the edit draws random numbers (then the seed matters).
     stochastic: bool = False
 
+    def is_identity(self, level: float) -> bool:
+        """True when apply at `level` returns the input unchanged (so it can be skipped)."""
+        return self.exact_identity and level == self.identity
+
     @property
     def domain(self) -> tuple[float, float]:
         return (self.lo, self.hi)

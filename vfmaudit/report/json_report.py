@@ -58,6 +58,9 @@ def _clean(obj):
 
 
 def write_json(report: dict, path: Path) -> None:
+    """Write atomically (NaN/inf as null), creating the folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(_clean(report), indent=2))
     tmp.replace(path)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Callable, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -40,6 +40,25 @@ def check_images(images: np.ndarray | list) -> np.ndarray | list:
     if images.ndim != 4 or images.shape[-1] != 3:
         raise VfmauditError(f"images must have shape (N, H, W, 3), got {images.shape}")
     return images
+
+
+def encode_batches(images: np.ndarray | list, preprocess: PreprocessSpec, embed_dim: int, step: int,
+                   uint8_input: bool, run: Callable[[np.ndarray], np.ndarray], pad_to: int | None = None,
+                   input_dtype: type = np.float32) -> np.ndarray:
+    """Artefact encoders' loop: model-size uint8 -> (normalised) feed per chunk -> run ->
+    L2-normalised float32 rows. pad_to: a static batch size the last chunk is padded to."""
+    batch = to_model_size(preprocess, images)
+    out = np.empty((batch.shape[0], embed_dim), dtype=np.float32)
+    for start in range(0, batch.shape[0], step):
+        chunk = batch[start:start + step]
+        n = chunk.shape[0]
+        if pad_to and n < pad_to:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad_to - n, axis=0)])
+        feed = np.ascontiguousarray(chunk) if uint8_input else \
+            preprocess.normalize(chunk).astype(input_dtype, copy=False)
+        emb = np.asarray(run(feed), dtype=np.float32)[:n]
+        out[start:start + n] = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    return out
 
 
 def to_model_size(spec: PreprocessSpec, images: np.ndarray | list) -> np.ndarray:

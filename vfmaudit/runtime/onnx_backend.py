@@ -9,7 +9,7 @@ import numpy as np
 
 from vfmaudit.errors import VfmauditError
 from vfmaudit.export.metadata import INPUT_UINT8_NHWC, ArtefactInfo, read_onnx_info
-from vfmaudit.runtime.base import to_model_size
+from vfmaudit.runtime.base import encode_batches
 from vfmaudit.runtime.registry import register_backend
 
 _ORT_TYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8, "tensor(float16)": np.float16}
@@ -105,21 +105,10 @@ class OnnxEncoder:
         return binding.copy_outputs_to_cpu()[0]
 
     def encode(self, images: np.ndarray) -> np.ndarray:
-        batch = to_model_size(self.preprocess, images)
-        out = np.empty((batch.shape[0], self.embed_dim), dtype=np.float32)
-        step = self.fixed_batch or self.batch_size
-        for start in range(0, batch.shape[0], step):
-            chunk = batch[start:start + step]
-            n = chunk.shape[0]
-            if self.fixed_batch and n < self.fixed_batch:  # a static-batch file: pad the last chunk
-                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], self.fixed_batch - n, axis=0)])
-            if self.info.input_format == INPUT_UINT8_NHWC:
-                feed = np.ascontiguousarray(chunk)
-            else:
-                feed = self.preprocess.normalize(chunk).astype(self.input_dtype or np.float32, copy=False)
-            emb = np.asarray(self._run(feed), dtype=np.float32)[:n]
-            out[start:start + n] = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-        return out
+        # a static-batch file runs in its own batch size, the last chunk padded
+        return encode_batches(images, self.preprocess, self.embed_dim, self.fixed_batch or self.batch_size,
+                              self.info.input_format == INPUT_UINT8_NHWC, self._run, pad_to=self.fixed_batch,
+                              input_dtype=self.input_dtype or np.float32)
 
     def describe(self) -> dict:
         return {"spec": self.info.spec, "weights": self.info.weights, "embedding_dim": self.embed_dim,

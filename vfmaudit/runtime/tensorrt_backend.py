@@ -14,7 +14,7 @@ import numpy as np
 from vfmaudit.errors import VfmauditError
 from vfmaudit.export.engine_sidecar import check_compatible, read_sidecar
 from vfmaudit.export.metadata import INPUT_UINT8_NHWC, ArtefactInfo
-from vfmaudit.runtime.base import to_model_size
+from vfmaudit.runtime.base import encode_batches
 from vfmaudit.runtime.registry import register_backend
 
 
@@ -71,15 +71,8 @@ class TensorRTEncoder:
         return result.numpy()
 
     def encode(self, images: np.ndarray) -> np.ndarray:
-        batch = to_model_size(self.preprocess, images)
-        out = np.empty((batch.shape[0], self.embed_dim), dtype=np.float32)
-        for start in range(0, batch.shape[0], self.batch_size):
-            chunk = batch[start:start + self.batch_size]
-            feed = np.ascontiguousarray(chunk) if self.info.input_format == INPUT_UINT8_NHWC else \
-                self.preprocess.normalize(chunk)
-            emb = self._run(feed)
-            out[start:start + len(chunk)] = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
-        return out
+        return encode_batches(images, self.preprocess, self.embed_dim, self.batch_size,
+                              self.info.input_format == INPUT_UINT8_NHWC, self._run)
 
     def describe(self) -> dict:
         return {"spec": self.info.spec, "weights": self.info.weights, "embedding_dim": self.embed_dim,
