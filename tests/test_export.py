@@ -36,11 +36,19 @@ def vit_baked(tmp_path_factory):
 ])
 def test_export_and_parity_across_architectures(tmp_path, spec, exporter):
     res = export_onnx(spec, tmp_path / "m.onnx", seed=1, exporter=exporter)
+    assert res.exporter == ("dynamo" if exporter == "auto" else exporter)  # no silent fallback
     report = check_parity(res.path, max_images=4)
     assert report.passed, report.summary()
     assert report.summary()["min_cosine"] >= 0.9999
     assert report.reference["model"] == spec and report.reference["seed"] == 1  # rebuilt from metadata
     assert len(report.rows) == 4 * 6  # clean + 5 perturbed variants per image
+
+
+def test_default_exporter_is_dynamo_without_fallback(vit_onnx):
+    """The default path must really be dynamo: a silent TorchScript fallback hides a missing dependency."""
+    assert vit_onnx.exporter == "dynamo", vit_onnx.info.extra.get("fallback_reasons")
+    assert read_onnx_info(vit_onnx.path).exporter == "dynamo"
+    assert vit_onnx.info.extra["fallback_reasons"] == []
 
 
 def test_metadata_checker_and_dynamic_batch(vit_onnx, photos):
@@ -230,10 +238,32 @@ def test_external_data_for_large_models(tmp_path, monkeypatch, exporter):
 
     monkeypatch.setattr(onnx_export, "EXTERNAL_DATA_BYTES", 0)  # every model counts as large
     res = export_onnx("timm:resnet18", tmp_path / "big.onnx", exporter=exporter)
-    assert res.external_data
+    assert res.exporter == exporter and res.external_data
     model = onnx.load(str(res.path), load_external_data=False)
     external = [t for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
     assert len(external) > 10
     assert (tmp_path / "big.onnx").stat().st_size < 5_000_000  # the weights are not in the .onnx file
     assert read_onnx_info(res.path).spec == "timm:resnet18"
     assert check_parity(res.path, max_images=1).passed
+
+
+def test_fallback_to_torchscript_is_a_console_warning(tmp_path, monkeypatch, capsys):
+    """When dynamo fails on a model, the TorchScript file is still written, and the user is told."""
+    from vfmaudit.cli import main
+    from vfmaudit.export import onnx_export
+
+    real_export = onnx_export._export
+
+    def dynamo_fails(module, example, path, exporter, *args):
+        if exporter == "dynamo":
+            raise RuntimeError("unsupported operator for this test")
+        return real_export(module, example, path, exporter, *args)
+
+    monkeypatch.setattr(onnx_export, "_export", dynamo_fails)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["export", "onnx", "-m", "timm:resnet18", "--out", str(tmp_path / "r.onnx"), "--no-check"])
+    assert exit_info.value.code == 0
+    err = capsys.readouterr().err
+    assert "warning: the dynamo exporter failed" in err and "torchscript" in err
+    assert "unsupported operator for this test" in err
+    assert read_onnx_info(tmp_path / "r.onnx").exporter == "torchscript"

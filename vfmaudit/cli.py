@@ -169,6 +169,10 @@ def export_onnx_cmd(
     out.print(f"wrote {res.path} ({res.exporter} exporter, input {res.info.input_format}, "
               f"{res.info.embedding_dim}-d, weights {res.info.weights.get('label')})"
               + (", external data" if res.external_data else ""), highlight=False, markup=False)
+    if exporter == "auto" and res.exporter != "dynamo":
+        err.print(f"warning: the dynamo exporter failed, the file was written by the {res.exporter} exporter "
+                  f"({'; '.join(res.info.extra.get('fallback_reasons', []))})", markup=False, highlight=False,
+                  soft_wrap=True)
     artefacts = [res.path]
     if optimize_cpu:
         from vfmaudit.export.cpu_optimize import optimize_for_cpu
