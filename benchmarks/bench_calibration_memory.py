@@ -27,7 +27,7 @@ from vfmaudit.calibration import build_calibration_set
 from vfmaudit.calibration.ort_quant import quantize_onnx
 from vfmaudit.calibration.reader import StreamingDataReader
 from vfmaudit.data import sample_items
-from vfmaudit.export import read_onnx_info
+from vfmaudit.artefact import read_onnx_info
 fp32, size, method, mode, tmp = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], Path(sys.argv[5])
 info = read_onnx_info(fp32)
 calib = build_calibration_set(sample_items(), info.preprocess, size=size, cache_dir=tmp / "sets")

@@ -19,7 +19,7 @@ from _common import machine, table
 
 
 def rate(encoder, batch: np.ndarray, repeats: int = 5) -> float:
-    from vfmaudit.bench.timing import run_timed
+    from vfmaudit.runtime.timing import run_timed
 
     t = run_timed(lambda: encoder.encode(batch), len(batch), warmup_s=0.0, duration_s=None, iterations=repeats)
     return len(batch) / float(t.host_s.min())  # best of the timed runs

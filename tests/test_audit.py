@@ -2,23 +2,18 @@
 
 import csv
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from vfmaudit import perturb
-from vfmaudit.audit import AuditConfig, run_audit
+from vfmaudit import AuditConfig, VfmauditError, perturb, run_audit
 from vfmaudit.metrics import drift_metrics
 
+from cli_runner import run_cli as vfmaudit
+from cli_runner import run_process
+
 FAST = ["-p", "jpeg,brightness,gaussian_noise", "--levels", "3"]
-
-
-def vfmaudit(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "vfmaudit", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=600)
 
 
 def rows(path):
@@ -51,7 +46,8 @@ BAD = {"truncated.png", "notes.txt", "bomb.png"}
 
 
 def test_default_audit_writes_all_outputs(tmp_path):
-    res = vfmaudit("audit", cwd=tmp_path)
+    # the main job as a user starts it: a real process of the installed package, no arguments
+    res = run_process("audit", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     out = tmp_path / "vfmaudit-out"
     report = json.loads((out / "report.json").read_text())
@@ -106,11 +102,14 @@ def test_per_image_metrics_equal_a_direct_computation(tmp_path, image_folder, sm
     (["audit", "/no/such/path.jpg"], "no such file"),
     (["audit", "-p", "fog"], "unknown perturbation"),
     (["audit", "-p", "jpeg:5:50"], "outside the domain"),
-    (["audit", "--levels", "0"], "--levels"),
+    (["audit", "--levels", "0"], "--levels must be >= 1"),  # the library's `levels`, shown as the flag
     (["audit", "--pretrained", "/no/such/weights.pt"], "weights file not found"),
     (["audit", "--model", "openclip:NoSuchNet"], "unknown OpenCLIP architecture"),
     (["audit", "--backend", "nope"], "unknown backend"),
     (["audit", "--levels", "many"], "--levels"),
+    (["audit", "--batch-size", "0"], "--batch-size must be >= 1"),
+    (["audit", "--model", "m.onnx"], "ONNX file not found: m.onnx; check the path passed as --model"),
+    (["audit", "-p", "parity,jpeg"], "'jpeg' is listed twice"),
 ])
 def test_runs_that_cannot_start_fail_with_one_line_and_exit_2(tmp_path, args, needle):
     (tmp_path / "empty").mkdir()
@@ -135,8 +134,9 @@ def test_interrupted_audit_resumes_without_redoing_finished_images(tmp_path, ima
     skipped_first = (out / "skipped.jsonl").read_text().splitlines()
     assert 0 < len(done_first) < len(GOOD)
 
-    with pytest.raises(Exception, match="--resume"):  # refuses to overwrite finished work
+    with pytest.raises(VfmauditError, match="pass resume") as refused:  # refuses to overwrite finished work
         run_audit(AuditConfig(**base), encoder=small_encoder)
+    assert "resume" in refused.value.param  # the API names parameters; the CLI shows them as flags
 
     counted = []
     result = run_audit(AuditConfig(**base, resume=True), encoder=small_encoder,

@@ -2,22 +2,18 @@
 
 import csv
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from vfmaudit.bench import bench_encoders, bench_meb, bench_perturb, latency_summary, run_timed
-from vfmaudit.bench.timing import coefficient_of_variation
+from vfmaudit.bench import bench_encoders, bench_meb, bench_perturb
+from vfmaudit.runtime.timing import latency_summary, run_timed
+from vfmaudit.runtime.timing import coefficient_of_variation
 from vfmaudit.errors import VfmauditError
 
+from cli_runner import run_cli as vfmaudit
+
 LAT = ("min", "mean", "median", "p90", "p95", "p99")
-
-
-def vfmaudit(*args):
-    return subprocess.run([sys.executable, "-m", "vfmaudit", *map(str, args)], capture_output=True, text=True,
-                          timeout=900)
 
 
 def test_latency_summary_matches_numpy():

@@ -1,8 +1,6 @@
 """INT8 calibration: deterministic bounded sets, real quantized operators, acceptance, bad input."""
 
 import json
-import subprocess
-import sys
 from collections import Counter
 
 import numpy as np
@@ -13,13 +11,11 @@ from vfmaudit.calibration.ort_quant import _stride
 from vfmaudit.calibration.reader import StreamingDataReader
 from vfmaudit.data import sample_items
 from vfmaudit.errors import VfmauditError
-from vfmaudit.export import export_onnx, read_onnx_info
+from vfmaudit.artefact import read_onnx_info
+from vfmaudit.export import export_onnx
 from vfmaudit.models.preprocess import PreprocessSpec
 
-
-def vfmaudit(*args):
-    return subprocess.run([sys.executable, "-m", "vfmaudit", *map(str, args)], capture_output=True, text=True,
-                          timeout=900)
+from cli_runner import run_cli as vfmaudit
 
 
 SPEC = PreprocessSpec(size=(64, 64), resize=64)
@@ -73,7 +69,7 @@ def test_reader_streams_in_ranges(tmp_path):
 
 
 def read_onnx_info_stub():
-    from vfmaudit.export.metadata import ArtefactInfo
+    from vfmaudit.artefact import ArtefactInfo
 
     return ArtefactInfo(spec="timm:resnet18", weights={}, preprocess=SPEC, embedding_dim=8)
 

@@ -1,20 +1,16 @@
 """Export to ONNX, parity with torch, the onnx backend, and bad artefacts."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from vfmaudit.errors import VfmauditError
-from vfmaudit.export import check_parity, export_onnx, read_onnx_info
+from vfmaudit.artefact import read_onnx_info
+from vfmaudit.export import check_parity, export_onnx
 from vfmaudit.runtime import create_encoder
 
-
-def vfmaudit(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "vfmaudit", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=900)
+from cli_runner import run_cli as vfmaudit
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +83,7 @@ def test_baked_preprocessing_equals_python_preprocessing(vit_baked, vit_onnx, ph
 
 
 def test_audit_on_onnx_equals_torch_audit(tmp_path, vit_onnx):
-    from vfmaudit.audit import AuditConfig, run_audit
+    from vfmaudit import AuditConfig, run_audit
 
     common = dict(perturbations="jpeg,brightness,gaussian_noise", levels=3, batch_size=8)
     run_audit(AuditConfig(out=str(tmp_path / "t"), model="openclip:ViT-S-32", **common))
@@ -139,7 +135,7 @@ def _tiny_onnx(path, input_type, shape, with_metadata=True):
     import onnx
     from onnx import helper
 
-    from vfmaudit.export.metadata import ArtefactInfo
+    from vfmaudit.artefact import ArtefactInfo
     from vfmaudit.models.preprocess import PreprocessSpec
 
     inp = helper.make_tensor_value_info("x", input_type, shape)
@@ -184,7 +180,7 @@ def test_bad_artefacts_give_one_line_and_exit_2(tmp_path, case, needle):
 
 
 def test_engine_from_another_tensorrt_version_is_a_clear_error(tmp_path):
-    from vfmaudit.export.engine_sidecar import check_compatible, write_sidecar
+    from vfmaudit.artefact import check_compatible, write_sidecar
 
     with pytest.raises(VfmauditError, match="built with TensorRT 8.6.1.*this is TensorRT 10.5.0.*rebuild"):
         check_compatible({"tensorrt_version": "8.6.1", "gpu": "NVIDIA H100"}, "10.5.0", "NVIDIA H100")

@@ -1,4 +1,4 @@
-"""cosine, euclidean and divergence radius as DESIGN.md defines them."""
+"""cosine, euclidean and divergence radius as docs/architecture.md defines them."""
 
 import numpy as np
 import pytest

@@ -117,7 +117,7 @@ def test_glass_blur_statistically_matches_imagenet_c(severity):
 
 
 def test_glass_blur_params_are_imagenet_c_at_integer_severities():
-    from vfmaudit.perturb.filters import glass_blur_params
+    from vfmaudit.perturb.families.distortion import glass_blur_params
 
     table = [(0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2)]
     for s, expected in enumerate(table, start=1):

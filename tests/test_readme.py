@@ -23,3 +23,25 @@ def test_python_examples_run(tmp_path, monkeypatch):
     assert len(blocks) >= 3
     for code in blocks:
         exec(compile(code.replace("/tmp/vfm-demo", str(tmp_path / "demo")), "README.md", "exec"), {})
+
+
+def test_architecture_examples_register_a_family_and_a_metric():
+    """docs/architecture.md's 'how to add' examples for a family and a metric run as written."""
+    import numpy as np
+
+    from vfmaudit.metrics import drift_metrics, unregister_metric
+
+    doc = (Path(__file__).parent.parent / "docs" / "architecture.md").read_text()
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", doc, re.S) if "register_backend" not in b]
+    assert len(blocks) == 2
+    try:
+        for code in blocks:
+            exec(compile(code, "docs/architecture.md", "exec"), {})
+        img = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+        assert np.array_equal(perturb.apply(img, "posterize", 2), img & 0xC0)
+        pts = np.random.default_rng(1).normal(size=(2, 4, 16))
+        m = drift_metrics(pts[:, 0], pts[:, 1:])
+        assert np.all(m["worst_cosine"] <= m["cosine"] + 1e-12)
+    finally:
+        perturb.unregister("posterize")
+        unregister_metric("worst_cosine")

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from vfmaudit.report.summary import family_summaries
+from vfmaudit.audit.summary import family_summaries
 
 
 def test_summaries_equal_numpy_and_stream():

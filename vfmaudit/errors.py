@@ -1,10 +1,18 @@
-"""Errors the user can act on. The CLI turns each into one line on stderr and exit code 2."""
+"""Errors the user can act on. The CLI turns each into one line on stderr and exit code 2.
+
+Library messages name Python parameters (`batch_size`); an error about one parameter says which
+in `param`, and the CLI rewrites that name as the command's flag (`--batch-size`).
+"""
 
 
 class VfmauditError(Exception):
     """Bad input or a run that cannot start; the message says what was wrong and what to do."""
 
     exit_code = 2
+
+    def __init__(self, message: str = "", param: str | tuple[str, ...] | None = None):
+        super().__init__(message)
+        self.param = param
 
 
 class UnknownPerturbation(VfmauditError):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from vfmaudit import perturb
 from vfmaudit.data.decode import DEFAULT_MAX_PIXELS
 from vfmaudit.errors import VfmauditError
+from vfmaudit.metrics import metrics
 
 DEFAULT_MODEL = "openclip:ViT-S-32"
 DEFAULT_OUT = "vfmaudit-out"
@@ -41,32 +42,40 @@ class AuditConfig:
         """What must match for --resume to continue a run."""
         return {
             "inputs": sorted(self.inputs), "model": self.model, "pretrained": self.pretrained,
-            "backend": self.backend, "seed": self.seed,
+            "backend": self.backend, "seed": self.seed, "metrics": list(metrics()),
             "plan": [{"family": p.name, "levels": list(p.levels)} for p in self.plan()],
         }
 
 
 def parse_perturbations(text: str, n_levels: int) -> list[FamilyPlan]:
-    """'all' or a comma list of NAME or NAME:LO:HI (a sub-domain) -> one plan per family."""
+    """'all', a preset name, or a comma list of NAME or NAME:LO:HI (a sub-domain) -> one plan per family."""
     if n_levels < 1:
-        raise VfmauditError(f"--levels must be >= 1, got {n_levels}")
+        raise VfmauditError(f"levels must be >= 1, got {n_levels}", param="levels")
     text = (text or "all").strip()
     if text.lower() == "all":
         return [FamilyPlan(n, tuple(perturb.levels(n, n_levels))) for n in perturb.families()]
-    plans: list[FamilyPlan] = []
+    tokens: list[tuple[str, float | None, float | None]] = []
     for token in (t.strip() for t in text.split(",")):
         if not token:
             continue
         name, *bounds = token.split(":")
+        if not bounds and name in perturb.presets() and name not in perturb.families():
+            tokens += [(e.family, *e.bounds()) for e in perturb.get_preset(name).entries]
+            continue
         if bounds and len(bounds) != 2:
-            raise VfmauditError(f"'{token}': write a sub-domain as NAME:LO:HI, e.g. brightness:0.5:1.5")
+            raise VfmauditError(f"'{token}': write a sub-domain as NAME:LO:HI, e.g. brightness:0.5:1.5",
+                                param="perturbations")
         try:
             lo, hi = (float(bounds[0]), float(bounds[1])) if bounds else (None, None)
         except ValueError:
-            raise VfmauditError(f"'{token}': LO and HI must be numbers") from None
+            raise VfmauditError(f"'{token}': LO and HI must be numbers", param="perturbations") from None
+        tokens.append((name, lo, hi))
+    plans: list[FamilyPlan] = []
+    for name, lo, hi in tokens:
         if any(p.name == name for p in plans):
-            raise VfmauditError(f"perturbation '{name}' is listed twice")
+            raise VfmauditError(f"perturbation '{name}' is listed twice", param="perturbations")
         plans.append(FamilyPlan(name, tuple(float(v) for v in perturb.levels(name, n_levels, lo, hi))))
     if not plans:
-        raise VfmauditError("--perturbations is empty; pass 'all' or names such as jpeg,brightness")
+        raise VfmauditError("perturbations is empty; pass 'all' or names such as jpeg,brightness",
+                            param="perturbations")
     return plans

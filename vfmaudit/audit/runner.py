@@ -1,4 +1,8 @@
-"""Run an audit end to end: inputs -> perturbations -> encoder -> metrics -> results on disk -> reports."""
+"""Run an audit: inputs -> perturbations -> encoder -> metrics -> CSV tables and report.json on disk.
+
+Rendering for people (report.html, console tables) is the report layer's: `vfmaudit.run_audit`
+(vfmaudit/api.py) runs this and then writes the HTML.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +15,18 @@ import numpy as np
 from vfmaudit.audit.config import AuditConfig
 from vfmaudit.audit.pipeline import CleanChunk, FamilyVariants, produce
 from vfmaudit.audit.rebatch import Rebatcher
+from vfmaudit.audit.report_json import build_report
 from vfmaudit.audit.store import ResultsStore
+from vfmaudit.audit.summary import family_summaries
+from vfmaudit.audit.tables import PER_IMAGE, PER_LEVEL, iter_rows
 from vfmaudit.data.sources import collect_items, sample_items
-from vfmaudit.metrics import divergence_radius, l2_normalize
-from vfmaudit.runtime import Encoder, create_encoder
+from vfmaudit.files import write_json
+from vfmaudit.metrics import l2_normalize, metrics
+from vfmaudit.runtime import Encoder, create_encoder, resolve_backend
 
 # progress(event, n): event "start" with the number of images to do, then "advance" per image
 ProgressFn = Callable[[str, int], None]
+REPORT_JSON = "report.json"
 
 
 @dataclass
@@ -27,22 +36,34 @@ class AuditResult:
 
     @property
     def report_path(self) -> Path:
-        return self.out_dir / "report.json"
+        return self.out_dir / REPORT_JSON
+
+    def to_json(self) -> dict:
+        return self.report
+
+    def values(self) -> dict[str, dict[str, np.ndarray]]:
+        """Per-image metric values by family and metric, streamed from per_image.csv (for plots)."""
+        return family_summaries(iter_rows(self.out_dir / PER_IMAGE), [], list(self.report["families"]))[1]
 
 
-def run_audit(config: AuditConfig, progress: ProgressFn | None = None,
-              encoder: Encoder | None = None) -> AuditResult:
-    """Audit the configured model on the configured images; results land in config.out.
+def open_encoder(config: AuditConfig) -> Encoder:
+    """The encoder an audit config names; the seed reaches only backends that build weights."""
+    backend = resolve_backend(config.backend, config.model)
+    return create_encoder(backend.name, model=config.model, pretrained=config.pretrained,
+                          seed=config.seed if backend.takes("seed") else None, device=config.device,
+                          batch_size=config.batch_size)
+
+
+def measure_audit(config: AuditConfig, progress: ProgressFn | None = None,
+                  encoder: Encoder | None = None) -> AuditResult:
+    """Audit the configured model on the configured images; tables and report.json land in config.out.
 
     Pass `encoder` to audit an Encoder you built yourself (config.model is then only a label).
     """
-    from vfmaudit.report import write_reports
-
     plans = config.plan()
     items = collect_items(config.inputs, config.max_pixels) if config.inputs else sample_items()
-    if encoder is None:  # before touching --out: a run that cannot start leaves nothing behind
-        encoder = create_encoder(config.backend, model=config.model, pretrained=config.pretrained,
-                                 seed=config.seed, device=config.device, batch_size=config.batch_size)
+    if encoder is None:  # before touching out: a run that cannot start leaves nothing behind
+        encoder = open_encoder(config)
     store = ResultsStore(config.out, [p.name for p in plans]).open(
         config.fingerprint(), resume=config.resume, overwrite=config.overwrite)
     todo = [it for it in items if it.id not in store.done and it.id not in store.skipped]
@@ -78,7 +99,11 @@ def run_audit(config: AuditConfig, progress: ProgressFn | None = None,
             store.add_results(image_rows, level_rows)
             progress("advance", len(chunk.ids) + len(chunk.skipped))
 
-    report = write_reports(store.dir, store.skipped, config, encoder.describe(), plans)
+    families, _ = family_summaries(iter_rows(store.dir / PER_IMAGE), iter_rows(store.dir / PER_LEVEL),
+                                   [p.name for p in plans])
+    n_done = max((f["n_images"] for f in families.values()), default=0)
+    report = build_report(config, encoder.describe(), plans, families, store.skipped, n_done)
+    write_json(report, store.dir / REPORT_JSON)
     return AuditResult(report=report, out_dir=Path(config.out))
 
 
@@ -92,15 +117,14 @@ def _score_family(unit: FamilyVariants, chunk: CleanChunk, clean: np.ndarray, va
         pert[unit.encode_levels] = variant_emb.reshape(len(unit.encode_levels), b, -1)
     cn = l2_normalize(clean)
     pn = l2_normalize(pert.transpose(1, 0, 2))  # (B, L, D)
-    # per-level values first; the per-image metrics of DESIGN.md are their means and the ball
-    cos_lv = np.einsum("bd,bld->bl", cn, pn)
-    euc_lv = np.linalg.norm(pn - cn[:, None, :], axis=2)
-    radius = divergence_radius(np.concatenate([cn[:, None, :], pn], axis=1))
-    cos_mean, euc_mean = cos_lv.mean(axis=1), euc_lv.mean(axis=1)
+    per_image, per_level = {}, {}
+    for name, metric in metrics().items():
+        per_image[name], levels = metric.compute(cn, pn)
+        if levels is not None:
+            per_level[name] = levels
     fam = unit.plan.name
     for i, image_id in enumerate(chunk.ids):
-        image_rows.append({"image": image_id, "family": fam, "cosine": f"{cos_mean[i]:.8g}",
-                           "euclidean": f"{euc_mean[i]:.8g}", "divergence_radius": f"{radius[i]:.8g}"})
+        image_rows.append({"image": image_id, "family": fam, **{m: f"{v[i]:.8g}" for m, v in per_image.items()}})
         for j, lv in enumerate(unit.plan.levels):
             level_rows.append({"image": image_id, "family": fam, "level": f"{lv:.8g}",
-                               "cosine": f"{cos_lv[i, j]:.8g}", "euclidean": f"{euc_lv[i, j]:.8g}"})
+                               **{m: f"{v[i, j]:.8g}" for m, v in per_level.items()}})

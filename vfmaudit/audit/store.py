@@ -8,8 +8,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from vfmaudit.errors import ResumeMismatch, VfmauditError
-from vfmaudit.report.tables import IMAGE_COLUMNS, LEVEL_COLUMNS, PER_IMAGE, PER_LEVEL, filter_rows, iter_rows
-from vfmaudit.report.tables import write_rows as _write_rows
+from vfmaudit.audit.tables import PER_IMAGE, PER_LEVEL, filter_rows, image_columns, iter_rows, level_columns, read_header
+from vfmaudit.audit.tables import write_rows as _write_rows
 
 RUN_FILE = "run.json"
 SKIPPED = "skipped.jsonl"
@@ -22,36 +22,40 @@ class ResultsStore:
         self.families = list(families)
         self.done: set[str] = set()
         self.skipped: dict[str, str] = {}
+        self.image_columns, self.level_columns = image_columns(), level_columns()
 
     # -- opening ------------------------------------------------------------------------
     def open(self, fingerprint: dict, resume: bool, overwrite: bool) -> "ResultsStore":
         if self.dir.exists() and not self.dir.is_dir():
-            raise VfmauditError(f"--out {self.dir} is a file; pass a folder")
+            raise VfmauditError(f"out {self.dir} is a file; pass a folder", param="out")
         self.dir.mkdir(parents=True, exist_ok=True)
         run_file = self.dir / RUN_FILE
         if run_file.exists() and not overwrite:
             if not resume:
                 raise VfmauditError(
-                    f"{self.dir} already holds an audit; pass --resume to continue it, "
-                    f"--overwrite to start again, or --out to write elsewhere"
-                )
+                    f"{self.dir} already holds an audit; pass resume to continue it, "
+                    f"overwrite to start again, or out to write elsewhere", param=("resume", "overwrite", "out"))
             try:
                 previous = json.loads(run_file.read_text())["fingerprint"]
             except (OSError, ValueError, KeyError):
-                raise VfmauditError(f"{run_file} is unreadable; pass --overwrite to start again") from None
+                raise VfmauditError(f"{run_file} is unreadable; pass overwrite to start again",
+                                    param="overwrite") from None
             if previous != fingerprint:
                 changed = sorted(k for k in set(previous) | set(fingerprint) if previous.get(k) != fingerprint.get(k))
                 raise ResumeMismatch(
                     f"cannot resume: {', '.join(changed)} differ from the run in {self.dir}; "
-                    f"pass the same options, or --overwrite to start again"
-                )
+                    f"pass the same options, or overwrite to start again", param="overwrite")
+            for name, columns in ((PER_IMAGE, self.image_columns), (PER_LEVEL, self.level_columns)):
+                if read_header(self.dir / name) not in (None, columns):
+                    raise ResumeMismatch(f"cannot resume: {name} in {self.dir} has other metric columns than "
+                                         f"this version computes; pass overwrite to start again", param="overwrite")
             self._load_previous()
         else:
             for name in OUR_FILES:
                 (self.dir / name).unlink(missing_ok=True)
             run_file.write_text(json.dumps({"fingerprint": fingerprint}, indent=2))
-            _write_rows(self.dir / PER_IMAGE, IMAGE_COLUMNS, [], "w")
-            _write_rows(self.dir / PER_LEVEL, LEVEL_COLUMNS, [], "w")
+            _write_rows(self.dir / PER_IMAGE, self.image_columns, [], "w")
+            _write_rows(self.dir / PER_LEVEL, self.level_columns, [], "w")
             (self.dir / SKIPPED).write_text("")
         return self
 
@@ -61,8 +65,8 @@ class ResultsStore:
             fams[r["image"]].add(r["family"])
         self.done = {img for img, f in fams.items() if f >= set(self.families)}
         # keep only whole images: rows of an image cut off mid-way are recomputed (streamed, not loaded)
-        filter_rows(self.dir / PER_IMAGE, IMAGE_COLUMNS, lambda r: r["image"] in self.done)
-        filter_rows(self.dir / PER_LEVEL, LEVEL_COLUMNS, lambda r: r["image"] in self.done)
+        filter_rows(self.dir / PER_IMAGE, self.image_columns, lambda r: r["image"] in self.done)
+        filter_rows(self.dir / PER_LEVEL, self.level_columns, lambda r: r["image"] in self.done)
         path = self.dir / SKIPPED
         if path.exists():
             for line in path.read_text().splitlines():
@@ -76,8 +80,8 @@ class ResultsStore:
     # -- writing ------------------------------------------------------------------------
     def add_results(self, image_rows: list[dict], level_rows: list[dict]) -> None:
         # levels first: an image counts as done once its per-image rows are on disk
-        _write_rows(self.dir / PER_LEVEL, LEVEL_COLUMNS, level_rows, "a")
-        _write_rows(self.dir / PER_IMAGE, IMAGE_COLUMNS, image_rows, "a")
+        _write_rows(self.dir / PER_LEVEL, self.level_columns, level_rows, "a")
+        _write_rows(self.dir / PER_IMAGE, self.image_columns, image_rows, "a")
         self.done.update(r["image"] for r in image_rows)
 
     def add_skipped(self, item_id: str, reason: str) -> None:

@@ -2,9 +2,7 @@
 
 from vfmaudit.bench.audit import bench_audit
 from vfmaudit.bench.encoder import EncoderBench, bench_encoders
-from vfmaudit.bench.fingerprint import fingerprint
 from vfmaudit.bench.kernels import bench_meb, bench_perturb
-from vfmaudit.bench.timing import latency_summary, run_timed
+from vfmaudit.bench.result import BenchReport
 
-__all__ = ["bench_encoders", "EncoderBench", "bench_perturb", "bench_meb", "bench_audit", "fingerprint",
-           "latency_summary", "run_timed"]
+__all__ = ["bench_encoders", "EncoderBench", "bench_perturb", "bench_meb", "bench_audit", "BenchReport"]

@@ -7,32 +7,30 @@ import time
 
 import numpy as np
 
-from vfmaudit.bench.fingerprint import fingerprint
-from vfmaudit.bench.timing import run_timed
+from vfmaudit import perturb
+from vfmaudit.bench.result import BenchReport
+from vfmaudit.artefact.provenance import fingerprint, report_header
+from vfmaudit.audit import AuditConfig, measure_audit, open_encoder
+from vfmaudit.runtime.timing import run_timed
 
 
 def bench_audit(model: str = "openclip:ViT-S-32", inputs: list[str] | None = None, batch_size: int = 32,
                 perturbations: str = "all", levels: int = 5, device: str = "cpu", pretrained: str | None = None,
-                seed: int = 0, encoder_duration_s: float = 3.0) -> dict:
+                seed: int = 0, encoder_duration_s: float = 3.0) -> BenchReport:
     """efficiency = audit img/s / encoder img/s, both counted in images through the encoder.
 
     The audit overlaps decoding and perturbing (a producer thread) with encoding, so the
     closer efficiency is to 1, the less the rest of the pipeline stalls the encoder.
     """
-    from vfmaudit import perturb
-    from vfmaudit.audit import AuditConfig, run_audit
-    from vfmaudit.runtime import create_encoder
-
-    encoder = create_encoder("auto", model=model, pretrained=pretrained, seed=seed, device=device,
-                             batch_size=batch_size)
     base = dict(inputs=list(inputs or []), model=model, pretrained=pretrained, device=device, seed=seed,
                 batch_size=batch_size, levels=levels, perturbations=perturbations, overwrite=True)
+    encoder = open_encoder(AuditConfig(**base))
     with tempfile.TemporaryDirectory(prefix="vfmaudit-bench-audit-") as tmp:
         # a first small audit compiles the kernels and warms the encoder: not part of the timing
-        run_audit(AuditConfig(**{**base, "out": f"{tmp}/warm", "levels": 2}), encoder=encoder)
+        measure_audit(AuditConfig(**{**base, "out": f"{tmp}/warm", "levels": 2}), encoder=encoder)
         config = AuditConfig(**{**base, "out": f"{tmp}/timed"})
         t0 = time.perf_counter()
-        result = run_audit(config, encoder=encoder)
+        result = measure_audit(config, encoder=encoder)
         audit_s = time.perf_counter() - t0
     n_images = result.report["images"]["audited"]
     per_image = 1  # the clean image
@@ -45,7 +43,7 @@ def bench_audit(model: str = "openclip:ViT-S-32", inputs: list[str] | None = Non
     enc_rate = run_timed(lambda: encoder.encode(x), batch_size, warmup_s=0.5,
                          duration_s=encoder_duration_s).throughput
     audit_rate = encoded / audit_s
-    return {"schema": "vfmaudit.bench.audit", "schema_version": 1, "model": model, "batch_size": batch_size,
+    return BenchReport({**report_header("vfmaudit.bench.audit", 1), "model": model, "batch_size": batch_size,
             "device": device, "images": n_images, "encoded_images": encoded, "audit_seconds": audit_s,
             "audit_images_per_s": audit_rate, "encoder_images_per_s": enc_rate,
-            "efficiency": audit_rate / enc_rate, "fingerprint": fingerprint()}
+            "efficiency": audit_rate / enc_rate, "fingerprint": fingerprint()})

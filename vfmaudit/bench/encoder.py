@@ -1,4 +1,9 @@
-"""Encoder throughput and latency per backend, precision and batch size (trtexec's summary)."""
+"""Encoder throughput and latency per backend, precision and batch size (trtexec's summary).
+
+Backends, their precisions and how their artefacts are built all come from the registries
+(runtime/registry.py, export/builders.py): a configuration that cannot run here becomes a row
+with status "skipped" and the reason, never a crash.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
-from vfmaudit.bench.fingerprint import fingerprint
-from vfmaudit.bench.timing import cuda_event_timer, run_timed
+from vfmaudit.artefact.provenance import fingerprint, report_header
 from vfmaudit.errors import VfmauditError
+from vfmaudit.export.builders import get_builder
+from vfmaudit.runtime import Backend, backends, create_encoder, get_backend, is_artefact_path
+from vfmaudit.runtime.timing import run_timed
 
-BACKENDS = ("torch", "onnx", "tensorrt")
-PRECISIONS = ("fp32", "fp16", "int8")
+
+def all_precisions() -> list[str]:
+    return list(dict.fromkeys(p for b in backends().values() for p in b.precisions))
 
 
 @dataclass
@@ -23,68 +31,62 @@ class EncoderBench:
     fingerprint: dict = field(default_factory=fingerprint)
 
     def to_json(self) -> dict:
-        return {"schema": "vfmaudit.bench.encoder", "schema_version": 1, "model": self.model,
+        return {**report_header("vfmaudit.bench.encoder", 1), "model": self.model,
                 "fingerprint": self.fingerprint, "rows": self.rows}
 
 
 class _Artefacts:
-    """Builds (once) what each backend needs from a model spec: the torch model, an ONNX file."""
+    """What each backend runs for this model: the spec itself, the file given, or one built (once)."""
 
     def __init__(self, model: str, pretrained: str | None, seed: int, workdir: Path):
         self.model, self.pretrained, self.seed, self.workdir = model, pretrained, seed, workdir
         self._built = None
-        self._onnx: Path | None = None
+        self._files: dict[tuple[str, str, int], Path] = {}
 
     def built(self):
         from vfmaudit.models import build_model
 
+        if is_artefact_path(self.model):
+            raise VfmauditError(f"{self.model} is an exported file; a model spec is needed to build others from it")
         if self._built is None:
             self._built = build_model(self.model, pretrained=self.pretrained, seed=self.seed)
         return self._built
 
-    def onnx(self) -> Path:
-        from vfmaudit.export import export_onnx
+    def model_for(self, backend: Backend, precision: str, batch: int) -> str:
+        if backend.runs_model_specs:
+            if is_artefact_path(self.model):
+                raise VfmauditError(f"the {backend.name} backend needs a model spec, not an exported file")
+            return self.model
+        if any(self.model.lower().endswith(s) for s in backend.suffixes):
+            return self.model
+        builder = get_builder(backend.name)
+        if precision not in builder.precisions:
+            raise VfmauditError(f"no {precision} {backend.name} artefact can be built here: "
+                                f"{builder.other_precisions_hint}")
+        key = (backend.name, precision, batch)
+        if key not in self._files:
+            source = self.built() if builder.source is None else \
+                Path(self.model_for(get_backend(builder.source), "fp32", batch))
+            out_dir = self.workdir / f"{backend.name}_{precision}_{batch}"
+            out_dir.mkdir(parents=True, exist_ok=True)
+            self._files[key] = Path(builder.build(source, out_dir, precision, batch))
+        return str(self._files[key])
 
-        if self.model.endswith(".onnx"):
-            return Path(self.model)
-        if self._onnx is None:
-            self._onnx = export_onnx(self.built(), self.workdir / "model.onnx").path
-        return self._onnx
 
-
-def _make_encoder(backend: str, precision: str, batch: int, device: str, art: _Artefacts):
+def _make_encoder(backend: Backend, precision: str, batch: int, device: str, art: _Artefacts):
     """An encoder, or VfmauditError saying why this configuration cannot run here."""
-    from vfmaudit.runtime.onnx_backend import OnnxEncoder
-    from vfmaudit.runtime.torch_backend import TorchEncoder
-
-    is_file = art.model.endswith((".onnx", ".engine", ".plan"))
-    if backend == "torch":
-        if is_file:
-            raise VfmauditError("the torch backend needs a model spec, not an exported file")
-        return TorchEncoder(art.built(), device=device, batch_size=batch, precision=precision)
-    if backend == "onnx":
-        if precision != "fp32" and not is_file:
-            raise VfmauditError(f"no {precision} ONNX to run: pass a {precision} .onnx artefact as --model "
-                                f"(int8: `vfmaudit calibrate`)")
-        enc = OnnxEncoder(art.onnx(), device=device, batch_size=batch)
-        if enc.info.precision != precision:
-            raise VfmauditError(f"{art.model} is {enc.info.precision}, not {precision}")
-        return enc
-    if backend == "tensorrt":
-        from vfmaudit.export.tensorrt_build import build_engine, import_tensorrt
-
-        import_tensorrt()  # a clear reason when absent
-        engine = Path(art.model) if art.model.endswith((".engine", ".plan")) else art.workdir / f"m_{precision}.engine"
-        if not engine.exists():
-            if precision == "int8":
-                raise VfmauditError("an int8 engine needs calibration data: build it with "
-                                    "`vfmaudit export tensorrt --int8` and pass it as --model")
-            build_engine(art.onnx(), engine, fp16=precision == "fp16", min_batch=1, opt_batch=batch,
-                         max_batch=max(batch, 32))
-        from vfmaudit.runtime.tensorrt_backend import TensorRTEncoder
-
-        return TensorRTEncoder(engine, device=device if device.startswith("cuda") else "cuda", batch_size=batch)
-    raise VfmauditError(f"unknown backend '{backend}'; choose from {', '.join(BACKENDS)}")
+    if precision not in backend.precisions:
+        raise VfmauditError(f"the {backend.name} backend runs {', '.join(backend.precisions)}, not {precision}")
+    options = {"model": art.model_for(backend, precision, batch), "device": device, "batch_size": batch}
+    if backend.takes("precision"):
+        options["precision"] = precision
+    if backend.runs_model_specs:
+        options.update(pretrained=art.pretrained, seed=art.seed)
+    enc = create_encoder(backend.name, **options)
+    actual = enc.describe().get("precision", "fp32")
+    if actual != precision:
+        raise VfmauditError(f"{options['model']} is {actual}, not {precision}")
+    return enc
 
 
 def bench_encoders(model: str, backends: list[str], batch_sizes: list[int], precisions: list[str] | None = None,
@@ -93,23 +95,22 @@ def bench_encoders(model: str, backends: list[str], batch_sizes: list[int], prec
                    progress=None) -> EncoderBench:
     """One row per (backend, precision, batch size): speeds, or status "skipped" with the reason."""
     precisions = precisions or ["fp32"]
-    for b in backends:
-        if b not in BACKENDS:
-            raise VfmauditError(f"unknown backend '{b}'; choose from {', '.join(BACKENDS)}")
+    chosen = [get_backend(b) for b in backends]
+    known = all_precisions()
     for p in precisions:
-        if p not in PRECISIONS:
-            raise VfmauditError(f"unknown precision '{p}'; choose from {', '.join(PRECISIONS)}")
+        if p not in known:
+            raise VfmauditError(f"unknown precision '{p}'; choose from {', '.join(known)}", param="precisions")
     if not batch_sizes or min(batch_sizes) < 1:
-        raise VfmauditError("--batch-sizes must be positive integers, e.g. 1,8,32")
+        raise VfmauditError("batch_sizes must be positive integers, e.g. 1,8,32", param="batch_sizes")
     if iterations is not None and iterations < 1:
-        raise VfmauditError("--iterations must be >= 1")
+        raise VfmauditError("iterations must be >= 1", param="iterations")
     result = EncoderBench(model=model)
     with tempfile.TemporaryDirectory(prefix="vfmaudit-bench-") as tmp:
         art = _Artefacts(model, pretrained, seed, Path(tmp))
-        for backend in backends:
+        for backend in chosen:
             for precision in precisions:
                 for batch in batch_sizes:
-                    row = {"backend": backend, "precision": precision, "batch_size": batch, "device": device}
+                    row = {"backend": backend.name, "precision": precision, "batch_size": batch, "device": device}
                     try:
                         enc = _make_encoder(backend, precision, batch, device, art)
                     except VfmauditError as e:
@@ -119,11 +120,7 @@ def bench_encoders(model: str, backends: list[str], batch_sizes: list[int], prec
                         continue
                     h, w = enc.preprocess.size
                     x = np.random.default_rng(0).integers(0, 256, (batch, h, w, 3), dtype=np.uint8)
-                    timer = None
-                    if backend == "torch" and str(getattr(enc, "device", "")).startswith("cuda"):
-                        import torch
-
-                        timer = cuda_event_timer(torch)
+                    timer = enc.device_timer() if hasattr(enc, "device_timer") else None
                     t = run_timed(lambda: enc.encode(x), batch, warmup_s=warmup_s, duration_s=duration_s,
                                   iterations=iterations, device_timer=timer)
                     desc = enc.describe()

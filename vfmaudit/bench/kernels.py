@@ -6,7 +6,8 @@ import time
 
 import numpy as np
 
-from vfmaudit.bench.fingerprint import fingerprint
+from vfmaudit.bench.result import BenchReport
+from vfmaudit.artefact.provenance import fingerprint, report_header
 from vfmaudit.errors import VfmauditError
 
 
@@ -29,7 +30,7 @@ def _sample_batch(batch: int, size: int) -> np.ndarray:
 
 
 def bench_perturb(families: list[str] | None = None, threads: list[int] | None = None, batch: int = 64,
-                  size: int = 224, duration_s: float = 1.0, progress=None) -> dict:
+                  size: int = 224, duration_s: float = 1.0, progress=None) -> BenchReport:
     """Images per second of each family at a typical level, for each thread count."""
     import numba
 
@@ -40,7 +41,7 @@ def bench_perturb(families: list[str] | None = None, threads: list[int] | None =
         perturb.get(n)
     threads = threads or sorted({1, numba.config.NUMBA_NUM_THREADS})
     if min(threads) < 1 or batch < 1 or size < 8:
-        raise VfmauditError("--threads, --batch must be >= 1 and --size >= 8")
+        raise VfmauditError("threads, batch must be >= 1 and size >= 8", param=("threads", "batch", "size"))
     images = _sample_batch(batch, size)
     before = perturb.get_num_threads()
     rows = []
@@ -60,16 +61,16 @@ def bench_perturb(families: list[str] | None = None, threads: list[int] | None =
                     progress(rows[-1])
     finally:
         perturb.set_num_threads(before)
-    return {"schema": "vfmaudit.bench.perturb", "schema_version": 1, "batch": batch, "size": size,
-            "fingerprint": fingerprint(), "rows": rows}
+    return BenchReport({**report_header("vfmaudit.bench.perturb", 1), "batch": batch, "size": size,
+            "fingerprint": fingerprint(), "rows": rows})
 
 
-def bench_meb(sets: int = 10_000, n: int = 11, dim: int = 768, repeats: int = 3, seed: int = 0) -> dict:
+def bench_meb(sets: int = 10_000, n: int = 11, dim: int = 768, repeats: int = 3, seed: int = 0) -> BenchReport:
     """Sets per second of divergence_radius on embedding-like sets (inner products included)."""
     from vfmaudit.metrics import divergence_radius
 
     if sets < 1 or n < 1 or dim < 1:
-        raise VfmauditError("--sets, --n and --dim must be >= 1")
+        raise VfmauditError("sets, n and dim must be >= 1", param=("sets", "n", "dim"))
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(sets, 1, dim)) + rng.normal(size=(sets, n, dim)) * rng.uniform(0, 0.3, (sets, n, 1))
     x = (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
@@ -79,5 +80,5 @@ def bench_meb(sets: int = 10_000, n: int = 11, dim: int = 768, repeats: int = 3,
         t0 = time.perf_counter()
         divergence_radius(x)
         best = min(best, time.perf_counter() - t0)
-    return {"schema": "vfmaudit.bench.meb", "schema_version": 1, "sets": sets, "n": n, "dim": dim,
-            "seconds": best, "sets_per_s": sets / best, "fingerprint": fingerprint()}
+    return BenchReport({**report_header("vfmaudit.bench.meb", 1), "sets": sets, "n": n, "dim": dim,
+            "seconds": best, "sets_per_s": sets / best, "fingerprint": fingerprint()})

@@ -5,8 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from vfmaudit.bench.fingerprint import flat_fingerprint
-from vfmaudit.report.json_report import write_json  # noqa: F401  (the one JSON writer, re-exported)
+from vfmaudit.artefact.provenance import flat_fingerprint
 
 LATENCY_KEYS = ("min", "mean", "median", "p90", "p95", "p99")
 ENCODER_COLUMNS = (["model", "backend", "precision", "batch_size", "device", "status", "reason", "throughput"]

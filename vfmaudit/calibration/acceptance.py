@@ -13,11 +13,10 @@ import numpy as np
 from vfmaudit import perturb
 from vfmaudit.data.sources import ImageItem
 from vfmaudit.errors import ImageDecodeError, VfmauditError
-from vfmaudit.metrics import drift_metrics
-from vfmaudit.report.summary import summarize
+from vfmaudit.metrics import divergence_radius, l2_normalize, summarize
 from vfmaudit.runtime.base import Encoder
 
-PROFILE_FAMILIES = ("jpeg", "brightness", "contrast", "gaussian_blur", "gaussian_noise", "resize")
+PROFILE_PRESET = "profile"  # perturb/presets.py
 
 
 def _distribution(values: np.ndarray) -> dict:
@@ -27,7 +26,8 @@ def _distribution(values: np.ndarray) -> dict:
 
 
 def accept_int8(fp32: Encoder, int8: Encoder, held_out: list[ImageItem], levels: int = 3, seed: int = 0,
-                families: tuple[str, ...] = PROFILE_FAMILIES, speed_batch: int = 16) -> dict:
+                families: tuple[str, ...] | None = None, speed_batch: int = 16) -> dict:
+    families = tuple(families or perturb.get_preset(PROFILE_PRESET).families)
     images, ids = [], []
     for item in held_out:
         try:
@@ -59,9 +59,8 @@ def accept_int8(fp32: Encoder, int8: Encoder, held_out: list[ImageItem], levels:
         e8 = int8.encode(var).reshape(len(lv), len(ids), -1)
         for j, x in enumerate(lv):
             cos_pert.append(pair_rows(f"{fam}@{x:g}", e32[j], e8[j]))
-        r32 = drift_metrics(clean32, e32.transpose(1, 0, 2))["divergence_radius"]
-        r8 = drift_metrics(clean8, e8.transpose(1, 0, 2))["divergence_radius"]
-        profile[fam] = {"levels": [float(x) for x in lv], "fp32": summarize(r32, True), "int8": summarize(r8, True),
+        r32, r8 = _radius(clean32, e32), _radius(clean8, e8)
+        profile[fam] = {"levels": [float(x) for x in lv], "fp32": summarize(r32, False), "int8": summarize(r8, False),
                         "int8_minus_fp32_mean": float(r8.mean() - r32.mean())}
     all_cos = np.concatenate([cos_clean] + cos_pert)
     radius_all = np.array([r["radius"] for r in rows])
@@ -77,8 +76,14 @@ def accept_int8(fp32: Encoder, int8: Encoder, held_out: list[ImageItem], levels:
     }
 
 
+def _radius(clean: np.ndarray, variants_lbd: np.ndarray) -> np.ndarray:
+    """Divergence radius per image of the clean embedding and its variants (levels, images, dim)."""
+    points = np.concatenate([clean[:, None, :], variants_lbd.transpose(1, 0, 2)], axis=1)
+    return divergence_radius(l2_normalize(points))
+
+
 def _speed_ratio(fp32: Encoder, int8: Encoder, base: np.ndarray, batch: int, repeats: int = 3) -> dict:
-    from vfmaudit.bench.timing import run_timed
+    from vfmaudit.runtime.timing import run_timed
 
     x = np.concatenate([base] * (-(-batch // len(base))))[:batch]
     rates: dict[str, float] = {}

@@ -14,16 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from vfmaudit import __version__, perturb
+from vfmaudit import perturb
+from vfmaudit._version import __version__
 from vfmaudit.data.sources import ImageItem
 from vfmaudit.errors import ImageDecodeError, VfmauditError
 from vfmaudit.models.preprocess import PreprocessSpec
 
-# everyday edits at mild-to-strong levels: the ranges production images fall in
-CALIBRATION_EDITS: dict[str, tuple[float, float]] = {
-    "jpeg": (30.0, 90.0), "brightness": (0.6, 1.4), "contrast": (0.6, 1.4), "saturation": (0.5, 1.5),
-    "gaussian_blur": (0.5, 2.0), "gaussian_noise": (0.02, 0.1), "resize": (0.4, 0.8),
-}
+# the edits and their ranges: perturb/presets.py, preset "calibration"
+CALIBRATION_PRESET = "calibration"
 LEVELS_PER_EDIT = 3
 
 
@@ -57,8 +55,9 @@ def _variants(perturbed: bool) -> list[tuple[str, float]]:
     # clean images weigh as much as one family (LEVELS_PER_EDIT slots): production is mostly clean
     out = [("clean", 0.0)] * (LEVELS_PER_EDIT if perturbed else 1)
     if perturbed:
-        for name, (lo, hi) in CALIBRATION_EDITS.items():
-            out += [(name, float(lv)) for lv in perturb.levels(name, LEVELS_PER_EDIT, lo, hi)]
+        for e in perturb.get_preset(CALIBRATION_PRESET).entries:
+            lo, hi = e.bounds()
+            out += [(e.family, float(lv)) for lv in perturb.levels(e.family, LEVELS_PER_EDIT, lo, hi)]
     return out
 
 
@@ -69,7 +68,7 @@ def _cache_key(spec: PreprocessSpec, items: list[ImageItem], size: int, perturbe
         stat = p.stat() if p.is_file() else None
         sources.append([it.id, stat.st_size if stat else 0, stat.st_mtime_ns if stat else 0])
     blob = json.dumps({"spec": spec.to_dict(), "sources": sources, "size": size, "perturbed": perturbed,
-                       "seed": seed, "edits": CALIBRATION_EDITS, "version": __version__}, sort_keys=True)
+                       "seed": seed, "edits": [(e.family, *e.bounds()) for e in perturb.get_preset(CALIBRATION_PRESET).entries], "version": __version__}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
@@ -81,9 +80,9 @@ def build_calibration_set(items: list[ImageItem], spec: PreprocessSpec, size: in
     edit and level is represented in proportion; the same inputs and seed give the same bytes.
     """
     if size < 1:
-        raise VfmauditError(f"--size must be >= 1, got {size}")
+        raise VfmauditError(f"size must be >= 1, got {size}", param="size")
     if not items:
-        raise VfmauditError("no calibration images; pass image files or folders with --images")
+        raise VfmauditError("no calibration images; pass image files or folders as images", param="images")
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
     key = _cache_key(spec, items, size, perturbed, seed)

@@ -13,7 +13,7 @@ from vfmaudit.calibration.dataset import CalibrationSet
 from vfmaudit.calibration.memory import PeakMemory
 from vfmaudit.calibration.reader import StreamingDataReader
 from vfmaudit.errors import VfmauditError
-from vfmaudit.export.metadata import read_onnx_info, write_onnx_info
+from vfmaudit.artefact import read_onnx_info, write_onnx_info
 
 METHODS = ("minmax", "entropy", "percentile")
 QUANTIZED_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "MatMulInteger",
@@ -33,7 +33,7 @@ class QuantizeResult:
 def _ranges_cache(fp32_path: Path, calib: CalibrationSet, method: str, cache_dir: str | Path | None) -> Path:
     import hashlib
 
-    from vfmaudit.models.weights import file_sha256
+    from vfmaudit.files import file_sha256
 
     key = hashlib.sha256(f"{file_sha256(fp32_path)}|{calib.path.name}|{method}".encode()).hexdigest()
     folder = Path(cache_dir) if cache_dir else calib.path.parent

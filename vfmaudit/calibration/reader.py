@@ -6,7 +6,7 @@ import numpy as np
 from onnxruntime.quantization import CalibrationDataReader
 
 from vfmaudit.calibration.dataset import CalibrationSet
-from vfmaudit.export.metadata import INPUT_UINT8_NHWC, ArtefactInfo
+from vfmaudit.artefact import ArtefactInfo, make_feed
 
 
 class StreamingDataReader(CalibrationDataReader):
@@ -27,9 +27,7 @@ class StreamingDataReader(CalibrationDataReader):
             return None
         batch = np.asarray(self.calib.images[self._pos:self._pos + self.batch_size])
         self._pos += self.batch_size
-        if self.info.input_format == INPUT_UINT8_NHWC:
-            return {self.input_name: np.ascontiguousarray(batch)}
-        return {self.input_name: self.info.preprocess.normalize(batch)}
+        return {self.input_name: make_feed(batch, self.info.input_format, self.info.preprocess)}
 
     def rewind(self) -> None:
         self._pos, self._end = 0, len(self.calib)

@@ -14,15 +14,13 @@ import numpy as np
 
 from vfmaudit.calibration.dataset import CalibrationSet
 from vfmaudit.errors import VfmauditError
-from vfmaudit.export.metadata import INPUT_UINT8_NHWC, ArtefactInfo
+from vfmaudit.artefact import ArtefactInfo, import_tensorrt, make_feed, pad_batch
 
 TRT_METHODS = ("entropy", "minmax")
 
 
 def make_trt_calibrator(calib: CalibrationSet, info: ArtefactInfo, cache_file: str | Path,
                         method: str = "entropy", batch_size: int = 8):
-    from vfmaudit.export.tensorrt_build import import_tensorrt
-
     if method not in TRT_METHODS:
         raise VfmauditError(f"TensorRT calibrates with {' or '.join(TRT_METHODS)}, not '{method}'")
     trt = import_tensorrt()
@@ -45,9 +43,7 @@ def make_trt_calibrator(calib: CalibrationSet, info: ArtefactInfo, cache_file: s
                 return None
             chunk = np.asarray(calib.images[self.pos:self.pos + batch_size])
             self.pos += batch_size
-            if len(chunk) < batch_size:  # a full batch every time: repeat the last image
-                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - len(chunk), axis=0)])
-            host = chunk if info.input_format == INPUT_UINT8_NHWC else info.preprocess.normalize(chunk)
+            host = make_feed(pad_batch(chunk, batch_size), info.input_format, info.preprocess)  # full batches
             self.device_batch = torch.from_numpy(np.ascontiguousarray(host)).cuda()
             return [int(self.device_batch.data_ptr())]
 
@@ -59,3 +55,14 @@ def make_trt_calibrator(calib: CalibrationSet, info: ArtefactInfo, cache_file: s
             cache_path.write_bytes(bytes(cache))
 
     return Calibrator()
+
+
+def calibrator_for_onnx(onnx_path: str | Path, images: list[str] | None, method: str, cache_file: str | Path):
+    """A TensorRT calibrator over a calibration set built from `images` (default: the samples)."""
+    from vfmaudit.artefact import read_onnx_info
+    from vfmaudit.calibration.dataset import build_calibration_set
+    from vfmaudit.data.sources import collect_items, sample_items
+
+    info = read_onnx_info(onnx_path)
+    items = collect_items(images) if images else sample_items()
+    return make_trt_calibrator(build_calibration_set(items, info.preprocess), info, cache_file, method)

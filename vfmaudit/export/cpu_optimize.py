@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vfmaudit.errors import VfmauditError
-from vfmaudit.export.metadata import read_onnx_info, write_onnx_info
+from vfmaudit.artefact import read_onnx_info, write_onnx_info
 
 _TRANSFORMER_HINTS = ("vit", "deit", "eva", "dinov2", "beit", "swin", "siglip", "clip", "convnext")
 

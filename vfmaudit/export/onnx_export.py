@@ -12,7 +12,8 @@ from pathlib import Path
 import torch
 
 from vfmaudit.errors import VfmauditError
-from vfmaudit.export.metadata import INPUT_FLOAT_NCHW, INPUT_UINT8_NHWC, ArtefactInfo, write_onnx_info
+from vfmaudit.export.builders import ArtefactBuilder, register_builder
+from vfmaudit.artefact import INPUT_FLOAT_NCHW, INPUT_UINT8_NHWC, ArtefactInfo, write_onnx_info
 from vfmaudit.models.factory import BuiltModel, build_model
 from vfmaudit.models.preprocess import PreprocessSpec
 
@@ -42,6 +43,16 @@ class ExportResult:
     exporter: str
     info: ArtefactInfo
     external_data: bool
+
+    @property
+    def fell_back(self) -> bool:
+        """True when the dynamo exporter failed and another wrote the file (reasons in info.extra)."""
+        return bool(self.info.extra.get("fallback_reasons"))
+
+    def to_json(self) -> dict:
+        return {"path": str(self.path), "exporter": self.exporter, "external_data": self.external_data,
+                "fallback_reasons": self.info.extra.get("fallback_reasons", []),
+                "artefact": {k.removeprefix("vfmaudit."): v for k, v in self.info.to_props().items()}}
 
 
 def _param_bytes(module: torch.nn.Module) -> int:
@@ -107,13 +118,13 @@ def export_onnx(model: str | BuiltModel, out: str | Path, pretrained: str | None
     normalisation itself, so a deployment needs only resize/crop before it.
     """
     if opset < MIN_OPSET:
-        raise VfmauditError(f"--opset must be >= {MIN_OPSET}, got {opset}")
+        raise VfmauditError(f"opset must be >= {MIN_OPSET}, got {opset}", param="opset")
     if exporter not in EXPORTERS:
         raise VfmauditError(f"unknown exporter '{exporter}'; choose from {', '.join(EXPORTERS)}")
     built = model if isinstance(model, BuiltModel) else build_model(model, pretrained=pretrained, seed=seed)
     out = Path(out)
     if out.suffix != ".onnx":
-        raise VfmauditError(f"--out {out} should end in .onnx")
+        raise VfmauditError(f"out {out} should end in .onnx", param="out")
     out.parent.mkdir(parents=True, exist_ok=True)
     h, w = built.preprocess.size
     embedder = built.module.eval()
@@ -144,3 +155,12 @@ def export_onnx(model: str | BuiltModel, out: str | Path, pretrained: str | None
     check_onnx(out)
     return ExportResult(path=out, exporter=used, info=info,
                         external_data=external or os.path.exists(str(out) + ".data"))
+
+
+def _build_for_backend(built: BuiltModel, out_dir: Path, precision: str, batch_size: int) -> Path:  # noqa: ARG001
+    return export_onnx(built, Path(out_dir) / "model.onnx").path
+
+
+register_builder(ArtefactBuilder(
+    backend="onnx", source=None, precisions=("fp32",), build=_build_for_backend,
+    other_precisions_hint="pass an artefact of that precision as model (int8: `vfmaudit calibrate`)"))

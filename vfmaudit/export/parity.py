@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from vfmaudit import __version__, perturb
+from vfmaudit import perturb
+from vfmaudit.artefact.provenance import package_versions, report_header
 from vfmaudit.data.sources import collect_items, sample_items
 from vfmaudit.errors import ImageDecodeError, VfmauditError
-from vfmaudit.runtime.base import Encoder
+from vfmaudit.runtime import Encoder, create_encoder, resolve_backend
 
 # cosine to the torch reference that passes, per precision (overridable)
 DEFAULT_MIN_COSINE = {"fp32": 0.9999, "fp16": 0.999, "int8": 0.99}
-# perturbed variants added to every image: parity must hold off the clean manifold too
-VARIANTS = (("jpeg", 30.0), ("gaussian_blur", 2.0), ("brightness", 1.5), ("gaussian_noise", 0.1),
-            ("glass_blur", 2.0))
+# perturbed variants added to every image (parity must hold off the clean manifold too): perturb/presets.py
+PARITY_PRESET = "parity"
+
+
+def parity_variants() -> list[tuple[str, float]]:
+    return [(e.family, e.level if e.level is not None else perturb.get(e.family).hi)
+            for e in perturb.get_preset(PARITY_PRESET).entries]
 
 
 @dataclass
@@ -42,18 +46,16 @@ class ParityReport:
         cos = self.cosines
         abs_d = np.array([r["max_abs_diff"] for r in self.rows])
         rel_d = np.array([r["max_rel_diff"] for r in self.rows])
-        return {"images": len(self.rows), "min_cosine": float(cos.min()), "mean_cosine": float(cos.mean()),
+        return {"images": len(self.rows), "distinct_images": len({r["image"] for r in self.rows}),
+                "variants": list(dict.fromkeys(r["variant"] for r in self.rows)),
+                "min_cosine": float(cos.min()), "mean_cosine": float(cos.mean()),
                 "median_cosine": float(np.median(cos)), "max_abs_diff": float(abs_d.max()),
                 "max_rel_diff": float(rel_d.max()),
                 # the tolerances this run would have passed with
                 "would_pass": {"min_cosine": float(cos.min()), "atol": float(abs_d.max()), "rtol": float(rel_d.max())}}
 
     def to_json(self) -> dict:
-        from vfmaudit.report.versions import package_versions
-
-        return {"schema": "vfmaudit.parity", "schema_version": 1, "passed": self.passed,
-                "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                "vfmaudit_version": __version__, "artefact": self.artefact, "artefact_info": self.artefact_info,
+        return {**report_header("vfmaudit.parity", 1), "passed": self.passed, "artefact": self.artefact, "artefact_info": self.artefact_info,
                 "reference": self.reference, "precision": self.precision,
                 "min_cosine_required": self.min_cosine_required, "summary": self.summary(),
                 "per_image": self.rows, "skipped": self.skipped, "versions": package_versions()}
@@ -68,7 +70,8 @@ def _images(paths: list[str] | None, max_images: int) -> tuple[list[tuple[str, n
         except ImageDecodeError as e:
             skipped.append({"input": item.id, "reason": str(e)})
     if not out:
-        raise VfmauditError("no readable images to compare on; pass image files or folders with --images")
+        raise VfmauditError("no readable images to compare on; pass image files or folders as images",
+                            param="images")
     return out, skipped
 
 
@@ -78,7 +81,7 @@ def compare(reference: Encoder, artefact: Encoder, images: list[tuple[str, np.nd
         raise VfmauditError(f"reference takes {reference.preprocess.size} images, the artefact "
                             f"{artefact.preprocess.size}: they are not the same model")
     base = np.stack([reference.preprocess.prepare(img) for _, img in images])
-    batches = [("clean", base)] + [(f"{n}@{lv:g}", perturb.apply(base, n, lv, seed=seed)) for n, lv in VARIANTS]
+    batches = [("clean", base)] + [(f"{n}@{lv:g}", perturb.apply(base, n, lv, seed=seed)) for n, lv in parity_variants()]
     rows = []
     for variant, batch in batches:
         ref, art = reference.encode(batch), artefact.encode(batch)
@@ -102,11 +105,8 @@ def check_parity(artefact: str | Path, model: str | None = None, pretrained: str
 
     Unset model/pretrained/seed are read from the artefact's own metadata.
     """
-    from vfmaudit.runtime import create_encoder
-    from vfmaudit.runtime.registry import backend_for_path
-
     artefact = str(artefact)
-    art = create_encoder(backend or backend_for_path(artefact), model=artefact, device=device, batch_size=batch_size)
+    art = create_encoder(resolve_backend(backend, artefact).name, model=artefact, device=device, batch_size=batch_size)
     info = getattr(art, "info", None)
     ref_args = info.reference_args() if info is not None else {}
     if model:
@@ -117,10 +117,12 @@ def check_parity(artefact: str | Path, model: str | None = None, pretrained: str
         if seed is not None:
             ref_args["seed"] = seed
     if not ref_args.get("model"):
-        raise VfmauditError("the artefact does not name its model; pass the reference with --model SPEC")
+        raise VfmauditError("the artefact does not name its model; pass the reference as model SPEC",
+                            param="model")
     precision = precision or (info.precision if info is not None else "fp32")
     if precision not in DEFAULT_MIN_COSINE:
-        raise VfmauditError(f"unknown precision '{precision}'; choose from {', '.join(DEFAULT_MIN_COSINE)}")
+        raise VfmauditError(f"unknown precision '{precision}'; choose from {', '.join(DEFAULT_MIN_COSINE)}",
+                            param="precision")
     threshold = DEFAULT_MIN_COSINE[precision] if min_cosine is None else float(min_cosine)
     ref = create_encoder("torch", device=device, batch_size=batch_size, **ref_args)
     pairs, skipped = _images(images, max_images)

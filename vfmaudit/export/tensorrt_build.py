@@ -11,18 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vfmaudit.errors import VfmauditError
-from vfmaudit.export.engine_sidecar import write_sidecar
-from vfmaudit.export.metadata import read_onnx_info
-from vfmaudit.models.weights import file_sha256
-
-
-def import_tensorrt():
-    try:
-        import tensorrt as trt  # noqa: PLC0415
-    except ImportError:
-        raise VfmauditError("TensorRT is not installed: install the gpu extra (pip install 'vfmaudit[gpu]') "
-                            "on a machine with an NVIDIA GPU") from None
-    return trt
+from vfmaudit.export.builders import ArtefactBuilder, register_builder
+from vfmaudit.artefact import file_sha256, import_tensorrt, read_onnx_info, write_sidecar
 
 
 @dataclass
@@ -30,6 +20,9 @@ class EngineBuild:
     engine: Path
     sidecar: Path
     precision: str
+
+    def to_json(self) -> dict:
+        return {"engine": str(self.engine), "sidecar": str(self.sidecar), "precision": self.precision}
 
 
 def build_engine(onnx_path: str | Path, out: str | Path, fp16: bool = False, int8: bool = False,
@@ -42,7 +35,8 @@ def build_engine(onnx_path: str | Path, out: str | Path, fp16: bool = False, int
     if not 1 <= min_batch <= opt_batch <= max_batch:
         raise VfmauditError(f"batch sizes must satisfy 1 <= min ({min_batch}) <= opt ({opt_batch}) <= max ({max_batch})")
     if int8 and calibrator is None:
-        raise VfmauditError("--int8 needs calibration data: pass --calib-images (see `vfmaudit calibrate`)")
+        raise VfmauditError("int8 needs calibration data: pass calib_images (see `vfmaudit calibrate`)",
+                             param=("int8", "calib_images"))
     info = read_onnx_info(onnx_path)  # also rejects non-ONNX files with one line
     trt = import_tensorrt()
     import torch
@@ -99,3 +93,15 @@ def build_engine(onnx_path: str | Path, out: str | Path, fp16: bool = False, int
         "vfmaudit": {k: v for k, v in info.to_props().items()},
     })
     return EngineBuild(engine=out, sidecar=sidecar, precision=precision)
+
+
+def _build_for_backend(onnx_path: Path, out_dir: Path, precision: str, batch_size: int) -> Path:
+    out = Path(out_dir) / f"model_{precision}_b{batch_size}.engine"
+    return build_engine(onnx_path, out, fp16=precision == "fp16", min_batch=1, opt_batch=batch_size,
+                        max_batch=max(batch_size, 32)).engine
+
+
+register_builder(ArtefactBuilder(
+    backend="tensorrt", source="onnx", precisions=("fp32", "fp16"), build=_build_for_backend,
+    other_precisions_hint="an int8 engine needs calibration data: build it with `vfmaudit export tensorrt "
+                          "--int8` and pass it as model"))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from vfmaudit.errors import WeightsError
+from vfmaudit.files import file_sha256
 
 _WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors", ".pth.tar")
 
@@ -50,23 +50,17 @@ def resolve_weights(pretrained: str | None, seed: int) -> WeightsSource:
     if p.is_file():
         return WeightsSource("file", seed=seed, path=str(p))
     if p.exists():
-        raise WeightsError(f"--pretrained {pretrained} is a folder; pass the weights file inside it")
+        raise WeightsError(f"pretrained {pretrained} is a folder; pass the weights file inside it",
+                           param="pretrained")
     if looks_like_path:
-        raise WeightsError(f"weights file not found: {pretrained}; check the path passed to --pretrained")
+        raise WeightsError(f"weights file not found: {pretrained}; check the path passed as pretrained",
+                           param="pretrained")
     return WeightsSource("tag", seed=seed, tag=pretrained)
 
 
 def model_seed(spec: str, seed: int) -> int:
     """Random weights are a pure function of (spec, seed)."""
     return zlib.crc32(f"{spec}|{seed}".encode()) ^ (seed & 0xFFFFFFFF)
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_state_dict(path: str) -> dict:

@@ -12,23 +12,18 @@ from __future__ import annotations
 import numpy as np
 
 from vfmaudit.errors import VfmauditError
-from vfmaudit.perturb import color, filters, jpeg, noise  # noqa: F401  (register families)
+from vfmaudit.perturb import families as _families  # noqa: F401  (imports every family module: registers them)
 from vfmaudit.perturb._batch import as_batch, get_num_threads, image_seeds, set_num_threads
-from vfmaudit.perturb.registry import Family, all_families, get
+from vfmaudit.perturb.presets import Preset, PresetEntry, get_preset, presets, register_preset
+from vfmaudit.perturb.registry import Family, all_families, get, register, unregister
 
-__all__ = ["apply", "families", "levels", "get", "Family", "set_num_threads", "get_num_threads"]
-
-# The catalogue's order (the order the README table and reports use).
-_ORDER = ["jpeg", "brightness", "contrast", "saturation", "hue", "sharpness",
-          "gaussian_blur", "gaussian_noise", "resize", "glass_blur"]
+__all__ = ["apply", "families", "levels", "get", "Family", "register", "unregister", "set_num_threads",
+           "get_num_threads", "Preset", "PresetEntry", "presets", "get_preset", "register_preset"]
 
 
 def families() -> dict[str, Family]:
-    """All registered families by name, in catalogue order."""
-    fams = all_families()
-    ordered = {n: fams[n] for n in _ORDER if n in fams}
-    ordered.update({n: f for n, f in fams.items() if n not in ordered})
-    return ordered
+    """All registered families by name, in catalogue (registration) order."""
+    return all_families()
 
 
 def apply(images: np.ndarray, name: str, level: float, seed: int = 0) -> np.ndarray:
@@ -54,7 +49,7 @@ def levels(name: str, n: int, lo: float | None = None, hi: float | None = None) 
     """n equally spaced levels over the family's domain, or over [lo, hi] inside it."""
     fam = get(name)
     if int(n) != n or n < 1:
-        raise VfmauditError(f"number of levels must be a positive integer, got {n}")
+        raise VfmauditError(f"number of levels must be a positive integer, got {n}", param="levels")
     lo = fam.lo if lo is None else fam.check_level(lo)
     hi = fam.hi if hi is None else fam.check_level(hi)
     if lo > hi:

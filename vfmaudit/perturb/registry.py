@@ -7,13 +7,14 @@ from typing import Callable
 
 import numpy as np
 
+from vfmaudit.catalogue import Catalogue
 from vfmaudit.errors import LevelOutOfDomain, UnknownPerturbation
 
 # apply(batch uint8 (N,H,W,3) C-contiguous, level, seeds uint64 (N,)) -> uint8 (N,H,W,3)
 ApplyFn = Callable[[np.ndarray, float, np.ndarray], np.ndarray]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Family:
     name: str
     lo: float
@@ -47,25 +48,22 @@ class Family:
         return min(max(level, self.lo), self.hi)
 
 
-_REGISTRY: dict[str, Family] = {}
+_FAMILIES: Catalogue[Family] = Catalogue("perturbation family", UnknownPerturbation)
 
 
 def register(family: Family) -> Family:
-    if family.name in _REGISTRY:
-        raise ValueError(f"perturbation family '{family.name}' is registered twice")
-    _REGISTRY[family.name] = family
-    return family
+    return _FAMILIES.add(family.name, family)
+
+
+def unregister(name: str) -> None:
+    """Remove a family (for tests and plugins that register temporary ones)."""
+    _FAMILIES.remove(name)
 
 
 def get(name: str) -> Family:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        known = ", ".join(sorted(_REGISTRY))
-        raise UnknownPerturbation(
-            f"unknown perturbation family '{name}'; choose from: {known}"
-        ) from None
+    return _FAMILIES.get(name)
 
 
 def all_families() -> dict[str, Family]:
-    return dict(_REGISTRY)
+    """Every family by name, in registration order (the catalogue order)."""
+    return _FAMILIES.all()

@@ -1,38 +1,157 @@
-"""The summary table printed at the end of an audit."""
+"""Console rendering of every command's result: tables and one-line summaries (rich).
+
+Each function takes the result object an API call returned and prints it; nothing here computes.
+"""
 
 from __future__ import annotations
 
 from rich.console import Console
 from rich.table import Table
 
+from vfmaudit.metrics import metrics
 
-def print_summary(report: dict, out_dir: str, console: Console | None = None) -> None:
-    console = console or Console()
+
+def _plain(console: Console, text: str) -> None:
+    console.print(text, highlight=False, markup=False, soft_wrap=True)
+
+
+def _f(v) -> str:
+    return "–" if v is None else f"{v:.4f}"
+
+
+def print_audit_summary(report: dict, out_dir: str, console: Console) -> None:
     if report.get("random_weights"):
         console.print("[yellow]random weights[/yellow]: embeddings are not those of a trained model "
                       "(pass --pretrained PATH|TAG for real weights)")
     t = Table(title=f"Embedding drift of {report['model']['spec']} ({report['weights']})")
     t.add_column("family")
     t.add_column("images", justify="right")
-    t.add_column("cosine mean", justify="right")
-    t.add_column("euclid mean", justify="right")
-    t.add_column("radius mean", justify="right")
+    first = next(iter(report["families"].values()), {})
+    names = [m for m in metrics() if m in first]
+    for m in names:
+        t.add_column(f"{m} mean", justify="right")
     t.add_column("radius p95", justify="right")
     t.add_column("radius worst", justify="right")
-
-    def f(v):
-        return "–" if v is None else f"{v:.4f}"
-
     for fam, e in report["families"].items():
-        r = e["divergence_radius"]
-        t.add_row(fam, str(e["n_images"]), f(e["cosine"]["mean"]), f(e["euclidean"]["mean"]),
-                  f(r["mean"]), f(r["p95"]), f(r["worst"]))
+        r = e.get("divergence_radius", {})
+        t.add_row(fam, str(e["n_images"]), *[_f(e[m]["mean"]) for m in names], _f(r.get("p95")), _f(r.get("worst")))
     console.print(t)
     n_skip = report["images"]["skipped"]
     if n_skip:
         console.print(f"[yellow]{n_skip} input(s) skipped[/yellow] (listed in report.json):")
         for s in report["skipped"][:10]:
-            console.print(f"  {s['input']}: {s['reason']}")
+            _plain(console, f"  {s['input']}: {s['reason']}")
         if n_skip > 10:
             console.print(f"  ... and {n_skip - 10} more")
-    console.print(f"wrote {out_dir}/report.json, report.html, per_image.csv, per_level.csv")
+    _plain(console, f"wrote {out_dir}/report.json, report.html, per_image.csv, per_level.csv")
+
+
+def print_export(res, console: Console, err: Console) -> None:
+    _plain(console, f"wrote {res.path} ({res.exporter} exporter, input {res.info.input_format}, "
+                    f"{res.info.embedding_dim}-d, weights {res.info.weights.get('label')})"
+                    + (", external data" if res.external_data else ""))
+    if res.fell_back:
+        _plain(err, f"warning: the dynamo exporter failed, the file was written by the {res.exporter} exporter "
+                    f"({'; '.join(res.info.extra.get('fallback_reasons', []))})")
+
+
+def print_parity(report, console: Console) -> None:
+    s = report.summary()
+    verdict = "PASS" if report.passed else "FAIL"
+    _plain(console, f"parity {verdict}: {s['images']} embeddings ({s['distinct_images']} images x "
+                    f"{' + '.join(s['variants'])}) min cosine {s['min_cosine']:.6f} (needs >= "
+                    f"{report.min_cosine_required:g}, {report.precision}), mean {s['mean_cosine']:.6f}, "
+                    f"max |diff| {s['max_abs_diff']:.2e}, max rel diff {s['max_rel_diff']:.2e}")
+    _plain(console, f"would have passed with: --min-cosine {s['would_pass']['min_cosine']:.6f} "
+                    f"(atol {s['would_pass']['atol']:.2e}, rtol {s['would_pass']['rtol']:.2e})")
+    providers = report.artefact_info.get("providers")
+    if providers:
+        _plain(console, f"artefact ran on: {', '.join(providers)}")
+
+
+def print_engine(build, console: Console) -> None:
+    _plain(console, f"wrote {build.engine} ({build.precision}) and {build.sidecar}")
+
+
+def print_encoder_bench(res, device: str, console: Console, err: Console) -> None:
+    fp = res.fingerprint
+    t = Table(title=f"{res.model} on {device} ({fp['cpu']}" + (f", {fp['gpu']})" if fp.get("gpu") else ")"))
+    for col in ("backend", "precision", "batch", "img/s", "min", "mean", "median", "p90", "p95", "p99", "CV"):
+        t.add_column(col, justify="left" if col in ("backend", "precision") else "right")
+    noisy = []
+    for r in res.rows:
+        if r["status"] != "ok":
+            t.add_row(r["backend"], r["precision"], str(r["batch_size"]), "skipped", *[""] * 7)
+            continue
+        lat = r["latency_ms"]
+        t.add_row(r["backend"], r["precision"], str(r["batch_size"]), f"{r['throughput']:.1f}",
+                  *[f"{lat[k]:.2f}" for k in ("min", "mean", "median", "p90", "p95", "p99")], f"{r['cv']:.2f}")
+        if r["noisy"]:
+            noisy.append(f"{r['backend']}/{r['precision']}/b{r['batch_size']}")
+    console.print(t)
+    console.print("latency in ms per batch (host wall time)")
+    for r in res.rows:
+        if r["status"] != "ok":
+            _plain(console, f"skipped {r['backend']}/{r['precision']}/b{r['batch_size']}: {r['reason']}")
+    if noisy:
+        _plain(err, f"warning: noisy runs (coefficient of variation > 0.10): {', '.join(noisy)}; "
+                    f"the machine was busy: rerun with a longer --duration")
+
+
+def print_perturb_bench(res, console: Console) -> None:
+    rows = res["rows"]
+    thread_counts = sorted({r["threads"] for r in rows})
+    t = Table(title=f"Perturbations, images/s, {res['size']}x{res['size']}, batch {res['batch']}")
+    t.add_column("family")
+    t.add_column("level", justify="right")
+    for n in thread_counts:
+        t.add_column(f"{n} thread{'s' if n > 1 else ''}", justify="right")
+    by_family: dict = {}
+    for r in rows:
+        by_family.setdefault((r["family"], r["level"]), {})[r["threads"]] = r["images_per_s"]
+    for (fam, level), rates in by_family.items():
+        t.add_row(fam, f"{level:g}", *[f"{rates[n]:,.0f}" for n in thread_counts])
+    console.print(t)
+
+
+def print_meb_bench(res, console: Console) -> None:
+    _plain(console, f"{res['sets']:,} sets of {res['n']} points in {res['dim']}-d: {res['seconds']:.3f} s, "
+                    f"{res['sets_per_s']:,.0f} sets/s ({res['fingerprint']['cpu']}, "
+                    f"{res['fingerprint']['cpu_cores']} cores)")
+
+
+def print_audit_bench(res, console: Console) -> None:
+    _plain(console, f"audit: {res['encoded_images']} images through the encoder in {res['audit_seconds']:.1f} s = "
+                    f"{res['audit_images_per_s']:.1f} img/s; encoder alone: {res['encoder_images_per_s']:.1f} img/s; "
+                    f"efficiency {res['efficiency']:.2f}")
+
+
+def print_calibration(result, html_path, console: Console) -> None:
+    report = result.report
+    acc = report["acceptance"]
+    c = acc["cosine_to_fp32"]
+    cal = report["calibration"]
+    _plain(console, f"wrote {report['int8_model']}: {report['method']} calibration on {cal['images']} images "
+                    f"({'cached set' if cal['cached'] else 'new set'}; "
+                    f"{', '.join(f'{k} {v}' for k, v in cal['edits'].items())}), "
+                    f"{sum(report['quantized_ops'].values())} Q/DQ nodes, peak memory {report['peak_memory_mb']:.0f} MB")
+    for part in ("all", "clean", "perturbed"):
+        d = c[part]
+        _plain(console, f"cosine to fp32 ({part}, {d['n']}): min {d['min']:.5f}  p5 {d['p5']:.5f}  "
+                        f"median {d['median']:.5f}  mean {d['mean']:.5f}")
+    sp = acc["speed"]
+    _plain(console, f"speed on this machine: INT8/fp32 = {sp['int8_over_fp32']:.2f}x "
+                    f"({sp['int8_img_per_s']:.1f} vs {sp['fp32_img_per_s']:.1f} img/s)")
+    verdict = "PASS" if report["passed"] else "FAIL"
+    _plain(console, f"acceptance {verdict}: median cosine {c['all']['median']:.5f} "
+                    f"(needs >= {report['min_median_cosine']:g})")
+    _plain(console, f"wrote {html_path}")
+
+
+def print_catalogue_table(title: str, columns: list[str], rows: list[list[str]], console: Console) -> None:
+    t = Table(title=title)
+    for col in columns:
+        t.add_column(col)
+    for row in rows:
+        t.add_row(*row)
+    console.print(t)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vfmaudit.report.summary import METRICS
+from vfmaudit.files import write_text_atomic
+from vfmaudit.metrics import metrics, per_level_metrics
 
 
 def _svg(fig) -> str:
@@ -51,8 +52,8 @@ def _level_plot(report: dict, families: list[str]) -> str:
     for ax, fam in zip(axes.ravel(), families):
         entry = report["families"][fam]
         lv = [p["level"] for p in entry["per_level"]]
-        ax.plot(lv, [p["cosine_mean"] for p in entry["per_level"]], "o-", label="cosine")
-        ax.plot(lv, [p["euclidean_mean"] for p in entry["per_level"]], "s--", label="euclidean")
+        for m, style in zip(per_level_metrics(), ("o-", "s--", "^:", "d-.")):
+            ax.plot(lv, [p.get(f"{m}_mean") for p in entry["per_level"]], style, label=m)
         ax.axvline(entry["identity"], color="grey", lw=0.8, alpha=0.6)
         ax.set_title(fam, fontsize=9)
         ax.set_xlabel(entry["units"], fontsize=7)
@@ -72,10 +73,11 @@ def render_html(report: dict, values: dict) -> str:
     """values[family][metric]: the per-image metric arrays (for the distribution plot)."""
     families = list(report["families"])
     esc = html.escape
+    names = list(metrics())
     rows = []
     for fam in families:
         e = report["families"][fam]
-        cells = "".join(f"<td>{_fmt(e[m]['mean'])}</td><td>{_fmt(e[m]['worst'])}</td>" for m in METRICS)
+        cells = "".join(f"<td>{_fmt(e[m]['mean'])}</td><td>{_fmt(e[m]['worst'])}</td>" for m in names if m in e)
         rows.append(f"<tr><th>{esc(fam)}</th><td>{e['n_images']}</td>{cells}"
                     f"<td>{esc(str(e.get('worst_image') or ''))}</td></tr>")
     skipped = "".join(f"<li><code>{esc(s['input'])}</code>: {esc(s['reason'])}</li>" for s in report["skipped"])
@@ -85,7 +87,7 @@ def render_html(report: dict, values: dict) -> str:
     if any(len(values[f]["cosine"]) for f in families):
         plots = (f"<h2>Distributions</h2>{_distribution_plot(values, families)}"
                  f"<h2>Metric against level</h2>{_level_plot(report, families)}")
-    head = "".join(f"<th>{m} mean</th><th>{m} worst</th>" for m in METRICS)
+    head = "".join(f"<th>{m} mean</th><th>{m} worst</th>" for m in names if m in e)
     model = report["model"]
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>vfmaudit report: {esc(str(model['spec']))}</title>
@@ -107,9 +109,7 @@ Created {esc(report['created'])} by vfmaudit {esc(report['vfmaudit_version'])}.<
 <h2>Summary</h2>
 <table><tr><th>family</th><th>images</th>{head}<th>worst image (radius)</th></tr>
 {''.join(rows)}</table>
-<p>cosine: mean cosine to the clean embedding (1 = robust). euclidean: mean distance (0 = robust).
-divergence radius: radius of the minimum enclosing ball of the clean and perturbed embeddings
-(0 = robust, at most 1), which reacts to the single worst edit.</p>
+<dl>{''.join(f"<dt>{esc(n)}</dt><dd>{esc(m.description)} ({esc(m.direction)})</dd>" for n, m in metrics().items())}</dl>
 {plots}
 <h2>Skipped inputs</h2>
 {'<ul>' + skipped + '</ul>' if skipped else '<p>None.</p>'}
@@ -118,6 +118,11 @@ divergence radius: radius of the minimum enclosing ball of the clean and perturb
 
 
 def write_html(report: dict, values: dict, path: Path) -> None:
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(render_html(report, values), encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, render_html(report, values))
+
+
+def write_audit_html(result, path: Path | None = None) -> Path:
+    """report.html next to an audit's report.json (or at `path`), from its result object."""
+    path = Path(path) if path else result.out_dir / "report.html"
+    write_html(result.report, result.values(), path)
+    return path

@@ -1,7 +1,18 @@
-"""Encoders behind one protocol, chosen by backend name."""
+"""Encoders behind one protocol, chosen by backend name from the backend registry.
 
-from vfmaudit.runtime import onnx_backend, tensorrt_backend, torch_backend  # noqa: F401  (register backends)
+Registration order is module name order; `auto` sends model specs to the backend without suffixes (torch).
+"""
+
+import importlib as _importlib
+import pkgutil as _pkgutil
+
 from vfmaudit.runtime.base import Encoder
-from vfmaudit.runtime.registry import backend_for_path, backends, create_encoder, register_backend
+from vfmaudit.runtime.registry import (Backend, auto_help, backend_for_path, backends, create_encoder, get_backend,
+                                       is_artefact_path, register_backend, resolve_backend, unregister_backend)
 
-__all__ = ["Encoder", "create_encoder", "backends", "backend_for_path", "register_backend"]
+# every module named *_backend in this folder registers one backend: a new backend is one module
+for _module in sorted(m.name for m in _pkgutil.iter_modules(__path__) if m.name.endswith("_backend")):
+    _importlib.import_module(f"{__name__}.{_module}")
+
+__all__ = ["Encoder", "Backend", "create_encoder", "backends", "get_backend", "backend_for_path", "resolve_backend",
+           "register_backend", "unregister_backend", "is_artefact_path", "auto_help"]

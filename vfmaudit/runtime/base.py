@@ -6,6 +6,7 @@ from typing import Callable, Protocol, runtime_checkable
 
 import numpy as np
 
+from vfmaudit.artefact.feeds import make_feed, pad_batch
 from vfmaudit.errors import VfmauditError
 from vfmaudit.models.preprocess import PreprocessSpec, prepare_batch
 
@@ -43,7 +44,7 @@ def check_images(images: np.ndarray | list) -> np.ndarray | list:
 
 
 def encode_batches(images: np.ndarray | list, preprocess: PreprocessSpec, embed_dim: int, step: int,
-                   uint8_input: bool, run: Callable[[np.ndarray], np.ndarray], pad_to: int | None = None,
+                   input_format: str, run: Callable[[np.ndarray], np.ndarray], pad_to: int | None = None,
                    input_dtype: type = np.float32) -> np.ndarray:
     """Artefact encoders' loop: model-size uint8 -> (normalised) feed per chunk -> run ->
     L2-normalised float32 rows. pad_to: a static batch size the last chunk is padded to."""
@@ -52,10 +53,9 @@ def encode_batches(images: np.ndarray | list, preprocess: PreprocessSpec, embed_
     for start in range(0, batch.shape[0], step):
         chunk = batch[start:start + step]
         n = chunk.shape[0]
-        if pad_to and n < pad_to:
-            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], pad_to - n, axis=0)])
-        feed = np.ascontiguousarray(chunk) if uint8_input else \
-            preprocess.normalize(chunk).astype(input_dtype, copy=False)
+        if pad_to:
+            chunk = pad_batch(chunk, pad_to)
+        feed = make_feed(chunk, input_format, preprocess, input_dtype)
         emb = np.asarray(run(feed), dtype=np.float32)[:n]
         out[start:start + n] = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
     return out

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from vfmaudit.errors import VfmauditError
-from vfmaudit.export.metadata import INPUT_UINT8_NHWC, ArtefactInfo, read_onnx_info
+from vfmaudit.artefact import INPUT_UINT8_NHWC, ArtefactInfo, read_onnx_info
 from vfmaudit.runtime.base import encode_batches
 from vfmaudit.runtime.registry import register_backend
 
@@ -28,8 +28,9 @@ def provider_chain(device: str, available: list[str], cache_dir: str | None = No
         if "CUDAExecutionProvider" in available:
             chain.append(("CUDAExecutionProvider", {"device_id": dev_id, "cudnn_conv_algo_search": "EXHAUSTIVE"}))
         if not chain:
-            raise VfmauditError("--device cuda was asked for but this onnxruntime has no CUDA or TensorRT "
-                                "provider; install the gpu extra (pip install 'vfmaudit[gpu]') or use --device cpu")
+            raise VfmauditError("device cuda was asked for but this onnxruntime has no CUDA or TensorRT "
+                                "provider; install the gpu extra (pip install 'vfmaudit[gpu]') or use device cpu",
+                                param="device")
     chain.append("CPUExecutionProvider")
     return chain
 
@@ -57,9 +58,9 @@ class OnnxEncoder:
 
         path = Path(path)
         if not path.is_file():
-            raise VfmauditError(f"ONNX file not found: {path}; check the path passed to --model")
+            raise VfmauditError(f"ONNX file not found: {path}; check the path passed as model", param="model")
         if batch_size < 1:
-            raise VfmauditError(f"--batch-size must be >= 1, got {batch_size}")
+            raise VfmauditError(f"batch_size must be >= 1, got {batch_size}", param="batch_size")
         self.path = path
         self.info: ArtefactInfo = read_onnx_info(path)
         self.preprocess = self.info.preprocess
@@ -107,7 +108,7 @@ class OnnxEncoder:
     def encode(self, images: np.ndarray) -> np.ndarray:
         # a static-batch file runs in its own batch size, the last chunk padded
         return encode_batches(images, self.preprocess, self.embed_dim, self.fixed_batch or self.batch_size,
-                              self.info.input_format == INPUT_UINT8_NHWC, self._run, pad_to=self.fixed_batch,
+                              self.info.input_format, self._run, pad_to=self.fixed_batch,
                               input_dtype=self.input_dtype or np.float32)
 
     def describe(self) -> dict:
@@ -117,9 +118,11 @@ class OnnxEncoder:
                 "precision": self.info.precision, "providers": self.providers, "batch_size": self.batch_size}
 
 
-@register_backend("onnx")
-def make_onnx_encoder(model: str = "", device: str = "cpu", batch_size: int = 32, threads: int | None = None,
-                      **_: object) -> OnnxEncoder:
+@register_backend("onnx", suffixes=(".onnx",), precisions=("fp32", "fp16", "int8"),
+                  packages=("onnxruntime", "onnxruntime-gpu", "onnx"),
+                  description="ONNX Runtime: TensorRT EP -> CUDA EP -> CPU, whichever this install has")
+def make_onnx_encoder(model: str = "", device: str = "cpu", batch_size: int = 32,
+                      threads: int | None = None) -> OnnxEncoder:
     if not model:
-        raise VfmauditError("the onnx backend needs --model FILE.onnx")
+        raise VfmauditError("the onnx backend needs model=FILE.onnx", param="model")
     return OnnxEncoder(model, device=device, batch_size=batch_size, threads=threads)

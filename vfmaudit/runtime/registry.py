@@ -1,48 +1,126 @@
-"""Backends by name: each registers a factory, callers never branch on the backend."""
+"""The catalogue of backends: name, file suffixes, precisions, factory with explicit keywords.
+
+`--backend auto`, the CLI help, `bench encoder` and the provenance of every report are derived
+from this one registry; nothing outside a backend's own module branches on its name.
+"""
 
 from __future__ import annotations
 
+import inspect
+from dataclasses import dataclass, field
 from typing import Callable
 
+from vfmaudit.catalogue import Catalogue
 from vfmaudit.errors import VfmauditError
 from vfmaudit.runtime.base import Encoder
 
 EncoderFactory = Callable[..., Encoder]
-_BACKENDS: dict[str, EncoderFactory] = {}
 
 
-def register_backend(name: str) -> Callable[[EncoderFactory], EncoderFactory]:
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    factory: EncoderFactory = field(repr=False)
+    # artefact files this backend runs, by suffix; empty: it builds the model from a spec itself
+    suffixes: tuple[str, ...] = ()
+    precisions: tuple[str, ...] = ("fp32",)
+    description: str = ""
+    # distributions whose versions matter for its results (recorded in reports)
+    packages: tuple[str, ...] = ()
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """The keyword arguments its factory takes."""
+        return tuple(inspect.signature(self.factory).parameters)
+
+    def takes(self, option: str) -> bool:
+        return option in self.options
+
+    @property
+    def runs_model_specs(self) -> bool:
+        return not self.suffixes
+
+
+_BACKENDS: Catalogue[Backend] = Catalogue("backend", hint="auto, ")
+
+
+def register_backend(name: str, *, suffixes: tuple[str, ...] = (), precisions: tuple[str, ...] = ("fp32",),
+                     description: str = "", packages: tuple[str, ...] = ()) -> Callable[[EncoderFactory], EncoderFactory]:
+    """Decorator: register `factory(model=..., device=..., batch_size=..., ...)` as backend `name`.
+
+    The factory's keyword arguments are the options the backend honours; create_encoder refuses
+    any other, so an option is never silently dropped.
+    """
+
     def deco(factory: EncoderFactory) -> EncoderFactory:
-        _BACKENDS[name] = factory
+        params = inspect.signature(factory).parameters.values()
+        if any(p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) for p in params):
+            raise TypeError(f"backend '{name}': the factory must list its options explicitly, not **kwargs")
+        for other in _BACKENDS.values():
+            shared = set(suffixes) & set(other.suffixes)
+            if shared:
+                raise ValueError(f"backend '{name}': suffixes {sorted(shared)} already belong to '{other.name}'")
+        _BACKENDS.add(name, Backend(name, factory, tuple(s.lower() for s in suffixes), tuple(precisions),
+                                    description, tuple(packages)))
         return factory
 
     return deco
 
 
-# artefact files name their backend by suffix; anything else is a model spec for torch
-SUFFIX_BACKENDS = {".onnx": "onnx", ".engine": "tensorrt", ".plan": "tensorrt", ".trt": "tensorrt"}
+def unregister_backend(name: str) -> None:
+    """Remove a backend (for tests and plugins that register temporary ones)."""
+    _BACKENDS.remove(name)
+
+
+def backends() -> dict[str, Backend]:
+    """Every registered backend by name, in registration order."""
+    return _BACKENDS.all()
+
+
+def get_backend(name: str) -> Backend:
+    return _BACKENDS.get(name)
 
 
 def backend_for_path(model: str) -> str:
-    for suffix, name in SUFFIX_BACKENDS.items():
-        if model.lower().endswith(suffix):
-            return name
-    return "torch"
+    """The backend whose suffix the file has; a model spec (no artefact suffix) -> the spec backend."""
+    lower = str(model).lower()
+    for b in _BACKENDS.values():
+        if any(lower.endswith(s) for s in b.suffixes):
+            return b.name
+    for b in _BACKENDS.values():
+        if b.runs_model_specs:
+            return b.name
+    raise VfmauditError(f"no backend runs '{model}'")
 
 
-def backends() -> list[str]:
-    return sorted(_BACKENDS)
+def is_artefact_path(model: str) -> bool:
+    lower = str(model).lower()
+    return any(lower.endswith(s) for b in _BACKENDS.values() for s in b.suffixes)
 
 
-def create_encoder(backend: str = "torch", **kwargs) -> Encoder:
+def resolve_backend(backend: str | None, model: str) -> Backend:
+    """'auto' (or None) -> by the model's file suffix; otherwise the named backend."""
+    return get_backend(backend_for_path(model) if backend in (None, "auto") else backend)
+
+
+def auto_help() -> str:
+    """How 'auto' chooses, for CLI help: '.onnx -> onnx, .engine/.plan/.trt -> tensorrt, else torch'."""
+    parts = [f"{'/'.join(b.suffixes)} -> {b.name}" for b in _BACKENDS.values() if b.suffixes]
+    spec = [b.name for b in _BACKENDS.values() if b.runs_model_specs]
+    return ", ".join(parts + ([f"model specs -> {spec[0]}"] if spec else []))
+
+
+def create_encoder(backend: str = "auto", **options) -> Encoder:
     """Build an Encoder: create_encoder("torch", model="openclip:ViT-S-32", seed=0, device="cpu").
 
-    backend "auto" picks by the model: .onnx -> onnx, .engine/.plan -> tensorrt, else torch.
+    backend "auto" picks by the model: a registered artefact suffix (.onnx, .engine, ...) picks
+    its backend, anything else is a model spec for the torch backend. Options set to None mean
+    "the backend's default"; an option the backend does not take is an error.
     """
-    if backend == "auto":
-        backend = backend_for_path(str(kwargs.get("model", "")))
-    try:
-        factory = _BACKENDS[backend]
-    except KeyError:
-        raise VfmauditError(f"unknown backend '{backend}'; choose from: {', '.join(backends())}") from None
-    return factory(**kwargs)
+    b = resolve_backend(backend, str(options.get("model", "")))
+    given = {k: v for k, v in options.items() if v is not None}
+    refused = [k for k in given if not b.takes(k)]
+    if refused:
+        raise VfmauditError(f"the {b.name} backend does not take {', '.join(refused)}; "
+                            f"it takes: {', '.join(b.options)}", param=tuple(refused))
+    return b.factory(**given)

@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from vfmaudit.errors import VfmauditError
-from vfmaudit.export.engine_sidecar import check_compatible, read_sidecar
-from vfmaudit.export.metadata import INPUT_UINT8_NHWC, ArtefactInfo
+from vfmaudit.artefact import INPUT_UINT8_NHWC, ArtefactInfo, check_compatible, import_tensorrt, read_sidecar
 from vfmaudit.runtime.base import encode_batches
 from vfmaudit.runtime.registry import register_backend
 
@@ -22,8 +21,6 @@ class TensorRTEncoder:
     backend = "tensorrt"
 
     def __init__(self, engine_path: str | Path, device: str = "cuda", batch_size: int = 32):
-        from vfmaudit.export.tensorrt_build import import_tensorrt
-
         self.path = Path(engine_path)
         sidecar = read_sidecar(self.path)
         self.info = ArtefactInfo.from_props(sidecar.get("vfmaudit", {}), str(self.path))
@@ -72,7 +69,7 @@ class TensorRTEncoder:
 
     def encode(self, images: np.ndarray) -> np.ndarray:
         return encode_batches(images, self.preprocess, self.embed_dim, self.batch_size,
-                              self.info.input_format == INPUT_UINT8_NHWC, self._run)
+                              self.info.input_format, self._run)
 
     def describe(self) -> dict:
         return {"spec": self.info.spec, "weights": self.info.weights, "embedding_dim": self.embed_dim,
@@ -80,8 +77,9 @@ class TensorRTEncoder:
                 "artefact": str(self.path), "precision": self.precision, "batch_size": self.batch_size}
 
 
-@register_backend("tensorrt")
-def make_tensorrt_encoder(model: str = "", device: str = "cuda", batch_size: int = 32, **_: object) -> TensorRTEncoder:
+@register_backend("tensorrt", suffixes=(".engine", ".plan", ".trt"), precisions=("fp32", "fp16", "int8"),
+                  packages=("tensorrt",), description="a serialized TensorRT engine (NVIDIA GPU)")
+def make_tensorrt_encoder(model: str = "", device: str = "cuda", batch_size: int = 32) -> TensorRTEncoder:
     if not model:
-        raise VfmauditError("the tensorrt backend needs --model FILE.engine")
+        raise VfmauditError("the tensorrt backend needs model=FILE.engine", param="model")
     return TensorRTEncoder(model, device=device, batch_size=batch_size)

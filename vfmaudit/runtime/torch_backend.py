@@ -2,50 +2,64 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from vfmaudit.errors import VfmauditError
-from vfmaudit.models.factory import BuiltModel, build_model
 from vfmaudit.runtime.base import to_model_size
 from vfmaudit.runtime.registry import register_backend
 
 
-def resolve_device(device: str) -> torch.device:
+if TYPE_CHECKING:
+    import torch
+
+    from vfmaudit.models.factory import BuiltModel
+
+# torch is imported when an encoder is made, not when the backend registers (CLI start-up)
+PRECISIONS = ("fp32", "fp16")
+
+
+def resolve_device(device: str) -> "torch.device":
+    import torch
+
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
         raise VfmauditError(f"unknown device '{device}'; use cpu or cuda (cuda:N)") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise VfmauditError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu")
+        raise VfmauditError("device cuda was asked for but torch sees no CUDA GPU; use device cpu", param="device")
     if dev.type not in ("cpu", "cuda"):
         raise VfmauditError(f"unsupported device '{device}'; use cpu or cuda")
     return dev
 
 
-_DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
-
-
 class TorchEncoder:
     backend = "torch"
 
-    def __init__(self, built: BuiltModel, device: str = "cpu", batch_size: int = 32, precision: str = "fp32"):
+    def __init__(self, built: "BuiltModel", device: str = "cpu", batch_size: int = 32, precision: str = "fp32"):
+        import torch
+
         if batch_size < 1:
-            raise VfmauditError(f"--batch-size must be >= 1, got {batch_size}")
-        if precision not in _DTYPES:
-            raise VfmauditError(f"the torch backend runs {', '.join(_DTYPES)}; int8 needs a calibrated artefact")
+            raise VfmauditError(f"batch_size must be >= 1, got {batch_size}", param="batch_size")
+        if precision not in PRECISIONS:
+            raise VfmauditError(f"the torch backend runs {', '.join(PRECISIONS)}; int8 needs a calibrated artefact",
+                                param="precision")
         self.built = built
         self.device = resolve_device(device)
         if precision == "fp16" and self.device.type != "cuda":
-            raise VfmauditError("fp16 on the torch backend needs --device cuda (CPU kernels for half are slow or missing)")
+            raise VfmauditError("fp16 on the torch backend needs device cuda (CPU kernels for half are slow or missing)",
+                                  param="device")
         self.precision = precision
-        self.dtype = _DTYPES[precision]
+        self.torch = torch
+        self.dtype = {"fp32": torch.float32, "fp16": torch.float16}[precision]
         self.module = built.module.to(self.device, dtype=self.dtype).eval()
         self.preprocess = built.preprocess
         self.embed_dim = built.embed_dim
         self.batch_size = int(batch_size)
 
     def encode(self, images: np.ndarray) -> np.ndarray:
+        torch = self.torch
         batch = to_model_size(self.preprocess, images)
         out = np.empty((batch.shape[0], self.embed_dim), dtype=np.float32)
         with torch.inference_mode():
@@ -55,17 +69,27 @@ class TorchEncoder:
                 out[start:start + emb.shape[0]] = emb.float().cpu().numpy()
         return out
 
+    def device_timer(self):
+        """Device time of one call from CUDA events, on CUDA; None on CPU (host time is all there is)."""
+        if self.device.type != "cuda":
+            return None
+        from vfmaudit.runtime.timing import cuda_event_timer
+
+        return cuda_event_timer(self.torch)
+
     def describe(self) -> dict:
         d = self.built.describe()
         d.update(backend=self.backend, device=str(self.device), batch_size=self.batch_size,
-                 precision=self.precision, torch_threads=torch.get_num_threads())
+                 precision=self.precision, torch_threads=self.torch.get_num_threads())
         return d
 
 
-@register_backend("torch")
+@register_backend("torch", precisions=PRECISIONS, packages=("torch", "open_clip_torch", "timm"),
+                  description="eager PyTorch (open_clip / timm model code) on CPU or CUDA, from a model spec")
 def make_torch_encoder(model: str = "openclip:ViT-S-32", pretrained: str | None = None, seed: int = 0,
-                       device: str = "cpu", batch_size: int = 32, precision: str = "fp32",
-                       **_: object) -> TorchEncoder:
+                       device: str = "cpu", batch_size: int = 32, precision: str = "fp32") -> TorchEncoder:
+    from vfmaudit.models.factory import build_model
+
     resolve_device(device)  # fail before building the model
     return TorchEncoder(build_model(model, pretrained=pretrained, seed=seed), device=device,
                         batch_size=batch_size, precision=precision)

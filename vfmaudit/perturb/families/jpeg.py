@@ -33,6 +33,6 @@ def jpeg(batch: np.ndarray, level: float, seeds: np.ndarray) -> np.ndarray:
     return map_images(roundtrip, batch)
 
 
-register(Family("jpeg", 10.0, 100.0, 100.0, "quality",
-                "JPEG encode and decode at the quality (libjpeg, 4:2:0, as PIL's default)", jpeg,
+register(Family(name="jpeg", lo=10.0, hi=100.0, identity=100.0, units="quality", apply_batch=jpeg,
+                description="JPEG encode and decode at the quality (libjpeg, 4:2:0, as PIL's default)",
                 exact_identity=False))

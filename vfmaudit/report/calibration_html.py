@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+from vfmaudit.files import write_text_atomic
 from vfmaudit.report.html_report import _svg
 
 
@@ -28,7 +29,7 @@ def _profile_plot(profile: dict) -> str:
     return _svg(fig)
 
 
-def write_calibration_html(report: dict, path: Path) -> None:
+def write_calibration_html(report: dict, path: Path) -> Path:
     acc = report["acceptance"]
     esc = html.escape
 
@@ -59,4 +60,4 @@ Peak memory during quantization {report['peak_memory_mb']:.0f} MB.</p>
 <h2>Speed</h2><p>fp32 {sp['fp32_img_per_s']:.1f} img/s, INT8 {sp['int8_img_per_s']:.1f} img/s:
 INT8/fp32 = {sp['int8_over_fp32']:.2f}x (batch {sp['batch']}, this CPU).</p>
 </body></html>"""
-    path.write_text(page, encoding="utf-8")
+    return write_text_atomic(path, page)

@@ -138,11 +138,11 @@ def hue(batch: np.ndarray, level: float, seeds: np.ndarray) -> np.ndarray:
     return map_into(lambda img, i, out: _hue_kernel(img, shift, out), batch)
 
 
-register(Family("brightness", 0.2, 1.8, 1.0, "factor",
-                "multiply intensities by the factor (torchvision adjust_brightness)", brightness))
-register(Family("contrast", 0.2, 1.8, 1.0, "factor",
-                "blend with the mean gray level (torchvision adjust_contrast)", contrast))
-register(Family("saturation", 0.0, 2.0, 1.0, "factor",
-                "blend with the grayscale image (torchvision adjust_saturation)", saturation))
-register(Family("hue", -0.5, 0.5, 0.0, "turns of the hue circle",
-                "rotate hue in HSV space (torchvision adjust_hue)", hue))
+register(Family(name="brightness", lo=0.2, hi=1.8, identity=1.0, units="factor", apply_batch=brightness,
+                description="multiply intensities by the factor (torchvision adjust_brightness)"))
+register(Family(name="contrast", lo=0.2, hi=1.8, identity=1.0, units="factor", apply_batch=contrast,
+                description="blend with the mean gray level (torchvision adjust_contrast)"))
+register(Family(name="saturation", lo=0.0, hi=2.0, identity=1.0, units="factor", apply_batch=saturation,
+                description="blend with the grayscale image (torchvision adjust_saturation)"))
+register(Family(name="hue", lo=-0.5, hi=0.5, identity=0.0, units="turns of the hue circle", apply_batch=hue,
+                description="rotate hue in HSV space (torchvision adjust_hue)"))

@@ -1,4 +1,7 @@
-"""The CSV tables an audit streams to disk: per_image.csv and per_level.csv."""
+"""The CSV tables an audit streams to disk: per_image.csv and per_level.csv.
+
+Their metric columns are the metrics registry's, in its order.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +9,18 @@ import csv
 import os
 from pathlib import Path
 
+from vfmaudit.metrics import metrics, per_level_metrics
+
 PER_IMAGE = "per_image.csv"
 PER_LEVEL = "per_level.csv"
-IMAGE_COLUMNS = ["image", "family", "cosine", "euclidean", "divergence_radius"]
-LEVEL_COLUMNS = ["image", "family", "level", "cosine", "euclidean"]
+
+
+def image_columns() -> list[str]:
+    return ["image", "family", *metrics()]
+
+
+def level_columns() -> list[str]:
+    return ["image", "family", "level", *per_level_metrics()]
 
 
 def write_rows(path: Path, columns: list[str], rows: list[dict], mode: str) -> None:
@@ -21,6 +32,13 @@ def write_rows(path: Path, columns: list[str], rows: list[dict], mode: str) -> N
         w.writerows(rows)
         f.flush()
         os.fsync(f.fileno())
+
+
+def read_header(path: Path) -> list[str] | None:
+    if not path.exists():
+        return None
+    with open(path, newline="") as f:
+        return next(csv.reader(f), None)
 
 
 def iter_rows(path: Path):

@@ -24,7 +24,8 @@ def write_sidecar(engine: str | Path, data: dict) -> Path:
 def read_sidecar(engine: str | Path) -> dict:
     path = sidecar_path(engine)
     if not Path(engine).is_file():
-        raise VfmauditError(f"engine file not found: {engine}; check the path passed to --model")
+        raise VfmauditError(f"engine file not found: {engine}; check the path passed as model",
+                            param="model")
     if not path.is_file():
         raise VfmauditError(f"{engine} has no side-car {path.name}; build engines with `vfmaudit export tensorrt`")
     try:

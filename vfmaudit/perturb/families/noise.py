@@ -72,6 +72,6 @@ def gaussian_noise(batch: np.ndarray, level: float, seeds: np.ndarray) -> np.nda
     return map_into(lambda img, i, out: _noise_kernel(img, seeds[i], thresholds, start, kmin, out), batch)
 
 
-register(Family("gaussian_noise", 0.0, 0.4, 0.0, "sigma on the [0, 1] scale",
-                "add N(0, sigma^2) per channel on [0, 1], clip (ImageNet-C gaussian_noise)",
-                gaussian_noise, stochastic=True))
+register(Family(name="gaussian_noise", lo=0.0, hi=0.4, identity=0.0, units="sigma on the [0, 1] scale",
+                apply_batch=gaussian_noise, stochastic=True,
+                description="add N(0, sigma^2) per channel on [0, 1], clip (ImageNet-C gaussian_noise)"))

@@ -11,13 +11,12 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from vfmaudit import __version__
+from vfmaudit._version import __version__
+from vfmaudit.artefact.feeds import INPUT_FLOAT_NCHW, INPUT_UINT8_NHWC  # noqa: F401  (re-exported)
 from vfmaudit.errors import VfmauditError
 from vfmaudit.models.preprocess import PreprocessSpec
 
 PREFIX = "vfmaudit."
-INPUT_FLOAT_NCHW = "float32_nchw_normalized"
-INPUT_UINT8_NHWC = "uint8_nhwc"
 
 
 @dataclass

@@ -1,0 +1,55 @@
+"""The `vfmaudit` command line: one module per command group, each command one API call.
+
+`main(argv)` runs it in-process (the tests use that); the console script calls `main()`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from vfmaudit.cli import audit, bench, calibrate, catalogue, export
+from vfmaudit.cli.common import err
+
+app = typer.Typer(
+    help="Audit and deploy vision encoders: how far embeddings drift under everyday image edits "
+         "(audit), whether an exported ONNX/TensorRT artefact is still the same model (export), "
+         "INT8 calibration audited against fp32 (calibrate), and how fast each runs (bench).",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
+)
+for _group in (audit, export, calibrate, bench, catalogue):
+    _group.register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    # typer vendors its own click, so its exceptions are recognised by interface, not class
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=argv, prog_name="vfmaudit", standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except SystemExit:
+        raise
+    except Exception as e:  # noqa: BLE001 - last resort: one line, never a traceback
+        name = type(e).__name__
+        if name == "NoArgsIsHelpError":
+            e.show()
+            sys.exit(2)
+        if name == "Abort":
+            err.print("interrupted", markup=False)
+            sys.exit(130)
+        if hasattr(e, "format_message") and hasattr(e, "exit_code"):  # click's usage errors
+            ctx = getattr(e, "ctx", None)
+            where = f"vfmaudit {ctx.info_name}" if ctx is not None and ctx.parent is not None else "vfmaudit"
+            err.print(f"error: {e.format_message()} (see {where} --help)", markup=False, highlight=False,
+                      soft_wrap=True)
+            sys.exit(e.exit_code)
+        if os.environ.get("VFMAUDIT_DEBUG"):
+            raise
+        err.print(f"internal error: {name}: {e} (set VFMAUDIT_DEBUG=1 for the traceback)",
+                  markup=False, highlight=False, soft_wrap=True)
+        sys.exit(1)
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,57 @@
+"""`vfmaudit audit`: one call of vfmaudit.run_audit, rendered."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+
+from vfmaudit.audit.config import DEFAULT_MODEL, DEFAULT_OUT
+from vfmaudit.cli.common import (AuditProgress, DeviceOpt, JsonOpt, LevelsOpt, ModelSpecOpt, PerturbationsOpt,
+                                 PretrainedOpt, backend_help, out, user_errors, write_result_json)
+from vfmaudit.data.decode import DEFAULT_MAX_PIXELS
+
+
+@user_errors
+def audit(
+    images: Annotated[Optional[List[Path]], typer.Argument(
+        help="Image files and folders (searched recursively). None: the built-in sample photographs.")] = None,
+    model: ModelSpecOpt = DEFAULT_MODEL,
+    pretrained: PretrainedOpt = None,
+    backend: Annotated[str, typer.Option(help=backend_help())] = "auto",
+    device: DeviceOpt = "cpu",
+    perturbations: PerturbationsOpt = "all",
+    levels: LevelsOpt = 5,
+    batch_size: Annotated[int, typer.Option(help="Images per encoder batch (and per streamed chunk).")] = 32,
+    seed: Annotated[int, typer.Option(help="Seed of random weights and of stochastic perturbations.")] = 0,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for the results.")] = Path(DEFAULT_OUT),
+    resume: Annotated[bool, typer.Option(
+        help="Continue an interrupted run in --out without redoing finished images.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Discard an earlier run in --out and start again.")] = False,
+    max_pixels: Annotated[int, typer.Option(help="Larger images are skipped as decompression bombs.")] = DEFAULT_MAX_PIXELS,
+    json_out: JsonOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary table.")] = False,
+) -> None:
+    """Measure how far embeddings drift under each perturbation family.
+
+    Writes report.json (summaries per family and metric, skipped inputs, model, versions),
+    per_image.csv (image x family: one column per metric), per_level.csv and report.html to --out.
+    """
+    from vfmaudit import AuditConfig, run_audit
+    from vfmaudit.report.console import print_audit_summary
+
+    config = AuditConfig(inputs=[str(p) for p in images or []], model=model, pretrained=pretrained,
+                         backend=backend, device=device, perturbations=perturbations, levels=levels,
+                         batch_size=batch_size, seed=seed, out=str(out_dir), resume=resume,
+                         overwrite=overwrite, max_pixels=max_pixels)
+    config.plan()  # validate families and levels before loading anything heavy
+    with AuditProgress(quiet) as progress:
+        result = run_audit(config, progress=progress)
+    if not quiet:
+        print_audit_summary(result.report, str(out_dir), out)
+    write_result_json(result, json_out, announce=not quiet)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(audit)

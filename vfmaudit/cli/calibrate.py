@@ -1,0 +1,55 @@
+"""`vfmaudit calibrate`: one call of vfmaudit.calibrate, rendered."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+
+from vfmaudit.calibration import METHODS, MIN_MEDIAN_COSINE
+from vfmaudit.cli.common import out, paths, user_errors, write_result_json
+
+
+@user_errors
+def calibrate(
+    onnx_file: Annotated[Path, typer.Argument(help="fp32 ONNX file exported by `vfmaudit export onnx`.")],
+    out_file: Annotated[Path, typer.Option("--out", "-o", help="The INT8 .onnx file to write.")],
+    images: Annotated[Optional[List[Path]], typer.Option(
+        "--images", help="Calibration images (files or folders; default: the built-in samples). A quarter is "
+                         "held out for acceptance.")] = None,
+    method: Annotated[str, typer.Option(help=f"{', '.join(METHODS)}.")] = "minmax",
+    perturbed: Annotated[bool, typer.Option(
+        "--perturbed/--clean-only",
+        help="Add perturbed variants (the 'calibration' preset: JPEG, brightness, blur, noise, ...) to the set.")] = True,
+    size: Annotated[int, typer.Option(help="At most this many calibration images (memory and time stay bounded).")] = 256,
+    seed: Annotated[int, typer.Option(help="Seed of the set's shuffling and perturbations.")] = 0,
+    cache_dir: Annotated[Optional[Path], typer.Option(
+        help="Where calibration sets and ranges are cached (default ~/.cache/vfmaudit/calibration).")] = None,
+    min_median_cosine: Annotated[float, typer.Option(
+        help="Acceptance: median cosine to fp32 on held-out images.")] = MIN_MEDIAN_COSINE,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the full report as JSON here.")] = None,
+    html_out: Annotated[Optional[Path], typer.Option(
+        "--html", help="Write an HTML report here (default: next to --out).")] = None,
+) -> None:
+    """Calibrate and quantize to INT8 (QDQ, per-channel), then audit the INT8 model against its fp32 parent.
+
+    Exit 0 when the median cosine to fp32 on held-out images reaches --min-median-cosine, 1 when
+    it does not, 2 on unusable input.
+    """
+    from vfmaudit import calibrate as run_calibration
+    from vfmaudit.cli.common import err
+    from vfmaudit.report.console import print_calibration
+
+    with err.status("calibrating..."):
+        result = run_calibration(onnx_file, out_file, images=paths(images), method=method, perturbed=perturbed,
+                                 size=size, seed=seed, cache_dir=cache_dir, min_median_cosine=min_median_cosine,
+                                 html=html_out)
+    print_calibration(result, result.html_path, out)
+    write_result_json(result, json_out)
+    if not result.passed:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(calibrate)

@@ -1,0 +1,64 @@
+"""`vfmaudit perturbations|presets|metrics|backends|version`: the registries, as tables."""
+
+from __future__ import annotations
+
+import typer
+
+from vfmaudit._version import __version__
+from vfmaudit.cli.common import out
+
+
+def list_perturbations() -> None:
+    """List the perturbation families: domain, identity, units and what each does."""
+    from vfmaudit import perturb
+    from vfmaudit.report.console import print_catalogue_table
+
+    rows = [[name, f"[{f.lo:g}, {f.hi:g}]", f"{f.identity:g}", f.units, f.description]
+            for name, f in perturb.families().items()]
+    print_catalogue_table("Perturbation families", ["name", "domain", "identity", "units", "description"], rows, out)
+
+
+def list_presets() -> None:
+    """List the named perturbation presets (usable as --perturbations NAME) and their edits."""
+    from vfmaudit import perturb
+    from vfmaudit.report.console import print_catalogue_table
+
+    def edit(e) -> str:
+        lo, hi = e.bounds()
+        return e.family if lo is None else (f"{e.family}@{lo:g}" if lo == hi else f"{e.family}:{lo:g}:{hi:g}")
+
+    rows = [[p.name, ", ".join(edit(e) for e in p.entries), p.description] for p in perturb.presets().values()]
+    print_catalogue_table("Perturbation presets", ["name", "edits", "what for"], rows, out)
+
+
+def list_metrics() -> None:
+    """List the robustness metrics every audit computes: direction, range, meaning."""
+    from vfmaudit.metrics import metrics
+    from vfmaudit.report.console import print_catalogue_table
+
+    rows = [[name, m.direction, f"[{m.range[0]:g}, {m.range[1]:g}]", "yes" if m.per_level else "no", m.description]
+            for name, m in metrics().items()]
+    print_catalogue_table("Metrics", ["name", "direction", "range", "per level", "description"], rows, out)
+
+
+def list_backends() -> None:
+    """List the encoder backends: the files each runs, its precisions, its options."""
+    from vfmaudit.report.console import print_catalogue_table
+    from vfmaudit.runtime import backends
+
+    rows = [[name, ", ".join(b.suffixes) or "model specs", ", ".join(b.precisions), ", ".join(b.options),
+             b.description] for name, b in backends().items()]
+    print_catalogue_table("Backends", ["name", "runs", "precisions", "options", "description"], rows, out)
+
+
+def version() -> None:
+    """Print the vfmaudit version."""
+    out.print(__version__)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("perturbations")(list_perturbations)
+    app.command("presets")(list_presets)
+    app.command("metrics")(list_metrics)
+    app.command("backends")(list_backends)
+    app.command()(version)

@@ -1,0 +1,156 @@
+"""What every command shares: consoles, the error boundary, the progress bar, typed options.
+
+Options used by several commands are declared once here (as Annotated types) so their flags and
+help read the same everywhere.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import typing
+from pathlib import Path
+from typing import Annotated, Callable, List, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from vfmaudit import perturb
+from vfmaudit.audit.config import DEFAULT_MODEL
+from vfmaudit.errors import VfmauditError
+from vfmaudit.files import write_json
+from vfmaudit.runtime import auto_help, backends
+
+err = Console(stderr=True)
+out = Console()
+if not out.is_terminal:  # piped or captured: wide enough that tables stay readable
+    out = Console(width=160)
+
+__all__ = ["DEFAULT_MODEL"]
+
+# -- options shared by several commands ------------------------------------------------------
+ModelSpecOpt = Annotated[str, typer.Option("--model", "-m", help="openclip:ARCH (see open_clip.list_models()), "
+                                           "timm:NAME, or an exported artefact (model.onnx, model.engine).")]
+PretrainedOpt = Annotated[Optional[str], typer.Option(
+    help="Weights: a local file (.pt/.pth/.bin/.safetensors) or a pretrained tag (downloads where a network "
+         "exists). Default: seeded random weights, reported as such.")]
+SeedOpt = Annotated[int, typer.Option(help="Seed of random weights (and of stochastic perturbations).")]
+DeviceOpt = Annotated[str, typer.Option(help="cpu or cuda (cuda:N).")]
+JsonOpt = Annotated[Optional[Path], typer.Option("--json", help="Write the result as JSON here (the API's to_json()).")]
+ImagesOpt = Annotated[Optional[List[Path]], typer.Option(
+    "--images", help="Image files or folders (searched recursively). Default: the built-in sample photographs.")]
+PerturbationsOpt = Annotated[str, typer.Option(
+    "--perturbations", "-p",
+    help=f"'all', a preset ({', '.join(perturb.presets())}), or a comma list of families, each optionally with a "
+         "sub-domain NAME:LO:HI (e.g. jpeg,brightness:0.5:1.5). See `vfmaudit perturbations` and `vfmaudit presets`.")]
+LevelsOpt = Annotated[int, typer.Option(help="Levels per family, equally spaced over its domain.")]
+
+
+def backend_help() -> str:
+    return f"{', '.join(backends())} or auto; auto: {auto_help()}."
+
+
+# -- the error boundary ----------------------------------------------------------------------
+def _flags_of(fn: Callable) -> dict[str, str]:
+    """CLI parameter name -> its first long flag, from the command's typer declarations."""
+    flags: dict[str, str] = {}
+    hints = typing.get_type_hints(fn, include_extras=True)
+    import inspect
+
+    for name, param in inspect.signature(fn).parameters.items():
+        infos = [m for m in getattr(hints.get(name), "__metadata__", ()) if isinstance(m, typer.models.ParameterInfo)]
+        if isinstance(param.default, typer.models.ParameterInfo):
+            infos.append(param.default)
+        if not infos or isinstance(infos[0], typer.models.ArgumentInfo):
+            flags[name] = name.upper()
+            continue
+        decls = [d for decl in (getattr(infos[0], "param_decls", None) or ()) for d in decl.split("/")]
+        longs = [d for d in decls if d.startswith("--")]
+        flags[name] = longs[0] if longs else "--" + name.replace("_", "-")
+    return flags
+
+
+def cli_message(e: VfmauditError, flags: dict[str, str]) -> str:
+    """The library's message with the parameters it names written as this command's flags."""
+    msg = str(e)
+    params = (e.param,) if isinstance(e.param, str) else tuple(e.param or ())
+    for p in params:
+        dashed = "--" + p.replace("_", "-")
+        flag = dashed if dashed in flags.values() else flags.get(p)
+        if flag:
+            msg = re.sub(rf"(?<![\w-]){re.escape(p)}(?![\w-])", flag, msg)
+    return msg
+
+
+def user_errors(fn: Callable) -> Callable:
+    """Bad input -> one line on stderr and exit 2; Ctrl-C -> a note that finished work is kept."""
+    flags = _flags_of(fn)
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except VfmauditError as e:
+            err.print(f"error: {cli_message(e, flags)}", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("interrupted: finished work is on disk; rerun with --resume to continue",
+                      markup=False, highlight=False)
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+# -- small helpers ---------------------------------------------------------------------------
+def paths(items: Optional[List[Path]]) -> list[str] | None:
+    return [str(p) for p in items] if items else None
+
+
+def int_list(text: str, param: str) -> list[int]:
+    try:
+        values = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise VfmauditError(f"{param} must be comma-separated integers, e.g. 1,8,32", param=param) from None
+    if not values or min(values) < 1:
+        raise VfmauditError(f"{param} must be positive integers, e.g. 1,8,32", param=param)
+    return values
+
+
+def names(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def write_result_json(result, path: Optional[Path], announce: bool = True) -> None:
+    """--json: exactly the result object's to_json()."""
+    if path:
+        write_json(result.to_json(), path)
+        if announce:
+            out.print(f"wrote {path}", markup=False, highlight=False)
+
+
+class AuditProgress:
+    """A rich progress bar fed by an audit's progress callback; shown only once work starts."""
+
+    def __init__(self, quiet: bool, label: str = "auditing"):
+        self.quiet = quiet
+        self.bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("images"),
+                            TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=False)
+        self.task = None
+
+    def __enter__(self):
+        return self
+
+    def __call__(self, event: str, n: int) -> None:
+        if self.quiet:
+            return
+        if event == "start":  # so early errors stay one line
+            self.bar.start()
+            self.task = self.bar.add_task("audit", total=n)
+        elif self.task is not None:
+            self.bar.advance(self.task, n)
+
+    def __exit__(self, *exc):
+        if self.task is not None:
+            self.bar.stop()
+        return False

@@ -1,0 +1,120 @@
+"""`vfmaudit export onnx|check|tensorrt`: each one API call, rendered."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from vfmaudit.audit.config import DEFAULT_MODEL
+from vfmaudit.cli.common import (DeviceOpt, ImagesOpt, JsonOpt, PretrainedOpt, err, out, paths, user_errors,
+                                 write_result_json)
+
+app = typer.Typer(help="Export encoders to ONNX or TensorRT, and check that an artefact is still the same model "
+                       "as its torch original.", no_args_is_help=True)
+
+
+@app.command("onnx")
+@user_errors
+def export_onnx_cmd(
+    out_file: Annotated[Path, typer.Option("--out", "-o", help="The .onnx file to write.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="openclip:ARCH or timm:NAME.")] = DEFAULT_MODEL,
+    pretrained: PretrainedOpt = None,
+    seed: Annotated[int, typer.Option(help="Seed of random weights.")] = 0,
+    bake_preprocess: Annotated[bool, typer.Option(
+        help="Graph takes uint8 NHWC images at the model's input size and normalises them itself.")] = False,
+    opset: Annotated[int, typer.Option(help="ONNX opset (>= 17; the dynamo exporter uses at least 18).")] = 17,
+    exporter: Annotated[str, typer.Option(
+        help="auto (dynamo, TorchScript if dynamo fails, with a warning), dynamo or torchscript.")] = "auto",
+    optimize_cpu: Annotated[bool, typer.Option("--optimize-cpu", help="Also write FILE.cpu.onnx: fused and "
+                                               "optimised for the onnxruntime CPU provider (see README).")] = False,
+    check: Annotated[bool, typer.Option(help="Run `export check` on the result (exit 1 if it fails).")] = True,
+    images: ImagesOpt = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the check's JSON report here.")] = None,
+) -> None:
+    """Export an encoder to ONNX (dynamic batch, metadata, checker), then check parity with torch."""
+    from vfmaudit import export_and_check
+    from vfmaudit.report.console import print_export, print_parity
+
+    run = export_and_check(model, out_file, pretrained=pretrained, seed=seed, bake_preprocess=bake_preprocess,
+                           opset=opset, exporter=exporter, optimize_cpu=optimize_cpu, check=check,
+                           images=paths(images))
+    print_export(run.export, out, err)
+    if run.optimized:
+        out.print(f"wrote {run.optimized.path} ({run.optimized.describe()})", highlight=False, markup=False)
+    for report in run.checks:
+        print_parity(report, out)
+    if run.checks:
+        write_result_json(run, json_out)
+    if not run.passed:
+        raise typer.Exit(1)
+
+
+@app.command("check")
+@user_errors
+def export_check_cmd(
+    artefact: Annotated[Path, typer.Argument(help="The exported file (.onnx, .engine).")],
+    model: Annotated[Optional[str], typer.Option(
+        "--model", "-m", help="Reference torch model (default: the one named in the artefact).")] = None,
+    pretrained: Annotated[Optional[str], typer.Option(help="Reference weights (default: from the artefact).")] = None,
+    seed: Annotated[Optional[int], typer.Option(
+        help="Seed of the reference's random weights (default: from the artefact).")] = None,
+    images: ImagesOpt = None,
+    precision: Annotated[Optional[str], typer.Option(
+        help="fp32, fp16 or int8: picks the default threshold (0.9999, 0.999, 0.99). Default: the artefact's.")] = None,
+    min_cosine: Annotated[Optional[float], typer.Option(help="Override the cosine threshold.")] = None,
+    device: DeviceOpt = "cpu",
+    backend: Annotated[Optional[str], typer.Option(help="Backend for the artefact (default: by file suffix).")] = None,
+    json_out: JsonOpt = None,
+) -> None:
+    """Run the torch reference and the artefact on the same images (clean and perturbed) and compare.
+
+    Exit 0: every embedding reaches the cosine threshold; 1: some do not; 2: unusable input.
+    """
+    from vfmaudit import check_parity
+    from vfmaudit.report.console import print_parity
+
+    report = check_parity(artefact, model=model, pretrained=pretrained, seed=seed, images=paths(images),
+                          precision=precision, min_cosine=min_cosine, device=device, backend=backend)
+    print_parity(report, out)
+    write_result_json(report, json_out)
+    if not report.passed:
+        raise typer.Exit(1)
+
+
+@app.command("tensorrt")
+@user_errors
+def export_tensorrt_cmd(
+    onnx_file: Annotated[Path, typer.Argument(help="ONNX file exported by `vfmaudit export onnx`.")],
+    out_file: Annotated[Path, typer.Option("--out", "-o", help="The .engine file to write (plus FILE.engine.json).")],
+    fp16: Annotated[bool, typer.Option(help="Allow FP16 kernels.")] = False,
+    int8: Annotated[bool, typer.Option(help="INT8, calibrated on --calib-images (clean + perturbed).")] = False,
+    calib_images: Annotated[Optional[list[Path]], typer.Option(
+        "--calib-images", help="INT8 calibration images (default: the built-in samples).")] = None,
+    calib_method: Annotated[str, typer.Option(
+        help="INT8 calibrator: entropy (IInt8EntropyCalibrator2) or minmax.")] = "entropy",
+    calib_cache: Annotated[Optional[Path], typer.Option(
+        help="TensorRT calibration cache to reuse/write (trtexec --calib reads it; default FILE.engine.calib).")] = None,
+    min_batch: Annotated[int, typer.Option(help="Optimisation profile: smallest batch.")] = 1,
+    opt_batch: Annotated[int, typer.Option(help="Optimisation profile: batch tuned for.")] = 8,
+    max_batch: Annotated[int, typer.Option(help="Optimisation profile: largest batch.")] = 32,
+    workspace_gb: Annotated[float, typer.Option(help="Builder workspace limit in GiB.")] = 4.0,
+    timing_cache: Annotated[Optional[Path], typer.Option(
+        help="Timing cache to reuse and update (default: next to the engine).")] = None,
+    json_out: JsonOpt = None,
+) -> None:
+    """Build a TensorRT engine with a dynamic-batch profile; the side-car records TensorRT, GPU, source hash."""
+    from vfmaudit import export_tensorrt
+    from vfmaudit.report.console import print_engine
+
+    build = export_tensorrt(onnx_file, out_file, fp16=fp16, int8=int8, calib_images=paths(calib_images),
+                            calib_method=calib_method, calib_cache=calib_cache, min_batch=min_batch,
+                            opt_batch=opt_batch, max_batch=max_batch, workspace_gb=workspace_gb,
+                            timing_cache=timing_cache)
+    print_engine(build, out)
+    write_result_json(build, json_out)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="export")

@@ -1,0 +1,16 @@
+"""Distribution summaries of a metric's values: mean, median, p5, p95, worst (by its direction)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def summarize(values, higher_is_better: bool) -> dict:
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        return {"mean": None, "median": None, "p5": None, "p95": None, "worst": None, "n": 0}
+    return {
+        "mean": float(v.mean()), "median": float(np.median(v)),
+        "p5": float(np.percentile(v, 5)), "p95": float(np.percentile(v, 95)),
+        "worst": float(v.min() if higher_is_better else v.max()), "n": int(v.size),
+    }
