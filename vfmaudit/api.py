@@ -15,15 +15,14 @@ from vfmaudit.audit.runner import ProgressFn
 from vfmaudit.calibration import CalibrationResult, calibrate_int8
 from vfmaudit.export import EngineBuild, ExportResult, ParityReport, build_engine, check_parity, export_onnx
 from vfmaudit.export.cpu_optimize import CpuOptimized, optimize_for_cpu
+from vfmaudit.files import lock_output_file
 from vfmaudit.report import write_audit_html, write_calibration_html
 from vfmaudit.runtime import Encoder
 
 
 def run_audit(config: AuditConfig, progress: ProgressFn | None = None, encoder: Encoder | None = None) -> AuditResult:
     """Audit a model: per_image.csv, per_level.csv, report.json and report.html in config.out."""
-    result = measure_audit(config, progress=progress, encoder=encoder)
-    write_audit_html(result)
-    return result
+    return measure_audit(config, progress=progress, encoder=encoder, on_complete=write_audit_html)
 
 
 @dataclass
@@ -82,7 +81,9 @@ def calibrate(onnx_path: str | Path, out: str | Path, images: list[str] | None =
               perturbed: bool = True, size: int = 256, seed: int = 0, cache_dir: str | Path | None = None,
               min_median_cosine: float = 0.98, html: str | Path | None = None) -> CalibrationResult:
     """Quantize to INT8, audit it against fp32 on held-out images, write the HTML page next to `out`."""
-    result = calibrate_int8(onnx_path, out, images=images, method=method, perturbed=perturbed, size=size,
-                            seed=seed, cache_dir=cache_dir, min_median_cosine=min_median_cosine)
-    result.html_path = write_calibration_html(result.report, Path(html) if html else Path(out).with_suffix(".html"))
+    with lock_output_file(out):  # a second calibration into the same file stops with one line
+        result = calibrate_int8(onnx_path, out, images=images, method=method, perturbed=perturbed, size=size,
+                                seed=seed, cache_dir=cache_dir, min_median_cosine=min_median_cosine)
+        html_path = Path(html) if html else Path(out).with_suffix(".html")
+        result.html_path = write_calibration_html(result.report, html_path)
     return result

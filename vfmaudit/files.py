@@ -8,6 +8,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from vfmaudit.errors import VfmauditError
+
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write text under a unique temporary name in the same folder, then rename it into place."""
@@ -49,3 +51,67 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+# -- exclusive locks on outputs ------------------------------------------------------------------
+LOCK_NAME = ".vfmaudit.lock"
+_held: dict[str, list] = {}  # lock file -> [fd, depth]: a process may re-enter its own lock
+
+
+class OutputInUse(VfmauditError):
+    """Another process is writing the same output (its pid is in `holder`)."""
+
+    def __init__(self, target: Path, holder: str):
+        super().__init__(f"{target} is being written by another vfmaudit process (pid {holder}); wait for it "
+                         f"to finish, or pass another out", param="out")
+        self.target, self.holder = target, holder
+
+
+class exclusive_lock:
+    """Hold an OS-level exclusive lock (flock) on an output for the duration of a `with` block.
+
+    The operating system releases it when the process ends, however it ends, so a killed run never
+    leaves a lock that blocks the next one; the lock file stays and only names the last holder.
+    Use `lock_folder` for a results folder and `lock_output_file` for a single output file.
+    """
+
+    def __init__(self, lock_path: Path, target: Path):
+        self.path, self.target = Path(lock_path), Path(target)
+        self.key = str(self.path.absolute())
+
+    def __enter__(self) -> "exclusive_lock":
+        import fcntl
+
+        if self.key in _held:  # this process holds it already (an API call inside another)
+            _held[self.key][1] += 1
+            return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise OutputInUse(self.target, holder) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        _held[self.key] = [fd, 1]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        entry = _held[self.key]
+        entry[1] -= 1
+        if entry[1] == 0:
+            del _held[self.key]
+            os.close(entry[0])  # closing the descriptor releases the flock
+
+
+def lock_folder(folder: str | Path) -> exclusive_lock:
+    """Exclusive lock on a results folder (FOLDER/.vfmaudit.lock), for a whole run that writes it."""
+    return exclusive_lock(Path(folder) / LOCK_NAME, Path(folder))
+
+
+def lock_output_file(path: str | Path) -> exclusive_lock:
+    """Exclusive lock on one output file (.NAME.vfmaudit.lock beside it)."""
+    path = Path(path)
+    return exclusive_lock(path.parent / f".{path.name}{LOCK_NAME}", path)

@@ -11,7 +11,7 @@ SCHEMA_VERSION = 1
 
 
 def build_report(config, encoder_desc: dict, plans, families: dict, skipped: dict[str, str],
-                 n_inputs_done: int) -> dict:
+                 n_inputs_done: int, warnings: list[str] | None = None) -> dict:
     weights = encoder_desc.get("weights", {})
     catalogue = perturb.families()
     for p in plans:
@@ -32,6 +32,7 @@ def build_report(config, encoder_desc: dict, plans, families: dict, skipped: dic
         "images": {"audited": n_inputs_done, "skipped": len(skipped)},
         "families": families,
         "skipped": [{"input": k, "reason": v} for k, v in skipped.items()],
+        "warnings": list(warnings or []),
         "inputs": config.inputs or "built-in samples (skimage.data)",
         "versions": package_versions(),
     }

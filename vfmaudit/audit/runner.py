@@ -20,7 +20,8 @@ from vfmaudit.audit.store import ResultsStore
 from vfmaudit.audit.summary import family_summaries
 from vfmaudit.audit.tables import PER_IMAGE, PER_LEVEL, iter_rows
 from vfmaudit.data.sources import collect_items, sample_items
-from vfmaudit.files import write_json
+from vfmaudit.errors import VfmauditError
+from vfmaudit.files import lock_folder, write_json
 from vfmaudit.metrics import l2_normalize, metrics
 from vfmaudit.runtime import Encoder, create_encoder, resolve_backend
 
@@ -54,20 +55,32 @@ def open_encoder(config: AuditConfig) -> Encoder:
                           batch_size=config.batch_size)
 
 
-def measure_audit(config: AuditConfig, progress: ProgressFn | None = None,
-                  encoder: Encoder | None = None) -> AuditResult:
+def measure_audit(config: AuditConfig, progress: ProgressFn | None = None, encoder: Encoder | None = None,
+                  on_complete: Callable[[AuditResult], object] | None = None) -> AuditResult:
     """Audit the configured model on the configured images; tables and report.json land in config.out.
 
     Pass `encoder` to audit an Encoder you built yourself (config.model is then only a label).
+    The run holds an exclusive lock on config.out from start to end (`on_complete`, which writes
+    further outputs, runs inside it): a second process on the same folder stops with one line.
     """
     plans = config.plan()
     items = collect_items(config.inputs, config.max_pixels) if config.inputs else sample_items()
     if encoder is None:  # before touching out: a run that cannot start leaves nothing behind
         encoder = open_encoder(config)
+    out = Path(config.out)
+    if out.exists() and not out.is_dir():
+        raise VfmauditError(f"out {out} is a file; pass a folder", param="out")
+    with lock_folder(out):
+        result = _run_locked(config, plans, items, encoder, progress or (lambda event, n: None))
+        if on_complete:
+            on_complete(result)
+    return result
+
+
+def _run_locked(config: AuditConfig, plans, items, encoder: Encoder, progress: ProgressFn) -> AuditResult:
     store = ResultsStore(config.out, [p.name for p in plans]).open(
         config.fingerprint(), resume=config.resume, overwrite=config.overwrite)
     todo = [it for it in items if it.id not in store.done and it.id not in store.skipped]
-    progress = progress or (lambda event, n: None)
     progress("start", len(todo))
 
     rebatch = Rebatcher(encoder, config.batch_size)
@@ -102,7 +115,9 @@ def measure_audit(config: AuditConfig, progress: ProgressFn | None = None,
     families, _ = family_summaries(iter_rows(store.dir / PER_IMAGE), iter_rows(store.dir / PER_LEVEL),
                                    [p.name for p in plans])
     n_done = max((f["n_images"] for f in families.values()), default=0)
-    report = build_report(config, encoder.describe(), plans, families, store.skipped, n_done)
+    warnings = [f"{n} duplicated row(s) in {name} were ignored: the folder had been written twice (two runs "
+                f"at once, before vfmaudit locked its output folders)" for name, n in store.duplicates.items()]
+    report = build_report(config, encoder.describe(), plans, families, store.skipped, n_done, warnings)
     write_json(report, store.dir / REPORT_JSON)
     return AuditResult(report=report, out_dir=Path(config.out))
 

@@ -23,6 +23,7 @@ class ResultsStore:
         self.done: set[str] = set()
         self.skipped: dict[str, str] = {}
         self.image_columns, self.level_columns = image_columns(), level_columns()
+        self.duplicates: dict[str, int] = {}  # file -> rows found twice (e.g. written by two runs at once)
 
     # -- opening ------------------------------------------------------------------------
     def open(self, fingerprint: dict, resume: bool, overwrite: bool) -> "ResultsStore":
@@ -65,8 +66,26 @@ class ResultsStore:
             fams[r["image"]].add(r["family"])
         self.done = {img for img, f in fams.items() if f >= set(self.families)}
         # keep only whole images: rows of an image cut off mid-way are recomputed (streamed, not loaded)
-        filter_rows(self.dir / PER_IMAGE, self.image_columns, lambda r: r["image"] in self.done)
-        filter_rows(self.dir / PER_LEVEL, self.level_columns, lambda r: r["image"] in self.done)
+        # and each (image, family[, level]) once: a file written twice (by a version without the
+        # folder lock) would otherwise count rows twice
+        for name, columns, key in ((PER_IMAGE, self.image_columns, ("image", "family")),
+                                   (PER_LEVEL, self.level_columns, ("image", "family", "level"))):
+            seen: set[tuple] = set()
+            twice = [0]
+
+            def keep(r: dict, key=key, seen=seen, twice=twice) -> bool:
+                if r["image"] not in self.done:
+                    return False
+                k = tuple(r[c] for c in key)
+                if k in seen:
+                    twice[0] += 1
+                    return False
+                seen.add(k)
+                return True
+
+            filter_rows(self.dir / name, columns, keep)
+            if twice[0]:
+                self.duplicates[name] = twice[0]
         path = self.dir / SKIPPED
         if path.exists():
             for line in path.read_text().splitlines():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from vfmaudit import perturb
 from vfmaudit._version import __version__
 from vfmaudit.data.sources import ImageItem
 from vfmaudit.errors import ImageDecodeError, VfmauditError
+from vfmaudit.files import write_text_atomic
 from vfmaudit.models.preprocess import PreprocessSpec
 
 # the edits and their ranges: perturb/presets.py, preset "calibration"
@@ -104,17 +106,24 @@ def build_calibration_set(items: list[ImageItem], spec: PreprocessSpec, size: in
     var_order = rng.permutation(len(variants))
     n = min(size, len(images) * len(variants))
     h, w = spec.size
-    tmp = data_path.with_suffix(".tmp.npy")
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, h, w, 3))
-    index = []
-    for slot in range(n):
-        src_id, img = images[img_order[slot % len(images)]]
-        # walk the variants in an order offset per pass over the images, so pairs do not repeat
-        edit, level = variants[var_order[(slot + slot // len(images)) % len(variants)]]
-        out[slot] = img if edit == "clean" else perturb.apply(img, edit, level, seed=seed + slot)
-        index.append({"source": src_id, "edit": edit, "level": level})
-    out.flush()
-    del out
-    os.replace(tmp, data_path)
-    index_path.write_text(json.dumps(index))
+    # a unique temporary name, published by atomic renames: two builders of the same entry never
+    # write one file, and a reader sees either no entry or a whole one
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{key}.", suffix=".npy", dir=cache)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(n, h, w, 3))
+        index = []
+        for slot in range(n):
+            src_id, img = images[img_order[slot % len(images)]]
+            # walk the variants in an order offset per pass over the images, so pairs do not repeat
+            edit, level = variants[var_order[(slot + slot // len(images)) % len(variants)]]
+            out[slot] = img if edit == "clean" else perturb.apply(img, edit, level, seed=seed + slot)
+            index.append({"source": src_id, "edit": edit, "level": level})
+        out.flush()
+        del out
+        write_text_atomic(index_path, json.dumps(index))  # the index first: the data file completes the entry
+        os.replace(tmp, data_path)
+    finally:
+        tmp.unlink(missing_ok=True)  # left only when the build failed
     return CalibrationSet(np.load(data_path, mmap_mode="r"), index, data_path, False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from vfmaudit.calibration.dataset import CalibrationSet
 from vfmaudit.calibration.memory import PeakMemory
 from vfmaudit.calibration.reader import StreamingDataReader
 from vfmaudit.errors import VfmauditError
+from vfmaudit.files import write_text_atomic
 from vfmaudit.artefact import read_onnx_info, write_onnx_info
 
 METHODS = ("minmax", "entropy", "percentile")
@@ -125,6 +127,12 @@ def quantize_onnx(fp32_path: str | Path, out: str | Path, calib: CalibrationSet,
                 quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
             except Exception:  # noqa: BLE001 - pre-processing is an optimisation; quantize the original
                 pre = fp32_path
+        # onnxruntime reads and writes the ranges cache itself: it works on a private copy, and a
+        # new cache is published under the shared name by an atomic rename
+        shared_ranges = _ranges_cache(fp32_path, calib, f"{method}|{op_types}|{keep_attention_float}", cache_dir)
+        private_ranges = Path(tmp) / "ranges.json"
+        if shared_ranges.is_file():
+            shutil.copyfile(shared_ranges, private_ranges)
         reader = StreamingDataReader(calib, info, input_name, batch_size)
         extra = {"CalibStridedMinMax": _stride(len(reader), batches_in_memory), "ActivationSymmetric": False,
                  "WeightSymmetric": True}
@@ -138,10 +146,11 @@ def quantize_onnx(fp32_path: str | Path, out: str | Path, calib: CalibrationSet,
                                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                                 calibrate_method=calib_method, extra_options=extra,
                                 calibration_providers=["CPUExecutionProvider"],
-                                calibration_cache_path=_ranges_cache(fp32_path, calib, f"{method}|{op_types}|"
-                                                                     f"{keep_attention_float}", cache_dir))
+                                calibration_cache_path=str(private_ranges))
             except Exception as e:  # noqa: BLE001
                 raise VfmauditError(f"onnxruntime could not quantize {fp32_path}: {str(e).splitlines()[0][:200]}") from None
+        if private_ranges.is_file() and not shared_ranges.is_file():
+            write_text_atomic(shared_ranges, private_ranges.read_text())
     info.precision = "int8"
     info.extra = {**info.extra, "calibration": {"method": method, "images": len(calib), "per_channel": per_channel,
                                                 "format": "QDQ", "source_fp32": str(fp32_path),

@@ -9,7 +9,7 @@ import typer
 
 from vfmaudit.audit.config import DEFAULT_MODEL, DEFAULT_OUT
 from vfmaudit.cli.common import (AuditProgress, DeviceOpt, JsonOpt, LevelsOpt, ModelSpecOpt, PerturbationsOpt,
-                                 PretrainedOpt, backend_help, out, user_errors, write_result_json)
+                                 PretrainedOpt, backend_help, err, out, user_errors, write_result_json)
 from vfmaudit.data.decode import DEFAULT_MAX_PIXELS
 
 
@@ -50,6 +50,8 @@ def audit(
         result = run_audit(config, progress=progress)
     if not quiet:
         print_audit_summary(result.report, str(out_dir), out)
+    for warning in result.report.get("warnings", []):
+        err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     write_result_json(result, json_out, announce=not quiet)
 
 

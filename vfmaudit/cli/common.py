@@ -35,7 +35,6 @@ ModelSpecOpt = Annotated[str, typer.Option("--model", "-m", help="openclip:ARCH 
 PretrainedOpt = Annotated[Optional[str], typer.Option(
     help="Weights: a local file (.pt/.pth/.bin/.safetensors) or a pretrained tag (downloads where a network "
          "exists). Default: seeded random weights, reported as such.")]
-SeedOpt = Annotated[int, typer.Option(help="Seed of random weights (and of stochastic perturbations).")]
 DeviceOpt = Annotated[str, typer.Option(help="cpu or cuda (cuda:N).")]
 JsonOpt = Annotated[Optional[Path], typer.Option("--json", help="Write the result as JSON here (the API's to_json()).")]
 ImagesOpt = Annotated[Optional[List[Path]], typer.Option(
@@ -65,7 +64,10 @@ def _flags_of(fn: Callable) -> dict[str, str]:
         if not infos or isinstance(infos[0], typer.models.ArgumentInfo):
             flags[name] = name.upper()
             continue
-        decls = [d for decl in (getattr(infos[0], "param_decls", None) or ()) for d in decl.split("/")]
+        info = infos[0]
+        # inside Annotated, typer reads Option("--out", "-o")'s first argument as a flag, not a default
+        first = [info.default] if isinstance(info.default, str) and info.default.startswith("-") else []
+        decls = [d for decl in [*first, *(info.param_decls or ())] for d in decl.split("/")]
         longs = [d for d in decls if d.startswith("--")]
         flags[name] = longs[0] if longs else "--" + name.replace("_", "-")
     return flags

@@ -1,0 +1,170 @@
+"""Two processes on one output: folder locks, atomic cache entries, duplicate rows counted once."""
+
+import csv
+import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cli_runner import run_cli
+from vfmaudit.errors import VfmauditError
+from vfmaudit.files import LOCK_NAME, OutputInUse, lock_folder, lock_output_file
+
+AUDIT = ["-p", "jpeg,brightness,gaussian_noise", "--levels", "4", "--batch-size", "8"]
+
+
+def rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def many_images(tmp_path_factory, photo_batch):
+    d = tmp_path_factory.mktemp("many")
+    rng = np.random.default_rng(0)
+    for i in range(48):
+        img = np.clip(photo_batch[i % 4].astype(int) + rng.integers(-20, 20, photo_batch.shape[1:]), 0, 255)
+        Image.fromarray(img.astype(np.uint8)).save(d / f"img{i:02d}.png")
+    return d
+
+
+def start_audit(images, out, *extra):
+    return subprocess.Popen([sys.executable, "-m", "vfmaudit", "audit", str(images), *AUDIT, "--out", str(out),
+                             "-q", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def kill_after_first_rows(proc, out: Path, timeout: float = 300) -> None:
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if (out / "per_image.csv").exists() and len(rows(out / "per_image.csv")) >= 3:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"the audit ended before it could be killed: {proc.stderr.read()}")
+        time.sleep(0.05)
+    proc.kill()
+    pytest.fail("the audit wrote no rows in time")
+
+
+def assert_each_row_once(out: Path, n_images: int) -> None:
+    image_rows = rows(out / "per_image.csv")
+    level_rows = rows(out / "per_level.csv")
+    assert len(image_rows) == n_images * 3
+    assert len({(r["image"], r["family"]) for r in image_rows}) == len(image_rows)
+    assert len({(r["image"], r["family"], r["level"]) for r in level_rows}) == len(level_rows) == n_images * 3 * 4
+    report = json.loads((out / "report.json").read_text())
+    assert all(f["n_images"] == n_images for f in report["families"].values())
+    assert report["images"]["audited"] == n_images
+
+
+def test_two_concurrent_resumes_one_runs_one_is_refused(tmp_path, many_images):
+    out = tmp_path / "cr"
+    kill_after_first_rows(start_audit(many_images, out), out)
+    a, b = start_audit(many_images, out, "--resume"), start_audit(many_images, out, "--resume")
+    results = [(p.wait(timeout=900), p.stderr.read()) for p in (a, b)]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 2], results
+    refused = next(err for code, err in results if code == 2)
+    assert refused.count("\n") == 1 and "is being written by another vfmaudit process (pid" in refused
+    assert "--out" in refused and str(out) in refused
+    assert_each_row_once(out, 48)
+
+
+def test_a_killed_runs_lock_does_not_block_resume(tmp_path, many_images):
+    out = tmp_path / "killed"
+    kill_after_first_rows(start_audit(many_images, out), out)
+    assert (out / LOCK_NAME).exists()  # the file stays; the OS released the lock with the process
+    res = run_cli("audit", many_images, *AUDIT, "--out", out, "--resume", "-q")
+    assert res.returncode == 0, res.stderr
+    assert_each_row_once(out, 48)
+
+
+def test_duplicated_rows_are_counted_once_and_reported(tmp_path, photo_batch):
+    images = tmp_path / "imgs"
+    images.mkdir()
+    for i, img in enumerate(photo_batch):
+        Image.fromarray(img).save(images / f"p{i}.png")
+    out = tmp_path / "dup"
+    args = ["audit", images, "-p", "jpeg,brightness", "--levels", "3", "--out", out]
+    assert run_cli(*args).returncode == 0
+    for name in ("per_image.csv", "per_level.csv"):  # as two unlocked runs used to leave it
+        lines = (out / name).read_text().splitlines(keepends=True)
+        (out / name).write_text("".join(lines + lines[1:3]))
+    res = run_cli(*args, "--resume")
+    assert res.returncode == 0, res.stderr
+    warnings = [ln for ln in res.stderr.splitlines() if ln.startswith("warning:")]
+    assert len(warnings) == 2 and "2 duplicated row(s) in per_image.csv were ignored" in res.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert all(f["n_images"] == 4 and f["cosine"]["n"] == 4 for f in report["families"].values())
+    assert len(rows(out / "per_image.csv")) == 4 * 2 and len(report["warnings"]) == 2
+
+
+def _hold_lock(path: str, ready, release) -> None:
+    with lock_folder(path):
+        ready.set()
+        release.wait(60)
+
+
+def test_lock_names_the_holder_and_is_reentrant_in_one_process(tmp_path):
+    ctx = multiprocessing.get_context("spawn")
+    ready, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(str(tmp_path / "o"), ready, release))
+    holder.start()
+    try:
+        assert ready.wait(60)
+        with pytest.raises(OutputInUse, match=f"pid {holder.pid}") as refused:
+            with lock_folder(tmp_path / "o"):
+                pass
+        assert isinstance(refused.value, VfmauditError) and refused.value.param == "out"
+    finally:
+        release.set()
+        holder.join(60)
+    with lock_folder(tmp_path / "o"), lock_folder(tmp_path / "o"):  # the same process may nest it
+        with lock_output_file(tmp_path / "o" / "x.onnx"):
+            pass
+    with lock_folder(tmp_path / "o"):  # and it was released
+        pass
+
+
+def _build_set(items_ids, cache_dir, out_queue) -> None:
+    from vfmaudit.calibration import build_calibration_set
+    from vfmaudit.data import sample_items
+    from vfmaudit.models.preprocess import PreprocessSpec
+
+    items = [it for it in sample_items() if it.id in items_ids]
+    spec = PreprocessSpec(size=(64, 64), resize=64)
+    calib = build_calibration_set(items, spec, size=48, seed=3, cache_dir=cache_dir)
+    out_queue.put((calib.path.name, np.asarray(calib.images).tobytes().hex()[:4096], len(calib)))
+
+
+def test_two_concurrent_builds_of_one_calibration_set_leave_one_valid_entry(tmp_path):
+    from vfmaudit.calibration import build_calibration_set
+    from vfmaudit.data import sample_items
+    from vfmaudit.models.preprocess import PreprocessSpec
+
+    ids = [it.id for it in sample_items()[:4]]
+    ctx = multiprocessing.get_context("spawn")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_build_set, args=(ids, str(tmp_path), q)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    got = [q.get(timeout=600) for _ in procs]
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    assert got[0] == got[1]
+    files = sorted(f.name for f in tmp_path.iterdir())
+    assert len(files) == 2 and files[0].endswith(".json") and files[1].endswith(".npy")  # no temporaries left
+    cached = build_calibration_set([it for it in sample_items() if it.id in ids], PreprocessSpec(size=(64, 64), resize=64),
+                                   size=48, seed=3, cache_dir=tmp_path)
+    assert cached.cached and len(cached) == got[0][2] == len(cached.index)
+    assert np.asarray(cached.images).tobytes().hex()[:4096] == got[0][1]
