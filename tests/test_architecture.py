@@ -14,7 +14,7 @@ LAYERS = [
     {"artefact"},
     {"runtime"},
     {"export", "calibration"},
-    {"audit", "bench"},
+    {"audit", "bench", "gate"},
     {"report"},
     {"api"},
     {"cli", "__main__"},

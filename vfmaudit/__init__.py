@@ -22,6 +22,8 @@ _LAZY = {
     "export_and_check": "vfmaudit.api",
     "export_tensorrt": "vfmaudit.api",
     "calibrate": "vfmaudit.api",
+    "run_gate": "vfmaudit.api",
+    "load_policy": "vfmaudit.gate",
     "AuditConfig": "vfmaudit.audit",
     "AuditResult": "vfmaudit.audit",
     "create_encoder": "vfmaudit.runtime",
@@ -39,7 +41,7 @@ _LAZY = {
     "read_onnx_info": "vfmaudit.artefact",
 }
 _SUBMODULES = ("perturb", "metrics", "data", "models", "artefact", "runtime", "export", "calibration", "audit",
-               "bench", "report", "api")
+               "bench", "gate", "report", "api")
 
 __all__ = ["__version__", "VfmauditError", *_LAZY, "perturb", "metrics"]
 

@@ -15,8 +15,12 @@ from vfmaudit.audit.runner import ProgressFn
 from vfmaudit.calibration import CalibrationResult, calibrate_int8
 from vfmaudit.export import EngineBuild, ExportResult, ParityReport, build_engine, check_parity, export_onnx
 from vfmaudit.export.cpu_optimize import CpuOptimized, optimize_for_cpu
-from vfmaudit.files import lock_output_file
+from vfmaudit.files import lock_output_file, write_json
+from vfmaudit.gate import GateResult
+from vfmaudit.gate import run_gate as gate_run
 from vfmaudit.report import write_audit_html, write_calibration_html
+from vfmaudit.report.junit import write_gate_junit
+from vfmaudit.report.markdown import write_gate_markdown
 from vfmaudit.runtime import Encoder
 
 
@@ -86,4 +90,26 @@ def calibrate(onnx_path: str | Path, out: str | Path, images: list[str] | None =
                                 seed=seed, cache_dir=cache_dir, min_median_cosine=min_median_cosine)
         html_path = Path(html) if html else Path(out).with_suffix(".html")
         result.html_path = write_calibration_html(result.report, html_path)
+    return result
+
+
+def run_gate(policy: str | Path, baseline: str | Path | None = None, out: str | Path | None = None,
+             junit: str | Path | None = None, markdown: str | Path | None = None, json_path: str | Path | None = None,
+             dry_run: bool = False) -> GateResult:
+    """Check a model against an acceptance policy; gate.json, junit.xml and summary.md land in `out`.
+
+    junit / markdown / json_path: further copies where CI wants them (the Markdown is appended
+    when the file exists, as $GITHUB_STEP_SUMMARY expects).
+    """
+    result = gate_run(policy, baseline=baseline, out=out, dry_run=dry_run)
+    if dry_run:
+        return result
+    write_gate_junit(result, result.out_dir / "junit.xml")
+    write_gate_markdown(result, result.out_dir / "summary.md")
+    if junit:
+        write_gate_junit(result, junit)
+    if markdown:
+        write_gate_markdown(result, markdown, append=True)
+    if json_path:
+        write_json(result.to_json(), json_path)
     return result

@@ -14,6 +14,7 @@ from vfmaudit import perturb
 from vfmaudit.data.sources import ImageItem
 from vfmaudit.errors import ImageDecodeError, VfmauditError
 from vfmaudit.metrics import divergence_radius, l2_normalize, summarize
+from vfmaudit.metrics.agreement import mean_agreement, neighbour_agreement
 from vfmaudit.runtime.base import Encoder
 
 PROFILE_PRESET = "profile"  # perturb/presets.py
@@ -49,6 +50,7 @@ def accept_int8(fp32: Encoder, int8: Encoder, held_out: list[ImageItem], levels:
         return cos
 
     cos_clean = pair_rows("clean", clean32, clean8)
+    agreement = [neighbour_agreement(clean32, clean8)]
     cos_pert, profile = [], {}
     for fam in families:
         lv = perturb.levels(fam, levels + 1)
@@ -59,6 +61,7 @@ def accept_int8(fp32: Encoder, int8: Encoder, held_out: list[ImageItem], levels:
         e8 = int8.encode(var).reshape(len(lv), len(ids), -1)
         for j, x in enumerate(lv):
             cos_pert.append(pair_rows(f"{fam}@{x:g}", e32[j], e8[j]))
+            agreement.append(neighbour_agreement(e32[j], e8[j]))
         r32, r8 = _radius(clean32, e32), _radius(clean8, e8)
         profile[fam] = {"levels": [float(x) for x in lv], "fp32": summarize(r32, False), "int8": summarize(r8, False),
                         "int8_minus_fp32_mean": float(r8.mean() - r32.mean())}
@@ -71,6 +74,7 @@ def accept_int8(fp32: Encoder, int8: Encoder, held_out: list[ImageItem], levels:
                            "perturbed": _distribution(np.concatenate(cos_pert))},
         "radius_fp32_int8": _distribution(radius_all),
         "robustness_profile": profile,
+        "agreement": mean_agreement(agreement),
         "speed": speed,
         "per_image": rows,
     }

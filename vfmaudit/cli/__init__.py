@@ -10,16 +10,17 @@ import sys
 
 import typer
 
-from vfmaudit.cli import audit, bench, calibrate, catalogue, export
+from vfmaudit.cli import audit, bench, calibrate, catalogue, export, gate
 from vfmaudit.cli.common import err
 
 app = typer.Typer(
     help="Audit and deploy vision encoders: how far embeddings drift under everyday image edits "
          "(audit), whether an exported ONNX/TensorRT artefact is still the same model (export), "
-         "INT8 calibration audited against fp32 (calibrate), and how fast each runs (bench).",
+         "INT8 calibration audited against fp32 (calibrate), how fast each runs (bench), and whether it passes "
+         "an acceptance policy in CI (gate).",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
 )
-for _group in (audit, export, calibrate, bench, catalogue):
+for _group in (audit, export, calibrate, bench, gate, catalogue):
     _group.register(app)
 
 

@@ -11,6 +11,7 @@ from vfmaudit import perturb
 from vfmaudit.artefact.provenance import package_versions, report_header
 from vfmaudit.data.sources import collect_items, sample_items
 from vfmaudit.errors import ImageDecodeError, VfmauditError
+from vfmaudit.metrics.agreement import mean_agreement, neighbour_agreement
 from vfmaudit.runtime import Encoder, create_encoder, resolve_backend
 
 # cosine to the torch reference that passes, per precision (overridable)
@@ -33,6 +34,9 @@ class ParityReport:
     rows: list[dict] = field(default_factory=list)
     artefact_info: dict = field(default_factory=dict)
     skipped: list[dict] = field(default_factory=list)
+    # label-free neighbour agreement (metrics/agreement.py) of the artefact with the reference,
+    # averaged over the clean images and each edit
+    agreement: dict = field(default_factory=dict)
 
     @property
     def cosines(self) -> np.ndarray:
@@ -50,7 +54,7 @@ class ParityReport:
                 "variants": list(dict.fromkeys(r["variant"] for r in self.rows)),
                 "min_cosine": float(cos.min()), "mean_cosine": float(cos.mean()),
                 "median_cosine": float(np.median(cos)), "max_abs_diff": float(abs_d.max()),
-                "max_rel_diff": float(rel_d.max()),
+                "max_rel_diff": float(rel_d.max()), "agreement": self.agreement,
                 # the tolerances this run would have passed with
                 "would_pass": {"min_cosine": float(cos.min()), "atol": float(abs_d.max()), "rtol": float(rel_d.max())}}
 
@@ -75,16 +79,22 @@ def _images(paths: list[str] | None, max_images: int) -> tuple[list[tuple[str, n
     return out, skipped
 
 
-def compare(reference: Encoder, artefact: Encoder, images: list[tuple[str, np.ndarray]], seed: int = 0) -> list[dict]:
-    """Per image and variant: cosine, max |a - r|, max |a - r| / |r| of the two embeddings."""
+def compare(reference: Encoder, artefact: Encoder, images: list[tuple[str, np.ndarray]], seed: int = 0,
+            agreement: dict | None = None) -> list[dict]:
+    """Per image and variant: cosine, max |a - r|, max |a - r| / |r| of the two embeddings.
+
+    Pass a dict as `agreement` to receive the neighbour agreement, averaged over the variants.
+    """
     if tuple(reference.preprocess.size) != tuple(artefact.preprocess.size):
         raise VfmauditError(f"reference takes {reference.preprocess.size} images, the artefact "
                             f"{artefact.preprocess.size}: they are not the same model")
     base = np.stack([reference.preprocess.prepare(img) for _, img in images])
     batches = [("clean", base)] + [(f"{n}@{lv:g}", perturb.apply(base, n, lv, seed=seed)) for n, lv in parity_variants()]
     rows = []
+    per_variant = []
     for variant, batch in batches:
         ref, art = reference.encode(batch), artefact.encode(batch)
+        per_variant.append(neighbour_agreement(ref, art))
         if ref.shape != art.shape:
             raise VfmauditError(f"artefact embeddings have shape {art.shape[1:]}, the reference's "
                                 f"{ref.shape[1:]}: they are not the same model")
@@ -94,6 +104,8 @@ def compare(reference: Encoder, artefact: Encoder, images: list[tuple[str, np.nd
         for i, (name, _) in enumerate(images):
             rows.append({"image": name, "variant": variant, "cosine": float(cos[i]),
                          "max_abs_diff": float(diff[i].max()), "max_rel_diff": float(rel[i].max())})
+    if agreement is not None:
+        agreement.update(mean_agreement(per_variant))
     return rows
 
 
@@ -129,5 +141,5 @@ def check_parity(artefact: str | Path, model: str | None = None, pretrained: str
     report = ParityReport(artefact=artefact, reference={**ref_args, "backend": "torch", "device": device},
                           precision=precision, min_cosine_required=threshold, skipped=skipped,
                           artefact_info=art.describe())
-    report.rows = compare(ref, art, pairs)
+    report.rows = compare(ref, art, pairs, agreement=report.agreement)
     return report

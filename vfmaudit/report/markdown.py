@@ -1,0 +1,41 @@
+"""Markdown for a gate: a table for a pull request comment or $GITHUB_STEP_SUMMARY."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vfmaudit.files import write_text_atomic
+
+
+def _fmt(v) -> str:
+    return "–" if v is None else f"{v:.6g}"
+
+
+def gate_markdown(result) -> str:
+    policy = result.policy
+    verdict = "✅ passed" if result.passed else f"❌ failed ({result.failures} of {len(result.checks)} checks)"
+    lines = [f"## vfmaudit gate: {verdict}", "",
+             f"Policy `{policy.source}`, model `{policy.model}` "
+             f"(weights: {policy.pretrained or 'seeded random'})"
+             + (f", reference `{policy.reference}`" if policy.reference else "") + ".", ""]
+    if result.baseline_source:
+        lines += [f"Regression checks compare with the baseline `{result.baseline_source}`.", ""]
+    lines += ["| | check | value | threshold | baseline | margin |", "|---|---|---|---|---|---|"]
+    for c in result.checks:
+        thresholds = ", ".join(f"{k} {v:g}" for k, v in c.check.thresholds.items())
+        margins = ", ".join("–" if x["margin"] is None else f"{x['margin']:+.3g}" for x in c.conditions)
+        label = f"`{c.check.metric}`" + (f" ({c.check.name})" if c.check.name else "")
+        lines.append(f"| {'✅' if c.passed else '❌'} | {label} | {_fmt(c.value)} | {thresholds} | "
+                     f"{_fmt(c.baseline)} | {margins} |")
+    if result.reports:
+        lines += ["", "Measurement reports: " + ", ".join(f"`{p}`" for p in result.reports.values())]
+    return "\n".join(lines) + "\n"
+
+
+def write_gate_markdown(result, path: str | Path, append: bool = False) -> Path:
+    path = Path(path)
+    if append and path.exists():  # $GITHUB_STEP_SUMMARY collects several steps
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(gate_markdown(result))
+        return path
+    return write_text_atomic(path, gate_markdown(result))
