@@ -14,7 +14,7 @@ LAYERS = [
     {"artefact"},
     {"runtime"},
     {"export", "calibration"},
-    {"audit", "bench", "gate"},
+    {"audit", "bench", "gate", "downstream", "finetune"},
     {"report"},
     {"api"},
     {"cli", "__main__"},

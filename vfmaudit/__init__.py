@@ -23,6 +23,10 @@ _LAZY = {
     "export_tensorrt": "vfmaudit.api",
     "calibrate": "vfmaudit.api",
     "run_gate": "vfmaudit.api",
+    "run_downstream": "vfmaudit.api",
+    "run_finetune": "vfmaudit.api",
+    "FinetuneConfig": "vfmaudit.finetune",
+    "DownstreamConfig": "vfmaudit.downstream",
     "load_policy": "vfmaudit.gate",
     "AuditConfig": "vfmaudit.audit",
     "AuditResult": "vfmaudit.audit",
@@ -41,7 +45,7 @@ _LAZY = {
     "read_onnx_info": "vfmaudit.artefact",
 }
 _SUBMODULES = ("perturb", "metrics", "data", "models", "artefact", "runtime", "export", "calibration", "audit",
-               "bench", "gate", "report", "api")
+               "bench", "gate", "downstream", "finetune", "report", "api")
 
 __all__ = ["__version__", "VfmauditError", *_LAZY, "perturb", "metrics"]
 

@@ -13,12 +13,19 @@ from pathlib import Path
 from vfmaudit.audit import AuditConfig, AuditResult, measure_audit
 from vfmaudit.audit.runner import ProgressFn
 from vfmaudit.calibration import CalibrationResult, calibrate_int8
+from vfmaudit.downstream import DownstreamConfig, DownstreamResult
+from vfmaudit.downstream import run_downstream as downstream_run
+from vfmaudit.errors import VfmauditError
+from vfmaudit.finetune import FinetuneConfig, FinetuneResult
+from vfmaudit.finetune import run_finetune as finetune_run
 from vfmaudit.export import EngineBuild, ExportResult, ParityReport, build_engine, check_parity, export_onnx
 from vfmaudit.export.cpu_optimize import CpuOptimized, optimize_for_cpu
 from vfmaudit.files import lock_output_file, write_json
-from vfmaudit.gate import GateResult
+from vfmaudit.gate import GateResult, load_policy
 from vfmaudit.gate import run_gate as gate_run
 from vfmaudit.report import write_audit_html, write_calibration_html
+from vfmaudit.report.downstream_html import write_downstream_html
+from vfmaudit.report.finetune_html import write_finetune_html
 from vfmaudit.report.junit import write_gate_junit
 from vfmaudit.report.markdown import write_gate_markdown
 from vfmaudit.runtime import Encoder
@@ -95,13 +102,13 @@ def calibrate(onnx_path: str | Path, out: str | Path, images: list[str] | None =
 
 def run_gate(policy: str | Path, baseline: str | Path | None = None, out: str | Path | None = None,
              junit: str | Path | None = None, markdown: str | Path | None = None, json_path: str | Path | None = None,
-             dry_run: bool = False) -> GateResult:
+             dry_run: bool = False, model: str | None = None, pretrained: str | None = None) -> GateResult:
     """Check a model against an acceptance policy; gate.json, junit.xml and summary.md land in `out`.
 
     junit / markdown / json_path: further copies where CI wants them (the Markdown is appended
     when the file exists, as $GITHUB_STEP_SUMMARY expects).
     """
-    result = gate_run(policy, baseline=baseline, out=out, dry_run=dry_run)
+    result = gate_run(policy, baseline=baseline, out=out, dry_run=dry_run, model=model, pretrained=pretrained)
     if dry_run:
         return result
     write_gate_junit(result, result.out_dir / "junit.xml")
@@ -112,4 +119,39 @@ def run_gate(policy: str | Path, baseline: str | Path | None = None, out: str | 
         write_gate_markdown(result, markdown, append=True)
     if json_path:
         write_json(result.to_json(), json_path)
+    return result
+
+
+def run_downstream(config: DownstreamConfig, progress: ProgressFn | None = None) -> DownstreamResult:
+    """Downstream tasks under perturbation: downstream.json, per_level.csv and report.html in config.out."""
+    return downstream_run(config, progress=progress, on_complete=write_downstream_html)
+
+
+def run_finetune(config: FinetuneConfig, progress=None, export: str | None = None,
+                 gate: str | Path | None = None) -> FinetuneResult:
+    """Robust fine-tuning; then, if asked, export ONNX (checked against the fine-tuned torch model) and gate it.
+
+    Writes weights.safetensors, train_log.csv, report.json and report.html (before/after on
+    held-out images) in config.out; model.onnx and gate/ there too when exported and gated.
+    """
+    if export not in (None, "onnx"):
+        raise VfmauditError(f"export must be onnx, got '{export}'", param="export")
+    if gate is not None:
+        load_policy(gate)  # a bad policy stops the run before any training
+    result = finetune_run(config, progress=progress)
+    report = result.report
+    candidate, candidate_weights = str(report["model"]["spec"]), str(result.weights)
+    if export:
+        onnx_path = result.out_dir / "model.onnx"
+        run = export_and_check(report["model"]["spec"], onnx_path, pretrained=str(result.weights))
+        report["export"] = {"onnx": str(onnx_path), "exporter": run.export.exporter,
+                            "parity": run.checks[0].summary(), "passed": run.passed,
+                            "weights_sha256": run.export.info.weights.get("sha256")}
+        candidate, candidate_weights = str(onnx_path), None
+    if gate is not None:
+        g = run_gate(gate, out=result.out_dir / "gate", model=candidate, pretrained=candidate_weights)
+        report["gate"] = {"policy": str(gate), "passed": g.passed, "failures": g.failures,
+                          "result": str(result.out_dir / "gate" / "gate.json")}
+    write_json(report, result.out_dir / "report.json")
+    write_finetune_html(result)
     return result

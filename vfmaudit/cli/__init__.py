@@ -10,17 +10,17 @@ import sys
 
 import typer
 
-from vfmaudit.cli import audit, bench, calibrate, catalogue, export, gate
+from vfmaudit.cli import audit, bench, calibrate, catalogue, downstream, export, finetune, gate
 from vfmaudit.cli.common import err
 
 app = typer.Typer(
     help="Audit and deploy vision encoders: how far embeddings drift under everyday image edits "
-         "(audit), whether an exported ONNX/TensorRT artefact is still the same model (export), "
+         "(audit) and what that costs downstream (downstream), whether an exported ONNX/TensorRT artefact is still the same model (export), "
          "INT8 calibration audited against fp32 (calibrate), how fast each runs (bench), and whether it passes "
-         "an acceptance policy in CI (gate).",
+         "an acceptance policy in CI (gate); robust fine-tuning to ship again (finetune).",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
 )
-for _group in (audit, export, calibrate, bench, gate, catalogue):
+for _group in (audit, downstream, finetune, export, calibrate, bench, gate, catalogue):
     _group.register(app)
 
 

@@ -134,9 +134,9 @@ def write_result_json(result, path: Optional[Path], announce: bool = True) -> No
 class AuditProgress:
     """A rich progress bar fed by an audit's progress callback; shown only once work starts."""
 
-    def __init__(self, quiet: bool, label: str = "auditing"):
+    def __init__(self, quiet: bool, label: str = "auditing", unit: str = "images"):
         self.quiet = quiet
-        self.bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("images"),
+        self.bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn(unit),
                             TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=False)
         self.task = None
 

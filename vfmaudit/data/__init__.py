@@ -1,7 +1,7 @@
 """Image sources and decoding."""
 
 from vfmaudit.data.decode import DEFAULT_MAX_PIXELS, load_image, to_rgb_uint8
-from vfmaudit.data.sources import SAMPLE_NAMES, ImageItem, collect_items, sample_items
+from vfmaudit.data.sources import SAMPLE_NAMES, ImageItem, collect_items, sample_crops, sample_items
 
 __all__ = ["load_image", "to_rgb_uint8", "ImageItem", "collect_items", "sample_items",
-           "SAMPLE_NAMES", "DEFAULT_MAX_PIXELS"]
+           "sample_crops", "SAMPLE_NAMES", "DEFAULT_MAX_PIXELS"]

@@ -89,3 +89,22 @@ def collect_items(paths: Iterable[str | Path], max_pixels: int = DEFAULT_MAX_PIX
     if not items:
         raise VfmauditError("no input files found; pass image files or folders")
     return items
+
+
+def sample_crops(per_image: int = 8, seed: int = 0, limit: int | None = None) -> list[ImageItem]:
+    """More photograph-like images from the built-in samples: `per_image` random crops of each
+    (40-90 % of the shorter side, anywhere in the frame), deterministic by seed. Ids name the
+    source photograph, so a split can keep all crops of one photograph on the same side."""
+    items = []
+    for base in sample_items(limit):
+        for k in range(per_image):
+            def load(base=base, k=k) -> np.ndarray:
+                img = base.load()
+                h, w = img.shape[:2]
+                rng = np.random.default_rng([seed, k, sum(map(ord, base.id))])
+                side = int(min(h, w) * rng.uniform(0.4, 0.9))
+                y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+                return np.ascontiguousarray(img[y:y + side, x:x + side])
+
+            items.append(ImageItem(id=f"{base.id}#crop{k}", load=load))
+    return items

@@ -302,9 +302,65 @@ register_measurement(Measurement(
     metric_paths=_agreement_paths, run=_agreement_run, values=_agreement_values))
 
 
-# -- downstream (not built yet) ------------------------------------------------------------------
+# -- downstream ----------------------------------------------------------------------------------
+_TASK_METRICS = {"linear_probe": {"accuracy": True, "accuracy_drop": False, "ece": False},
+                 "knn_1": {"accuracy": True, "accuracy_drop": False},
+                 "knn_20": {"accuracy": True, "accuracy_drop": False},
+                 "zero_shot": {"accuracy": True, "accuracy_drop": False, "ece": False},
+                 "retrieval": {"recall@1": True, "recall@5": True, "map": True}}
+_TASK_KEYS = {"linear-probe": ["linear_probe"], "knn": ["knn_1", "knn_20"], "retrieval": ["retrieval"],
+              "zero-shot": ["zero_shot"]}
+
+
+def _downstream_config(policy, options, out_dir: Path | None = None):
+    from vfmaudit.downstream import DownstreamConfig
+
+    return DownstreamConfig(dataset=options["dataset"], model=policy.model, pretrained=policy.pretrained,
+                            device=policy.device, tasks=options["tasks"], perturbations=options["perturbations"],
+                            levels=options["levels"], seed=policy.seed, max_per_class=options["max_per_class"],
+                            out=str(out_dir / "downstream") if out_dir else "", overwrite=True)
+
+
+def _downstream_paths(policy, options) -> dict[str, MetricInfo]:
+    config = _downstream_config(policy, options)
+    paths = {}
+    for task in config.task_list():
+        for key in _TASK_KEYS[task]:
+            for metric, higher in _TASK_METRICS[key].items():
+                rng = (-1, 1) if metric == "accuracy_drop" else (0, 1)
+                if metric != "accuracy_drop":
+                    paths[f"downstream.{key}.clean.{metric}"] = MetricInfo(higher, rng)
+                for p in config.plan():
+                    for stat in ("max", "mean", "min"):
+                        paths[f"downstream.{key}.{p.name}.{metric}.{stat}"] = MetricInfo(higher, rng)
+    return paths
+
+
+def _downstream_run(policy, options, out_dir: Path) -> dict:
+    from vfmaudit.downstream import run_downstream
+
+    return run_downstream(_downstream_config(policy, options, out_dir)).to_json()
+
+
+def _downstream_values(report: dict) -> dict:
+    values = {}
+    for key, entry in report["tasks"].items():
+        values.update({f"downstream.{key}.clean.{m}": _float(v) for m, v in entry["clean"].items()})
+        for fam, rows in entry["families"].items():
+            for metric in _TASK_METRICS.get(key, {}):
+                series = [v for v in rows.get(metric, []) if v is not None]
+                if series:
+                    values.update({f"downstream.{key}.{fam}.{metric}.max": max(series),
+                                   f"downstream.{key}.{fam}.{metric}.mean": float(sum(series) / len(series)),
+                                   f"downstream.{key}.{fam}.{metric}.min": min(series)})
+    return values
+
+
 register_measurement(Measurement(
-    name="downstream", description="downstream task accuracy under perturbation",
-    metric_paths=lambda policy, options: {}, run=lambda *a: {}, values=lambda r: {}, available=False,
-    unavailable_reason="the downstream measurement does not exist yet (vfmaudit downstream is planned); "
-                       "remove this check or use agreement.* for a label-free task-level check"))
+    name="downstream", description="downstream task accuracy under perturbation (vfmaudit downstream)",
+    options={"dataset": Option(str, "builtin:textures", "a class-per-folder tree, a CSV, or builtin:NAME"),
+             "tasks": Option(str, "auto", "auto or a comma list of linear-probe, knn, retrieval, zero-shot"),
+             "perturbations": Option(str, "all", "families, as --perturbations"),
+             "levels": Option(int, 3, "levels per family"),
+             "max_per_class": Option((int, type(None)), None, "images per class (default: all)")},
+    metric_paths=_downstream_paths, run=_downstream_run, values=_downstream_values))

@@ -114,12 +114,15 @@ def evaluate(check: Check, value: float | None, baseline: dict | None) -> CheckR
 
 
 def run_gate(policy_path: str | Path, baseline: str | Path | None = None, out: str | Path | None = None,
-             dry_run: bool = False) -> GateResult:
+             dry_run: bool = False, model: str | None = None, pretrained: str | None = None) -> GateResult:
     """Validate the policy; unless dry_run, run the measurements its checks need and evaluate them.
 
     Every measurement's own report is kept in `out`, with gate.json (this result's to_json()).
+    model / pretrained replace the policy's candidate (a fine-tuned model checked by its gate).
     """
     policy = load_policy(policy_path)
+    if model is not None:
+        policy.model, policy.pretrained = model, pretrained
     base_values, base_source = (None, None)
     if baseline is not None:
         base_values, base_source = load_baseline(baseline)
@@ -141,8 +144,9 @@ def run_gate(policy_path: str | Path, baseline: str | Path | None = None, out: s
         for name in policy.needed:
             m = get_measurement(name)
             report = m.run(policy, policy.options[name], out_dir)
-            report_path = out_dir / ("audit/report.json" if name == "audit" else f"{name}.json")
-            if name != "audit":  # the audit writes its own folder
+            own_folder = {"audit": "audit/report.json", "downstream": "downstream/downstream.json"}
+            report_path = out_dir / own_folder.get(name, f"{name}.json")
+            if name not in own_folder:  # the audit and downstream write their own folders
                 write_json(report, report_path)
             result.reports[name] = str(report_path)
             result.values.update(m.values(report))

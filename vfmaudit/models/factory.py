@@ -88,6 +88,7 @@ def _load_file_into(model: torch.nn.Module, path: str, spec: ModelSpec) -> None:
     if spec.source == "openclip" and not any(k.startswith("visual.") for k in sd):
         target = model.visual  # a visual-tower-only state dict
     own = target.state_dict()
+    full = sd
     if spec.source == "openclip" and target is model:
         own = {k: v for k, v in own.items() if k.startswith("visual.")}
         sd = {k: v for k, v in sd.items() if k.startswith("visual.") or k in own}
@@ -107,6 +108,12 @@ def _load_file_into(model: torch.nn.Module, path: str, spec: ModelSpec) -> None:
         raise WeightsError(f"weights file {path} does not fit {spec}: keys {'; '.join(parts)}; "
                            f"pass weights saved from this architecture")
     target.load_state_dict(sd, strict=False)
+    if spec.source == "openclip" and target is model:
+        # a whole-model file also brings its text tower (zero-shot uses it); the image tower was checked above
+        whole = model.state_dict()
+        text = {k: v for k, v in full.items() if not k.startswith("visual.") and k in whole
+                and tuple(v.shape) == tuple(whole[k].shape)}
+        model.load_state_dict(text, strict=False)
 
 
 def _is_head_key(key: str) -> bool:

@@ -190,3 +190,51 @@ def print_gate(result, console: Console) -> None:
             _plain(console, f"FAIL {c.check.metric}: {c.message()}")
     verdict = "PASSED" if result.passed else f"FAILED: {result.failures} of {len(result.checks)} checks"
     _plain(console, f"gate {verdict}; results in {result.out_dir}")
+
+
+def print_downstream(report: dict, out_dir: str, console: Console) -> None:
+    if report.get("random_weights"):
+        console.print("[yellow]random weights[/yellow]: accuracies are not those of a trained model")
+    t = Table(title=f"Downstream: {report['model'].get('spec')} on {report['dataset']['name']}")
+    for col in ("task", "clean", *report["perturbations"]):
+        t.add_column(col, justify="left" if col == "task" else "right")
+    for task, entry in report["tasks"].items():
+        key = "accuracy" if "accuracy" in entry["clean"] else "recall@1"
+        cells = []
+        for fam in report["perturbations"]:
+            rows = entry["families"][fam]
+            worst = min(rows[key])
+            cells.append(f"{worst:.3f}")
+        t.add_row(f"{task} ({key}, worst level)", f"{entry['clean'][key]:.3f}", *cells)
+    console.print(t)
+    for task, p in report["prediction"].items():
+        r, im = p["vs_radius"], p["per_image"]
+        r2 = "–" if r["r2"] is None else f"{r['r2']:.2f}"
+        au = "–" if im["auroc_radius_predicts_flip"] is None else f"{im['auroc_radius_predicts_flip']:.2f}"
+        _plain(console, f"{task}: accuracy drop vs radius R² {r2}; AUROC of radius for a flipped prediction {au} "
+                        f"({im['flips']} flips of {im['predictions']})")
+    _plain(console, f"wrote {out_dir}/downstream.json, per_level.csv, report.html")
+
+
+def print_finetune(report: dict, out_dir: str, console: Console) -> None:
+    if report.get("random_weights"):
+        console.print("[yellow]random weights[/yellow]: the starting model is randomly initialised")
+    held = report["held_out"]
+    t = Table(title=f"Held-out divergence radius before and after ({held['images']} images)")
+    for col in ("family", "", "before", "after", "change"):
+        t.add_column(col, justify="left" if col in ("family", "") else "right")
+    for fam, e in held["families"].items():
+        r = e["divergence_radius"]
+        change = "–" if r["relative_change"] is None else f"{100 * r['relative_change']:+.1f} %"
+        t.add_row(fam, "trained" if e["trained"] else "", f"{r['before']:.4f}", f"{r['after']:.4f}", change)
+    console.print(t)
+    tr = report["training"]
+    _plain(console, f"utility cos(f(x), f'(x)) on held-out images: mean {held['utility_cosine']['mean']:.4f}, "
+                    f"min {held['utility_cosine']['min']:.4f}; {tr['steps']} steps at {tr['images_per_s']:.1f} images/s")
+    if "export" in report:
+        ex = report["export"]
+        _plain(console, f"exported {ex['onnx']}: parity {'PASS' if ex['passed'] else 'FAIL'} "
+                        f"(min cosine {ex['parity']['min_cosine']:.6f})")
+    if "gate" in report:
+        _plain(console, f"gate {report['gate']['policy']}: {'PASSED' if report['gate']['passed'] else 'FAILED'}")
+    _plain(console, f"wrote {out_dir}/weights.safetensors, train_log.csv, report.json, report.html")

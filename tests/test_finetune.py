@@ -1,0 +1,137 @@
+"""vfmaudit finetune: the objective improves, weights reproduce the model everywhere, resume, bad input."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cli_runner import run_cli
+from vfmaudit import perturb
+from vfmaudit.files import file_sha256
+
+MODEL = "timm:resnet18"
+TINY = ["-m", MODEL, "-p", "jpeg,gaussian_blur", "--batch-size", "3", "--steps", "8", "--lr", "1e-4",
+        "--train", "last:2", "--eval-perturbations", "jpeg,brightness", "-q"]
+
+
+@pytest.fixture(scope="module")
+def photos_dir(tmp_path_factory, photo_batch):
+    d = tmp_path_factory.mktemp("ft_imgs")
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        img = np.clip(photo_batch[i % 4].astype(int) + rng.integers(-25, 25, photo_batch.shape[1:]), 0, 255)
+        Image.fromarray(img.astype(np.uint8)).save(d / f"p{i}.png")
+    return d
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory, photos_dir):
+    out = tmp_path_factory.mktemp("ft") / "out"
+    res = run_cli("finetune", photos_dir, *TINY, "--out", out, "--export", "onnx")
+    assert res.returncode == 0, res.stderr
+    return out
+
+
+def objective(module, images, lam=1.0, reference=None):
+    """The training loss on a fixed set of edits: -cos(f'(x), f'(P(x))) - lam cos(f(x), f'(x))."""
+    from vfmaudit.models import build_model
+
+    built = build_model(MODEL, seed=0)
+    x = np.stack([built.preprocess.prepare(i) for i in images])
+    xp = np.concatenate([perturb.apply(x[:4], "jpeg", 20), perturb.apply(x[4:], "gaussian_blur", 2.5)])
+    with torch.inference_mode():
+        e = module(torch.from_numpy(built.preprocess.normalize(x)))
+        ep = module(torch.from_numpy(built.preprocess.normalize(xp)))
+        ref = reference if reference is not None else e
+        return float(-(e * ep).sum(-1).mean() - lam * (ref * e).sum(-1).mean()), e
+
+
+def test_training_lowers_the_objective_and_weights_reproduce_the_model(tuned, photos_dir):
+    from vfmaudit.models import build_model
+
+    report = json.loads((tuned / "report.json").read_text())
+    assert report["random_weights"] and report["training"]["steps"] == 8
+    images = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(photos_dir.glob("*.png"))]
+    before = build_model(MODEL, seed=0).module
+    after = build_model(MODEL, pretrained=str(tuned / "weights.safetensors"), seed=0).module
+    loss_before, ref = objective(before, images)
+    loss_after, _ = objective(after, images, reference=ref)
+    assert loss_after < loss_before, (loss_before, loss_after)
+    rows = (tuned / "train_log.csv").read_text().splitlines()
+    assert rows[0] == "step,epoch,loss,robustness,utility,lr,grad_norm" and len(rows) == 9
+    assert report["weights_file"]["sha256"] == file_sha256(tuned / "weights.safetensors")
+
+
+def test_weights_reproduce_the_fine_tuned_embeddings_in_audit_and_export(tuned, tmp_path):
+    report = json.loads((tuned / "report.json").read_text())
+    held = report["held_out"]["ids"]
+    res = run_cli("audit", *held, "-m", MODEL, "--pretrained", tuned / "weights.safetensors",
+                  "-p", "jpeg,brightness", "--levels", "3", "--out", tmp_path / "a", "-q")
+    assert res.returncode == 0, res.stderr
+    audit = json.loads((tmp_path / "a" / "report.json").read_text())
+    for fam in ("jpeg", "brightness"):
+        after = report["held_out"]["families"][fam]
+        assert audit["families"][fam]["divergence_radius"]["mean"] == pytest.approx(
+            after["divergence_radius"]["after"], abs=1e-4)
+        assert audit["families"][fam]["cosine"]["mean"] == pytest.approx(after["cosine"]["after"], abs=1e-4)
+    ex = report["export"]
+    assert ex["passed"] and ex["parity"]["min_cosine"] >= 0.9999
+    assert ex["weights_sha256"] == file_sha256(tuned / "weights.safetensors")
+    from vfmaudit.artefact import read_onnx_info
+
+    info = read_onnx_info(tuned / "model.onnx")
+    assert info.weights["kind"] == "file" and info.weights["sha256"] == ex["weights_sha256"]
+    page = (tuned / "report.html").read_text()
+    assert "Before and after" in page and "<svg" in page
+
+
+def test_resume_continues_from_the_checkpoint_and_ends_where_an_uninterrupted_run_ends(photos_dir, tmp_path):
+    from vfmaudit import FinetuneConfig, run_finetune
+    from vfmaudit.finetune.runner import run_finetune as measure
+
+    base = dict(inputs=[str(photos_dir)], perturbations="jpeg", batch_size=2, steps=6, lr=3e-4, train="last:1",
+                eval_perturbations="jpeg", eval_levels=2)
+
+    def stop_at_4(step, total, row):
+        if step == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        measure(FinetuneConfig(**base, out=str(tmp_path / "r")), progress=stop_at_4)
+    assert (tmp_path / "r" / "checkpoint.pt").exists() and not (tmp_path / "r" / "weights.safetensors").exists()
+    refused = run_cli("finetune", photos_dir, "-p", "jpeg", "--batch-size", "2", "--steps", "6", "--out", tmp_path / "r")
+    assert refused.returncode == 2 and "--resume" in refused.stderr
+    other = run_cli("finetune", photos_dir, "-p", "jpeg", "--batch-size", "2", "--steps", "7", "--lr", "3e-4",
+                    "--train", "last:1", "--out", tmp_path / "r", "--resume")
+    assert other.returncode == 2 and "cannot resume" in other.stderr and "steps" in other.stderr
+    resumed = run_finetune(FinetuneConfig(**base, out=str(tmp_path / "r"), resume=True))
+    assert resumed.report["training"]["resumed_from_step"] == 3  # the checkpoint of the last full epoch
+    straight = run_finetune(FinetuneConfig(**base, out=str(tmp_path / "s")))
+    from safetensors.torch import load_file
+
+    a, b = load_file(tmp_path / "r" / "weights.safetensors"), load_file(tmp_path / "s" / "weights.safetensors")
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5
+    rows = (tmp_path / "r" / "train_log.csv").read_text().splitlines()[1:]
+    assert [int(r.split(",")[0]) for r in rows] == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["-p", "fog"], "unknown perturbation family 'fog'"),
+    (["-p", "jpeg:5:50"], "outside the domain"),
+    (["--batch-size", "64"], "fewer than one batch of 64; pass more images or lower --batch-size"),
+    (["--train", "some"], "--train must be last:N"),
+    (["--export", "tflite"], "--export must be onnx"),
+])
+def test_bad_input_is_one_line_and_exit_2(photos_dir, tmp_path, args, needle):
+    res = run_cli("finetune", photos_dir, "--steps", "1", *args, "--out", tmp_path / "o")
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.returncode == 2 and len(lines) == 1 and needle in lines[0], res.stderr
+    assert not (tmp_path / "o" / "weights.safetensors").exists()
+
+
+def test_empty_folder_is_refused(tmp_path):
+    (tmp_path / "empty").mkdir()
+    res = run_cli("finetune", tmp_path / "empty", "--out", tmp_path / "o")
+    assert res.returncode == 2 and "holds no files" in res.stderr

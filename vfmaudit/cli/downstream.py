@@ -1,0 +1,64 @@
+"""`vfmaudit downstream DATASET`: one call of vfmaudit.run_downstream, rendered."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from vfmaudit.audit.config import DEFAULT_MODEL
+from vfmaudit.cli.common import (AuditProgress, DeviceOpt, JsonOpt, ModelSpecOpt, PerturbationsOpt, PretrainedOpt,
+                                 backend_help, out, user_errors, write_result_json)
+from vfmaudit.downstream.config import DEFAULT_OUT, DEFAULT_PROMPTS, TASKS
+
+
+@user_errors
+def downstream(
+    dataset: Annotated[str, typer.Argument(
+        help="A folder with one sub-folder per class (optionally under train/ and test/), a CSV of path,label, "
+             "or builtin:textures / builtin:shapes / builtin:digits (made here or from installed packages, no "
+             "download).")] = "builtin:textures",
+    model: ModelSpecOpt = DEFAULT_MODEL,
+    pretrained: PretrainedOpt = None,
+    backend: Annotated[str, typer.Option(help=backend_help())] = "auto",
+    device: DeviceOpt = "cpu",
+    tasks: Annotated[str, typer.Option(
+        help=f"auto, or a comma list of {', '.join(TASKS)} (auto: all, zero-shot only for OpenCLIP models).")] = "auto",
+    perturbations: PerturbationsOpt = "all",
+    levels: Annotated[int, typer.Option(help="Levels per family, equally spaced over its domain.")] = 3,
+    batch_size: Annotated[int, typer.Option(help="Images per encoder batch.")] = 32,
+    seed: Annotated[int, typer.Option(help="Seed of the split, random weights and stochastic perturbations.")] = 0,
+    test_fraction: Annotated[float, typer.Option(
+        help="Share of each class held out for testing (when the data set has no train/ and test/).")] = 0.3,
+    max_per_class: Annotated[Optional[int], typer.Option(help="Use at most this many images per class.")] = None,
+    prompts: Annotated[str, typer.Option(help="Zero-shot templates, '|'-separated, {} = class name "
+                                              "(class names come from the folder names).")] = DEFAULT_PROMPTS,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for the results.")] = Path(DEFAULT_OUT),
+    resume: Annotated[bool, typer.Option(help="Reuse the embeddings an interrupted run left in --out.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Discard an earlier run in --out and start again.")] = False,
+    json_out: JsonOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
+) -> None:
+    """Linear probe, kNN, retrieval and zero-shot accuracy on clean and perturbed test images, and how well
+    the divergence radius predicts the accuracy lost (linear fit, per-image AUROC).
+
+    Writes downstream.json, per_level.csv and report.html to --out.
+    """
+    from vfmaudit import DownstreamConfig, run_downstream
+    from vfmaudit.report.console import print_downstream
+
+    config = DownstreamConfig(dataset=dataset, model=model, pretrained=pretrained, backend=backend, device=device,
+                              tasks=tasks, perturbations=perturbations, levels=levels, batch_size=batch_size,
+                              seed=seed, test_fraction=test_fraction, max_per_class=max_per_class, prompts=prompts,
+                              out=str(out_dir), resume=resume, overwrite=overwrite)
+    config.plan(), config.task_list()  # validate before loading anything heavy
+    with AuditProgress(quiet, label="encoding", unit="variants") as progress:
+        result = run_downstream(config, progress=progress)
+    if not quiet:
+        print_downstream(result.report, str(out_dir), out)
+    write_result_json(result, json_out, announce=not quiet)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(downstream)

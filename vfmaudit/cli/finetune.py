@@ -1,0 +1,88 @@
+"""`vfmaudit finetune`: one call of vfmaudit.run_finetune, rendered."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+
+from vfmaudit.audit.config import DEFAULT_MODEL
+from vfmaudit.cli.common import DeviceOpt, JsonOpt, ModelSpecOpt, PretrainedOpt, err, out, user_errors, write_result_json
+from vfmaudit.finetune.config import DEFAULT_OUT
+
+
+@user_errors
+def finetune(
+    images: Annotated[Optional[List[Path]], typer.Argument(
+        help="Training images (files and folders). None: crops of the built-in sample photographs.")] = None,
+    model: ModelSpecOpt = DEFAULT_MODEL,
+    pretrained: PretrainedOpt = None,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for weights, logs and reports.")] = Path(DEFAULT_OUT),
+    perturbations: Annotated[str, typer.Option(
+        "--perturbations", "-p", help="Families to train for, each optionally with a sub-domain NAME:LO:HI "
+                                      "(e.g. jpeg,gaussian_blur:0:2), 'all', or a preset.")] = "jpeg,gaussian_blur",
+    lam: Annotated[float, typer.Option(help="Weight of the utility term cos(f(x), f'(x)) in the loss.")] = 1.0,
+    epochs: Annotated[Optional[int], typer.Option(help="Passes over the training images (default 3).")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Optimiser steps (overrides --epochs).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Clean images per step (each also runs perturbed).")] = 16,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW; linear warm-up, cosine decay).")] = 1e-5,
+    train: Annotated[str, typer.Option(
+        help="What trains: last:N (the last N blocks and what follows them), norm (normalisation layers), all.")]
+        = "last:2",
+    held_out: Annotated[float, typer.Option(help="Share of the images (by source photograph) held out to measure "
+                                                 "before and after.")] = 0.25,
+    seed: Annotated[int, typer.Option(help="Seed of random weights, the split, the batches and the edits.")] = 0,
+    device: DeviceOpt = "cpu",
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its last checkpoint.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Discard an earlier run in --out and start again.")] = False,
+    export: Annotated[Optional[str], typer.Option(
+        help="onnx: also export the fine-tuned encoder to OUT/model.onnx and check its parity.")] = None,
+    gate: Annotated[Optional[Path], typer.Option(
+        help="Run this acceptance policy on the result (the exported file when --export onnx).")] = None,
+    eval_perturbations: Annotated[str, typer.Option(
+        help="Families compared before and after on held-out images (trained and not trained).")] = "all",
+    json_out: JsonOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Fine-tune an encoder to be robust to chosen edits while it stays close to the original:
+    L = -mean cos(f'(x), f'(P(x,k))) - lam * mean cos(f(x), f'(x)).
+
+    Writes weights.safetensors (usable with --pretrained everywhere), train_log.csv, report.json and
+    report.html (before/after on held-out images) to --out.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from vfmaudit import FinetuneConfig, run_finetune
+    from vfmaudit.report.console import print_finetune
+
+    config = FinetuneConfig(inputs=[str(p) for p in images or []], model=model, pretrained=pretrained,
+                            out=str(out_dir), perturbations=perturbations, lam=lam, epochs=epochs, steps=steps,
+                            batch_size=batch_size, lr=lr, train=train, held_out=held_out, seed=seed, device=device,
+                            resume=resume, overwrite=overwrite, eval_perturbations=eval_perturbations)
+    config.validate()
+    bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
+                   TextColumn("{task.fields[terms]}"), TimeRemainingColumn(), console=err, disable=quiet)
+    task = None
+
+    def progress(step: int, total: int, row: dict) -> None:
+        nonlocal task
+        if task is None:
+            bar.start()
+            task = bar.add_task("train", total=total, completed=step - 1, terms="")
+        bar.update(task, completed=step, terms=f"loss {row['loss']} robust {row['robustness']} "
+                                               f"utility {row['utility']}")
+
+    try:
+        result = run_finetune(config, progress=progress, export=export, gate=str(gate) if gate else None)
+    finally:
+        if task is not None:
+            bar.stop()
+    print_finetune(result.report, str(out_dir), out)
+    write_result_json(result, json_out, announce=not quiet)
+    if "gate" in result.report and not result.report["gate"]["passed"]:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(finetune)

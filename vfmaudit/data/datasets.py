@@ -1,0 +1,215 @@
+"""Labelled image sets for downstream evaluation: an ImageFolder tree, a CSV of path,label, or a
+built-in set made from what installed packages ship (no download).
+
+    builtin:textures 5 classes of procedural textures (stripes at three angles, checks, dots), the default:
+                     low-level patterns that even randomly initialised encoders separate
+    builtin:shapes   5 classes of procedurally drawn shapes on textured backgrounds (deterministic)
+    builtin:digits   scikit-learn's 8x8 digits, upsampled to 64x64 and colourised
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vfmaudit.data.sources import ImageItem, collect_items
+from vfmaudit.errors import VfmauditError
+
+BUILTIN = ("textures", "shapes", "digits")
+
+
+@dataclass
+class LabelledSet:
+    name: str
+    items: list[ImageItem]
+    labels: np.ndarray  # int (N,)
+    class_names: list[str]
+    # indices of a given train/test split (train/ and test/ folders); None: split by seed
+    train_index: np.ndarray | None = None
+    test_index: np.ndarray | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def split(self, test_fraction: float = 0.3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """(train, test) indices: the given split, or a stratified one drawn from `seed`."""
+        if self.train_index is not None and self.test_index is not None:
+            return self.train_index, self.test_index
+        rng = np.random.default_rng(seed)
+        train, test = [], []
+        for c in range(len(self.class_names)):
+            idx = np.flatnonzero(self.labels == c)
+            idx = idx[rng.permutation(len(idx))]
+            n_test = max(1, int(round(len(idx) * test_fraction))) if len(idx) > 1 else 0
+            test += list(idx[:n_test])
+            train += list(idx[n_test:])
+        return np.array(sorted(train), dtype=int), np.array(sorted(test), dtype=int)
+
+
+def load_dataset(spec: str, max_per_class: int | None = None) -> LabelledSet:
+    """A folder (one sub-folder per class, optionally under train/ and test/), a .csv, or builtin:NAME."""
+    if spec.startswith("builtin:"):
+        name = spec.split(":", 1)[1]
+        if name not in BUILTIN:
+            raise VfmauditError(f"unknown built-in data set '{name}'; choose from: "
+                                f"{', '.join('builtin:' + b for b in BUILTIN)}", param="dataset")
+        return {"textures": _textures, "shapes": _shapes, "digits": _digits}[name](max_per_class)
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise VfmauditError(f"data set not found: {spec}; pass a folder with one sub-folder per class, a CSV of "
+                            f"path,label, or builtin:textures", param="dataset")
+    if path.is_file():
+        return _from_csv(path)
+    if (path / "train").is_dir() and (path / "test").is_dir():
+        train, test = _from_folder(path / "train"), _from_folder(path / "test")
+        names = sorted(set(train.class_names) | set(test.class_names))
+        relabel = lambda s: np.array([names.index(s.class_names[c]) for c in s.labels], dtype=int)  # noqa: E731
+        items = train.items + test.items
+        n = len(train.items)
+        return LabelledSet(str(path), items, np.concatenate([relabel(train), relabel(test)]), names,
+                           np.arange(n), np.arange(n, len(items)))
+    return _from_folder(path)
+
+
+def _from_folder(path: Path) -> LabelledSet:
+    classes = sorted(d.name for d in path.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if len(classes) < 2:
+        raise VfmauditError(f"{path} needs at least two class sub-folders (the ImageFolder layout: "
+                            f"{path}/CLASS/image.jpg)", param="dataset")
+    items, labels = [], []
+    for c, name in enumerate(classes):
+        found = collect_items([path / name])
+        items += found
+        labels += [c] * len(found)
+    return LabelledSet(str(path), items, np.array(labels, dtype=int), classes)
+
+
+def _from_csv(path: Path) -> LabelledSet:
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if rows and [c.strip().lower() for c in rows[0][:2]] == ["path", "label"]:
+        rows = rows[1:]
+    if not rows or any(len(r) < 2 for r in rows):
+        raise VfmauditError(f"{path}: expected rows of path,label (a header line 'path,label' is optional)",
+                            param="dataset")
+    classes = sorted({r[1].strip() for r in rows})
+    items = []
+    for r in rows:
+        p = Path(r[0].strip())
+        p = p if p.is_absolute() else path.parent / p
+        items += collect_items([p])
+    labels = np.array([classes.index(r[1].strip()) for r in rows], dtype=int)
+    return LabelledSet(str(path), items, labels, classes)
+
+
+# -- built-in sets -------------------------------------------------------------------------------
+SHAPES = ("circle", "square", "triangle", "cross", "ring")
+
+
+def _shape_image(kind: str, rng: np.random.Generator, size: int = 96) -> np.ndarray:
+    import cv2
+
+    # a textured background: a random two-colour gradient with smooth noise
+    c0, c1 = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+    t = np.linspace(0, 1, size)[None, :, None] if rng.random() < 0.5 else np.linspace(0, 1, size)[:, None, None]
+    img = (c0 * (1 - t) + c1 * t) * np.ones((size, size, 3))
+    noise = cv2.GaussianBlur(rng.normal(0, 30, (size, size, 3)).astype(np.float32), (0, 0), 3)
+    img = np.clip(img + noise, 0, 255).astype(np.uint8)
+    color = tuple(int(v) for v in rng.integers(0, 256, 3))
+    r = int(rng.integers(size // 6, size // 3))
+    cx, cy = (int(v) for v in rng.integers(r + 2, size - r - 2, 2))
+    if kind == "circle":
+        cv2.circle(img, (cx, cy), r, color, -1, cv2.LINE_AA)
+    elif kind == "ring":
+        cv2.circle(img, (cx, cy), r, color, max(3, r // 3), cv2.LINE_AA)
+    elif kind == "square":
+        angle = rng.uniform(0, 90)
+        box = cv2.boxPoints(((cx, cy), (1.6 * r, 1.6 * r), angle)).astype(np.int32)
+        cv2.fillPoly(img, [box], color, cv2.LINE_AA)
+    elif kind == "triangle":
+        a = rng.uniform(0, 2 * np.pi)
+        pts = np.array([[cx + r * np.cos(a + k * 2 * np.pi / 3), cy + r * np.sin(a + k * 2 * np.pi / 3)]
+                        for k in range(3)], dtype=np.int32)
+        cv2.fillPoly(img, [pts], color, cv2.LINE_AA)
+    else:  # cross
+        w = max(3, r // 3)
+        cv2.rectangle(img, (cx - r, cy - w), (cx + r, cy + w), color, -1)
+        cv2.rectangle(img, (cx - w, cy - r), (cx + w, cy + r), color, -1)
+    return img
+
+
+def _shapes(max_per_class: int | None) -> LabelledSet:
+    per_class = max_per_class or 40
+    items, labels = [], []
+    for c, kind in enumerate(SHAPES):
+        for i in range(per_class):
+            seed = 1000 * c + i
+
+            def load(kind=kind, seed=seed) -> np.ndarray:
+                return _shape_image(kind, np.random.default_rng(seed))
+
+            items.append(ImageItem(id=f"builtin:shapes/{kind}/{i:03d}", load=load))
+            labels.append(c)
+    return LabelledSet("builtin:shapes", items, np.array(labels, dtype=int), list(SHAPES),
+                       notes=["procedurally drawn shapes (vfmaudit.data.datasets), deterministic"])
+
+
+TEXTURES = ("horizontal_stripes", "vertical_stripes", "diagonal_stripes", "checks", "dots")
+
+
+def _texture_image(kind: str, rng: np.random.Generator, size: int = 96) -> np.ndarray:
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    period = rng.uniform(6, 14)
+    phase = rng.uniform(0, 2 * np.pi)
+    w = 2 * np.pi / period
+    if kind == "horizontal_stripes":
+        pattern = np.sin(w * yy + phase)
+    elif kind == "vertical_stripes":
+        pattern = np.sin(w * xx + phase)
+    elif kind == "diagonal_stripes":
+        pattern = np.sin(w * (xx + yy) / np.sqrt(2) + phase)
+    elif kind == "checks":
+        pattern = np.sin(w * xx + phase) * np.sin(w * yy + phase)
+    else:  # dots
+        pattern = (np.sin(w * xx + phase) * np.sin(w * yy + phase)) ** 2 * 2 - 0.5
+    pattern = np.clip(pattern * 1.5, -1, 1)[..., None]
+    c0, c1 = rng.integers(0, 256, 3).astype(np.float64), rng.integers(0, 256, 3).astype(np.float64)
+    img = c0 * (0.5 - pattern / 2) + c1 * (0.5 + pattern / 2) + rng.normal(0, 8, (size, size, 3))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _textures(max_per_class: int | None) -> LabelledSet:
+    per_class = max_per_class or 40
+    items, labels = [], []
+    for c, kind in enumerate(TEXTURES):
+        for i in range(per_class):
+            def load(kind=kind, seed=2000 * c + i) -> np.ndarray:
+                return _texture_image(kind, np.random.default_rng(seed))
+
+            items.append(ImageItem(id=f"builtin:textures/{kind}/{i:03d}", load=load))
+            labels.append(c)
+    return LabelledSet("builtin:textures", items, np.array(labels, dtype=int), list(TEXTURES),
+                       notes=["procedural textures (vfmaudit.data.datasets), deterministic"])
+
+
+def _digits(max_per_class: int | None) -> LabelledSet:
+    import cv2
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    per_class = max_per_class or 40
+    items, labels = [], []
+    for c in range(10):
+        for i, idx in enumerate(np.flatnonzero(digits.target == c)[:per_class]):
+            def load(idx=idx) -> np.ndarray:
+                rng = np.random.default_rng(int(idx))
+                gray = cv2.resize((digits.images[idx] / 16.0).astype(np.float32), (64, 64),
+                                  interpolation=cv2.INTER_CUBIC).clip(0, 1)[..., None]
+                fg, bg = rng.integers(128, 256, 3), rng.integers(0, 96, 3)
+                return (bg * (1 - gray) + fg * gray).astype(np.uint8)
+
+            items.append(ImageItem(id=f"builtin:digits/{c}/{i:03d}", load=load))
+            labels.append(c)
+    return LabelledSet("builtin:digits", items, np.array(labels, dtype=int), [str(c) for c in range(10)],
+                       notes=["scikit-learn's digits, upsampled and colourised"])

@@ -1,0 +1,61 @@
+"""Embeddings on disk, one file per (split, variant), so an interrupted evaluation resumes.
+
+Every image x variant is encoded once and shared by all tasks; files are published by atomic
+renames, and the folder's run.json records what must match for `resume` to reuse them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from vfmaudit.errors import ResumeMismatch, VfmauditError
+from vfmaudit.files import write_json
+
+RUN_FILE = "run.json"
+FOLDER = "embeddings"
+
+
+class ArrayCache:
+    def __init__(self, out_dir: str | Path, fingerprint: dict, resume: bool, overwrite: bool):
+        self.out = Path(out_dir)
+        self.dir = self.out / FOLDER
+        run = self.out / RUN_FILE
+        if run.exists() and not overwrite:
+            if not resume:
+                raise VfmauditError(f"{self.out} already holds a downstream evaluation; pass resume to continue it, "
+                                    f"overwrite to start again, or out to write elsewhere",
+                                    param=("resume", "overwrite", "out"))
+            previous = json.loads(run.read_text()).get("fingerprint")
+            if previous != fingerprint:
+                changed = sorted(k for k in set(previous or {}) | set(fingerprint)
+                                 if (previous or {}).get(k) != fingerprint.get(k))
+                raise ResumeMismatch(f"cannot resume: {', '.join(changed)} differ from the run in {self.out}; pass "
+                                     f"the same options, or overwrite to start again", param="overwrite")
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            write_json({"fingerprint": fingerprint}, run)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.reused = 0
+
+    def get(self, name: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        path = self.dir / (re.sub(r"[^A-Za-z0-9_.@-]", "_", name) + ".npy")
+        if path.exists():
+            self.reused += 1
+            return np.load(path, mmap_mode="r")
+        arr = np.asarray(compute())
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npy", dir=self.dir)
+        os.close(fd)
+        try:
+            np.save(tmp, arr)
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        return np.load(path, mmap_mode="r")

@@ -1,0 +1,86 @@
+"""What a downstream evaluation is asked to do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vfmaudit.audit.config import DEFAULT_MODEL, FamilyPlan, parse_perturbations
+from vfmaudit.errors import VfmauditError
+
+TASKS = ("linear-probe", "knn", "retrieval", "zero-shot")
+DEFAULT_OUT = "vfmaudit-downstream"
+DEFAULT_PROMPTS = "a photo of a {}.|a picture of a {}.|an image of a {}."
+
+
+@dataclass
+class DownstreamConfig:
+    dataset: str = "builtin:textures"  # a folder (ImageFolder), a CSV of path,label, or builtin:NAME
+    model: str = DEFAULT_MODEL
+    pretrained: str | None = None
+    backend: str = "auto"
+    device: str = "cpu"
+    tasks: str = "auto"  # "auto": linear-probe, knn, retrieval, and zero-shot for OpenCLIP models
+    perturbations: str = "all"
+    levels: int = 3
+    batch_size: int = 32
+    seed: int = 0
+    test_fraction: float = 0.3
+    max_per_class: int | None = None
+    prompts: str = DEFAULT_PROMPTS  # zero-shot templates, "|"-separated, "{}" is the class name
+    out: str = DEFAULT_OUT
+    resume: bool = False
+    overwrite: bool = False
+
+    def plan(self) -> list[FamilyPlan]:
+        return parse_perturbations(self.perturbations, self.levels)
+
+    def task_list(self) -> list[str]:
+        if self.tasks.strip().lower() == "auto":
+            return [t for t in TASKS if t != "zero-shot" or is_openclip(self.model)]
+        tasks = [t.strip() for t in self.tasks.split(",") if t.strip()]
+        for t in tasks:
+            if t not in TASKS:
+                raise VfmauditError(f"unknown task '{t}'; choose from: {', '.join(TASKS)} (or auto)", param="tasks")
+        if not tasks:
+            raise VfmauditError("tasks is empty; pass auto or a comma list such as linear-probe,knn", param="tasks")
+        if not 0 < self.test_fraction < 1:
+            raise VfmauditError(f"test_fraction must be between 0 and 1, got {self.test_fraction}",
+                                param="test_fraction")
+        return tasks
+
+    def templates(self) -> list[str]:
+        templates = [t.strip() for t in self.prompts.split("|") if t.strip()]
+        if not templates or any("{}" not in t for t in templates):
+            raise VfmauditError("prompts must be '|'-separated templates that each hold {} for the class name, "
+                                "e.g. 'a photo of a {}.'", param="prompts")
+        return templates
+
+    def fingerprint(self) -> dict:
+        """What must match for resume to reuse computed embeddings."""
+        return {"dataset": self.dataset, "model": self.model, "pretrained": self.pretrained, "backend": self.backend,
+                "seed": self.seed, "test_fraction": self.test_fraction, "max_per_class": self.max_per_class,
+                "plan": [{"family": p.name, "levels": list(p.levels)} for p in self.plan()]}
+
+
+def is_openclip(model: str) -> bool:
+    """True for an OpenCLIP spec, or an artefact exported from one (read from its metadata)."""
+    if model.startswith("openclip:"):
+        return True
+    if model.lower().endswith(".onnx"):
+        from vfmaudit.artefact import read_onnx_info
+
+        try:
+            return read_onnx_info(model).spec.startswith("openclip:")
+        except VfmauditError:
+            return False
+    return False
+
+
+def text_source(model: str, pretrained: str | None, seed: int) -> tuple[str, str | None, int]:
+    """The OpenCLIP spec, weights and seed a zero-shot text tower is built from (artefacts: their metadata)."""
+    if model.lower().endswith(".onnx"):
+        from vfmaudit.artefact import read_onnx_info
+
+        ref = read_onnx_info(model).reference_args()
+        return ref["model"], ref["pretrained"], ref["seed"]
+    return model, pretrained, seed

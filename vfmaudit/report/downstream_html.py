@@ -1,0 +1,93 @@
+"""downstream report.html: accuracy under perturbation, and accuracy drop against the divergence radius."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from vfmaudit.files import write_text_atomic
+from vfmaudit.report.html_report import _svg
+
+
+def _fmt(v) -> str:
+    return "–" if v is None else f"{v:.4f}"
+
+
+def _plots(report: dict) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = [t for t in report["tasks"] if t in report["prediction"]]
+    if not tasks:
+        return ""
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.6), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for fam, rows in report["tasks"][task]["families"].items():
+            ax.plot(report["robustness"][fam]["radius_mean"], rows["accuracy_drop"], "o-", label=fam, ms=4)
+        fit = report["prediction"][task]["vs_radius"]
+        if fit["slope"] is not None:
+            xs = [x for fam in report["robustness"].values() for x in fam["radius_mean"]]
+            lo, hi = min(xs), max(xs)
+            ax.plot([lo, hi], [fit["slope"] * lo + fit["intercept"], fit["slope"] * hi + fit["intercept"]], "k--",
+                    lw=1, label=f"fit, R² {fit['r2']:.2f}" if fit["r2"] is not None else "fit")
+        ax.set_title(task, fontsize=10)
+        ax.set_xlabel("mean divergence radius")
+        ax.set_ylabel("accuracy drop")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    fig.suptitle("Accuracy drop against divergence radius, per family and level", fontsize=10)
+    fig.tight_layout()
+    return _svg(fig)
+
+
+def render_downstream_html(report: dict) -> str:
+    esc = html.escape
+    rows = []
+    for task, entry in report["tasks"].items():
+        clean = ", ".join(f"{k} {_fmt(v)}" for k, v in entry["clean"].items())
+        for fam, fam_rows in entry["families"].items():
+            key = "accuracy" if "accuracy" in fam_rows else "recall@1"
+            drop = fam_rows.get("accuracy_drop")
+            rows.append(f"<tr><th>{esc(task)}</th><td>{esc(fam)}</td><td>{esc(clean)}</td>"
+                        f"<td>{' '.join(_fmt(v) for v in fam_rows[key])} ({key})</td>"
+                        f"<td>{' '.join(_fmt(v) for v in drop) if drop else '–'}</td></tr>")
+    pred = []
+    for task, p in report["prediction"].items():
+        r, c, im = p["vs_radius"], p["vs_one_minus_cosine"], p["per_image"]
+        pred.append(f"<tr><th>{esc(task)}</th><td>{_fmt(r['slope'])}</td><td>{_fmt(r['r2'])}</td><td>{_fmt(r['rmse'])}"
+                    f"</td><td>{_fmt(c['r2'])}</td><td>{_fmt(im['auroc_radius_predicts_flip'])}</td>"
+                    f"<td>{_fmt(im['radius_threshold_at_95_precision'])}</td><td>{im['flips']} / {im['predictions']}</td></tr>")
+    ds = report["dataset"]
+    warn = ('<p class="warn">Random weights: these numbers are not those of any trained model.</p>'
+            if report.get("random_weights") else "")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>vfmaudit downstream: {esc(str(report['model'].get('spec')))}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 1400px; }}
+table {{ border-collapse: collapse; font-size: 0.9em; margin-bottom: 1em; }}
+th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: right; }}
+th:first-child {{ text-align: left; }}
+.warn {{ background: #fff3cd; padding: 0.6em; border: 1px solid #e0c060; }}
+svg {{ max-width: 100%; height: auto; }}
+</style></head><body>
+<h1>Downstream evaluation under perturbation</h1>
+{warn}
+<p>Model <code>{esc(str(report['model'].get('spec')))}</code>, data set <code>{esc(ds['name'])}</code>
+({len(ds['classes'])} classes, {ds['train_images']} training and {ds['test_images']} test images, split {esc(ds['split'])}).
+Classifiers are fitted on clean training embeddings; test images are evaluated clean and under each edit.</p>
+<h2>Tasks</h2>
+<table><tr><th>task</th><th>family</th><th>clean</th><th>per level</th><th>accuracy drop per level</th></tr>
+{''.join(rows)}</table>
+<h2>Does the divergence radius predict the loss?</h2>
+<table><tr><th>task</th><th>slope (drop per radius)</th><th>R²</th><th>RMSE</th><th>R² vs 1−cosine</th>
+<th>AUROC radius → flip</th><th>radius at 95% precision</th><th>flips</th></tr>{''.join(pred)}</table>
+{_plots(report)}
+</body></html>
+"""
+
+
+def write_downstream_html(result, path: Path | None = None) -> Path:
+    path = Path(path) if path else result.out_dir / "report.html"
+    return write_text_atomic(path, render_downstream_html(result.report))
