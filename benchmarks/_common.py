@@ -49,7 +49,11 @@ def machine() -> str:
                     break
     except OSError:
         pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {dt.date.today().isoformat()}"
+    from vfmaudit.artefact.provenance import cpu_flags, package_versions
+
+    v = package_versions()
+    return (f"{cpu} ({' '.join(cpu_flags()) or 'no AVX2'}), {os.cpu_count()} cores, Python {platform.python_version()}, "
+            f"onnxruntime {v.get('onnxruntime', '?')}, torch {v.get('torch', '?')}, {dt.date.today().isoformat()}")
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:

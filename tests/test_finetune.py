@@ -84,7 +84,7 @@ def test_weights_reproduce_the_fine_tuned_embeddings_in_audit_and_export(tuned, 
     info = read_onnx_info(tuned / "model.onnx")
     assert info.weights["kind"] == "file" and info.weights["sha256"] == ex["weights_sha256"]
     page = (tuned / "report.html").read_text()
-    assert "Before and after" in page and "<svg" in page
+    assert "before (A) and after (B)" in page and "<svg" in page and "delta-" in page
 
 
 def test_resume_continues_from_the_checkpoint_and_ends_where_an_uninterrupted_run_ends(photos_dir, tmp_path):
@@ -108,7 +108,7 @@ def test_resume_continues_from_the_checkpoint_and_ends_where_an_uninterrupted_ru
     assert other.returncode == 2 and "cannot resume" in other.stderr and "steps" in other.stderr
     resumed = run_finetune(FinetuneConfig(**base, out=str(tmp_path / "r"), resume=True))
     assert resumed.report["training"]["resumed_from_step"] == 3  # the checkpoint of the last full epoch
-    straight = run_finetune(FinetuneConfig(**base, out=str(tmp_path / "s")))
+    run_finetune(FinetuneConfig(**base, out=str(tmp_path / "s")))
     from safetensors.torch import load_file
 
     a, b = load_file(tmp_path / "r" / "weights.safetensors"), load_file(tmp_path / "s" / "weights.safetensors")

@@ -25,6 +25,7 @@ _LAZY = {
     "run_gate": "vfmaudit.api",
     "run_downstream": "vfmaudit.api",
     "run_finetune": "vfmaudit.api",
+    "compare_reports": "vfmaudit.api",
     "FinetuneConfig": "vfmaudit.finetune",
     "DownstreamConfig": "vfmaudit.downstream",
     "load_policy": "vfmaudit.gate",

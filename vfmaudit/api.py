@@ -24,6 +24,7 @@ from vfmaudit.files import lock_output_file, write_json
 from vfmaudit.gate import GateResult, load_policy
 from vfmaudit.gate import run_gate as gate_run
 from vfmaudit.report import write_audit_html, write_calibration_html
+from vfmaudit.report.compare import Comparison, compare_paths, write_compare
 from vfmaudit.report.downstream_html import write_downstream_html
 from vfmaudit.report.finetune_html import write_finetune_html
 from vfmaudit.report.junit import write_gate_junit
@@ -57,10 +58,11 @@ class ExportRun:
 
 def export_and_check(model: str, out: str | Path, pretrained: str | None = None, seed: int = 0,
                      bake_preprocess: bool = False, opset: int = 17, exporter: str = "auto",
-                     optimize_cpu: bool = False, check: bool = True, images: list[str] | None = None) -> ExportRun:
+                     optimize_cpu: bool = False, check: bool = True, images: list[str] | None = None,
+                     precision: str = "fp32") -> ExportRun:
     """Export to ONNX, optionally write the CPU-optimised file, and check each against torch."""
     res = export_onnx(model, out, pretrained=pretrained, seed=seed, bake_preprocess=bake_preprocess,
-                      opset=opset, exporter=exporter)
+                      opset=opset, exporter=exporter, precision=precision)
     run = ExportRun(export=res)
     artefacts = [res.path]
     if optimize_cpu:
@@ -71,30 +73,23 @@ def export_and_check(model: str, out: str | Path, pretrained: str | None = None,
     return run
 
 
-def export_tensorrt(onnx_path: str | Path, out: str | Path, fp16: bool = False, int8: bool = False,
-                    calib_images: list[str] | None = None, calib_method: str = "entropy",
-                    calib_cache: str | Path | None = None, min_batch: int = 1, opt_batch: int = 8,
+def export_tensorrt(onnx_path: str | Path, out: str | Path, min_batch: int = 1, opt_batch: int = 8,
                     max_batch: int = 32, workspace_gb: float = 4.0,
                     timing_cache: str | Path | None = None) -> EngineBuild:
-    """Build a TensorRT engine; with int8, calibrated on clean + perturbed images."""
-    from vfmaudit.calibration.trt_calibrator import calibrator_for_onnx
-
-    calibrator = None
-    if int8:
-        calibrator = calibrator_for_onnx(onnx_path, calib_images, calib_method,
-                                         calib_cache or Path(str(out) + ".calib"))
-    return build_engine(onnx_path, out, fp16=fp16, int8=int8, calibrator=calibrator, min_batch=min_batch,
-                        opt_batch=opt_batch, max_batch=max_batch, workspace_gb=workspace_gb,
-                        timing_cache=timing_cache)
+    """Build a strongly typed TensorRT engine; its precision is the ONNX file's (fp32, fp16, Q/DQ INT8)."""
+    return build_engine(onnx_path, out, min_batch=min_batch, opt_batch=opt_batch, max_batch=max_batch,
+                        workspace_gb=workspace_gb, timing_cache=timing_cache)
 
 
 def calibrate(onnx_path: str | Path, out: str | Path, images: list[str] | None = None, method: str = "minmax",
               perturbed: bool = True, size: int = 256, seed: int = 0, cache_dir: str | Path | None = None,
-              min_median_cosine: float = 0.98, html: str | Path | None = None) -> CalibrationResult:
+              min_median_cosine: float = 0.98, html: str | Path | None = None, target: str | None = None,
+              sensitivity: bool = False, progress=None) -> CalibrationResult:
     """Quantize to INT8, audit it against fp32 on held-out images, write the HTML page next to `out`."""
     with lock_output_file(out):  # a second calibration into the same file stops with one line
         result = calibrate_int8(onnx_path, out, images=images, method=method, perturbed=perturbed, size=size,
-                                seed=seed, cache_dir=cache_dir, min_median_cosine=min_median_cosine)
+                                seed=seed, cache_dir=cache_dir, min_median_cosine=min_median_cosine, target=target,
+                                sensitivity=sensitivity, progress=progress)
         html_path = Path(html) if html else Path(out).with_suffix(".html")
         result.html_path = write_calibration_html(result.report, html_path)
     return result
@@ -111,6 +106,12 @@ def run_gate(policy: str | Path, baseline: str | Path | None = None, out: str | 
     result = gate_run(policy, baseline=baseline, out=out, dry_run=dry_run, model=model, pretrained=pretrained)
     if dry_run:
         return result
+    if result.baseline_source and "audit" in result.reports:
+        base_audit = Path(result.baseline_source).parent / "audit"
+        if (base_audit / "report.json").is_file():
+            result.compare_path = write_compare(compare_paths(base_audit, Path(result.reports["audit"]).parent),
+                                                result.out_dir / "compare.html",
+                                                title="Gate: baseline (A) against candidate (B)")
     write_gate_junit(result, result.out_dir / "junit.xml")
     write_gate_markdown(result, result.out_dir / "summary.md")
     if junit:
@@ -155,3 +156,11 @@ def run_finetune(config: FinetuneConfig, progress=None, export: str | None = Non
     write_json(report, result.out_dir / "report.json")
     write_finetune_html(result)
     return result
+
+
+def compare_reports(a: str | Path, b: str | Path | None = None, out: str | Path = "compare.html") -> Comparison:
+    """Two runs side by side (audit folders or report.json files), or the two sides of one calibrate or
+    finetune report: per-family deltas, per-image scatter, the images that moved most; HTML at `out`."""
+    comparison = compare_paths(a, b)
+    comparison.path = write_compare(comparison, out, title="vfmaudit: A against B")
+    return comparison

@@ -49,12 +49,29 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# CPU features that decide INT8 and bf16 speed (VNNI: INT8 dot products; AMX: tile matrix units)
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
+
+
+def cpu_flags() -> list[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    present = set(line.split(":", 1)[1].split())
+                    return [flag for flag in CPU_FLAGS if flag in present]
+    except OSError:
+        pass
+    return []
+
+
 def fingerprint() -> dict:
     """Hardware and software a measurement ran on (benchmarks attach it to every result)."""
     import psutil
 
     d = {"date": utc_now(), "cpu": cpu_model(), "cpu_cores": os.cpu_count(),
-         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1), "gpu": None, "cuda": None}
+         "cpu_flags": cpu_flags(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1), "gpu": None,
+         "cuda": None}
     try:
         import torch
 

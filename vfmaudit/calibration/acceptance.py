@@ -27,6 +27,7 @@ def _distribution(values: np.ndarray) -> dict:
 
 
 def accept_int8(fp32: Encoder, int8: Encoder, held_out: list[ImageItem], levels: int = 3, seed: int = 0,
+                measure_speed: bool = True,
                 families: tuple[str, ...] | None = None, speed_batch: int = 16) -> dict:
     families = tuple(families or perturb.get_preset(PROFILE_PRESET).families)
     images, ids = [], []
@@ -67,7 +68,7 @@ def accept_int8(fp32: Encoder, int8: Encoder, held_out: list[ImageItem], levels:
                         "int8_minus_fp32_mean": float(r8.mean() - r32.mean())}
     all_cos = np.concatenate([cos_clean] + cos_pert)
     radius_all = np.array([r["radius"] for r in rows])
-    speed = _speed_ratio(fp32, int8, base, speed_batch)
+    speed = _speed_ratio(fp32, int8, base, speed_batch) if measure_speed else None
     return {
         "held_out_images": ids,
         "cosine_to_fp32": {"all": _distribution(all_cos), "clean": _distribution(cos_clean),

@@ -38,9 +38,18 @@ class CalibrationResult:
 def calibrate_int8(onnx_path: str | Path, out: str | Path, images: list[str] | None = None, method: str = "minmax",
               perturbed: bool = True, size: int = 256, seed: int = 0, cache_dir: str | Path | None = None,
               min_median_cosine: float = MIN_MEDIAN_COSINE, held_out_fraction: float = 0.25,
-              batch_size: int = 8) -> CalibrationResult:
-    """Quantize an fp32 ONNX export to INT8 and audit the result against it on held-out images."""
+              batch_size: int = 8, target: str | None = None, sensitivity: bool = False,
+              progress=None) -> CalibrationResult:
+    """Quantize an fp32 ONNX export to INT8 and audit the result against it on held-out images.
+
+    sensitivity: rank the quantizable nodes by the error each introduces alone. target (e.g.
+    "cosine.p5>=0.999"): keep the fewest top-ranked nodes in float that meet it on the held-out
+    images; passed then means the target was met.
+    """
+    from vfmaudit.calibration.sensitivity import parse_target
     from vfmaudit.runtime import create_encoder
+
+    goal = parse_target(target) if target else None
 
     onnx_path, out = Path(onnx_path), Path(out)
     if not onnx_path.is_file():
@@ -53,9 +62,15 @@ def calibrate_int8(onnx_path: str | Path, out: str | Path, images: list[str] | N
     calib = build_calibration_set(calib_items, info.preprocess, size=size, perturbed=perturbed, seed=seed,
                                   cache_dir=cache_dir)
     q = quantize_onnx(onnx_path, out, calib, method=method, batch_size=batch_size, cache_dir=cache_dir)
-    acceptance = accept_int8(create_encoder("onnx", model=str(onnx_path)), create_encoder("onnx", model=str(out)),
-                             held_out, seed=seed)
+    fp32_enc = create_encoder("onnx", model=str(onnx_path))
+    extra: dict = {}
+    if goal or sensitivity:
+        extra = _mixed_precision(onnx_path, out, calib, info, held_out, fp32_enc, goal, method, batch_size, cache_dir,
+                                 seed, progress)
+        q = extra.pop("quantized")
+    acceptance = accept_int8(fp32_enc, create_encoder("onnx", model=str(out)), held_out, seed=seed)
     median = acceptance["cosine_to_fp32"]["all"]["median"]
+    passed = extra["search"]["met"] if goal else median >= min_median_cosine
     return CalibrationResult({
         **report_header("vfmaudit.calibration", 1),
         "fp32_model": str(onnx_path), "int8_model": str(out), "model": info.spec, "weights": info.weights,
@@ -64,6 +79,57 @@ def calibrate_int8(onnx_path: str | Path, out: str | Path, images: list[str] | N
                         "seed": seed, "cached": calib.cached, "set_file": str(calib.path),
                         "edits": dict(Counter(r["edit"] for r in calib.index))},
         "quantized_ops": q.quantized_ops, "peak_memory_mb": q.peak_memory_mb, "memory_growth_mb": q.memory_growth_mb,
-        "acceptance": acceptance, "min_median_cosine": min_median_cosine, "passed": median >= min_median_cosine,
+        "acceptance": acceptance, "min_median_cosine": min_median_cosine, "passed": passed, **extra,
         "versions": package_versions(),
     })
+
+
+def _mixed_precision(onnx_path: Path, out: Path, calib, info, held_out, fp32_enc, goal, method: str,
+                     batch_size: int, cache_dir, seed: int, progress) -> dict:
+    """Sensitivity ranking, and with a target the search; `out` ends up holding the chosen model."""
+    import shutil
+    import tempfile
+
+    import numpy as np
+
+    from vfmaudit.artefact import make_feed
+    from vfmaudit.calibration.acceptance import _speed_ratio
+    from vfmaudit.calibration.sensitivity import metric_value, search, sensitivity
+    from vfmaudit.runtime import create_encoder
+
+    def quantize(path, only=None, keep_float=()):
+        return quantize_onnx(onnx_path, path, calib, method=method, batch_size=batch_size, cache_dir=cache_dir,
+                             only=only, keep_float=keep_float)
+
+    feed = make_feed(np.asarray(calib.images[:8]), info.input_format, info.preprocess)
+    ranking = sensitivity(onnx_path, calib, quantize, feed, fp32_enc.input_name,
+                          progress=(lambda i, n: progress("sensitivity", i, n)) if progress else None)
+    extra: dict = {"sensitivity": [r.to_json() for r in ranking]}
+    with tempfile.TemporaryDirectory(prefix="vfmaudit-search-") as tmp:
+        full = Path(tmp) / "full_int8.onnx"
+        shutil.copyfile(out, full)
+        q = None
+        if goal:
+            trial = Path(tmp) / "trial.onnx"
+
+            def evaluate(keep: tuple[str, ...]) -> float | None:
+                quantize(trial, keep_float=keep)
+                acc = accept_int8(fp32_enc, create_encoder("onnx", model=str(trial)), held_out, levels=2, seed=seed,
+                                  measure_speed=False)
+                if progress:
+                    progress("search", len(keep), len(ranking))
+                return metric_value(acc, goal.metric)
+
+            found = search(ranking, goal, evaluate)
+            q = quantize(out, keep_float=tuple(found.kept_float))
+            base = np.stack([fp32_enc.preprocess.prepare(it.load()) for it in held_out[:8]])
+            mixed = _speed_ratio(fp32_enc, create_encoder("onnx", model=str(out)), base, 16)
+            full_speed = _speed_ratio(fp32_enc, create_encoder("onnx", model=str(full)), base, 16)
+            extra["search"] = {**found.to_json(), "speed": {
+                "fp32_img_per_s": mixed["fp32_img_per_s"], "mixed_img_per_s": mixed["int8_img_per_s"],
+                "full_int8_img_per_s": full_speed["int8_img_per_s"],
+                "mixed_over_fp32": mixed["int8_over_fp32"],
+                "mixed_over_full_int8": mixed["int8_img_per_s"] / full_speed["int8_img_per_s"]}}
+        extra["quantized"] = q or quantize_onnx(onnx_path, out, calib, method=method, batch_size=batch_size,
+                                                cache_dir=cache_dir)
+    return extra

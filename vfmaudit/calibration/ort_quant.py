@@ -97,7 +97,8 @@ def require_fp32(path: str | Path):
 def quantize_onnx(fp32_path: str | Path, out: str | Path, calib: CalibrationSet, method: str = "minmax",
                   per_channel: bool = True, batch_size: int = 8, batches_in_memory: int = 4,
                   cache_dir: str | Path | None = None, op_types: tuple[str, ...] | None = ("Conv", "MatMul", "Gemm"),
-                  keep_attention_float: bool = True) -> QuantizeResult:
+                  keep_attention_float: bool = True, keep_float: tuple[str, ...] = (),
+                  only: tuple[str, ...] | None = None) -> QuantizeResult:
     """Calibrate and quantize to INT8 QDQ.
 
     Activations are collected a few batches at a time (ORT's strided calibration), and the
@@ -105,6 +106,9 @@ def quantize_onnx(fp32_path: str | Path, out: str | Path, calib: CalibrationSet,
     entropy/percentile calibrators otherwise hold every batch's activations until the end
     (the out-of-memory reports in onnxruntime issues 10503 and 11020). The tensor ranges are
     cached next to the calibration set, so a second build with the same inputs skips calibration.
+
+    keep_float: further nodes left in float (a mixed-precision search's choice); only: quantize just
+    these nodes (a sensitivity measurement). Both reuse the cached ranges.
     """
     import onnxruntime as ort
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -139,10 +143,11 @@ def quantize_onnx(fp32_path: str | Path, out: str | Path, calib: CalibrationSet,
         if method == "percentile":
             extra["CalibPercentile"] = 99.999
         with PeakMemory() as mem, contextlib.redirect_stdout(io.StringIO()):
-            exclude = activation_matmuls(pre) if keep_attention_float else []
+            exclude = (activation_matmuls(pre) if keep_attention_float else []) + list(keep_float)
             try:
                 quantize_static(str(pre), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=per_channel,
                                 op_types_to_quantize=list(op_types) if op_types else None, nodes_to_exclude=exclude,
+                                nodes_to_quantize=list(only) if only is not None else None,
                                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                                 calibrate_method=calib_method, extra_options=extra,
                                 calibration_providers=["CPUExecutionProvider"],
@@ -155,7 +160,8 @@ def quantize_onnx(fp32_path: str | Path, out: str | Path, calib: CalibrationSet,
     info.extra = {**info.extra, "calibration": {"method": method, "images": len(calib), "per_channel": per_channel,
                                                 "format": "QDQ", "source_fp32": str(fp32_path),
                                                 "op_types": list(op_types or []),
-                                                "float_attention_matmuls": len(exclude)}}
+                                                "float_attention_matmuls": len(exclude) - len(keep_float),
+                                                "kept_float": list(keep_float)}}
     write_onnx_info(out, info)
     return QuantizeResult(path=out, method=method, calibration_images=len(calib), peak_memory_mb=mem.peak_mb,
                           memory_growth_mb=mem.growth_mb, quantized_ops=quantized_op_counts(out))

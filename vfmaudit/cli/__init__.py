@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from vfmaudit.cli import audit, bench, calibrate, catalogue, downstream, export, finetune, gate
+from vfmaudit.cli import audit, bench, calibrate, catalogue, downstream, export, finetune, gate, report
 from vfmaudit.cli.common import err
 
 app = typer.Typer(
@@ -20,7 +20,7 @@ app = typer.Typer(
          "an acceptance policy in CI (gate); robust fine-tuning to ship again (finetune).",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
 )
-for _group in (audit, downstream, finetune, export, calibrate, bench, gate, catalogue):
+for _group in (audit, downstream, finetune, export, calibrate, bench, gate, report, catalogue):
     _group.register(app)
 
 

@@ -28,14 +28,21 @@ def calibrate(
         help="Where calibration sets and ranges are cached (default ~/.cache/vfmaudit/calibration).")] = None,
     min_median_cosine: Annotated[float, typer.Option(
         help="Acceptance: median cosine to fp32 on held-out images.")] = MIN_MEDIAN_COSINE,
+    target: Annotated[Optional[str], typer.Option(
+        help="Mixed precision to a target, e.g. 'cosine.p5>=0.999' (acceptance metrics: cosine[.all|.clean|.perturbed]"
+             ".min|p5|median|mean, radius.*, agreement.top1|overlap@k): keep the fewest most sensitive nodes in "
+             "float that meet it on held-out images; exit 1 with the best found when none does.")] = None,
+    sensitivity: Annotated[bool, typer.Option(
+        "--sensitivity", help="Rank the quantizable nodes by the error each introduces alone (implied by --target).")]
+        = False,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the full report as JSON here.")] = None,
     html_out: Annotated[Optional[Path], typer.Option(
         "--html", help="Write an HTML report here (default: next to --out).")] = None,
 ) -> None:
     """Calibrate and quantize to INT8 (QDQ, per-channel), then audit the INT8 model against its fp32 parent.
 
-    Exit 0 when the median cosine to fp32 on held-out images reaches --min-median-cosine, 1 when
-    it does not, 2 on unusable input.
+    Exit 0 when the median cosine to fp32 on held-out images reaches --min-median-cosine (with
+    --target: when the target is met), 1 when it does not, 2 on unusable input.
     """
     from vfmaudit import calibrate as run_calibration
     from vfmaudit.cli.common import err
@@ -44,7 +51,7 @@ def calibrate(
     with err.status("calibrating..."):
         result = run_calibration(onnx_file, out_file, images=paths(images), method=method, perturbed=perturbed,
                                  size=size, seed=seed, cache_dir=cache_dir, min_median_cosine=min_median_cosine,
-                                 html=html_out)
+                                 html=html_out, target=target, sensitivity=sensitivity)
     print_calibration(result, result.html_path, out)
     write_result_json(result, json_out)
     if not result.passed:

@@ -108,3 +108,12 @@ def sample_crops(per_image: int = 8, seed: int = 0, limit: int | None = None) ->
 
             items.append(ImageItem(id=f"{base.id}#crop{k}", load=load))
     return items
+
+
+def item_for_id(item_id: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageItem | None:
+    """The item a report names, when it can be loaded again: a built-in sample or a file that still exists."""
+    if item_id.startswith("skimage:") and "#" not in item_id:
+        name = item_id.split(":", 1)[1]
+        return ImageItem(item_id, _sample_loader(name)) if name in SAMPLE_NAMES else None
+    p = Path(item_id).expanduser()
+    return ImageItem(item_id, _file_loader(p, max_pixels)) if p.is_file() else None

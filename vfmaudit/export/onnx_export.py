@@ -13,7 +13,7 @@ import torch
 
 from vfmaudit.errors import VfmauditError
 from vfmaudit.export.builders import ArtefactBuilder, register_builder
-from vfmaudit.artefact import INPUT_FLOAT_NCHW, INPUT_UINT8_NHWC, ArtefactInfo, write_onnx_info
+from vfmaudit.artefact import INPUT_FLOAT_NCHW, INPUT_UINT8_NHWC, ArtefactInfo, read_onnx_info, write_onnx_info
 from vfmaudit.models.factory import BuiltModel, build_model
 from vfmaudit.models.preprocess import PreprocessSpec
 
@@ -111,12 +111,20 @@ def check_onnx(path: Path) -> None:
 
 def export_onnx(model: str | BuiltModel, out: str | Path, pretrained: str | None = None, seed: int = 0,
                 bake_preprocess: bool = False, opset: int = MIN_OPSET, exporter: str = "auto",
-                example_batch: int = 2) -> ExportResult:
+                example_batch: int = 2, precision: str = "fp32") -> ExportResult:
     """Export an encoder to ONNX with a dynamic batch axis and vfmaudit metadata, then check it.
 
     bake_preprocess: the graph takes uint8 NHWC images at the model's input size and does the
     normalisation itself, so a deployment needs only resize/crop before it.
     """
+    from vfmaudit.export.precision import PRECISIONS
+
+    if precision not in PRECISIONS:
+        raise VfmauditError(f"unknown precision '{precision}'; choose from {', '.join(PRECISIONS)}", param="precision")
+    if precision == "bf16":
+        from vfmaudit.export.precision import convert_precision
+
+        convert_precision("unused.onnx", "bf16")  # the one-line reason, before any work
     if opset < MIN_OPSET:
         raise VfmauditError(f"opset must be >= {MIN_OPSET}, got {opset}", param="opset")
     if exporter not in EXPORTERS:
@@ -153,14 +161,20 @@ def export_onnx(model: str | BuiltModel, out: str | Path, pretrained: str | None
                                "fallback_reasons": errors})
     write_onnx_info(out, info)
     check_onnx(out)
+    if precision != "fp32":  # precision lives in the graph (TensorRT 11 builds it as it is)
+        from vfmaudit.export.precision import convert_precision
+
+        convert_precision(out, precision)
+        info = read_onnx_info(out)
+        check_onnx(out)
     return ExportResult(path=out, exporter=used, info=info,
                         external_data=external or os.path.exists(str(out) + ".data"))
 
 
 def _build_for_backend(built: BuiltModel, out_dir: Path, precision: str, batch_size: int) -> Path:  # noqa: ARG001
-    return export_onnx(built, Path(out_dir) / "model.onnx").path
+    return export_onnx(built, Path(out_dir) / f"model_{precision}.onnx", precision=precision).path
 
 
 register_builder(ArtefactBuilder(
-    backend="onnx", source=None, precisions=("fp32",), build=_build_for_backend,
+    backend="onnx", source=None, precisions=("fp32", "fp16"), build=_build_for_backend,
     other_precisions_hint="pass an artefact of that precision as model (int8: `vfmaudit calibrate`)"))

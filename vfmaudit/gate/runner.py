@@ -59,6 +59,7 @@ class GateResult:
     reports: dict[str, str] = field(default_factory=dict)  # measurement -> its report file
     baseline_source: str | None = None
     out_dir: Path | None = None
+    compare_path: Path | None = None  # baseline against candidate audit, when both exist
 
     @property
     def passed(self) -> bool:

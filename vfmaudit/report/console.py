@@ -142,9 +142,24 @@ def print_calibration(result, html_path, console: Console) -> None:
     sp = acc["speed"]
     _plain(console, f"speed on this machine: INT8/fp32 = {sp['int8_over_fp32']:.2f}x "
                     f"({sp['int8_img_per_s']:.1f} vs {sp['fp32_img_per_s']:.1f} img/s)")
+    if "sensitivity" in report:
+        t = Table(title="Most sensitive nodes (each quantized alone)")
+        for col in ("node", "op", "module", "SQNR dB", "1 - cosine"):
+            t.add_column(col, justify="right" if col in ("SQNR dB", "1 - cosine") else "left")
+        for r in report["sensitivity"][:10]:
+            t.add_row(r["node"][-48:], r["op_type"], r["module"][-40:],
+                      "–" if r["sqnr_db"] is None else f"{r['sqnr_db']:.1f}", f"{r['cosine_loss']:.2e}")
+        console.print(t)
+    if "search" in report:
+        s = report["search"]
+        sp = s["speed"]
+        _plain(console, f"target {s['target']}: {'met' if s['met'] else 'NOT met (best found)'} with "
+                        f"{s['nodes_kept_float']} node(s) in float, value {s['value']}; speed "
+                        f"{sp['mixed_over_fp32']:.2f}x fp32, {sp['mixed_over_full_int8']:.2f}x full INT8")
     verdict = "PASS" if report["passed"] else "FAIL"
     _plain(console, f"acceptance {verdict}: median cosine {c['all']['median']:.5f} "
-                    f"(needs >= {report['min_median_cosine']:g})")
+                    f"(needs >= {report['min_median_cosine']:g})" if "search" not in report else
+           f"acceptance {verdict}: target {report['search']['target']}")
     _plain(console, f"wrote {html_path}")
 
 

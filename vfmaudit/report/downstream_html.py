@@ -6,7 +6,7 @@ import html
 from pathlib import Path
 
 from vfmaudit.files import write_text_atomic
-from vfmaudit.report.html_report import _svg
+from vfmaudit.report.page import responsive_svg as _svg
 
 
 def _fmt(v) -> str:

@@ -1,4 +1,4 @@
-"""The fine-tuning page: before and after on held-out images, per family, and the training curve."""
+"""The fine-tuning page: the compare view (before as A, after as B) with the training figures."""
 
 from __future__ import annotations
 
@@ -6,12 +6,8 @@ import csv
 import html
 from pathlib import Path
 
-from vfmaudit.files import write_text_atomic
-from vfmaudit.report.html_report import _svg
-
-
-def _fmt(v, signed: bool = False) -> str:
-    return "–" if v is None else (f"{v:+.4f}" if signed else f"{v:.4f}")
+from vfmaudit.report.compare import compare, sides_from_report, write_compare
+from vfmaudit.report.page import responsive_svg
 
 
 def _curve(log_path: Path) -> str:
@@ -34,19 +30,23 @@ def _curve(log_path: Path) -> str:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     ax.set_title("Training (both terms of the loss, higher is better)", fontsize=10)
-    return _svg(fig)
+    return responsive_svg(fig)
 
 
-def render_finetune_html(report: dict, out_dir: Path) -> str:
+def write_finetune_html(result, path: Path | None = None) -> Path:
+    report, out_dir = result.report, result.out_dir
+    path = Path(path) if path else out_dir / "report.html"
     esc = html.escape
-    held = report["held_out"]
-    rows = []
-    for fam, e in held["families"].items():
-        r = e["divergence_radius"]
-        change = "–" if r["relative_change"] is None else f"{100 * r['relative_change']:+.1f} %"
-        rows.append(f"<tr><th>{esc(fam)}</th><td>{'trained' if e['trained'] else 'not trained'}</td>"
-                    f"<td>{_fmt(r['before'])}</td><td>{_fmt(r['after'])}</td><td>{change}</td>"
-                    f"<td>{_fmt(e['cosine']['before'])}</td><td>{_fmt(e['cosine']['after'])}</td></tr>")
+    held, t = report["held_out"], report["training"]
+    trained = [f for f, e in held["families"].items() if e["trained"]]
+    intro = (('<p class="warn">Random weights: the starting model is randomly initialised, not a trained encoder.</p>'
+              if report.get("random_weights") else "")
+             + f"<p>Trained for {', '.join(map(esc, trained))} ({t['steps']} steps on {t['train_images']} images, "
+               f"{report['trainable_parameters']:,} trainable parameters, {t['images_per_s']:.1f} images/s). "
+               f"Held out: {held['images']} images; utility cos(f(x), f'(x)) mean "
+               f"{held['utility_cosine']['mean']:.4f} (min {held['utility_cosine']['min']:.4f}); nearest-neighbour "
+               f"top-1 agreement with the original {held['agreement'].get('top1') or float('nan'):.3f}. "
+               f"Weights: <code>{esc(report['weights_file']['use_with'])}</code>.</p>")
     extra = ""
     if "export" in report:
         ex = report["export"]
@@ -56,37 +56,7 @@ def render_finetune_html(report: dict, out_dir: Path) -> str:
         g = report["gate"]
         extra += (f"<p>Gate <code>{esc(g['policy'])}</code>: {'passed' if g['passed'] else 'failed'} "
                   f"({g['failures']} failing checks; <code>{esc(g['result'])}</code>).</p>")
-    warn = ('<p class="warn">Random weights: the starting model is randomly initialised, not a trained encoder.</p>'
-            if report.get("random_weights") else "")
-    t = report["training"]
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>vfmaudit finetune: {esc(report['model']['spec'])}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 1200px; }}
-table {{ border-collapse: collapse; font-size: 0.9em; }}
-th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: right; }}
-th:first-child {{ text-align: left; }}
-.warn {{ background: #fff3cd; padding: 0.6em; border: 1px solid #e0c060; }}
-svg {{ max-width: 100%; height: auto; }}
-</style></head><body>
-<h1>Robust fine-tuning</h1>
-{warn}
-<p>Model <code>{esc(report['model']['spec'])}</code>, trained for {', '.join(map(esc, report['trained_families']))};
-{t['steps']} steps on {t['train_images']} images, {report['trainable_parameters']:,} trainable parameters
-({t['images_per_s']:.1f} images/s). Weights: <code>{esc(report['weights_file']['path'])}</code>
-(use with <code>{esc(report['weights_file']['use_with'])}</code>).</p>
-<p>On {held['images']} held-out images: utility cos(f(x), f'(x)) mean {held['utility_cosine']['mean']:.4f}
-(min {held['utility_cosine']['min']:.4f}); nearest-neighbour agreement with the original: top-1
-{_fmt(held['agreement'].get('top1'))}.</p>
-{extra}
-<h2>Before and after, held-out images</h2>
-<table><tr><th>family</th><th></th><th>radius before</th><th>radius after</th><th>change</th>
-<th>cosine before</th><th>cosine after</th></tr>{''.join(rows)}</table>
-{_curve(out_dir / 'train_log.csv')}
-</body></html>
-"""
-
-
-def write_finetune_html(result, path: Path | None = None) -> Path:
-    path = Path(path) if path else result.out_dir / "report.html"
-    return write_text_atomic(path, render_finetune_html(result.report, result.out_dir))
+    extra += "<h2>Training</h2>" + _curve(out_dir / "train_log.csv")
+    comp = compare(*sides_from_report(report, str(out_dir / "report.json")))
+    return write_compare(comp, path, title="Robust fine-tuning: before (A) and after (B), held-out images",
+                         intro=intro, extra=extra)

@@ -1,0 +1,141 @@
+"""Precision in the ONNX graph: INT8 sensitivity and the search to a target, fp16 artefacts."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+from cli_runner import run_cli
+from vfmaudit.artefact import read_onnx_info
+from vfmaudit.calibration.sensitivity import Target, parse_target, search
+
+
+@pytest.fixture(scope="module")
+def r18(tmp_path_factory):
+    from vfmaudit import export_onnx
+
+    d = tmp_path_factory.mktemp("prec")
+    return export_onnx("timm:resnet18", d / "r18.onnx", seed=0).path
+
+
+@pytest.fixture(scope="module")
+def searched(r18, tmp_path_factory):
+    """A target full INT8 misses on this model (its own full-INT8 p5 nudged up), met by keeping nodes in float."""
+    d = tmp_path_factory.mktemp("search")
+    full = run_cli("calibrate", r18, "--out", d / "full.onnx", "--size", "24", "--sensitivity", "--json",
+                   d / "full.json", "--cache-dir", d / "cache")
+    assert full.returncode == 0, full.stderr
+    report = json.loads((d / "full.json").read_text())
+    p5 = report["acceptance"]["cosine_to_fp32"]["all"]["p5"]
+    goal = 1 - (1 - p5) / 4  # four times closer to fp32 than full INT8 gets
+    res = run_cli("calibrate", r18, "--out", d / "mixed.onnx", "--size", "24", "--target", f"cosine.p5>={goal:.7f}",
+                  "--json", d / "mixed.json", "--cache-dir", d / "cache")
+    return d, report, res, goal
+
+
+def test_sensitivity_ranking_is_consistent_with_quantizing_the_nodes_alone(r18, searched):
+    """Independently of the ranking code: quantize the top and the bottom node alone with onnxruntime and
+    compare the embedding error each causes."""
+    from vfmaudit.calibration import build_calibration_set
+    from vfmaudit.calibration.ort_quant import quantize_onnx
+    from vfmaudit.data import sample_items
+    from vfmaudit.runtime import create_encoder
+
+    d, report, _, _ = searched
+    ranking = report["sensitivity"]
+    assert len(ranking) >= 15 and all(r["op_type"] == "Conv" for r in ranking)
+    losses = [r["cosine_loss"] for r in ranking]
+    assert losses == sorted(losses, reverse=True) and losses[0] > losses[-1]
+    assert all(r["sqnr_db"] is None or r["sqnr_db"] > 10 for r in ranking)
+    info = read_onnx_info(r18)
+    calib = build_calibration_set(sample_items(8), info.preprocess, size=24, cache_dir=d / "cache2")
+    fp32 = create_encoder("onnx", model=str(r18))
+    images = np.stack([fp32.preprocess.prepare(it.load()) for it in sample_items()[8:12]])
+    ref = fp32.encode(images)
+
+    def error_of(node):
+        path = d / f"alone_{node}.onnx"
+        quantize_onnx(r18, path, calib, only=(node,), cache_dir=d / "cache2")
+        emb = create_encoder("onnx", model=str(path)).encode(images)
+        return float(1 - np.mean(np.sum(emb * ref, axis=1)))
+
+    assert error_of(ranking[0]["node"]) > error_of(ranking[-1]["node"])
+
+
+def test_search_meets_a_target_full_int8_misses(searched):
+    d, full_report, res, goal = searched
+    assert res.returncode == 0, res.stdout + res.stderr
+    report = json.loads((d / "mixed.json").read_text())
+    s = report["search"]
+    assert s["met"] and s["nodes_kept_float"] >= 1 and s["value"] >= goal
+    assert full_report["acceptance"]["cosine_to_fp32"]["all"]["p5"] < goal
+    assert report["acceptance"]["cosine_to_fp32"]["all"]["p5"] >= goal - 2e-4  # the written model, full acceptance
+    kept = set(s["kept_float"])
+    model = onnx.load(str(d / "mixed.onnx"))
+    dq_inputs = {i for n in model.graph.node if n.op_type == "DequantizeLinear" for i in n.output}
+    for node in model.graph.node:
+        if node.name in kept:  # a kept node's weight stays float (its input may be shared with quantized nodes)
+            assert node.input[1] not in dq_inputs, node.name
+    assert set(s["speed"]) >= {"mixed_over_fp32", "mixed_over_full_int8"}
+    assert read_onnx_info(d / "mixed.onnx").extra["calibration"]["kept_float"] == s["kept_float"]
+
+
+def test_impossible_target_exits_1_with_the_best_found(r18, tmp_path, searched):
+    d = searched[0]
+    res = run_cli("calibrate", r18, "--out", tmp_path / "x.onnx", "--size", "24", "--target", "cosine.min>=0.99999999",
+                  "--json", tmp_path / "x.json", "--cache-dir", d / "cache")
+    assert res.returncode == 1, res.stderr
+    s = json.loads((tmp_path / "x.json").read_text())["search"]
+    assert not s["met"] and s["value"] is not None and "NOT met" in res.stdout
+
+
+def test_search_is_a_bisection_over_the_ranking():
+    class R:
+        def __init__(self, name):
+            self.name = name
+
+    ranking = [R(f"n{i}") for i in range(20)]
+    calls = []
+
+    def evaluate(keep):  # the metric rises with every node kept in float
+        calls.append(len(keep))
+        return 0.9 + 0.005 * len(keep)
+
+    found = search(ranking, Target("cosine.p5", ">=", 0.96), evaluate)
+    assert found.met and len(found.kept_float) == 12 and found.kept_float[0] == "n0"
+    assert len(calls) <= 2 + 5  # full INT8, all-but-one, then log2(20) steps
+    assert not search(ranking, Target("cosine.p5", ">=", 0.9999), evaluate).met
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("cosine.p5=0.9", "is not METRIC>=VALUE"),
+    ("cosine.p6>=0.9", "did you mean 'cosine.p5'"),
+    ("radius.mean>=0.1", "lower is better, so compare it with <="),
+])
+def test_bad_targets_are_one_line(r18, tmp_path, text, needle):
+    res = run_cli("calibrate", r18, "--out", tmp_path / "x.onnx", "--target", text)
+    assert res.returncode == 2 and needle in res.stderr and res.stderr.count("\n") == 1
+    assert parse_target("agreement.overlap@5>=0.8").metric == "agreement.overlap@5"
+
+
+def test_fp16_artefact_passes_export_check_at_the_fp16_threshold(tmp_path):
+    res = run_cli("export", "onnx", "-m", "openclip:ViT-S-32", "--precision", "fp16", "--out", tmp_path / "m16.onnx",
+                  "--json", tmp_path / "parity.json")
+    assert res.returncode == 0, res.stderr
+    info = read_onnx_info(tmp_path / "m16.onnx")
+    assert info.precision == "fp16"
+    parity = json.loads((tmp_path / "parity.json").read_text())
+    assert parity["passed"] and parity["min_cosine_required"] == 0.999 and parity["precision"] == "fp16"
+    model = onnx.load(str(tmp_path / "m16.onnx"))
+    fp16_weights = [t for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT16]
+    assert len(fp16_weights) > 20  # weights really are fp16
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # float32 I/O kept
+    assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    check = run_cli("export", "check", tmp_path / "m16.onnx")
+    assert check.returncode == 0 and "fp16" in check.stdout
+
+
+def test_bf16_is_refused_with_the_reason(tmp_path):
+    res = run_cli("export", "onnx", "-m", "timm:resnet18", "--precision", "bf16", "--out", tmp_path / "m.onnx")
+    assert res.returncode == 2 and "ModelOpt AutoCast" in res.stderr and not (tmp_path / "m.onnx").exists()

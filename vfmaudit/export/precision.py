@@ -1,0 +1,48 @@
+"""Reduced precision that lives in the ONNX graph: fp16 weights and compute, float32 inputs and outputs.
+
+TensorRT 11 reads precision from the graph (strongly typed), and onnxruntime runs the same file,
+so the artefact is checked here on the CPU and built unchanged on a GPU. Conversion uses
+onnxconverter-common's float16 converter with an op block-list: normalisations, reductions and
+softmax stay in float32, where fp16's range and rounding hurt embeddings most.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vfmaudit.artefact import read_onnx_info, write_onnx_info
+from vfmaudit.errors import VfmauditError
+
+PRECISIONS = ("fp32", "fp16", "bf16")
+# float32 islands in an fp16 graph: numerically sensitive ops
+FP16_BLOCK_LIST = ("LayerNormalization", "ReduceMean", "ReduceSum", "ReduceL2", "Pow", "Sqrt", "Softmax", "Erf",
+                   "Exp", "Log", "Div", "Range", "CumSum")
+
+
+def convert_precision(path: str | Path, precision: str, out: str | Path | None = None) -> Path:
+    """Rewrite an fp32 vfmaudit export in `precision` (float32 I/O kept); returns the written file."""
+    path = Path(path)
+    out = Path(out) if out else path
+    if precision not in PRECISIONS:
+        raise VfmauditError(f"unknown precision '{precision}'; choose from {', '.join(PRECISIONS)}", param="precision")
+    if precision == "fp32":
+        return path
+    if precision == "bf16":
+        raise VfmauditError("bf16 artefacts need NVIDIA ModelOpt AutoCast (python -m modelopt.onnx.autocast "
+                            "--low_precision_type bf16), which vfmaudit does not run yet; use fp16", param="precision")
+    import onnx
+    from onnxconverter_common import float16
+
+    info = read_onnx_info(path)
+    if info.precision != "fp32":
+        raise VfmauditError(f"{path} is {info.precision}; convert its fp32 export instead", param="precision")
+    model = onnx.load(str(path))
+    block = list(float16.DEFAULT_OP_BLOCK_LIST) + list(FP16_BLOCK_LIST)
+    converted = float16.convert_float_to_float16(model, keep_io_types=True, op_block_list=block,
+                                                 disable_shape_infer=False)
+    onnx.save(converted, str(out))
+    info.precision = "fp16"
+    info.extra = {**info.extra, "precision_conversion": {"tool": "onnxconverter-common float16",
+                                                         "float32_ops": sorted(set(block)), "io": "float32"}}
+    write_onnx_info(out, info)
+    return out
