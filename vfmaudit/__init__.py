@@ -42,6 +42,7 @@ _LAZY = {
     "bench_perturb": "vfmaudit.bench",
     "bench_meb": "vfmaudit.bench",
     "bench_audit": "vfmaudit.bench",
+    "bench_audit_scaling": "vfmaudit.bench",
     "ArtefactInfo": "vfmaudit.artefact",
     "read_onnx_info": "vfmaudit.artefact",
 }

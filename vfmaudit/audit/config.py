@@ -11,6 +11,7 @@ from vfmaudit.metrics import metrics
 
 DEFAULT_MODEL = "openclip:ViT-S-32"
 DEFAULT_OUT = "vfmaudit-out"
+ENGINES = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,19 @@ class AuditConfig:
     resume: bool = False
     overwrite: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
+    # where it runs (not part of the fingerprint: results do not depend on it)
+    engine: str = "local"  # local | ray
+    ray_address: str | None = None  # None: start a local Ray instance; "auto" or ray://host:10001
+    workers: int = 2  # encoder actors (ray)
+    gpus_per_worker: float = 0.0
+    shard_size: int = 256  # images per shard (ray): the unit of work, of resume and of retry
 
     def plan(self) -> list[FamilyPlan]:
+        if self.engine not in ENGINES:
+            raise VfmauditError(f"unknown engine '{self.engine}'; choose from {', '.join(ENGINES)}", param="engine")
+        if self.workers < 1 or self.shard_size < 1 or self.gpus_per_worker < 0:
+            raise VfmauditError("workers and shard_size must be >= 1, gpus_per_worker >= 0",
+                                param=("workers", "shard_size", "gpus_per_worker"))
         return parse_perturbations(self.perturbations, self.levels)
 
     def fingerprint(self) -> dict:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -65,35 +65,49 @@ def measure_audit(config: AuditConfig, progress: ProgressFn | None = None, encod
     """
     plans = config.plan()
     items = collect_items(config.inputs, config.max_pixels) if config.inputs else sample_items()
-    if encoder is None:  # before touching out: a run that cannot start leaves nothing behind
+    if config.engine == "ray":
+        from vfmaudit.audit.ray_engine import import_ray
+
+        import_ray()  # a one-line error before anything when Ray is not installed
+    elif encoder is None:  # before touching out: a run that cannot start leaves nothing behind
         encoder = open_encoder(config)
     out = Path(config.out)
     if out.exists() and not out.is_dir():
         raise VfmauditError(f"out {out} is a file; pass a folder", param="out")
     with lock_folder(out):
-        result = _run_locked(config, plans, items, encoder, progress or (lambda event, n: None))
+        if config.engine == "ray":
+            from vfmaudit.audit.ray_engine import run_ray_locked
+
+            result = run_ray_locked(config, plans, items, progress or (lambda event, n: None))
+        else:
+            result = _run_locked(config, plans, items, encoder, progress or (lambda event, n: None))
         if on_complete:
             on_complete(result)
     return result
 
 
-def _run_locked(config: AuditConfig, plans, items, encoder: Encoder, progress: ProgressFn) -> AuditResult:
-    store = ResultsStore(config.out, [p.name for p in plans]).open(
-        config.fingerprint(), resume=config.resume, overwrite=config.overwrite)
-    todo = [it for it in items if it.id not in store.done and it.id not in store.skipped]
-    progress("start", len(todo))
+@dataclass
+class ChunkResult:
+    """One chunk of images, scored: what a results store (or a shard file) receives."""
 
-    rebatch = Rebatcher(encoder, config.batch_size)
+    ids: list[str]
+    skipped: list[tuple[str, str]]  # (id, reason)
+    image_rows: list[dict]
+    level_rows: list[dict]
+
+
+def audit_chunks(items, encoder: Encoder, plans, batch_size: int, seed: int) -> Iterator[ChunkResult]:
+    """Score items chunk by chunk: decoding and perturbing run ahead in a thread, the encoder gets full
+    batches across families, and every finished chunk is yielded. Both engines run this."""
+    rebatch = Rebatcher(encoder, batch_size)
     chunk: CleanChunk | None = None
     clean_emb = np.empty((0, encoder.embed_dim), np.float32)
     family_embs: list[tuple[FamilyVariants, np.ndarray]] = []
-    for unit in produce(todo, config.batch_size, encoder.preprocess, plans, config.seed):
+    for unit in produce(items, batch_size, encoder.preprocess, plans, seed):
         if isinstance(unit, CleanChunk):
             chunk = unit
-            for item_id, reason in unit.skipped:
-                store.add_skipped(item_id, reason)
             if not unit.ids:
-                progress("advance", len(unit.skipped))
+                yield ChunkResult([], unit.skipped, [], [])
                 continue
             clean_emb = np.empty((len(unit.ids), encoder.embed_dim), np.float32)
             rebatch.add(unit.images, clean_emb)
@@ -103,21 +117,37 @@ def _run_locked(config: AuditConfig, plans, items, encoder: Encoder, progress: P
         emb = np.empty((len(unit.images), encoder.embed_dim), np.float32)
         rebatch.add(unit.images, emb)
         family_embs.append((unit, emb))
-        if len(family_embs) == len(plans):  # the chunk is complete: score it, on disk before anything else
+        if len(family_embs) == len(plans):  # the chunk is complete: score it
             rebatch.flush()
             image_rows: list[dict] = []
             level_rows: list[dict] = []
             for fam_unit, fam_emb in family_embs:
                 _score_family(fam_unit, chunk, clean_emb, fam_emb, image_rows, level_rows)
-            store.add_results(image_rows, level_rows)
-            progress("advance", len(chunk.ids) + len(chunk.skipped))
+            yield ChunkResult(chunk.ids, chunk.skipped, image_rows, level_rows)
 
+
+def _run_locked(config: AuditConfig, plans, items, encoder: Encoder, progress: ProgressFn) -> AuditResult:
+    store = ResultsStore(config.out, [p.name for p in plans]).open(
+        config.fingerprint(), resume=config.resume, overwrite=config.overwrite)
+    todo = [it for it in items if it.id not in store.done and it.id not in store.skipped]
+    progress("start", len(todo))
+    for done in audit_chunks(todo, encoder, plans, config.batch_size, config.seed):
+        for item_id, reason in done.skipped:
+            store.add_skipped(item_id, reason)
+        if done.ids:  # on disk before anything else
+            store.add_results(done.image_rows, done.level_rows)
+        progress("advance", len(done.ids) + len(done.skipped))
+    return finish_report(config, plans, encoder.describe(), store)
+
+
+def finish_report(config: AuditConfig, plans, encoder_desc: dict, store: ResultsStore) -> AuditResult:
+    """Summaries from the tables on disk, and report.json."""
     families, _ = family_summaries(iter_rows(store.dir / PER_IMAGE), iter_rows(store.dir / PER_LEVEL),
                                    [p.name for p in plans])
     n_done = max((f["n_images"] for f in families.values()), default=0)
     warnings = [f"{n} duplicated row(s) in {name} were ignored: the folder had been written twice (two runs "
                 f"at once, before vfmaudit locked its output folders)" for name, n in store.duplicates.items()]
-    report = build_report(config, encoder.describe(), plans, families, store.skipped, n_done, warnings)
+    report = build_report(config, encoder_desc, plans, families, store.skipped, n_done, warnings)
     write_json(report, store.dir / REPORT_JSON)
     return AuditResult(report=report, out_dir=Path(config.out))
 

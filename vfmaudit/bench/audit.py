@@ -47,3 +47,48 @@ def bench_audit(model: str = "openclip:ViT-S-32", inputs: list[str] | None = Non
             "device": device, "images": n_images, "encoded_images": encoded, "audit_seconds": audit_s,
             "audit_images_per_s": audit_rate, "encoder_images_per_s": enc_rate,
             "efficiency": audit_rate / enc_rate, "fingerprint": fingerprint()})
+
+
+def bench_audit_scaling(model: str = "openclip:ViT-S-32", inputs: list[str] | None = None, batch_size: int = 32,
+                        perturbations: str = "all", levels: int = 5, workers: list[int] | None = None,
+                        shard_size: int | None = None, ray_address: str | None = None,
+                        gpus_per_worker: float = 0.0) -> BenchReport:
+    """The same audit on the local engine and on Ray with each worker count: images/s and speed-up.
+
+    Ray is started once (or joined at `ray_address`) for all runs, so its start-up is not timed;
+    each run starts from an empty folder.
+    """
+    from vfmaudit.audit.ray_engine import import_ray
+
+    ray = import_ray()
+    workers = workers or [1, 2]
+    base = dict(inputs=list(inputs or []), model=model, batch_size=batch_size, levels=levels,
+                perturbations=perturbations, overwrite=True)
+    rows = []
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=ray_address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    try:
+        with tempfile.TemporaryDirectory(prefix="vfmaudit-bench-scaling-") as tmp:
+            measure_audit(AuditConfig(**{**base, "out": f"{tmp}/warm", "levels": 2}))  # compile the kernels
+            t0 = time.perf_counter()
+            local = measure_audit(AuditConfig(**{**base, "out": f"{tmp}/local"}))
+            local_s = time.perf_counter() - t0
+            n = local.report["images"]["audited"]
+            rows.append({"engine": "local", "workers": 1, "seconds": local_s, "images_per_s": n / local_s})
+            for w in workers:
+                config = AuditConfig(**{**base, "out": f"{tmp}/ray{w}", "engine": "ray", "workers": w,
+                                        "shard_size": shard_size or max(batch_size, n // (2 * w) or 1),
+                                        "gpus_per_worker": gpus_per_worker})
+                t0 = time.perf_counter()
+                measure_audit(config)
+                seconds = time.perf_counter() - t0
+                rows.append({"engine": "ray", "workers": w, "seconds": seconds, "images_per_s": n / seconds})
+    finally:
+        if started:
+            ray.shutdown()
+    first_ray = next(r for r in rows if r["engine"] == "ray")
+    for r in rows:
+        r["speedup_vs_1_ray_worker"] = r["images_per_s"] / first_ray["images_per_s"] if r["engine"] == "ray" else None
+    return BenchReport({**report_header("vfmaudit.bench.audit_scaling", 1), "model": model, "images": n,
+                        "batch_size": batch_size, "rows": rows, "fingerprint": fingerprint()})

@@ -30,6 +30,15 @@ def audit(
         help="Continue an interrupted run in --out without redoing finished images.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Discard an earlier run in --out and start again.")] = False,
     max_pixels: Annotated[int, typer.Option(help="Larger images are skipped as decompression bombs.")] = DEFAULT_MAX_PIXELS,
+    engine: Annotated[str, typer.Option(
+        help="local, or ray: the same audit on a Ray cluster (pip install 'vfmaudit[ray]'; docs/scale-out.md).")]
+        = "local",
+    ray_address: Annotated[Optional[str], typer.Option(
+        help="Ray cluster: auto, or ray://HOST:10001. Default: start a local Ray instance.")] = None,
+    workers: Annotated[int, typer.Option(help="Encoder actors with --engine ray (one model each).")] = 2,
+    gpus_per_worker: Annotated[float, typer.Option(help="GPUs per encoder actor with --engine ray.")] = 0.0,
+    shard_size: Annotated[int, typer.Option(
+        help="Images per shard with --engine ray: the unit of work, retry and resume.")] = 256,
     json_out: JsonOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary table.")] = False,
 ) -> None:
@@ -44,7 +53,8 @@ def audit(
     config = AuditConfig(inputs=[str(p) for p in images or []], model=model, pretrained=pretrained,
                          backend=backend, device=device, perturbations=perturbations, levels=levels,
                          batch_size=batch_size, seed=seed, out=str(out_dir), resume=resume,
-                         overwrite=overwrite, max_pixels=max_pixels)
+                         overwrite=overwrite, max_pixels=max_pixels, engine=engine, ray_address=ray_address,
+                         workers=workers, gpus_per_worker=gpus_per_worker, shard_size=shard_size)
     config.plan()  # validate families and levels before loading anything heavy
     with AuditProgress(quiet) as progress:
         result = run_audit(config, progress=progress)

@@ -106,15 +106,25 @@ def bench_audit_cmd(
     perturbations: PerturbationsOpt = "all",
     levels: LevelsOpt = 5,
     device: DeviceOpt = "cpu",
+    engine: Annotated[str, typer.Option(help="local (efficiency against the encoder alone), or ray: scaling "
+                                             "with --workers.")] = "local",
+    workers: Annotated[str, typer.Option(help="With --engine ray: comma list of worker counts.")] = "1,2",
+    ray_address: Annotated[Optional[str], typer.Option(help="With --engine ray: a cluster (default: local Ray).")]
+        = None,
     json_out: JsonOpt = None,
 ) -> None:
-    """End-to-end audit throughput against encoder-only throughput: efficiency = audit / encoder img/s."""
-    from vfmaudit import bench_audit
-    from vfmaudit.report.console import print_audit_bench
+    """End-to-end audit throughput: against the encoder alone (efficiency = audit / encoder img/s), or with
+    --engine ray, on 1..N Ray workers beside the local engine (scaling)."""
+    from vfmaudit import bench_audit, bench_audit_scaling
+    from vfmaudit.report.console import print_audit_bench, print_scaling
 
     with err.status("benchmarking the audit..."):
-        res = bench_audit(model, [str(p) for p in images or []], batch_size, perturbations, levels, device)
-    print_audit_bench(res, out)
+        if engine == "ray":
+            res = bench_audit_scaling(model, [str(p) for p in images or []], batch_size, perturbations, levels,
+                                      int_list(workers, "workers"), ray_address=ray_address)
+        else:
+            res = bench_audit(model, [str(p) for p in images or []], batch_size, perturbations, levels, device)
+    (print_scaling if engine == "ray" else print_audit_bench)(res, out)
     write_result_json(res, json_out, announce=False)
 
 

@@ -253,3 +253,14 @@ def print_finetune(report: dict, out_dir: str, console: Console) -> None:
     if "gate" in report:
         _plain(console, f"gate {report['gate']['policy']}: {'PASSED' if report['gate']['passed'] else 'FAILED'}")
     _plain(console, f"wrote {out_dir}/weights.safetensors, train_log.csv, report.json, report.html")
+
+
+def print_scaling(res, console: Console) -> None:
+    t = Table(title=f"Audit scaling: {res['model']}, {res['images']} images")
+    for col in ("engine", "workers", "seconds", "images/s", "speed-up vs 1 Ray worker"):
+        t.add_column(col, justify="left" if col == "engine" else "right")
+    for r in res["rows"]:
+        s = r["speedup_vs_1_ray_worker"]
+        t.add_row(r["engine"], str(r["workers"]), f"{r['seconds']:.1f}", f"{r['images_per_s']:.2f}",
+                  "–" if s is None else f"{s:.2f}x")
+    console.print(t)

@@ -1,0 +1,127 @@
+"""The audit on Ray (a local Ray instance, 2 workers): the local engine's outputs, worker deaths, resume."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cli_runner import run_cli
+
+pytest.importorskip("ray", reason="Ray is not installed (pip install 'vfmaudit[ray]')")
+
+ARGS = ["-p", "jpeg,brightness,gaussian_noise", "--levels", "3", "--batch-size", "4", "-q"]
+
+
+def rows(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory, photo_batch):
+    d = tmp_path_factory.mktemp("ray_imgs")
+    rng = np.random.default_rng(0)
+    for i in range(24):
+        img = np.clip(photo_batch[i % 4].astype(int) + rng.integers(-20, 20, photo_batch.shape[1:]), 0, 255)
+        Image.fromarray(img.astype(np.uint8)).save(d / f"img{i:02d}.png")
+    (d / "broken.png").write_bytes(b"not an image")
+    return d
+
+
+def assert_same_tables(a: Path, b: Path) -> None:
+    for name, keys in (("per_image.csv", ("image", "family")), ("per_level.csv", ("image", "family", "level"))):
+        ra, rb = rows(a / name), rows(b / name)
+        assert [tuple(r[k] for k in keys) for r in ra] == [tuple(r[k] for k in keys) for r in rb]
+        for x, y in zip(ra, rb):
+            for col in x:
+                if col not in keys:
+                    assert abs(float(x[col]) - float(y[col])) <= 1e-6, (name, col, x, y)
+
+
+def test_ray_engine_gives_the_local_engines_outputs(folder, tmp_path):
+    local = run_cli("audit", folder, *ARGS, "--out", tmp_path / "local")
+    assert local.returncode == 0, local.stderr
+    ray = run_cli("audit", folder, *ARGS, "--out", tmp_path / "ray", "--engine", "ray", "--workers", "2",
+                  "--shard-size", "8")
+    assert ray.returncode == 0, ray.stderr
+    assert_same_tables(tmp_path / "local", tmp_path / "ray")
+    a = json.loads((tmp_path / "local" / "report.json").read_text())
+    b = json.loads((tmp_path / "ray" / "report.json").read_text())
+    for fam in a["families"]:
+        for m in ("cosine", "euclidean", "divergence_radius"):
+            for stat in ("mean", "median", "p5", "p95", "worst"):
+                assert a["families"][fam][m][stat] == pytest.approx(b["families"][fam][m][stat], abs=1e-6)
+    assert a["skipped"] == b["skipped"] and len(b["skipped"]) == 1  # the broken file, listed by the worker
+    assert b["backend"]["engine"] == "ray" and b["backend"]["shards"] == 4
+    assert (tmp_path / "ray" / "report.html").exists()
+
+
+def start(folder: Path, out: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "vfmaudit", "audit", str(folder), *ARGS, "--out", str(out),
+                             "--engine", "ray", "--workers", "2", "--shard-size", "4", *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def wait_for_shards(out: Path, n: int, proc: subprocess.Popen, timeout: float = 300) -> list[Path]:
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        done = sorted((out / "shards").glob("0*.json")) if (out / "shards").exists() else []
+        if len(done) >= n:
+            return done
+        if proc.poll() is not None:
+            pytest.fail(f"the audit ended first: {proc.stderr.read()[-2000:]}")
+        time.sleep(0.2)
+    pytest.fail("no shard finished in time")
+
+
+def worker_pids() -> list[int]:
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [int(line.split()[0]) for line in out.splitlines() if "ShardAuditor" in line]
+
+
+def test_a_killed_worker_is_replaced_and_nothing_is_lost_or_doubled(folder, tmp_path):
+    out = tmp_path / "kill"
+    proc = start(folder, out)
+    wait_for_shards(out, 1, proc)
+    pids = worker_pids()
+    assert pids, "no Ray worker process found"
+    os.kill(pids[0], signal.SIGKILL)
+    assert proc.wait(timeout=600) == 0, proc.stderr.read()[-3000:]
+    image_rows = rows(out / "per_image.csv")
+    keys = [(r["image"], r["family"]) for r in image_rows]
+    assert len(keys) == len(set(keys)) == 24 * 3
+    report = json.loads((out / "report.json").read_text())
+    assert report["images"]["audited"] == 24 and len(report["skipped"]) == 1
+
+
+def test_an_interrupted_driver_resumes_without_redoing_finished_shards(folder, tmp_path):
+    out = tmp_path / "resume"
+    proc = start(folder, out)
+    wait_for_shards(out, 2, proc)
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.wait(timeout=120)
+    finished = {p.name: p.stat().st_mtime_ns for p in (out / "shards").glob("0*.json")}
+    assert 2 <= len(finished) < 7
+    res = run_cli("audit", folder, *ARGS, "--out", out, "--engine", "ray", "--workers", "2", "--shard-size", "4",
+                  "--resume")
+    assert res.returncode == 0, res.stderr
+    for name, mtime in finished.items():  # finished shards were not redone
+        assert (out / "shards" / name).stat().st_mtime_ns == mtime
+    report = json.loads((out / "report.json").read_text())
+    assert report["backend"]["shards_reused"] == len(finished) and report["images"]["audited"] == 24
+    assert_same_tables(out, out)  # well-formed
+    assert len(rows(out / "per_image.csv")) == 24 * 3
+
+
+def test_without_ray_the_engine_is_one_line(monkeypatch, tmp_path, folder):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if it were not installed
+    res = run_cli("audit", folder, *ARGS, "--out", tmp_path / "o", "--engine", "ray")
+    assert res.returncode == 2 and "pip install 'vfmaudit[ray]'" in res.stderr and res.stderr.count("\n") == 1
