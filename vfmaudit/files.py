@@ -6,7 +6,9 @@ import json
 import math
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from vfmaudit.errors import VfmauditError
 
@@ -115,3 +117,19 @@ def lock_output_file(path: str | Path) -> exclusive_lock:
     """Exclusive lock on one output file (.NAME.vfmaudit.lock beside it)."""
     path = Path(path)
     return exclusive_lock(path.parent / f".{path.name}{LOCK_NAME}", path)
+
+
+@dataclass
+class FolderResult:
+    """A job's result: its JSON report and the folder holding every output (to_json() is the report)."""
+
+    report: dict
+    out_dir: Path
+    report_name: ClassVar[str] = "report.json"
+
+    @property
+    def report_path(self) -> Path:
+        return self.out_dir / self.report_name
+
+    def to_json(self) -> dict:
+        return self.report

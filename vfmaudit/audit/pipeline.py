@@ -6,8 +6,6 @@ bounded queue, so memory stays bounded and the encoder never waits on decoding.
 
 from __future__ import annotations
 
-import queue
-import threading
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -18,6 +16,7 @@ from vfmaudit.audit.config import FamilyPlan
 from vfmaudit.data.sources import ImageItem
 from vfmaudit.errors import ImageDecodeError
 from vfmaudit.models.preprocess import PreprocessSpec
+from vfmaudit.prefetch import prefetched
 
 
 @dataclass
@@ -32,9 +31,6 @@ class FamilyVariants:
     plan: FamilyPlan
     images: np.ndarray  # uint8 (L*B, H, W, 3), level-major
     encode_levels: list[int]  # indices of levels that need encoding (others equal the clean image)
-
-
-_DONE = object()
 
 
 def _prepare_chunk(items: list[ImageItem], spec: PreprocessSpec) -> CleanChunk:
@@ -63,44 +59,14 @@ def _variants(chunk: CleanChunk, plan: FamilyPlan, seed: int) -> FamilyVariants:
 
 def produce(items: list[ImageItem], chunk_size: int, spec: PreprocessSpec, plans: list[FamilyPlan],
             seed: int, prefetch: int = 2) -> Iterator[CleanChunk | FamilyVariants]:
-    """Yield, per chunk of images, a CleanChunk then one FamilyVariants per family."""
-    q: queue.Queue = queue.Queue(maxsize=prefetch)
-    stop = threading.Event()
+    """Yield, per chunk of images, a CleanChunk then one FamilyVariants per family (made ahead in a thread)."""
 
-    def put(obj: object) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(obj, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def worker() -> None:
-        try:
-            for start in range(0, len(items), chunk_size):
-                chunk = _prepare_chunk(items[start:start + chunk_size], spec)
-                if not put(chunk):
-                    return
-                if not chunk.ids:
-                    continue
+    def units():
+        for start in range(0, len(items), chunk_size):
+            chunk = _prepare_chunk(items[start:start + chunk_size], spec)
+            yield chunk
+            if chunk.ids:
                 for plan in plans:
-                    if not put(_variants(chunk, plan, seed)):
-                        return
-            put(_DONE)
-        except BaseException as e:  # noqa: BLE001 - handed to the consumer, which re-raises
-            put(e)
+                    yield _variants(chunk, plan, seed)
 
-    thread = threading.Thread(target=worker, name="vfmaudit-producer", daemon=True)
-    thread.start()
-    try:
-        while True:
-            obj = q.get()
-            if obj is _DONE:
-                return
-            if isinstance(obj, BaseException):
-                raise obj
-            yield obj
-    finally:
-        stop.set()
-        thread.join(timeout=5)
+    return prefetched(units, prefetch, "vfmaudit-producer")

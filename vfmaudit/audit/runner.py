@@ -21,7 +21,7 @@ from vfmaudit.audit.summary import family_summaries
 from vfmaudit.audit.tables import PER_IMAGE, PER_LEVEL, iter_rows
 from vfmaudit.data.sources import collect_items, sample_items
 from vfmaudit.errors import VfmauditError
-from vfmaudit.files import lock_folder, write_json
+from vfmaudit.files import FolderResult, lock_folder, write_json
 from vfmaudit.metrics import l2_normalize, metrics
 from vfmaudit.runtime import Encoder, create_encoder, resolve_backend
 
@@ -30,17 +30,8 @@ ProgressFn = Callable[[str, int], None]
 REPORT_JSON = "report.json"
 
 
-@dataclass
-class AuditResult:
-    report: dict
-    out_dir: Path
-
-    @property
-    def report_path(self) -> Path:
-        return self.out_dir / REPORT_JSON
-
-    def to_json(self) -> dict:
-        return self.report
+class AuditResult(FolderResult):
+    report_name = REPORT_JSON
 
     def values(self) -> dict[str, dict[str, np.ndarray]]:
         """Per-image metric values by family and metric, streamed from per_image.csv (for plots)."""

@@ -84,6 +84,18 @@ def activation_matmuls(path: str | Path) -> list[str]:
             if n.op_type == "MatMul" and n.name and not any(from_weight(i) for i in n.input)]
 
 
+def preprocess_for_quantization(fp32_path: Path, out: Path) -> Path:
+    """onnxruntime's quantization pre-processing (shape inference, graph clean-up); the original if it fails."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        try:
+            quant_pre_process(str(fp32_path), str(out), skip_symbolic_shape=True)
+            return out
+        except Exception:  # noqa: BLE001 - pre-processing is an optimisation; quantize the original
+            return Path(fp32_path)
+
+
 def require_fp32(path: str | Path):
     """The model's metadata, or a one-line error when it is not an fp32 vfmaudit export."""
     info = read_onnx_info(path)  # rejects non-ONNX and foreign files with one line
@@ -112,8 +124,6 @@ def quantize_onnx(fp32_path: str | Path, out: str | Path, calib: CalibrationSet,
     """
     import onnxruntime as ort
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
     if method not in METHODS:
         raise VfmauditError(f"unknown calibration method '{method}'; choose from {', '.join(METHODS)}")
     fp32_path, out = Path(fp32_path), Path(out)
@@ -125,12 +135,7 @@ def quantize_onnx(fp32_path: str | Path, out: str | Path, calib: CalibrationSet,
                     "percentile": CalibrationMethod.Percentile}[method]
     logging.getLogger("onnxruntime").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="vfmaudit-quant-") as tmp:
-        pre = Path(tmp) / "pre.onnx"
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            try:
-                quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
-            except Exception:  # noqa: BLE001 - pre-processing is an optimisation; quantize the original
-                pre = fp32_path
+        pre = preprocess_for_quantization(fp32_path, Path(tmp) / "pre.onnx")
         # onnxruntime reads and writes the ranges cache itself: it works on a private copy, and a
         # new cache is published under the shared name by an atomic rename
         shared_ranges = _ranges_cache(fp32_path, calib, f"{method}|{op_types}|{keep_attention_float}", cache_dir)

@@ -14,8 +14,6 @@ INT8 and all-but-one-float); evaluated with the same acceptance audit the report
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 import re
 import tempfile
@@ -164,16 +162,11 @@ def _unit(x: np.ndarray) -> np.ndarray:
 def sensitivity(fp32_path: Path, calib, quantize, feed: np.ndarray, input_name: str,
                 progress=None) -> list[NodeSensitivity]:
     """Rank the quantizable nodes; `quantize(out, only=(name,))` writes a model with that node alone quantized."""
-    from onnxruntime.quantization.shape_inference import quant_pre_process
+    from vfmaudit.calibration.ort_quant import preprocess_for_quantization
 
     logging.getLogger("onnxruntime").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="vfmaudit-sens-") as tmp:
-        pre = Path(tmp) / "pre.onnx"
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            try:
-                quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
-            except Exception:  # noqa: BLE001 - as quantize_onnx does
-                pre = fp32_path
+        pre = preprocess_for_quantization(fp32_path, Path(tmp) / "pre.onnx")  # the node names quantize_onnx sees
         nodes = quantizable_nodes(pre)
         if not nodes:
             raise VfmauditError(f"{fp32_path} has no quantizable node (Conv, MatMul, Gemm with a weight)")

@@ -9,7 +9,6 @@ variants, so the accuracy drop can be fitted against them (the seed paper's anal
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -24,7 +23,7 @@ from vfmaudit.downstream.cache import ArrayCache
 from vfmaudit.downstream.config import DownstreamConfig, text_source
 from vfmaudit.downstream.tasks import LinearProbe, knn_predict, zero_shot_proba, zero_shot_weights
 from vfmaudit.errors import ImageDecodeError, VfmauditError
-from vfmaudit.files import lock_folder, write_json
+from vfmaudit.files import FolderResult, lock_folder, write_json
 from vfmaudit.metrics import (auroc, divergence_radius, expected_calibration_error, l2_normalize, linear_fit,
                               mean_average_precision, recall_at_k, threshold_at_precision)
 
@@ -37,17 +36,8 @@ KNN_KS = (1, 20)
 ProgressFn = Callable[[str, int], None]
 
 
-@dataclass
-class DownstreamResult:
-    report: dict
-    out_dir: Path
-
-    @property
-    def report_path(self) -> Path:
-        return self.out_dir / REPORT_JSON
-
-    def to_json(self) -> dict:
-        return self.report
+class DownstreamResult(FolderResult):
+    report_name = REPORT_JSON
 
 
 def _prepare(items, spec, batch: int) -> tuple[np.ndarray, np.ndarray, list[dict]]:

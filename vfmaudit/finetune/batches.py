@@ -7,8 +7,6 @@ continues with exactly the batches the interrupted one would have seen.
 
 from __future__ import annotations
 
-import queue
-import threading
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -16,6 +14,7 @@ import numpy as np
 
 from vfmaudit import perturb
 from vfmaudit.audit.config import FamilyPlan
+from vfmaudit.prefetch import prefetched
 
 
 @dataclass
@@ -48,36 +47,5 @@ def make_batch(images: np.ndarray, plans: list[FamilyPlan], batch_size: int, see
 def produce(images: np.ndarray, plans: list[FamilyPlan], batch_size: int, seed: int, start: int, stop: int,
             steps_per_epoch: int, prefetch: int = 2) -> Iterator[Batch]:
     """Batches for steps [start, stop), prepared ahead in a worker thread (Numba kernels release the GIL)."""
-    q: queue.Queue = queue.Queue(maxsize=prefetch)
-    done = object()
-    halt = threading.Event()
-
-    def worker() -> None:
-        try:
-            for step in range(start, stop):
-                b = make_batch(images, plans, batch_size, seed, step, steps_per_epoch)
-                while not halt.is_set():
-                    try:
-                        q.put(b, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if halt.is_set():
-                    return
-            q.put(done)
-        except BaseException as e:  # noqa: BLE001 - handed to the consumer
-            q.put(e)
-
-    thread = threading.Thread(target=worker, name="vfmaudit-finetune-batches", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = q.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        halt.set()
-        thread.join(timeout=5)
+    return prefetched(lambda: (make_batch(images, plans, batch_size, seed, step, steps_per_epoch)
+                               for step in range(start, stop)), prefetch, "vfmaudit-finetune-batches")

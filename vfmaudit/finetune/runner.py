@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import time
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -16,7 +15,7 @@ from vfmaudit.artefact.provenance import package_versions, report_header
 from vfmaudit.audit.config import parse_perturbations
 from vfmaudit.data.sources import ImageItem, collect_items, sample_crops
 from vfmaudit.errors import ImageDecodeError, VfmauditError
-from vfmaudit.files import file_sha256, lock_folder, write_json
+from vfmaudit.files import FolderResult, file_sha256, lock_folder, write_json
 from vfmaudit.finetune.config import FinetuneConfig, trainable_spec
 from vfmaudit.finetune.trainable import image_tower, select_trainable
 from vfmaudit.finetune.trainer import CHECKPOINT, ProgressFn, train
@@ -28,17 +27,10 @@ WEIGHTS = "weights.safetensors"
 REPORT_JSON = "report.json"
 
 
-@dataclass
-class FinetuneResult:
-    report: dict
-    out_dir: Path
-
+class FinetuneResult(FolderResult):
     @property
     def weights(self) -> Path:
         return self.out_dir / WEIGHTS
-
-    def to_json(self) -> dict:
-        return self.report
 
 
 def _group(item_id: str) -> str:
