@@ -40,9 +40,26 @@ def convert_precision(path: str | Path, precision: str, out: str | Path | None =
     block = list(float16.DEFAULT_OP_BLOCK_LIST) + list(FP16_BLOCK_LIST)
     converted = float16.convert_float_to_float16(model, keep_io_types=True, op_block_list=block,
                                                  disable_shape_infer=False)
+    _float32_outputs(converted)
     onnx.save(converted, str(out))
     info.precision = "fp16"
     info.extra = {**info.extra, "precision_conversion": {"tool": "onnxconverter-common float16",
                                                          "float32_ops": sorted(set(block)), "io": "float32"}}
     write_onnx_info(out, info)
     return out
+
+
+def _float32_outputs(model) -> None:
+    """Outputs the converter left in fp16 get a Cast back to float32 (deployments read float32 embeddings)."""
+    import onnx
+
+    for out in model.graph.output:
+        if out.type.tensor_type.elem_type != onnx.TensorProto.FLOAT16:
+            continue
+        inner = out.name + "_fp16"
+        for node in model.graph.node:
+            node.output[:] = [inner if o == out.name else o for o in node.output]
+            node.input[:] = [inner if i == out.name else i for i in node.input]
+        model.graph.node.append(onnx.helper.make_node("Cast", [inner], [out.name], to=onnx.TensorProto.FLOAT,
+                                                      name=f"{out.name}_to_float32"))
+        out.type.tensor_type.elem_type = onnx.TensorProto.FLOAT
