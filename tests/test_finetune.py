@@ -29,7 +29,9 @@ def photos_dir(tmp_path_factory, photo_batch):
 @pytest.fixture(scope="module")
 def tuned(tmp_path_factory, photos_dir):
     out = tmp_path_factory.mktemp("ft") / "out"
-    res = run_cli("finetune", photos_dir, *TINY, "--out", out, "--export", "onnx")
+    policy = out.parent / "policy.toml"
+    policy.write_text('model = "unused.onnx"\n[[check]]\nmetric = "parity.cosine.min"\nmin = 0.9999\n')
+    res = run_cli("finetune", photos_dir, *TINY, "--out", out, "--export", "onnx", "--gate", policy)
     assert res.returncode == 0, res.stderr
     return out
 
@@ -78,6 +80,8 @@ def test_weights_reproduce_the_fine_tuned_embeddings_in_audit_and_export(tuned, 
         assert audit["families"][fam]["cosine"]["mean"] == pytest.approx(after["cosine"]["after"], abs=1e-4)
     ex = report["export"]
     assert ex["passed"] and ex["parity"]["min_cosine"] >= 0.9999
+    gate = json.loads((tuned / "gate" / "gate.json").read_text())  # the policy's model replaced by the export
+    assert report["gate"]["passed"] and gate["policy"]["model"] == str(tuned / "model.onnx")
     assert ex["weights_sha256"] == file_sha256(tuned / "weights.safetensors")
     from vfmaudit.artefact import read_onnx_info
 

@@ -120,7 +120,9 @@ def test_regression_checks_against_a_stored_baseline(tmp_path):
     assert res.returncode == 0, res.stdout + res.stderr  # the same model is not worse than itself
     data = json.loads((tmp_path / "again" / "gate.json").read_text())
     assert data["baseline"].endswith("gate.json") and data["checks"][0]["baseline"] == data["checks"][0]["value"]
-    assert "baseline" in (tmp_path / "again" / "summary.md").read_text()
+    summary = (tmp_path / "again" / "summary.md").read_text()
+    assert "baseline" in summary and "compare.html" in summary  # baseline and candidate audits, side by side
+    assert "Gate: baseline (A) against candidate (B)" in (tmp_path / "again" / "compare.html").read_text()
 
     # a baseline that was better by 0.05: a regression of 0.05 in cosine (higher is better)
     base = json.loads((tmp_path / "base" / "gate.json").read_text())

@@ -32,9 +32,14 @@ from vfmaudit.report.markdown import write_gate_markdown
 from vfmaudit.runtime import Encoder
 
 
-def run_audit(config: AuditConfig, progress: ProgressFn | None = None, encoder: Encoder | None = None) -> AuditResult:
-    """Audit a model: per_image.csv, per_level.csv, report.json and report.html in config.out."""
-    return measure_audit(config, progress=progress, encoder=encoder, on_complete=write_audit_html)
+def run_audit(config: AuditConfig, progress: ProgressFn | None = None, encoder: Encoder | None = None,
+              report_thumbnails: int = 800) -> AuditResult:
+    """Audit a model: per_image.csv, per_level.csv, report.json and report.html in config.out.
+
+    report_thumbnails caps the images embedded in report.html (about 3 KB each; 0: none).
+    """
+    return measure_audit(config, progress=progress, encoder=encoder,
+                         on_complete=lambda result: write_audit_html(result, max_thumbnails=report_thumbnails))
 
 
 @dataclass
@@ -138,7 +143,7 @@ def run_finetune(config: FinetuneConfig, progress=None, export: str | None = Non
     if export not in (None, "onnx"):
         raise VfmauditError(f"export must be onnx, got '{export}'", param="export")
     if gate is not None:
-        load_policy(gate)  # a bad policy stops the run before any training
+        load_policy(gate, model=config.model)  # a bad policy stops the run before any training
     result = finetune_run(config, progress=progress)
     report = result.report
     candidate, candidate_weights = str(report["model"]["spec"]), str(result.weights)

@@ -39,6 +39,8 @@ def audit(
     gpus_per_worker: Annotated[float, typer.Option(help="GPUs per encoder actor with --engine ray.")] = 0.0,
     shard_size: Annotated[int, typer.Option(
         help="Images per shard with --engine ray: the unit of work, retry and resume.")] = 256,
+    report_thumbnails: Annotated[int, typer.Option(
+        help="At most this many thumbnails in report.html (about 3 KB each: 800 is about 2.5 MB; 0: none).")] = 800,
     json_out: JsonOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary table.")] = False,
 ) -> None:
@@ -57,7 +59,7 @@ def audit(
                          workers=workers, gpus_per_worker=gpus_per_worker, shard_size=shard_size)
     config.plan()  # validate families and levels before loading anything heavy
     with AuditProgress(quiet) as progress:
-        result = run_audit(config, progress=progress)
+        result = run_audit(config, progress=progress, report_thumbnails=report_thumbnails)
     if not quiet:
         print_audit_summary(result.report, str(out_dir), out)
     for warning in result.report.get("warnings", []):

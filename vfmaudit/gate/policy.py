@@ -91,8 +91,11 @@ def _resolve_path(base: Path, value: str) -> str:
     return value if p.is_absolute() or not (base / p).exists() else str(base / p)
 
 
-def load_policy(path: str | Path) -> Policy:
-    """Read and validate a policy file; nothing is run or loaded."""
+def load_policy(path: str | Path, model: str | None = None, pretrained: str | None = None) -> Policy:
+    """Read and validate a policy file; nothing is run or loaded.
+
+    model / pretrained replace the policy's candidate (fine-tuning gates its own result).
+    """
     try:
         import tomllib
     except ImportError:  # Python 3.10: the declared backport
@@ -113,6 +116,11 @@ def load_policy(path: str | Path) -> Policy:
         if key not in _TOP_LEVEL:
             raise VfmauditError(f"{src}: unknown key '{key}'{_closest(key, [*_TOP_LEVEL, *sections])}")
         _check_type(f"{src}: {key}", value, _TOP_LEVEL[key])
+    if model is not None:
+        data = {**data, "model": model}
+        data.pop("pretrained", None)
+        if pretrained is not None:
+            data["pretrained"] = pretrained
     if "model" not in data:
         raise VfmauditError(f"{src}: 'model' is missing: name the candidate (a model spec such as "
                             f"openclip:ViT-S-32, or an exported file such as model.onnx)")

@@ -121,9 +121,7 @@ def run_gate(policy_path: str | Path, baseline: str | Path | None = None, out: s
     Every measurement's own report is kept in `out`, with gate.json (this result's to_json()).
     model / pretrained replace the policy's candidate (a fine-tuned model checked by its gate).
     """
-    policy = load_policy(policy_path)
-    if model is not None:
-        policy.model, policy.pretrained = model, pretrained
+    policy = load_policy(policy_path, model=model, pretrained=pretrained)
     base_values, base_source = (None, None)
     if baseline is not None:
         base_values, base_source = load_baseline(baseline)
