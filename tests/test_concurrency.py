@@ -168,3 +168,12 @@ def test_two_concurrent_builds_of_one_calibration_set_leave_one_valid_entry(tmp_
                                    size=48, seed=3, cache_dir=tmp_path)
     assert cached.cached and len(cached) == got[0][2] == len(cached.index)
     assert np.asarray(cached.images).tobytes().hex()[:4096] == got[0][1]
+
+
+def test_atomically_written_files_get_ordinary_permissions(tmp_path):
+    from vfmaudit.files import write_json
+
+    path = write_json({"a": 1}, tmp_path / "r.json")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's 0600: reports are read by others

@@ -13,6 +13,13 @@ from typing import ClassVar
 from vfmaudit.errors import VfmauditError
 
 
+def default_permissions(path: str | Path) -> None:
+    """Give a file made by mkstemp (0600) the permissions a plain open() would (0666 less the umask)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write text under a unique temporary name in the same folder, then rename it into place."""
     path = Path(path)
@@ -21,6 +28,7 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        default_permissions(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

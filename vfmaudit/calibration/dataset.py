@@ -19,7 +19,7 @@ from vfmaudit import perturb
 from vfmaudit._version import __version__
 from vfmaudit.data.sources import ImageItem
 from vfmaudit.errors import ImageDecodeError, VfmauditError
-from vfmaudit.files import write_text_atomic
+from vfmaudit.files import default_permissions, write_text_atomic
 from vfmaudit.models.preprocess import PreprocessSpec
 
 # the edits and their ranges: perturb/presets.py, preset "calibration"
@@ -123,6 +123,7 @@ def build_calibration_set(items: list[ImageItem], spec: PreprocessSpec, size: in
         out.flush()
         del out
         write_text_atomic(index_path, json.dumps(index))  # the index first: the data file completes the entry
+        default_permissions(tmp)
         os.replace(tmp, data_path)
     finally:
         tmp.unlink(missing_ok=True)  # left only when the build failed

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from vfmaudit.errors import ResumeMismatch, VfmauditError
-from vfmaudit.files import write_json
+from vfmaudit.files import default_permissions, write_json
 
 RUN_FILE = "run.json"
 FOLDER = "embeddings"
@@ -55,6 +55,7 @@ class ArrayCache:
         os.close(fd)
         try:
             np.save(tmp, arr)
+            default_permissions(tmp)
             os.replace(tmp, path)
         finally:
             Path(tmp).unlink(missing_ok=True)
