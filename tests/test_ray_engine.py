@@ -125,3 +125,23 @@ def test_without_ray_the_engine_is_one_line(monkeypatch, tmp_path, folder):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if it were not installed
     res = run_cli("audit", folder, *ARGS, "--out", tmp_path / "o", "--engine", "ray")
     assert res.returncode == 2 and "pip install 'vfmaudit[ray]'" in res.stderr and res.stderr.count("\n") == 1
+
+
+def test_downstream_on_ray_gives_the_local_numbers(tmp_path):
+    common = ["downstream", "builtin:textures", "-m", "timm:resnet18", "--max-per-class", "6", "-p",
+              "gaussian_blur,jpeg", "--levels", "2", "--tasks", "linear-probe,knn,retrieval", "-q"]
+    local = run_cli(*common, "--out", tmp_path / "local")
+    assert local.returncode == 0, local.stderr
+    ray = run_cli(*common, "--out", tmp_path / "ray", "--engine", "ray", "--workers", "2")
+    assert ray.returncode == 0, ray.stderr
+    a = json.loads((tmp_path / "local" / "downstream.json").read_text())
+    b = json.loads((tmp_path / "ray" / "downstream.json").read_text())
+    assert a["tasks"].keys() == b["tasks"].keys()
+    for task in a["tasks"]:
+        for fam, rows in a["tasks"][task]["families"].items():
+            for key, values in rows.items():
+                assert np.allclose(values, b["tasks"][task]["families"][fam][key], atol=1e-6), (task, fam, key)
+    for fam in a["robustness"]:
+        assert np.allclose(a["robustness"][fam]["radius_mean"], b["robustness"][fam]["radius_mean"], atol=1e-6)
+    # the variants were encoded by the actors: the driver found them in the cache
+    assert b["embeddings_reused"] >= 3

@@ -37,6 +37,12 @@ def downstream(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for the results.")] = Path(DEFAULT_OUT),
     resume: Annotated[bool, typer.Option(help="Reuse the embeddings an interrupted run left in --out.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Discard an earlier run in --out and start again.")] = False,
+    engine: Annotated[str, typer.Option(
+        help="local, or ray: the perturbed variants encoded by Ray actors (pip install 'vfmaudit[ray]').")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option(help="With --engine ray: a cluster (default: local Ray).")]
+        = None,
+    workers: Annotated[int, typer.Option(help="With --engine ray: encoder actors.")] = 2,
+    gpus_per_worker: Annotated[float, typer.Option(help="With --engine ray: GPUs per actor.")] = 0.0,
     json_out: JsonOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
 ) -> None:
@@ -51,7 +57,8 @@ def downstream(
     config = DownstreamConfig(dataset=dataset, model=model, pretrained=pretrained, backend=backend, device=device,
                               tasks=tasks, perturbations=perturbations, levels=levels, batch_size=batch_size,
                               seed=seed, test_fraction=test_fraction, max_per_class=max_per_class, prompts=prompts,
-                              out=str(out_dir), resume=resume, overwrite=overwrite)
+                              out=str(out_dir), resume=resume, overwrite=overwrite, engine=engine,
+                              ray_address=ray_address, workers=workers, gpus_per_worker=gpus_per_worker)
     config.plan(), config.task_list()  # validate before loading anything heavy
     with AuditProgress(quiet, label="encoding", unit="variants") as progress:
         result = run_downstream(config, progress=progress)

@@ -45,18 +45,29 @@ class ArrayCache:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.reused = 0
 
+    def path(self, name: str) -> Path:
+        return array_path(self.dir, name)
+
     def get(self, name: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
-        path = self.dir / (re.sub(r"[^A-Za-z0-9_.@-]", "_", name) + ".npy")
+        path = self.path(name)
         if path.exists():
             self.reused += 1
             return np.load(path, mmap_mode="r")
-        arr = np.asarray(compute())
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npy", dir=self.dir)
-        os.close(fd)
-        try:
-            np.save(tmp, arr)
-            default_permissions(tmp)
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        save_array(np.asarray(compute()), path)
         return np.load(path, mmap_mode="r")
+
+
+def array_path(folder: Path, name: str) -> Path:
+    return Path(folder) / (re.sub(r"[^A-Za-z0-9_.@-]", "_", name) + ".npy")
+
+
+def save_array(arr: np.ndarray, path: Path) -> None:
+    """np.save under a unique temporary name, then an atomic rename: readers never see half a file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npy", dir=path.parent)
+    os.close(fd)
+    try:
+        np.save(tmp, arr)
+        default_permissions(tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)

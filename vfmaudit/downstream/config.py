@@ -30,6 +30,11 @@ class DownstreamConfig:
     out: str = DEFAULT_OUT
     resume: bool = False
     overwrite: bool = False
+    # where the variants are encoded (not part of the fingerprint: results do not depend on it)
+    engine: str = "local"  # local | ray
+    ray_address: str | None = None
+    workers: int = 2
+    gpus_per_worker: float = 0.0
 
     def plan(self) -> list[FamilyPlan]:
         return parse_perturbations(self.perturbations, self.levels)

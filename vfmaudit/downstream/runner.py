@@ -40,6 +40,10 @@ class DownstreamResult(FolderResult):
     report_name = REPORT_JSON
 
 
+def variant_name(family: str, level: float) -> str:
+    return f"emb_test_{family}@{level:.6g}"
+
+
 def _prepare(items, spec, batch: int) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """Model-size uint8 images of the readable items, their indices, and the skipped ones with reasons."""
     h, w = spec.size
@@ -84,6 +88,12 @@ def run_downstream(config: DownstreamConfig, progress: ProgressFn | None = None,
     """Evaluate the tasks on clean and perturbed test images; downstream.json and per_level.csv in config.out."""
     tasks = config.task_list()
     plans = config.plan()
+    if config.engine not in ("local", "ray"):
+        raise VfmauditError(f"unknown engine '{config.engine}'; choose from local, ray", param="engine")
+    if config.engine == "ray":
+        from vfmaudit.audit.ray_engine import import_ray
+
+        import_ray()  # one line before any work when Ray is missing
     templates = config.templates() if "zero-shot" in tasks else []
     data = load_dataset(config.dataset, config.max_per_class)
     train_idx, test_idx = data.split(config.test_fraction, config.seed)
@@ -139,14 +149,22 @@ def _run_locked(config, tasks, plans, templates, data: LabelledSet, train_idx, t
     clean = cache.get("emb_test_clean", lambda: _encode(encoder, test_images, bs))
     progress("advance", 1)
     emb: dict[tuple[str, float], np.ndarray] = {}
+    if config.engine == "ray":  # the perturbed test variants, encoded by a pool of Ray actors
+        from vfmaudit.downstream.ray_variants import encode_variants_on_ray
+
+        missing = [(n, lv) for n, lv in variants if not perturb.get(n).is_identity(lv)
+                   and not cache.path(variant_name(n, lv)).exists()]
+        encode_variants_on_ray(config, cache.dir, "images_test", missing,
+                               lambda k: progress("advance", k))
     for name, lv in variants:
         fam = perturb.get(name)
         if fam.is_identity(lv):
             emb[(name, lv)] = clean  # an unchanged image has an unchanged embedding
         else:
-            emb[(name, lv)] = cache.get(f"emb_test_{name}@{lv:.6g}", lambda name=name, lv=lv: _encode(
+            emb[(name, lv)] = cache.get(variant_name(name, lv), lambda name=name, lv=lv: _encode(
                 encoder, test_images, bs, lambda x: perturb.apply(x, name, lv, seed=config.seed)))
-        progress("advance", 1)
+        if config.engine != "ray":
+            progress("advance", 1)
 
     # robustness of the same variants: cosine and the cumulative divergence radius per level
     robustness, radius_of = {}, {}
