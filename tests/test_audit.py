@@ -1,6 +1,5 @@
 """The audit end to end through the real CLI and API: outputs, bad input, resume."""
 
-import csv
 import json
 
 import numpy as np
@@ -11,14 +10,10 @@ from vfmaudit import AuditConfig, VfmauditError, perturb, run_audit
 from vfmaudit.metrics import drift_metrics
 
 from cli_runner import run_cli as vfmaudit
+from helpers import rows
 from cli_runner import run_process
 
 FAST = ["-p", "jpeg,brightness,gaussian_noise", "--levels", "3"]
-
-
-def rows(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,5 @@
 """Two processes on one output: folder locks, atomic cache entries, duplicate rows counted once."""
 
-import csv
 import json
 import multiprocessing
 import os
@@ -15,25 +14,16 @@ import pytest
 from PIL import Image
 
 from cli_runner import run_cli
+from helpers import noisy_photos, rows
 from vfmaudit.errors import VfmauditError
 from vfmaudit.files import LOCK_NAME, OutputInUse, lock_folder, lock_output_file
 
 AUDIT = ["-p", "jpeg,brightness,gaussian_noise", "--levels", "4", "--batch-size", "8"]
 
 
-def rows(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
 @pytest.fixture(scope="module")
 def many_images(tmp_path_factory, photo_batch):
-    d = tmp_path_factory.mktemp("many")
-    rng = np.random.default_rng(0)
-    for i in range(48):
-        img = np.clip(photo_batch[i % 4].astype(int) + rng.integers(-20, 20, photo_batch.shape[1:]), 0, 255)
-        Image.fromarray(img.astype(np.uint8)).save(d / f"img{i:02d}.png")
-    return d
+    return noisy_photos(tmp_path_factory.mktemp("many"), photo_batch, 48)
 
 
 def start_audit(images, out, *extra):

@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from cli_runner import run_cli
+from helpers import noisy_photos
 from vfmaudit import perturb
 from vfmaudit.files import file_sha256
 
@@ -18,12 +19,7 @@ TINY = ["-m", MODEL, "-p", "jpeg,gaussian_blur", "--batch-size", "3", "--steps",
 
 @pytest.fixture(scope="module")
 def photos_dir(tmp_path_factory, photo_batch):
-    d = tmp_path_factory.mktemp("ft_imgs")
-    rng = np.random.default_rng(0)
-    for i in range(8):
-        img = np.clip(photo_batch[i % 4].astype(int) + rng.integers(-25, 25, photo_batch.shape[1:]), 0, 255)
-        Image.fromarray(img.astype(np.uint8)).save(d / f"p{i}.png")
-    return d
+    return noisy_photos(tmp_path_factory.mktemp("ft_imgs"), photo_batch, 8, spread=25, name="p{i}.png")
 
 
 @pytest.fixture(scope="module")

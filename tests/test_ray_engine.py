@@ -1,6 +1,5 @@
 """The audit on Ray (a local Ray instance, 2 workers): the local engine's outputs, worker deaths, resume."""
 
-import csv
 import json
 import os
 import signal
@@ -11,27 +10,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from cli_runner import run_cli
+from helpers import noisy_photos, rows
 
 pytest.importorskip("ray", reason="Ray is not installed (pip install 'vfmaudit[ray]')")
 
 ARGS = ["-p", "jpeg,brightness,gaussian_noise", "--levels", "3", "--batch-size", "4", "-q"]
 
 
-def rows(path: Path) -> list[dict]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory, photo_batch):
-    d = tmp_path_factory.mktemp("ray_imgs")
-    rng = np.random.default_rng(0)
-    for i in range(24):
-        img = np.clip(photo_batch[i % 4].astype(int) + rng.integers(-20, 20, photo_batch.shape[1:]), 0, 255)
-        Image.fromarray(img.astype(np.uint8)).save(d / f"img{i:02d}.png")
+    d = noisy_photos(tmp_path_factory.mktemp("ray_imgs"), photo_batch, 24)
     (d / "broken.png").write_bytes(b"not an image")
     return d
 
@@ -138,8 +128,8 @@ def test_downstream_on_ray_gives_the_local_numbers(tmp_path):
     b = json.loads((tmp_path / "ray" / "downstream.json").read_text())
     assert a["tasks"].keys() == b["tasks"].keys()
     for task in a["tasks"]:
-        for fam, rows in a["tasks"][task]["families"].items():
-            for key, values in rows.items():
+        for fam, fam_rows in a["tasks"][task]["families"].items():
+            for key, values in fam_rows.items():
                 assert np.allclose(values, b["tasks"][task]["families"][fam][key], atol=1e-6), (task, fam, key)
     for fam in a["robustness"]:
         assert np.allclose(a["robustness"][fam]["radius_mean"], b["robustness"][fam]["radius_mean"], atol=1e-6)

@@ -18,7 +18,7 @@ from vfmaudit.downstream import run_downstream as downstream_run
 from vfmaudit.errors import VfmauditError
 from vfmaudit.finetune import FinetuneConfig, FinetuneResult
 from vfmaudit.finetune import run_finetune as finetune_run
-from vfmaudit.export import EngineBuild, ExportResult, ParityReport, build_engine, check_parity, export_onnx
+from vfmaudit.export import ExportResult, ParityReport, build_engine, check_parity, export_onnx
 from vfmaudit.export.cpu_optimize import CpuOptimized, optimize_for_cpu
 from vfmaudit.files import lock_output_file, write_json
 from vfmaudit.gate import GateResult, load_policy
@@ -78,12 +78,8 @@ def export_and_check(model: str, out: str | Path, pretrained: str | None = None,
     return run
 
 
-def export_tensorrt(onnx_path: str | Path, out: str | Path, min_batch: int = 1, opt_batch: int = 8,
-                    max_batch: int = 32, workspace_gb: float = 4.0,
-                    timing_cache: str | Path | None = None) -> EngineBuild:
-    """Build a strongly typed TensorRT engine; its precision is the ONNX file's (fp32, fp16, Q/DQ INT8)."""
-    return build_engine(onnx_path, out, min_batch=min_batch, opt_batch=opt_batch, max_batch=max_batch,
-                        workspace_gb=workspace_gb, timing_cache=timing_cache)
+# `export tensorrt` is build_engine itself: the engine's precision is the ONNX file's, nothing to add
+export_tensorrt = build_engine
 
 
 def calibrate(onnx_path: str | Path, out: str | Path, images: list[str] | None = None, method: str = "minmax",

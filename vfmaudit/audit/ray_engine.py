@@ -138,7 +138,7 @@ def run_ray_locked(config: AuditConfig, plans, items, progress):
                                      override_num_blocks=len(todo))
             ds = ds.map_batches(_prepare_shard, batch_size=1, fn_kwargs={"spec": spec, "max_pixels": config.max_pixels},
                                 batch_format="numpy", num_cpus=0)  # light: never waits behind the encoders
-            fields = {k: v for k, v in vars(config).items()}
+            fields = dict(vars(config))
             fields.update(engine="local", resume=False, overwrite=False)
             with warnings.catch_warnings():  # Ray collects the restart options under a deprecated name
                 warnings.simplefilter("ignore")
@@ -153,9 +153,8 @@ def run_ray_locked(config: AuditConfig, plans, items, progress):
                 ray.shutdown()
     encoder_desc = json.loads((shard_dir / ENCODER_FILE).read_text())
     _merge(store, shard_dir, len(shards))
-    result = finish_report(config, plans, {**encoder_desc, "engine": "ray", "workers": config.workers,
-                                           "shards": len(shards), "shards_reused": reused}, store)
-    return result
+    return finish_report(config, plans, {**encoder_desc, "engine": "ray", "workers": config.workers,
+                                         "shards": len(shards), "shards_reused": reused}, store)
 
 
 def _preprocess_spec(config: AuditConfig) -> dict:

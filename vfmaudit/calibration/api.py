@@ -67,7 +67,7 @@ def calibrate_int8(onnx_path: str | Path, out: str | Path, images: list[str] | N
     if goal or sensitivity:
         extra = _mixed_precision(onnx_path, out, calib, info, held_out, fp32_enc, goal, method, batch_size, cache_dir,
                                  seed, progress)
-        q = extra.pop("quantized")
+        q = extra.pop("quantized", q)
     acceptance = accept_int8(fp32_enc, create_encoder("onnx", model=str(out)), held_out, seed=seed)
     median = acceptance["cosine_to_fp32"]["all"]["median"]
     passed = extra["search"]["met"] if goal else median >= min_median_cosine
@@ -86,7 +86,7 @@ def calibrate_int8(onnx_path: str | Path, out: str | Path, images: list[str] | N
 
 def _mixed_precision(onnx_path: Path, out: Path, calib, info, held_out, fp32_enc, goal, method: str,
                      batch_size: int, cache_dir, seed: int, progress) -> dict:
-    """Sensitivity ranking, and with a target the search; `out` ends up holding the chosen model."""
+    """Sensitivity ranking, and with a target the search; `out` then holds the chosen model (under "quantized")."""
     import shutil
     import tempfile
 
@@ -105,31 +105,29 @@ def _mixed_precision(onnx_path: Path, out: Path, calib, info, held_out, fp32_enc
     ranking = sensitivity(onnx_path, calib, quantize, feed, fp32_enc.input_name,
                           progress=(lambda i, n: progress("sensitivity", i, n)) if progress else None)
     extra: dict = {"sensitivity": [r.to_json() for r in ranking]}
+    if not goal:  # the ranking only: `out` still holds the full INT8 model
+        return extra
     with tempfile.TemporaryDirectory(prefix="vfmaudit-search-") as tmp:
         full = Path(tmp) / "full_int8.onnx"
         shutil.copyfile(out, full)
-        q = None
-        if goal:
-            trial = Path(tmp) / "trial.onnx"
+        trial = Path(tmp) / "trial.onnx"
 
-            def evaluate(keep: tuple[str, ...]) -> float | None:
-                quantize(trial, keep_float=keep)
-                acc = accept_int8(fp32_enc, create_encoder("onnx", model=str(trial)), held_out, levels=2, seed=seed,
-                                  measure_speed=False)
-                if progress:
-                    progress("search", len(keep), len(ranking))
-                return metric_value(acc, goal.metric)
+        def evaluate(keep: tuple[str, ...]) -> float | None:
+            quantize(trial, keep_float=keep)
+            acc = accept_int8(fp32_enc, create_encoder("onnx", model=str(trial)), held_out, levels=2, seed=seed,
+                              measure_speed=False)
+            if progress:
+                progress("search", len(keep), len(ranking))
+            return metric_value(acc, goal.metric)
 
-            found = search(ranking, goal, evaluate)
-            q = quantize(out, keep_float=tuple(found.kept_float))
-            base = np.stack([fp32_enc.preprocess.prepare(it.load()) for it in held_out[:8]])
-            mixed = _speed_ratio(fp32_enc, create_encoder("onnx", model=str(out)), base, 16)
-            full_speed = _speed_ratio(fp32_enc, create_encoder("onnx", model=str(full)), base, 16)
-            extra["search"] = {**found.to_json(), "speed": {
-                "fp32_img_per_s": mixed["fp32_img_per_s"], "mixed_img_per_s": mixed["int8_img_per_s"],
-                "full_int8_img_per_s": full_speed["int8_img_per_s"],
-                "mixed_over_fp32": mixed["int8_over_fp32"],
-                "mixed_over_full_int8": mixed["int8_img_per_s"] / full_speed["int8_img_per_s"]}}
-        extra["quantized"] = q or quantize_onnx(onnx_path, out, calib, method=method, batch_size=batch_size,
-                                                cache_dir=cache_dir)
+        found = search(ranking, goal, evaluate)
+        extra["quantized"] = quantize(out, keep_float=tuple(found.kept_float))
+        base = np.stack([fp32_enc.preprocess.prepare(it.load()) for it in held_out[:8]])
+        mixed = _speed_ratio(fp32_enc, create_encoder("onnx", model=str(out)), base, 16)
+        full_speed = _speed_ratio(fp32_enc, create_encoder("onnx", model=str(full)), base, 16)
+        extra["search"] = {**found.to_json(), "speed": {
+            "fp32_img_per_s": mixed["fp32_img_per_s"], "mixed_img_per_s": mixed["int8_img_per_s"],
+            "full_int8_img_per_s": full_speed["int8_img_per_s"],
+            "mixed_over_fp32": mixed["int8_over_fp32"],
+            "mixed_over_full_int8": mixed["int8_img_per_s"] / full_speed["int8_img_per_s"]}}
     return extra

@@ -76,6 +76,11 @@ def _cumulative_radius(clean: np.ndarray, variants: list[np.ndarray], order: lis
     return radius
 
 
+def _outcome(out: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+    """A classifier's output -> (probabilities or None, predicted labels): kNN votes give labels only."""
+    return (out, out.argmax(axis=1)) if out.ndim == 2 else (None, out)
+
+
 def _class_metrics(proba: np.ndarray | None, pred: np.ndarray, y: np.ndarray) -> dict:
     d = {"accuracy": float(np.mean(pred == y))}
     if proba is not None:
@@ -149,11 +154,13 @@ def _run_locked(config, tasks, plans, templates, data: LabelledSet, train_idx, t
     clean = cache.get("emb_test_clean", lambda: _encode(encoder, test_images, bs))
     progress("advance", 1)
     emb: dict[tuple[str, float], np.ndarray] = {}
+    on_ray: set[tuple[str, float]] = set()  # variants the actors encode (and report progress for)
     if config.engine == "ray":  # the perturbed test variants, encoded by a pool of Ray actors
         from vfmaudit.downstream.ray_variants import encode_variants_on_ray
 
         missing = [(n, lv) for n, lv in variants if not perturb.get(n).is_identity(lv)
                    and not cache.path(variant_name(n, lv)).exists()]
+        on_ray = set(missing)
         encode_variants_on_ray(config, cache.dir, "images_test", missing,
                                lambda k: progress("advance", k))
     for name, lv in variants:
@@ -163,7 +170,7 @@ def _run_locked(config, tasks, plans, templates, data: LabelledSet, train_idx, t
         else:
             emb[(name, lv)] = cache.get(variant_name(name, lv), lambda name=name, lv=lv: _encode(
                 encoder, test_images, bs, lambda x: perturb.apply(x, name, lv, seed=config.seed)))
-        if config.engine != "ray":
+        if (name, lv) not in on_ray:
             progress("advance", 1)
 
     # robustness of the same variants: cosine and the cumulative divergence radius per level
@@ -173,7 +180,8 @@ def _run_locked(config, tasks, plans, templates, data: LabelledSet, train_idx, t
         vs = [np.asarray(emb[(p.name, lv)]) for lv in p.levels]
         order = sorted(range(len(p.levels)), key=lambda j: abs(p.levels[j] - fam.identity))
         radius_of[p.name] = _cumulative_radius(np.asarray(clean), vs, order)
-        cos = np.stack([np.sum(l2_normalize(clean) * l2_normalize(v), axis=1) for v in vs], axis=1)
+        clean_unit = l2_normalize(clean)
+        cos = np.stack([np.sum(clean_unit * l2_normalize(v), axis=1) for v in vs], axis=1)
         robustness[p.name] = {"levels": list(p.levels), "radius_mean": radius_of[p.name].mean(axis=0).tolist(),
                               "cosine_mean": cos.mean(axis=0).tolist()}
 
@@ -192,17 +200,13 @@ def _run_locked(config, tasks, plans, templates, data: LabelledSet, train_idx, t
         weights = zero_shot_weights(text.encode, data.class_names, templates)
         classifiers["zero_shot"] = (lambda x: zero_shot_proba(x, weights), {"templates": templates})
     for task, (predict, params) in classifiers.items():
-        out_clean = predict(np.asarray(clean))
-        proba_clean = out_clean if out_clean.ndim == 2 else None
-        pred_clean = out_clean.argmax(axis=1) if proba_clean is not None else out_clean
+        proba_clean, pred_clean = _outcome(predict(np.asarray(clean)))
         entry = {"params": params, "clean": _class_metrics(proba_clean, pred_clean, y_test), "families": {}}
         flips = []
         for p in plans:
             fam_rows = {"levels": list(p.levels), "accuracy": [], "accuracy_drop": [], "ece": []}
             for j, lv in enumerate(p.levels):
-                o = predict(np.asarray(emb[(p.name, lv)]))
-                proba = o if o.ndim == 2 else None
-                pred = o.argmax(axis=1) if proba is not None else o
+                proba, pred = _outcome(predict(np.asarray(emb[(p.name, lv)])))
                 m = _class_metrics(proba, pred, y_test)
                 fam_rows["accuracy"].append(m["accuracy"])
                 fam_rows["accuracy_drop"].append(entry["clean"]["accuracy"] - m["accuracy"])

@@ -87,7 +87,7 @@ def train(model: torch.nn.Module, trainable: list[tuple[str, torch.nn.Parameter]
         sched.load_state_dict(ckpt["scheduler"])
         start = int(ckpt["step"])
         _truncate_log(log_path, start)
-    elif not log_path.exists() or start == 0:
+    else:
         with open(log_path, "w", newline="") as f:
             csv.DictWriter(f, fieldnames=LOG_COLUMNS).writeheader()
 

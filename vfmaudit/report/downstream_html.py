@@ -6,7 +6,7 @@ import html
 from pathlib import Path
 
 from vfmaudit.files import write_text_atomic
-from vfmaudit.report.page import responsive_svg as _svg
+from vfmaudit.report.page import responsive_svg
 
 
 def _fmt(v) -> str:
@@ -39,7 +39,7 @@ def _plots(report: dict) -> str:
         ax.legend(fontsize=6)
     fig.suptitle("Accuracy drop against divergence radius, per family and level", fontsize=10)
     fig.tight_layout()
-    return _svg(fig)
+    return responsive_svg(fig)
 
 
 def render_downstream_html(report: dict) -> str:

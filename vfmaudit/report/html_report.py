@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from vfmaudit import perturb
+from vfmaudit.audit.summary import family_summaries
 from vfmaudit.audit.tables import PER_IMAGE, PER_LEVEL, iter_rows
 from vfmaudit.data.sources import item_for_id
 from vfmaudit.errors import VfmauditError
@@ -27,10 +28,6 @@ from vfmaudit.report.page import json_block, page, responsive_svg, thumbnail
 WORST_PER_FAMILY = 2
 MAX_THUMBNAILS = 800  # about 3 KB each: a few MB at most
 MAX_TABLE_ROWS = 20_000
-
-
-def _svg(fig) -> str:  # kept for the other pages that import it
-    return responsive_svg(fig)
 
 
 def _distribution_plot(values: dict, families: list[str]) -> str:
@@ -240,10 +237,11 @@ def write_audit_html(result, path: Path | None = None, max_thumbnails: int = MAX
     families = list(result.report["families"])
     image_rows = list(iter_rows(result.out_dir / PER_IMAGE))
     n_levels = max((len(e["levels"]) for e in result.report["families"].values()), default=0)
-    chosen = set(select_strip_images(image_rows, families, n_levels, max_thumbnails))
+    chosen = select_strip_images(image_rows, families, n_levels, max_thumbnails)
+    wanted = set(chosen)
     level_rows = {(r["image"], r["family"], r["level"]): float(r["cosine"])
-                  for r in iter_rows(result.out_dir / PER_LEVEL) if r["image"] in chosen}
-    strips = build_strips(result.report, [i for i in select_strip_images(image_rows, families, n_levels,
-                                                                         max_thumbnails)], level_rows)
-    write_html(result.report, result.values(), path, image_rows, strips)
+                  for r in iter_rows(result.out_dir / PER_LEVEL) if r["image"] in wanted}
+    strips = build_strips(result.report, chosen, level_rows)
+    values = family_summaries(image_rows, [], families)[1]  # the rows are read already: no second pass
+    write_html(result.report, values, path, image_rows, strips)
     return path

@@ -27,7 +27,7 @@ def gate_markdown(result) -> str:
         label = f"`{c.check.metric}`" + (f" ({c.check.name})" if c.check.name else "")
         lines.append(f"| {'✅' if c.passed else '❌'} | {label} | {_fmt(c.value)} | {thresholds} | "
                      f"{_fmt(c.baseline)} | {margins} |")
-    if getattr(result, "compare_path", None):
+    if result.compare_path:
         lines += ["", f"Baseline against candidate, per family and per image: `{result.compare_path}`"]
     if result.reports:
         lines += ["", "Measurement reports: " + ", ".join(f"`{p}`" for p in result.reports.values())]
