@@ -135,7 +135,3 @@ def test_fp16_artefact_passes_export_check_at_the_fp16_threshold(tmp_path):
     check = run_cli("export", "check", tmp_path / "m16.onnx")
     assert check.returncode == 0 and "fp16" in check.stdout
 
-
-def test_bf16_is_refused_with_the_reason(tmp_path):
-    res = run_cli("export", "onnx", "-m", "timm:resnet18", "--precision", "bf16", "--out", tmp_path / "m.onnx")
-    assert res.returncode == 2 and "ModelOpt AutoCast" in res.stderr and not (tmp_path / "m.onnx").exists()

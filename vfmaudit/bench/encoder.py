@@ -66,7 +66,7 @@ class _Artefacts:
         key = (backend.name, precision, batch)
         if key not in self._files:
             source = self.built() if builder.source is None else \
-                Path(self.model_for(get_backend(builder.source), "fp32", batch))
+                Path(self.model_for(get_backend(builder.source), precision, batch))  # precision is the graph's
             out_dir = self.workdir / f"{backend.name}_{precision}_{batch}"
             out_dir.mkdir(parents=True, exist_ok=True)
             self._files[key] = Path(builder.build(source, out_dir, precision, batch))
@@ -83,6 +83,9 @@ def _make_encoder(backend: Backend, precision: str, batch: int, device: str, art
     if backend.runs_model_specs:
         options.update(pretrained=art.pretrained, seed=art.seed)
     enc = create_encoder(backend.name, **options)
+    if enc.describe().get("emulation"):
+        raise VfmauditError(f"{precision} on {device} runs as a float32 emulation of its rounding (onnxruntime "
+                            "has no bf16 CPU kernels), whose time says nothing about its speed; bench it on device cuda")
     actual = enc.describe().get("precision", "fp32")
     if actual != precision:
         raise VfmauditError(f"{options['model']} is {actual}, not {precision}")

@@ -100,6 +100,9 @@ def require_fp32(path: str | Path):
     """The model's metadata, or a one-line error when it is not an fp32 vfmaudit export."""
     info = read_onnx_info(path)  # rejects non-ONNX and foreign files with one line
     already = quantized_op_counts(path)
+    if not already and info.precision in ("fp16", "bf16"):
+        raise VfmauditError(f"{path} is {info.precision}; INT8 quantization starts from float32: calibrate its "
+                            "fp32 export instead")
     if already or info.precision != "fp32":
         raise VfmauditError(f"{path} is already quantized ({info.precision}, "
                             f"{sum(already.values())} quantized ops); calibrate its fp32 parent instead")

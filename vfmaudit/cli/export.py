@@ -28,8 +28,10 @@ def export_onnx_cmd(
     exporter: Annotated[str, typer.Option(
         help="auto (dynamo, TorchScript if dynamo fails, with a warning), dynamo or torchscript.")] = "auto",
     precision: Annotated[str, typer.Option(
-        help="fp32, or fp16: weights and compute in fp16 inside the graph (normalisations, reductions and softmax "
-             "kept in float32; float32 inputs and outputs), checked at the fp16 threshold. bf16 is not built yet.")]
+        help="fp32, fp16 or bf16: weights and compute in that type inside the graph (normalisations, reductions "
+             "and softmax kept in float32; float32 inputs and outputs), checked at that precision's threshold. "
+             "bf16 needs opset 22 (the graph is converted) and runs on the CPU as a float32 emulation of its "
+             "rounding (onnxruntime has no bf16 CPU kernels).")]
         = "fp32",
     optimize_cpu: Annotated[bool, typer.Option("--optimize-cpu", help="Also write FILE.cpu.onnx: fused and "
                                                "optimised for the onnxruntime CPU provider (see README).")] = False,
@@ -66,7 +68,8 @@ def export_check_cmd(
         help="Seed of the reference's random weights (default: from the artefact).")] = None,
     images: ImagesOpt = None,
     precision: Annotated[Optional[str], typer.Option(
-        help="fp32, fp16 or int8: picks the default threshold (0.9999, 0.999, 0.99). Default: the artefact's.")] = None,
+        help="fp32, fp16, bf16 or int8: picks the default threshold (0.9999, 0.999, 0.995, 0.99). "
+             "Default: the artefact's.")] = None,
     min_cosine: Annotated[Optional[float], typer.Option(help="Override the cosine threshold.")] = None,
     device: DeviceOpt = "cpu",
     backend: Annotated[Optional[str], typer.Option(help="Backend for the artefact (default: by file suffix).")] = None,
@@ -102,8 +105,8 @@ def export_tensorrt_cmd(
 ) -> None:
     """Build a strongly typed TensorRT engine with a dynamic-batch profile (TensorRT 10 or 11).
 
-    The engine's precision is the ONNX file's: export with --precision fp16 for FP16, calibrate for
-    INT8 (Q/DQ). The side-car records TensorRT, GPU, the source's hash and precision.
+    The engine's precision is the ONNX file's: export with --precision fp16 or bf16 for FP16/BF16,
+    calibrate for INT8 (Q/DQ). The side-car records TensorRT, GPU, the source's hash and precision.
     """
     from vfmaudit import export_tensorrt
     from vfmaudit.report.console import print_engine

@@ -15,7 +15,7 @@ from vfmaudit.metrics.agreement import mean_agreement, neighbour_agreement
 from vfmaudit.runtime import Encoder, create_encoder, resolve_backend
 
 # cosine to the torch reference that passes, per precision (overridable)
-DEFAULT_MIN_COSINE = {"fp32": 0.9999, "fp16": 0.999, "int8": 0.99}
+DEFAULT_MIN_COSINE = {"fp32": 0.9999, "fp16": 0.999, "bf16": 0.995, "int8": 0.99}
 # perturbed variants added to every image (parity must hold off the clean manifold too): perturb/presets.py
 PARITY_PRESET = "parity"
 

@@ -1,9 +1,11 @@
-"""Reduced precision that lives in the ONNX graph: fp16 weights and compute, float32 inputs and outputs.
+"""Reduced precision that lives in the ONNX graph: fp16 or bf16 weights and compute, float32 inputs and outputs.
 
 TensorRT 11 reads precision from the graph (strongly typed), and onnxruntime runs the same file,
-so the artefact is checked here on the CPU and built unchanged on a GPU. Conversion uses
+so the artefact is checked here on the CPU and built unchanged on a GPU. fp16 uses
 onnxconverter-common's float16 converter with an op block-list: normalisations, reductions and
-softmax stay in float32, where fp16's range and rounding hurt embeddings most.
+softmax stay in float32, where fp16's range and rounding hurt embeddings most. bf16 uses
+vfmaudit's converter (export/bf16.py); onnxruntime has no bf16 CPU kernels, so it is checked here
+through a float32 emulation of its rounding (artefact/bf16.py).
 """
 
 from __future__ import annotations
@@ -27,26 +29,48 @@ def convert_precision(path: str | Path, precision: str, out: str | Path | None =
         raise VfmauditError(f"unknown precision '{precision}'; choose from {', '.join(PRECISIONS)}", param="precision")
     if precision == "fp32":
         return path
-    if precision == "bf16":
-        raise VfmauditError("bf16 artefacts need NVIDIA ModelOpt AutoCast (python -m modelopt.onnx.autocast "
-                            "--low_precision_type bf16), which vfmaudit does not run yet; use fp16", param="precision")
     import onnx
-    from onnxconverter_common import float16
 
     info = read_onnx_info(path)
     if info.precision != "fp32":
         raise VfmauditError(f"{path} is {info.precision}; convert its fp32 export instead", param="precision")
+    external = Path(str(path) + ".data").exists()
     model = onnx.load(str(path))
+    converted, record = _to_bf16(model) if precision == "bf16" else _to_fp16(model)
+    _save(converted, out, external)
+    info.precision = precision
+    info.extra = {**info.extra, "precision_conversion": record}
+    write_onnx_info(out, info)
+    return out
+
+
+def _to_fp16(model):
+    from onnxconverter_common import float16
+
     block = list(float16.DEFAULT_OP_BLOCK_LIST) + list(FP16_BLOCK_LIST)
     converted = float16.convert_float_to_float16(model, keep_io_types=True, op_block_list=block,
                                                  disable_shape_infer=False)
     _float32_outputs(converted)
-    onnx.save(converted, str(out))
-    info.precision = "fp16"
-    info.extra = {**info.extra, "precision_conversion": {"tool": "onnxconverter-common float16",
-                                                         "float32_ops": sorted(set(block)), "io": "float32"}}
-    write_onnx_info(out, info)
-    return out
+    return converted, {"tool": "onnxconverter-common float16", "float32_ops": sorted(set(block)), "io": "float32"}
+
+
+def _to_bf16(model):
+    from vfmaudit.export.bf16 import convert_to_bf16
+
+    converted, summary = convert_to_bf16(model)
+    return converted, summary.to_dict()
+
+
+def _save(model, out: Path, external: bool) -> None:
+    """Write in place of the fp32 file, its weights kept in an external data file if the fp32 export had one."""
+    import onnx
+
+    if not external:
+        onnx.save(model, str(out))
+        return
+    Path(str(out) + ".data").unlink(missing_ok=True)  # save_model appends to an existing data file
+    onnx.save_model(model, str(out), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location=out.name + ".data")
 
 
 def _float32_outputs(model) -> None:

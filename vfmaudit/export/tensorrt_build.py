@@ -1,7 +1,7 @@
 """ONNX -> TensorRT engine, strongly typed: the precision is the ONNX graph's, never a builder flag.
 
 TensorRT 11 builds only strongly typed networks: FP16/BF16 come from an ONNX file converted to
-mixed precision beforehand (`vfmaudit export onnx --precision fp16`), INT8 from explicit Q/DQ
+mixed precision beforehand (`vfmaudit export onnx --precision fp16|bf16`), INT8 from explicit Q/DQ
 nodes (`vfmaudit calibrate`). The same code builds on TensorRT 10 (>= 10.0), where the
 STRONGLY_TYPED creation flag opts in (TensorRT 11 accepts and ignores it). No precision flags,
 no implicit calibrators: those were removed in TensorRT 11, and vfmaudit dropped its own.
@@ -104,6 +104,6 @@ def _build_for_backend(onnx_path: Path, out_dir: Path, precision: str, batch_siz
 
 
 register_builder(ArtefactBuilder(
-    backend="tensorrt", source="onnx", precisions=("fp32",), build=_build_for_backend,
-    other_precisions_hint="the precision of an engine is its ONNX file's: build the engine from an fp16 "
-                          "export (export onnx --precision fp16) or an INT8 one (calibrate) and pass it as model"))
+    backend="tensorrt", source="onnx", precisions=("fp32", "fp16", "bf16"), build=_build_for_backend,
+    other_precisions_hint="the precision of an engine is its ONNX file's: build the engine from an INT8 "
+                          "ONNX file (vfmaudit calibrate) and pass it as model"))

@@ -148,7 +148,7 @@ def _parity_values(report: dict) -> dict:
 
 register_measurement(Measurement(
     name="parity", description="the artefact against its torch reference (vfmaudit export check)",
-    options={"precision": Option((str, type(None)), None, "fp32, fp16 or int8 (default: the artefact's)"),
+    options={"precision": Option((str, type(None)), None, "fp32, fp16, bf16 or int8 (default: the artefact's)"),
              "max_images": Option(int, 12, "images compared, each clean and with the parity edits")},
     metric_paths=_parity_paths, run=_parity_run, values=_parity_values))
 

@@ -66,7 +66,8 @@ def print_parity(report, console: Console) -> None:
                     f"(atol {s['would_pass']['atol']:.2e}, rtol {s['would_pass']['rtol']:.2e})")
     providers = report.artefact_info.get("providers")
     if providers:
-        _plain(console, f"artefact ran on: {', '.join(providers)}")
+        emulation = report.artefact_info.get("emulation")
+        _plain(console, f"artefact ran on: {', '.join(providers)}" + (f" ({emulation})" if emulation else ""))
 
 
 def print_engine(build, console: Console) -> None:

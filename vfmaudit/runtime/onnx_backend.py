@@ -1,4 +1,7 @@
-"""The onnx backend: ONNX Runtime with TensorRT EP -> CUDA EP -> CPU, whichever this install has."""
+"""The onnx backend: ONNX Runtime with TensorRT EP -> CUDA EP -> CPU, whichever this install has.
+
+bf16 files run on the CPU through a float32 emulation of their rounding (artefact/bf16.py).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import numpy as np
 
 from vfmaudit.errors import VfmauditError
 from vfmaudit.artefact import INPUT_UINT8_NHWC, ArtefactInfo, read_onnx_info
+from vfmaudit.artefact.bf16 import EMULATED_NOTE, emulate_bf16
 from vfmaudit.runtime.base import encode_batches
 from vfmaudit.runtime.registry import register_backend
 
@@ -67,9 +71,14 @@ class OnnxEncoder:
         self.embed_dim = self.info.embedding_dim
         self.batch_size = int(batch_size)
         self.device = device
+        providers = provider_chain(device, ort.get_available_providers())
+        # onnxruntime's CPU provider has no bf16 kernels: run the float32 emulation of the same graph
+        self.emulation = EMULATED_NOTE if self.info.precision == "bf16" and not device.startswith("cuda") else None
         try:
-            self.session = ort.InferenceSession(str(path), session_options(threads),
-                                                providers=provider_chain(device, ort.get_available_providers()))
+            source = _bf16_emulated(path) if self.emulation else str(path)
+            self.session = ort.InferenceSession(source, session_options(threads), providers=providers)
+        except VfmauditError:
+            raise
         except Exception as e:  # noqa: BLE001 - ORT raises its own types for every load failure
             raise VfmauditError(f"onnxruntime cannot load {path}: {str(e).splitlines()[0][:200]}") from None
         self.providers = self.session.get_providers()  # what actually runs, in order
@@ -115,10 +124,21 @@ class OnnxEncoder:
         return {"spec": self.info.spec, "weights": self.info.weights, "embedding_dim": self.embed_dim,
                 "preprocess": self.preprocess.to_dict(), "backend": self.backend, "device": self.device,
                 "artefact": str(self.path), "input_format": self.info.input_format,
-                "precision": self.info.precision, "providers": self.providers, "batch_size": self.batch_size}
+                "precision": self.info.precision, "providers": self.providers, "batch_size": self.batch_size,
+                **({"emulation": self.emulation} if self.emulation else {})}
 
 
-@register_backend("onnx", suffixes=(".onnx",), precisions=("fp32", "fp16", "int8"),
+def _bf16_emulated(path: Path) -> bytes:
+    import onnx
+
+    model = emulate_bf16(onnx.load(str(path)))
+    if model.ByteSize() > 2**31 - 1:  # float32 weights of a bf16 file twice its size
+        raise VfmauditError(f"{path} is too large to emulate bf16 on the CPU (over 2 GiB as float32); "
+                            "run it on device cuda")
+    return model.SerializeToString()
+
+
+@register_backend("onnx", suffixes=(".onnx",), precisions=("fp32", "fp16", "bf16", "int8"),
                   packages=("onnxruntime", "onnxruntime-gpu", "onnx"),
                   description="ONNX Runtime: TensorRT EP -> CUDA EP -> CPU, whichever this install has")
 def make_onnx_encoder(model: str = "", device: str = "cpu", batch_size: int = 32,

@@ -77,7 +77,7 @@ class TensorRTEncoder:
                 "artefact": str(self.path), "precision": self.precision, "batch_size": self.batch_size}
 
 
-@register_backend("tensorrt", suffixes=(".engine", ".plan", ".trt"), precisions=("fp32", "fp16", "int8"),
+@register_backend("tensorrt", suffixes=(".engine", ".plan", ".trt"), precisions=("fp32", "fp16", "bf16", "int8"),
                   packages=("tensorrt",), description="a serialized TensorRT engine (NVIDIA GPU)")
 def make_tensorrt_encoder(model: str = "", device: str = "cuda", batch_size: int = 32) -> TensorRTEncoder:
     if not model:
