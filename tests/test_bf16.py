@@ -168,3 +168,24 @@ def test_calibrating_a_bf16_file_is_one_line(r18_pair, tmp_path):
     res = run_cli("calibrate", r18_pair[1], "--out", tmp_path / "x.onnx")
     assert res.returncode == 2 and "is bf16; INT8 quantization starts from float32" in res.stderr
     assert res.stderr.count("\n") == 1 and not (tmp_path / "x.onnx").exists()
+
+
+def test_optimize_cpu_with_bf16_is_refused_before_any_work(tmp_path):
+    res = run_cli("export", "onnx", "-m", "timm:resnet18", "--precision", "bf16", "--optimize-cpu",
+                  "--out", tmp_path / "m.onnx")
+    assert res.returncode == 2 and "--optimize-cpu" in res.stderr and "no bf16 kernels" in res.stderr
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_baked_preprocessing_converts_and_audits_like_the_fp32_file(tmp_path):
+    """uint8 NHWC input (a Cast into the graph) through the converter; the audit runs on the emulation."""
+    from vfmaudit import check_parity, export_onnx
+
+    res = export_onnx("timm:resnet18", tmp_path / "baked.onnx", bake_preprocess=True, precision="bf16")
+    model = onnx.load(str(res.path))
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    assert check_parity(res.path, max_images=2).passed
+    audit = run_cli("audit", "--model", res.path, "-p", "jpeg", "--levels", "2", "--out", tmp_path / "a")
+    assert audit.returncode == 0, audit.stderr
+    report = json.loads((tmp_path / "a" / "report.json").read_text())
+    assert report["backend"]["precision"] == "bf16" and "emulated" in report["backend"]["emulation"]

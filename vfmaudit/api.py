@@ -19,7 +19,7 @@ from vfmaudit.errors import VfmauditError
 from vfmaudit.finetune import FinetuneConfig, FinetuneResult
 from vfmaudit.finetune import run_finetune as finetune_run
 from vfmaudit.export import ExportResult, ParityReport, build_engine, check_parity, export_onnx
-from vfmaudit.export.cpu_optimize import CpuOptimized, optimize_for_cpu
+from vfmaudit.export.cpu_optimize import CpuOptimized, optimize_for_cpu, require_cpu_kernels
 from vfmaudit.files import lock_output_file, write_json
 from vfmaudit.gate import GateResult, load_policy
 from vfmaudit.gate import run_gate as gate_run
@@ -66,6 +66,8 @@ def export_and_check(model: str, out: str | Path, pretrained: str | None = None,
                      optimize_cpu: bool = False, check: bool = True, images: list[str] | None = None,
                      precision: str = "fp32") -> ExportRun:
     """Export to ONNX, optionally write the CPU-optimised file, and check each against torch."""
+    if optimize_cpu:
+        require_cpu_kernels(precision)
     res = export_onnx(model, out, pretrained=pretrained, seed=seed, bake_preprocess=bake_preprocess,
                       opset=opset, exporter=exporter, precision=precision)
     run = ExportRun(export=res)

@@ -32,11 +32,19 @@ class CpuOptimized:
         return f"CPU-optimised: {what}; ORT extended graph optimisations saved"
 
 
+def require_cpu_kernels(precision: str) -> None:
+    """One line, before any work, for a precision onnxruntime's CPU provider cannot run."""
+    if precision == "bf16":
+        raise VfmauditError("optimize_cpu writes a file for onnxruntime's CPU provider, which has no bf16 kernels; "
+                            "optimise the fp32 or fp16 export instead", param=("optimize_cpu", "precision"))
+
+
 def optimize_for_cpu(path: str | Path, out: str | Path | None = None) -> CpuOptimized:
     import onnxruntime as ort
 
     path = Path(path)
     info = read_onnx_info(path)
+    require_cpu_kernels(info.precision)
     out = Path(out) if out else path.with_name(path.stem + ".cpu.onnx")
     model_type = "vit" if any(h in info.spec.lower() for h in _TRANSFORMER_HINTS) else None
     fusions: dict = {}
