@@ -189,3 +189,45 @@ def test_baked_preprocessing_converts_and_audits_like_the_fp32_file(tmp_path):
     assert audit.returncode == 0, audit.stderr
     report = json.loads((tmp_path / "a" / "report.json").read_text())
     assert report["backend"]["precision"] == "bf16" and "emulated" in report["backend"]["emulation"]
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_export_convert_writes_a_new_checked_file(r18_pair, tmp_path, precision):
+    fp32 = r18_pair[0]
+    before = fp32.read_bytes()
+    res = run_cli("export", "convert", fp32, "--precision", precision, "--out", tmp_path / "m.onnx",
+                  "--json", tmp_path / "m.json")
+    assert res.returncode == 0, res.stderr
+    data = json.loads((tmp_path / "m.json").read_text())
+    assert data["precision"] == precision and data["parity"]["passed"] and data["parity"]["precision"] == precision
+    assert data["conversion"]["io"] == "float32" and read_onnx_info(tmp_path / "m.onnx").precision == precision
+    assert fp32.read_bytes() == before  # the fp32 file is left as it was
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--out", "{fp32}"], "should be a new .onnx file"),
+    (["--out", "{tmp}/x.onnx", "--precision", "int8"], "--precision must be fp16 or bf16"),
+    (["--out", "{tmp}/x.onnx", "--precision", "bf16", "{bf16}"], "is bf16; convert its fp32 export"),
+])
+def test_export_convert_bad_input_is_one_line(r18_pair, tmp_path, args, needle):
+    fp32, bf16 = r18_pair
+    fill = lambda a: a.format(fp32=fp32, bf16=bf16, tmp=tmp_path)  # noqa: E731
+    source = [fill(a) for a in args if a == "{bf16}"] or [str(fp32)]
+    res = run_cli("export", "convert", *source, *[fill(a) for a in args if a != "{bf16}"])
+    assert res.returncode == 2 and needle in res.stderr and res.stderr.count("\n") == 1
+
+
+def test_the_graph_not_the_metadata_decides(r18_pair, tmp_path):
+    """A bf16 graph whose metadata says fp32 (edited by another tool) is still refused for conversion,
+    and still runs through the emulation."""
+    from vfmaudit.artefact import write_onnx_info
+    from vfmaudit.runtime import create_encoder
+
+    lying = tmp_path / "lying.onnx"
+    shutil.copy(r18_pair[1], lying)
+    info = read_onnx_info(lying)
+    info.precision = "fp32"
+    write_onnx_info(lying, info)
+    with pytest.raises(Exception, match="is bf16; convert its fp32 export"):
+        convert_precision(lying, "fp16", tmp_path / "x.onnx")
+    assert "emulated" in create_encoder("onnx", model=str(lying)).describe()["emulation"]

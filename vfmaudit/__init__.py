@@ -20,6 +20,7 @@ from vfmaudit.errors import VfmauditError
 _LAZY = {
     "run_audit": "vfmaudit.api",
     "export_and_check": "vfmaudit.api",
+    "convert_and_check": "vfmaudit.api",
     "export_tensorrt": "vfmaudit.api",
     "calibrate": "vfmaudit.api",
     "run_gate": "vfmaudit.api",

@@ -80,6 +80,49 @@ def export_and_check(model: str, out: str | Path, pretrained: str | None = None,
     return run
 
 
+@dataclass
+class ConvertRun:
+    """`export convert`: the fp16/bf16 file written from an fp32 one, what changed, and its parity check."""
+
+    path: Path
+    precision: str
+    conversion: dict
+    check: ParityReport | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.check is None or self.check.passed
+
+    def to_json(self) -> dict:
+        return {"path": str(self.path), "precision": self.precision, "conversion": self.conversion,
+                "parity": self.check.to_json() if self.check else None}
+
+
+def convert_and_check(onnx_path: str | Path, out: str | Path, precision: str, check: bool = True,
+                      images: list[str] | None = None) -> ConvertRun:
+    """Rewrite an fp32 vfmaudit export in fp16 or bf16 (float32 I/O kept) as `out`, and check it against torch."""
+    from vfmaudit.artefact import read_onnx_info
+    from vfmaudit.export.onnx_export import check_onnx
+    from vfmaudit.export.precision import convert_precision
+
+    onnx_path, out = Path(onnx_path), Path(out)
+    if not onnx_path.is_file():
+        raise VfmauditError(f"ONNX file not found: {onnx_path}; check the path", param="onnx_path")
+    if out.suffix != ".onnx" or out.resolve() == onnx_path.resolve():
+        raise VfmauditError(f"out {out} should be a new .onnx file, not the fp32 one", param="out")
+    if precision not in ("fp16", "bf16"):
+        raise VfmauditError(f"precision must be fp16 or bf16, got '{precision}'", param="precision")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with lock_output_file(out):
+        convert_precision(onnx_path, precision, out)
+        check_onnx(out)
+        run = ConvertRun(path=out, precision=precision,
+                         conversion=read_onnx_info(out).extra.get("precision_conversion", {}))
+        if check:
+            run.check = check_parity(out, images=images)
+    return run
+
+
 # `export tensorrt` is build_engine itself: the engine's precision is the ONNX file's, nothing to add
 export_tensorrt = build_engine
 

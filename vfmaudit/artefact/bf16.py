@@ -88,6 +88,18 @@ def weightless(model, min_elements: int = 1024):
     return skeleton
 
 
+def reduced_float_types(model) -> set[str]:
+    """"fp16"/"bf16" when the graph holds weights, casts or typed values of that type (whatever its metadata says)."""
+    import onnx
+
+    names = {onnx.TensorProto.FLOAT16: "fp16", onnx.TensorProto.BFLOAT16: "bf16"}
+    g = model.graph
+    found = {t.data_type for t in g.initializer}
+    found |= {v.type.tensor_type.elem_type for v in [*g.input, *g.output, *g.value_info]}
+    found |= {a.i for n in g.node if n.op_type == "Cast" for a in n.attribute if a.name == "to"}
+    return {names[t] for t in found if t in names}
+
+
 def emulate_bf16(model):
     """A float32 model that computes what `model` (a bf16 or mixed graph) does, runnable on any CPU provider."""
     import onnx

@@ -67,14 +67,22 @@ class ArtefactInfo:
         return {"model": self.spec, "pretrained": None, "seed": int(w.get("seed", 0))}
 
 
-def read_onnx_info(path: str | Path) -> ArtefactInfo:
+def load_onnx_graph(path: str | Path):
+    """The ModelProto without its external weights, or a one-line error for a file that is not ONNX."""
     import onnx
 
     try:
-        model = onnx.load(str(path), load_external_data=False)
+        return onnx.load(str(path), load_external_data=False)
     except Exception as e:  # noqa: BLE001 - any parse failure means "not an ONNX file"
         raise VfmauditError(f"{path} is not a readable ONNX file ({type(e).__name__}); pass a .onnx model") from None
-    return ArtefactInfo.from_props({p.key: p.value for p in model.metadata_props}, str(path))
+
+
+def onnx_info(model, source: str) -> ArtefactInfo:
+    return ArtefactInfo.from_props({p.key: p.value for p in model.metadata_props}, source)
+
+
+def read_onnx_info(path: str | Path) -> ArtefactInfo:
+    return onnx_info(load_onnx_graph(path), str(path))
 
 
 def write_onnx_info(path: str | Path, info: ArtefactInfo) -> None:

@@ -57,6 +57,37 @@ def export_onnx_cmd(
         raise typer.Exit(1)
 
 
+@app.command("convert")
+@user_errors
+def export_convert_cmd(
+    onnx_file: Annotated[Path, typer.Argument(help="An fp32 ONNX file written by `vfmaudit export onnx`.")],
+    out_file: Annotated[Path, typer.Option("--out", "-o", help="The .onnx file to write.")],
+    precision: Annotated[str, typer.Option(
+        help="fp16 (onnxconverter-common) or bf16 (vfmaudit's converter, opset 22): normalisations, reductions "
+             "and softmax stay float32, inputs and outputs stay float32.")] = "bf16",
+    check: Annotated[bool, typer.Option(help="Run `export check` on the result (exit 1 if it fails).")] = True,
+    images: ImagesOpt = None,
+    json_out: Annotated[Optional[Path], typer.Option(
+        "--json", help="Write {path, precision, conversion, parity} here.")] = None,
+) -> None:
+    """Convert an fp32 export to fp16 or bf16 without exporting again, then check parity with torch.
+
+    bf16 runs on the CPU as a float32 emulation of its rounding (onnxruntime has no bf16 CPU kernels).
+    """
+    from vfmaudit import convert_and_check
+    from vfmaudit.report.console import print_parity
+
+    run = convert_and_check(onnx_file, out_file, precision, check=check, images=paths(images))
+    c = run.conversion
+    nodes = f": {c['bf16_nodes']} nodes in bf16, {c['float32_nodes']} in float32" if "bf16_nodes" in c else ""
+    out.print(f"wrote {run.path} ({run.precision}{nodes})", highlight=False, markup=False)
+    if run.check:
+        print_parity(run.check, out)
+    write_result_json(run, json_out)
+    if not run.passed:
+        raise typer.Exit(1)
+
+
 @app.command("check")
 @user_errors
 def export_check_cmd(

@@ -77,6 +77,9 @@ def convert_to_bf16(model):
 
     nodes = list(g.node)
     low = [computes_in_bf16(n) for n in nodes]
+    if not any(low):
+        raise VfmauditError(f"no float32 node of this graph can compute in bf16 (ops: "
+                            f"{', '.join(sorted({n.op_type for n in nodes})[:12])}); nothing to convert")
     bf16_name: dict[str, str] = {}  # float32 tensor -> its bf16 twin
     f32_ready: set[str] = {v.name for v in g.input} | set(initializers)  # float32 names that exist so far
     new_nodes, new_inits, fresh = [], [], _fresh_names(model)

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vfmaudit.artefact import read_onnx_info, write_onnx_info
+from vfmaudit.artefact import write_onnx_info
+from vfmaudit.artefact.metadata import load_onnx_graph, onnx_info
+from vfmaudit.artefact.bf16 import reduced_float_types
 from vfmaudit.errors import VfmauditError
 
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -31,9 +33,11 @@ def convert_precision(path: str | Path, precision: str, out: str | Path | None =
         return path
     import onnx
 
-    info = read_onnx_info(path)
-    if info.precision != "fp32":
-        raise VfmauditError(f"{path} is {info.precision}; convert its fp32 export instead", param="precision")
+    graph = load_onnx_graph(path)
+    info, reduced = onnx_info(graph, str(path)), reduced_float_types(graph)
+    if info.precision != "fp32" or reduced:
+        found = info.precision if info.precision != "fp32" else "/".join(sorted(reduced))
+        raise VfmauditError(f"{path} is {found}; convert its fp32 export instead", param="precision")
     external = Path(str(path) + ".data").exists()
     model = onnx.load(str(path))
     converted, record = _to_bf16(model) if precision == "bf16" else _to_fp16(model)

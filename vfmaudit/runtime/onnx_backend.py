@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from vfmaudit.errors import VfmauditError
-from vfmaudit.artefact import INPUT_UINT8_NHWC, ArtefactInfo, read_onnx_info
-from vfmaudit.artefact.bf16 import EMULATED_NOTE, emulate_bf16
+from vfmaudit.artefact import INPUT_UINT8_NHWC, ArtefactInfo
+from vfmaudit.artefact.metadata import load_onnx_graph, onnx_info
+from vfmaudit.artefact.bf16 import EMULATED_NOTE, emulate_bf16, reduced_float_types
 from vfmaudit.runtime.base import encode_batches
 from vfmaudit.runtime.registry import register_backend
 
@@ -66,14 +67,17 @@ class OnnxEncoder:
         if batch_size < 1:
             raise VfmauditError(f"batch_size must be >= 1, got {batch_size}", param="batch_size")
         self.path = path
-        self.info: ArtefactInfo = read_onnx_info(path)
+        graph = load_onnx_graph(path)  # parsed once: metadata and the graph's float types
+        self.info: ArtefactInfo = onnx_info(graph, str(path))
         self.preprocess = self.info.preprocess
         self.embed_dim = self.info.embedding_dim
         self.batch_size = int(batch_size)
         self.device = device
         providers = provider_chain(device, ort.get_available_providers())
         # onnxruntime's CPU provider has no bf16 kernels: run the float32 emulation of the same graph
-        self.emulation = EMULATED_NOTE if self.info.precision == "bf16" and not device.startswith("cuda") else None
+        bf16 = self.info.precision == "bf16" or "bf16" in reduced_float_types(graph)
+        del graph
+        self.emulation = EMULATED_NOTE if bf16 and not device.startswith("cuda") else None
         try:
             source = _bf16_emulated(path) if self.emulation else str(path)
             self.session = ort.InferenceSession(source, session_options(threads), providers=providers)
