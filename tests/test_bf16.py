@@ -79,6 +79,19 @@ def test_converted_graph_is_typed_bf16_with_float32_islands_and_io(r18_pair):
         convert_precision(bf16, "bf16")
 
 
+def test_every_allow_listed_op_takes_bf16_where_the_converter_puts_it():
+    """ONNX's own operator schemas at opset 22: each input the converter retypes admits bfloat16."""
+    from vfmaudit.export.bf16 import ALL, BF16_OPS, BF16_OPSET
+
+    for op, spec in BF16_OPS.items():
+        schema = onnx.defs.get_schema(op, BF16_OPSET)
+        allowed = {c.type_param_str: c.allowed_type_strs for c in schema.type_constraints}
+        positions = range(len(schema.inputs)) if spec is ALL else spec
+        for i in positions:
+            formal = schema.inputs[min(i, len(schema.inputs) - 1)]  # variadic inputs repeat the last formal
+            assert "tensor(bfloat16)" in allowed.get(formal.type_str, [formal.type_str]), (op, i)
+
+
 @pytest.mark.parametrize("which", ["r18", "vit"])
 def test_emulation_is_exactly_what_bf16_arithmetic_gives(which, r18_pair, vit_bf16):
     """onnx's reference evaluator runs the bf16 graph itself (numpy with ml_dtypes' bfloat16): the emulated

@@ -20,7 +20,7 @@ BF16_OPSET = 22
 ALL = None  # every input has the op's float type
 # op -> input positions typed like its float output (the rest are shapes, indices, scales: left alone)
 BF16_OPS: dict[str, tuple[int, ...] | None] = {
-    "Conv": ALL, "ConvTranspose": ALL, "MatMul": ALL, "Gemm": ALL, "Einsum": ALL,
+    "Conv": ALL, "ConvTranspose": ALL, "MatMul": ALL, "Gemm": ALL,
     "Add": ALL, "Sub": ALL, "Mul": ALL, "Div": ALL, "Neg": ALL, "Abs": ALL, "Max": ALL, "Min": ALL,
     "Relu": ALL, "LeakyRelu": ALL, "PRelu": ALL, "Sigmoid": ALL, "HardSigmoid": ALL, "HardSwish": ALL,
     "Tanh": ALL, "Erf": ALL, "Gelu": ALL, "Clip": ALL,
