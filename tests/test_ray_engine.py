@@ -98,8 +98,13 @@ def test_an_interrupted_driver_resumes_without_redoing_finished_shards(folder, t
     wait_for_shards(out, 2, proc)
     os.killpg(proc.pid, signal.SIGINT)
     proc.wait(timeout=120)
-    finished = {p.name: p.stat().st_mtime_ns for p in (out / "shards").glob("0*.json")}
-    assert 2 <= len(finished) < 7
+    files = sorted((out / "shards").glob("0*.json"), key=lambda p: p.stat().st_mtime_ns)
+    assert len(files) >= 2
+    # On a loaded machine the workers can finish every shard before Ray's shutdown stops them. The
+    # newest files then go: the state of a driver that died a little earlier, so some shards are redone.
+    for late in files[4:]:
+        late.unlink()
+    finished = {p.name: p.stat().st_mtime_ns for p in files[:4]}
     res = run_cli("audit", folder, *ARGS, "--out", out, "--engine", "ray", "--workers", "2", "--shard-size", "4",
                   "--resume")
     assert res.returncode == 0, res.stderr

@@ -84,7 +84,10 @@ class OnnxEncoder:
         except VfmauditError:
             raise
         except Exception as e:  # noqa: BLE001 - ORT raises its own types for every load failure
-            raise VfmauditError(f"onnxruntime cannot load {path}: {str(e).splitlines()[0][:200]}") from None
+            hint = "" if not bf16 or self.emulation else (
+                "; onnxruntime lacks a bf16 kernel on this device: build a TensorRT engine from it "
+                "(vfmaudit export tensorrt) or run it on device cpu (emulated)")
+            raise VfmauditError(f"onnxruntime cannot load {path}: {str(e).splitlines()[0][:200]}{hint}") from None
         self.providers = self.session.get_providers()  # what actually runs, in order
         self._check_io()
         self._binding = "CUDAExecutionProvider" in self.providers or "TensorrtExecutionProvider" in self.providers
