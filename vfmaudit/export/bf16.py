@@ -128,6 +128,7 @@ def convert_to_bf16(model):
     g.node.extend(new_nodes)
     del g.value_info[:]  # stale types; inference fills them again
     summary.float32_ops = sorted({n.op_type for n, in_bf16 in zip(nodes, low) if not in_bf16
+                                  and n.op_type not in ("Constant", "Cast")  # computing ops only
                                   and any(types.get(o) == TensorProto.FLOAT for o in n.output)})
     return model, summary
 
