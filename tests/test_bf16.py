@@ -244,3 +244,17 @@ def test_the_graph_not_the_metadata_decides(r18_pair, tmp_path):
     with pytest.raises(Exception, match="is bf16; convert its fp32 export"):
         convert_precision(lying, "fp16", tmp_path / "x.onnx")
     assert "emulated" in create_encoder("onnx", model=str(lying)).describe()["emulation"]
+
+
+def test_torch_backend_runs_bf16_on_cpu():
+    """The torch model itself in bfloat16 (oneDNN kernels): close to fp32, not equal to it."""
+    from vfmaudit.data import sample_items
+    from vfmaudit.runtime import create_encoder
+
+    images = np.stack([it.load()[:200, :200] for it in sample_items()[:3]])
+    fp32 = create_encoder("torch", model="timm:resnet18", seed=0).encode(images)
+    enc = create_encoder("torch", model="timm:resnet18", seed=0, precision="bf16")
+    bf16 = enc.encode(images)
+    cos = np.sum(fp32 * bf16, 1) / np.linalg.norm(fp32, axis=1) / np.linalg.norm(bf16, axis=1)
+    assert enc.describe()["precision"] == "bf16" and bf16.dtype == np.float32
+    assert cos.min() > 0.999 and not np.array_equal(fp32, bf16)

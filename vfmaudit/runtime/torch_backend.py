@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from vfmaudit.models.factory import BuiltModel
 
 # torch is imported when an encoder is made, not when the backend registers (CLI start-up)
-PRECISIONS = ("fp32", "fp16")
+# bf16 runs on CPU too (oneDNN kernels; fast where the CPU has AVX512_BF16 or AMX)
+PRECISIONS = ("fp32", "fp16", "bf16")
 
 
 def resolve_device(device: str) -> "torch.device":
@@ -52,7 +53,7 @@ class TorchEncoder:
                                   param="device")
         self.precision = precision
         self.torch = torch
-        self.dtype = {"fp32": torch.float32, "fp16": torch.float16}[precision]
+        self.dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
         self.module = built.module.to(self.device, dtype=self.dtype).eval()
         self.preprocess = built.preprocess
         self.embed_dim = built.embed_dim
