@@ -215,6 +215,8 @@ def test_export_convert_writes_a_new_checked_file(r18_pair, tmp_path, precision)
     assert data["precision"] == precision and data["parity"]["passed"] and data["parity"]["precision"] == precision
     assert data["conversion"]["io"] == "float32" and read_onnx_info(tmp_path / "m.onnx").precision == precision
     assert fp32.read_bytes() == before  # the fp32 file is left as it was
+    assert "Warning" not in res.stderr  # the fp16 converter's per-tensor warnings are counted, not printed
+    assert ("fp16_range_clamps" in data["conversion"]) == (precision == "fp16")
 
 
 @pytest.mark.parametrize("args, needle", [

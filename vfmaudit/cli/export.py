@@ -79,7 +79,8 @@ def export_convert_cmd(
 
     run = convert_and_check(onnx_file, out_file, precision, check=check, images=paths(images))
     c = run.conversion
-    nodes = f": {c['bf16_nodes']} nodes in bf16, {c['float32_nodes']} in float32" if "bf16_nodes" in c else ""
+    nodes = f": {c['bf16_nodes']} nodes in bf16, {c['float32_nodes']} in float32" if "bf16_nodes" in c else \
+        f": {c.get('fp16_range_clamps', 0)} weight tensors (per sign) clamped to fp16's range [1e-7, 65504]"
     out.print(f"wrote {run.path} ({run.precision}{nodes})", highlight=False, markup=False)
     if run.check:
         print_parity(run.check, out)

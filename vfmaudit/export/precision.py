@@ -10,6 +10,7 @@ through a float32 emulation of its rounding (artefact/bf16.py).
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from vfmaudit.artefact import write_onnx_info
@@ -52,10 +53,15 @@ def _to_fp16(model):
     from onnxconverter_common import float16
 
     block = list(float16.DEFAULT_OP_BLOCK_LIST) + list(FP16_BLOCK_LIST)
-    converted = float16.convert_float_to_float16(model, keep_io_types=True, op_block_list=block,
-                                                 disable_shape_infer=False)
+    # the converter warns once per weight tensor and sign whose values leave fp16's range: counted, not printed
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        converted = float16.convert_float_to_float16(model, keep_io_types=True, op_block_list=block,
+                                                     disable_shape_infer=False)
     _float32_outputs(converted)
-    return converted, {"tool": "onnxconverter-common float16", "float32_ops": sorted(set(block)), "io": "float32"}
+    clamps = sum("truncated" in str(w.message) for w in caught)
+    return converted, {"tool": "onnxconverter-common float16", "float32_ops": sorted(set(block)), "io": "float32",
+                       "fp16_range_clamps": clamps}
 
 
 def _to_bf16(model):
