@@ -103,15 +103,16 @@ def convert_and_check(onnx_path: str | Path, out: str | Path, precision: str, ch
     """Rewrite an fp32 vfmaudit export in fp16 or bf16 (float32 I/O kept) as `out`, and check it against torch."""
     from vfmaudit.artefact import read_onnx_info
     from vfmaudit.export.onnx_export import check_onnx
-    from vfmaudit.export.precision import convert_precision
+    from vfmaudit.export.precision import PRECISIONS, convert_precision
 
     onnx_path, out = Path(onnx_path), Path(out)
     if not onnx_path.is_file():
         raise VfmauditError(f"ONNX file not found: {onnx_path}; check the path", param="onnx_path")
     if out.suffix != ".onnx" or out.resolve() == onnx_path.resolve():
         raise VfmauditError(f"out {out} should be a new .onnx file, not the fp32 one", param="out")
-    if precision not in ("fp16", "bf16"):
-        raise VfmauditError(f"precision must be fp16 or bf16, got '{precision}'", param="precision")
+    reduced = [p for p in PRECISIONS if p != "fp32"]
+    if precision not in reduced:
+        raise VfmauditError(f"precision must be {' or '.join(reduced)}, got '{precision}'", param="precision")
     out.parent.mkdir(parents=True, exist_ok=True)
     with lock_output_file(out):
         convert_precision(onnx_path, precision, out)

@@ -73,9 +73,8 @@ def weightless(model, min_elements: int = 1024):
     """
     import onnx
 
-    skeleton = onnx.ModelProto()
-    skeleton.CopyFrom(onnx.ModelProto(ir_version=model.ir_version, opset_import=model.opset_import,
-                                      producer_name=model.producer_name, functions=model.functions))
+    skeleton = onnx.ModelProto(ir_version=model.ir_version, opset_import=model.opset_import,
+                               producer_name=model.producer_name, functions=model.functions)
     graph = onnx.GraphProto(name=model.graph.name, node=model.graph.node, input=model.graph.input,
                             output=model.graph.output, value_info=model.graph.value_info)
     listed = {i.name for i in model.graph.input}

@@ -67,12 +67,12 @@ class ArtefactInfo:
         return {"model": self.spec, "pretrained": None, "seed": int(w.get("seed", 0))}
 
 
-def load_onnx_graph(path: str | Path):
-    """The ModelProto without its external weights, or a one-line error for a file that is not ONNX."""
+def load_onnx_graph(path: str | Path, external_data: bool = False):
+    """The ModelProto (its external weights only if asked), or a one-line error for a file that is not ONNX."""
     import onnx
 
     try:
-        return onnx.load(str(path), load_external_data=False)
+        return onnx.load(str(path), load_external_data=external_data)
     except Exception as e:  # noqa: BLE001 - any parse failure means "not an ONNX file"
         raise VfmauditError(f"{path} is not a readable ONNX file ({type(e).__name__}); pass a .onnx model") from None
 

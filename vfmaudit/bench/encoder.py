@@ -83,10 +83,11 @@ def _make_encoder(backend: Backend, precision: str, batch: int, device: str, art
     if backend.runs_model_specs:
         options.update(pretrained=art.pretrained, seed=art.seed)
     enc = create_encoder(backend.name, **options)
-    if enc.describe().get("emulation"):
+    desc = enc.describe()
+    if desc.get("emulation"):
         raise VfmauditError(f"{precision} on {device} runs as a float32 emulation of its rounding (onnxruntime "
                             "has no bf16 CPU kernels), whose time says nothing about its speed; bench it on device cuda")
-    actual = enc.describe().get("precision", "fp32")
+    actual = desc.get("precision", "fp32")
     if actual != precision:
         raise VfmauditError(f"{options['model']} is {actual}, not {precision}")
     return enc

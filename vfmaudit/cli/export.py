@@ -11,6 +11,8 @@ from vfmaudit.audit.config import DEFAULT_MODEL
 from vfmaudit.cli.common import (DeviceOpt, ImagesOpt, JsonOpt, PretrainedOpt, err, out, paths, user_errors,
                                  write_result_json)
 
+CheckOpt = Annotated[bool, typer.Option(help="Run `export check` on the result (exit 1 if it fails).")]
+
 app = typer.Typer(help="Export encoders to ONNX or TensorRT, and check that an artefact is still the same model "
                        "as its torch original.", no_args_is_help=True)
 
@@ -35,7 +37,7 @@ def export_onnx_cmd(
         = "fp32",
     optimize_cpu: Annotated[bool, typer.Option("--optimize-cpu", help="Also write FILE.cpu.onnx: fused and "
                                                "optimised for the onnxruntime CPU provider (see README).")] = False,
-    check: Annotated[bool, typer.Option(help="Run `export check` on the result (exit 1 if it fails).")] = True,
+    check: CheckOpt = True,
     images: ImagesOpt = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the check's JSON report here.")] = None,
 ) -> None:
@@ -65,7 +67,7 @@ def export_convert_cmd(
     precision: Annotated[str, typer.Option(
         help="fp16 (onnxconverter-common) or bf16 (vfmaudit's converter, opset 22): normalisations, reductions "
              "and softmax stay float32, inputs and outputs stay float32.")] = "bf16",
-    check: Annotated[bool, typer.Option(help="Run `export check` on the result (exit 1 if it fails).")] = True,
+    check: CheckOpt = True,
     images: ImagesOpt = None,
     json_out: Annotated[Optional[Path], typer.Option(
         "--json", help="Write {path, precision, conversion, parity} here.")] = None,

@@ -32,15 +32,12 @@ def convert_precision(path: str | Path, precision: str, out: str | Path | None =
         raise VfmauditError(f"unknown precision '{precision}'; choose from {', '.join(PRECISIONS)}", param="precision")
     if precision == "fp32":
         return path
-    import onnx
-
-    graph = load_onnx_graph(path)
-    info, reduced = onnx_info(graph, str(path)), reduced_float_types(graph)
+    model = load_onnx_graph(path, external_data=True)
+    info, reduced = onnx_info(model, str(path)), reduced_float_types(model)
     if info.precision != "fp32" or reduced:
         found = info.precision if info.precision != "fp32" else "/".join(sorted(reduced))
         raise VfmauditError(f"{path} is {found}; convert its fp32 export instead", param="precision")
     external = Path(str(path) + ".data").exists()
-    model = onnx.load(str(path))
     converted, record = _to_bf16(model) if precision == "bf16" else _to_fp16(model)
     _save(converted, out, external)
     info.precision = precision

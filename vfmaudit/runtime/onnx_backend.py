@@ -76,13 +76,11 @@ class OnnxEncoder:
         providers = provider_chain(device, ort.get_available_providers())
         # onnxruntime's CPU provider has no bf16 kernels: run the float32 emulation of the same graph
         bf16 = self.info.precision == "bf16" or "bf16" in reduced_float_types(graph)
-        del graph
         self.emulation = EMULATED_NOTE if bf16 and not device.startswith("cuda") else None
+        source = _bf16_emulated(graph, path) if self.emulation else str(path)
+        del graph
         try:
-            source = _bf16_emulated(path) if self.emulation else str(path)
             self.session = ort.InferenceSession(source, session_options(threads), providers=providers)
-        except VfmauditError:
-            raise
         except Exception as e:  # noqa: BLE001 - ORT raises its own types for every load failure
             hint = "" if not bf16 or self.emulation else (
                 "; onnxruntime lacks a bf16 kernel on this device: build a TensorRT engine from it "
@@ -135,10 +133,11 @@ class OnnxEncoder:
                 **({"emulation": self.emulation} if self.emulation else {})}
 
 
-def _bf16_emulated(path: Path) -> bytes:
-    import onnx
+def _bf16_emulated(graph, path: Path) -> bytes:
+    from onnx.external_data_helper import load_external_data_for_model
 
-    model = emulate_bf16(onnx.load(str(path)))
+    load_external_data_for_model(graph, str(path.parent))  # weights of the graph parsed already
+    model = emulate_bf16(graph)
     if model.ByteSize() > 2**31 - 1:  # float32 weights of a bf16 file twice its size
         raise VfmauditError(f"{path} is too large to emulate bf16 on the CPU (over 2 GiB as float32); "
                             "run it on device cuda")
