@@ -118,3 +118,52 @@ def test_audit_bench_reports_efficiency(tmp_path):
     assert data["audit_images_per_s"] > 0 and data["encoder_images_per_s"] > 0
     assert data["efficiency"] == pytest.approx(data["audit_images_per_s"] / data["encoder_images_per_s"])
     assert 0 < data["efficiency"] < 1.5
+
+
+class _FailsOnLargeBatches:
+    """A real encoder (a fixed projection of the pixels) that breaks at run time above batch 2."""
+
+    backend = "flaky"
+
+    def __init__(self, batch_size: int):
+        from vfmaudit.models.preprocess import PreprocessSpec
+
+        self.preprocess = PreprocessSpec(size=(8, 8), resize=8)
+        self.embed_dim, self.batch_size = 4, batch_size
+        self.weights = np.random.default_rng(0).normal(size=(8 * 8 * 3, 4))
+
+    def encode(self, images):
+        if len(images) > 2:
+            raise MemoryError("out of memory at this batch size")
+        x = images.reshape(len(images), -1) / 255.0
+        emb = (x @ self.weights).astype(np.float32)
+        return emb / np.linalg.norm(emb, axis=1, keepdims=True)
+
+    def describe(self):
+        return {"backend": "flaky", "precision": "fp32"}
+
+
+@pytest.fixture
+def flaky_backend():
+    from vfmaudit.runtime import register_backend, unregister_backend
+
+    @register_backend("flaky", description="fails above batch 2 (test)")
+    def make(model: str = "", device: str = "cpu", batch_size: int = 32) -> _FailsOnLargeBatches:  # noqa: ARG001
+        return _FailsOnLargeBatches(batch_size)
+
+    yield
+    unregister_backend("flaky")
+
+
+def test_a_configuration_that_fails_while_running_is_a_row_and_the_sweep_goes_on(flaky_backend, tmp_path):
+    res = vfmaudit("bench", "encoder", "--model", "x", "--backends", "flaky", "--batch-sizes", "1,4,2",
+                   "--iterations", "2", "--warmup", "0", "--json", tmp_path / "b.json", "--csv", tmp_path / "b.csv")
+    assert res.returncode == 0, res.stderr
+    rows = json.loads((tmp_path / "b.json").read_text())["rows"]
+    assert [(r["batch_size"], r["status"]) for r in rows] == [(1, "ok"), (4, "error"), (2, "ok")]
+    assert rows[1]["error"] == "MemoryError: out of memory at this batch size" and "throughput" not in rows[1]
+    assert "error in flaky/fp32/b4" in res.stderr and "out of memory" in res.stderr
+    with open(tmp_path / "b.csv") as f:
+        table = list(csv.DictReader(f))
+    assert [r["status"] for r in table] == ["ok", "error", "ok"] and table[1]["error"].startswith("MemoryError")
+    assert float(table[2]["throughput"]) > 0

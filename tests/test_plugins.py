@@ -8,68 +8,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import toy_plugin
 from cli_runner import run_cli
+from toy_plugin import ProjectionEncoder
 from vfmaudit import perturb
-from vfmaudit.metrics import Metric, register_metric, unregister_metric
-from vfmaudit.models.preprocess import PreprocessSpec
-from vfmaudit.runtime import register_backend, unregister_backend
-from vfmaudit.runtime.base import to_model_size
-
-
-def invert_blend(batch: np.ndarray, level: float, seeds: np.ndarray) -> np.ndarray:  # noqa: ARG001
-    x = batch.astype(np.float32)
-    return np.clip(np.rint((1 - level) * x + level * (255 - x)), 0, 255).astype(np.uint8)
-
-
-def worst_cosine(clean: np.ndarray, variants: np.ndarray) -> np.ndarray:
-    return np.einsum("bd,bld->bl", clean, variants).min(axis=1)
-
-
-class ProjectionEncoder:
-    """A real (if tiny) encoder: a seeded random projection of the 16x16 image, read from a file."""
-
-    backend = "toyproj"
-
-    def __init__(self, path: str, batch_size: int):
-        self.seed = int(open(path).read())
-        self.preprocess = PreprocessSpec(size=(16, 16), resize=16)
-        self.embed_dim = 8
-        self.batch_size = batch_size
-        self.weights = np.random.default_rng(self.seed).normal(size=(16 * 16 * 3, 8))
-
-    def encode(self, images: np.ndarray) -> np.ndarray:
-        x = to_model_size(self.preprocess, images).reshape(len(images), -1) / 255.0 - 0.5
-        emb = (x @ self.weights).astype(np.float32)
-        return emb / np.linalg.norm(emb, axis=1, keepdims=True)
-
-    def describe(self) -> dict:
-        return {"spec": "toyproj", "weights": {"kind": "file", "label": f"seed {self.seed}"},
-                "embedding_dim": 8, "preprocess": self.preprocess.to_dict(), "backend": "toyproj",
-                "device": "cpu", "precision": "fp32", "batch_size": self.batch_size}
+from vfmaudit.runtime import register_backend
 
 
 @pytest.fixture
 def plugins(tmp_path):
-    perturb.register(perturb.Family(name="invert", lo=0.0, hi=1.0, identity=0.0, units="blend",
-                                    description="blend with the negative image", apply_batch=invert_blend))
-    register_metric(Metric(name="worst_cosine", higher_is_better=True, range=(-1.0, 1.0), per_image=worst_cosine,
-                           description="lowest cosine over the levels"))
-
-    @register_backend("toyproj", suffixes=(".toyproj",), description="random projection (test plugin)")
-    def make(model: str = "", device: str = "cpu", batch_size: int = 32) -> ProjectionEncoder:  # noqa: ARG001
-        return ProjectionEncoder(model, batch_size)
-
-    model = tmp_path / "m.toyproj"
-    model.write_text("3")
-    images = tmp_path / "imgs"
-    images.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(3):
-        Image.fromarray(rng.integers(0, 256, (24, 20, 3), dtype=np.uint8)).save(images / f"{i}.png")
-    yield model, images
-    perturb.unregister("invert")
-    unregister_metric("worst_cosine")
-    unregister_backend("toyproj")
+    toy_plugin.register_all()
+    yield toy_plugin.write_inputs(tmp_path)
+    toy_plugin.unregister_all()
 
 
 def test_plugins_flow_through_audit_reports_cli_and_bench(plugins, tmp_path):

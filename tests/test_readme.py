@@ -3,6 +3,8 @@
 import re
 from pathlib import Path
 
+import numpy as np
+
 from vfmaudit import perturb
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
@@ -21,8 +23,16 @@ def test_python_examples_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     blocks = re.findall(r"```python\n(.*?)```", README, re.S)
     assert len(blocks) >= 3
-    for code in blocks:
-        exec(compile(code.replace("/tmp/vfm-demo", str(tmp_path / "demo")), "README.md", "exec"), {})
+    before = set(perturb.families())
+    try:
+        for code in blocks:
+            exec(compile(code.replace("/tmp/vfm-demo", str(tmp_path / "demo")), "README.md", "exec"), {})
+        # the plugin example registered its family as a plugin module would
+        img = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)
+        assert np.array_equal(perturb.apply(img, "posterize", 3), img & 0xE0)
+    finally:
+        for name in set(perturb.families()) - before:
+            perturb.unregister(name)
 
 
 def test_architecture_examples_register_a_family_and_a_metric():

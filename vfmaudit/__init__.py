@@ -33,6 +33,7 @@ _LAZY = {
     "AuditConfig": "vfmaudit.audit",
     "AuditResult": "vfmaudit.audit",
     "create_encoder": "vfmaudit.runtime",
+    "open_encoder": "vfmaudit.runtime",
     "Encoder": "vfmaudit.runtime",
     "backends": "vfmaudit.runtime",
     "register_backend": "vfmaudit.runtime",
@@ -44,11 +45,12 @@ _LAZY = {
     "bench_meb": "vfmaudit.bench",
     "bench_audit": "vfmaudit.bench",
     "bench_audit_scaling": "vfmaudit.bench",
+    "measure_agreement": "vfmaudit.audit.agreement",
     "ArtefactInfo": "vfmaudit.artefact",
     "read_onnx_info": "vfmaudit.artefact",
 }
 _SUBMODULES = ("perturb", "metrics", "data", "models", "artefact", "runtime", "export", "calibration", "audit",
-               "bench", "gate", "downstream", "finetune", "report", "api")
+               "bench", "gate", "downstream", "finetune", "report", "api", "engines", "plugins")
 
 __all__ = ["__version__", "VfmauditError", *_LAZY, "perturb", "metrics"]
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vfmaudit.audit import AuditConfig, AuditResult, measure_audit
-from vfmaudit.audit.runner import ProgressFn
+from vfmaudit.audit.result import ProgressFn
 from vfmaudit.calibration import CalibrationResult, calibrate_int8
 from vfmaudit.downstream import DownstreamConfig, DownstreamResult
 from vfmaudit.downstream import run_downstream as downstream_run
@@ -186,7 +186,13 @@ def run_finetune(config: FinetuneConfig, progress=None, export: str | None = Non
         raise VfmauditError(f"export must be onnx, got '{export}'", param="export")
     if gate is not None:
         load_policy(gate, model=config.model)  # a bad policy stops the run before any training
-    result = finetune_run(config, progress=progress)
+    # inside the folder lock, as every command that writes a folder: no second run sees half of it
+    return finetune_run(config, progress=progress,
+                        on_complete=lambda result: _finish_finetune(result, export, gate))
+
+
+def _finish_finetune(result: FinetuneResult, export: str | None, gate: str | Path | None) -> None:
+    """Export (checked against the fine-tuned torch model) and gate, then report.json and report.html."""
     report = result.report
     candidate, candidate_weights = str(report["model"]["spec"]), str(result.weights)
     if export:
@@ -200,9 +206,8 @@ def run_finetune(config: FinetuneConfig, progress=None, export: str | None = Non
         g = run_gate(gate, out=result.out_dir / "gate", model=candidate, pretrained=candidate_weights)
         report["gate"] = {"policy": str(gate), "passed": g.passed, "failures": g.failures,
                           "result": str(result.out_dir / "gate" / "gate.json")}
-    write_json(report, result.out_dir / "report.json")
+    write_json(report, result.report_path)
     write_finetune_html(result)
-    return result
 
 
 def compare_reports(a: str | Path, b: str | Path | None = None, out: str | Path = "compare.html") -> Comparison:

@@ -4,8 +4,8 @@
 adds the report for people (report.html).
 """
 
-from vfmaudit.audit.config import DEFAULT_MODEL, DEFAULT_OUT, AuditConfig, FamilyPlan, parse_perturbations
-from vfmaudit.audit.runner import AuditResult, measure_audit, open_encoder
+from vfmaudit.audit.config import DEFAULT_OUT, AuditConfig
+from vfmaudit.audit.result import AuditResult
+from vfmaudit.audit.runner import AUDIT_ENGINES, measure_audit
 
-__all__ = ["AuditConfig", "FamilyPlan", "AuditResult", "measure_audit", "open_encoder", "parse_perturbations",
-           "DEFAULT_MODEL", "DEFAULT_OUT"]
+__all__ = ["AuditConfig", "AuditResult", "measure_audit", "AUDIT_ENGINES", "DEFAULT_OUT"]

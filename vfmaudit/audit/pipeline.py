@@ -12,7 +12,7 @@ from typing import Iterator
 import numpy as np
 
 from vfmaudit import perturb
-from vfmaudit.audit.config import FamilyPlan
+from vfmaudit.perturb.plan import FamilyPlan
 from vfmaudit.data.sources import ImageItem
 from vfmaudit.errors import ImageDecodeError
 from vfmaudit.models.preprocess import PreprocessSpec

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from vfmaudit import perturb
 from vfmaudit.artefact.provenance import package_versions, report_header
+from vfmaudit.audit.result import REPORT_JSON, AuditResult
+from vfmaudit.audit.store import ResultsStore
+from vfmaudit.audit.summary import family_summaries
+from vfmaudit.audit.tables import PER_IMAGE, PER_LEVEL, iter_rows
+from vfmaudit.files import write_json
 from vfmaudit.metrics import metrics
 
 SCHEMA = "vfmaudit.audit"
@@ -36,3 +43,15 @@ def build_report(config, encoder_desc: dict, plans, families: dict, skipped: dic
         "inputs": config.inputs or "built-in samples (skimage.data)",
         "versions": package_versions(),
     }
+
+
+def finish_report(config, plans, encoder_desc: dict, store: ResultsStore) -> AuditResult:
+    """Summaries from the tables on disk, and report.json: the last step of every engine."""
+    families, _ = family_summaries(iter_rows(store.dir / PER_IMAGE), iter_rows(store.dir / PER_LEVEL),
+                                   [p.name for p in plans])
+    n_done = max((f["n_images"] for f in families.values()), default=0)
+    warnings = [f"{n} duplicated row(s) in {name} were ignored: the folder had been written twice (two runs "
+                f"at once, before vfmaudit locked its output folders)" for name, n in store.duplicates.items()]
+    report = build_report(config, encoder_desc, plans, families, store.skipped, n_done, warnings)
+    write_json(report, store.dir / REPORT_JSON)
+    return AuditResult(report=report, out_dir=Path(config.out))

@@ -10,7 +10,9 @@ import numpy as np
 from vfmaudit import perturb
 from vfmaudit.bench.result import BenchReport
 from vfmaudit.artefact.provenance import fingerprint, report_header
-from vfmaudit.audit import AuditConfig, measure_audit, open_encoder
+from vfmaudit.audit import AuditConfig, measure_audit
+from vfmaudit.engines.ray import ray_session
+from vfmaudit.runtime import open_encoder
 from vfmaudit.runtime.timing import run_timed
 
 
@@ -24,7 +26,7 @@ def bench_audit(model: str = "openclip:ViT-S-32", inputs: list[str] | None = Non
     """
     base = dict(inputs=list(inputs or []), model=model, pretrained=pretrained, device=device, seed=seed,
                 batch_size=batch_size, levels=levels, perturbations=perturbations, overwrite=True)
-    encoder = open_encoder(AuditConfig(**base))
+    encoder = open_encoder(model, pretrained, device=device, batch_size=batch_size, seed=seed)
     with tempfile.TemporaryDirectory(prefix="vfmaudit-bench-audit-") as tmp:
         # a first small audit compiles the kernels and warms the encoder: not part of the timing
         measure_audit(AuditConfig(**{**base, "out": f"{tmp}/warm", "levels": 2}), encoder=encoder)
@@ -58,17 +60,11 @@ def bench_audit_scaling(model: str = "openclip:ViT-S-32", inputs: list[str] | No
     Ray is started once (or joined at `ray_address`) for all runs, so its start-up is not timed;
     each run starts from an empty folder.
     """
-    from vfmaudit.audit.ray_engine import import_ray
-
-    ray = import_ray()
     workers = workers or [1, 2]
     base = dict(inputs=list(inputs or []), model=model, batch_size=batch_size, levels=levels,
                 perturbations=perturbations, overwrite=True)
     rows = []
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address=ray_address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    try:
+    with ray_session(ray_address):
         with tempfile.TemporaryDirectory(prefix="vfmaudit-bench-scaling-") as tmp:
             measure_audit(AuditConfig(**{**base, "out": f"{tmp}/warm", "levels": 2}))  # compile the kernels
             t0 = time.perf_counter()
@@ -84,9 +80,6 @@ def bench_audit_scaling(model: str = "openclip:ViT-S-32", inputs: list[str] | No
                 measure_audit(config)
                 seconds = time.perf_counter() - t0
                 rows.append({"engine": "ray", "workers": w, "seconds": seconds, "images_per_s": n / seconds})
-    finally:
-        if started:
-            ray.shutdown()
     first_ray = next(r for r in rows if r["engine"] == "ray")
     for r in rows:
         r["speedup_vs_1_ray_worker"] = r["images_per_s"] / first_ray["images_per_s"] if r["engine"] == "ray" else None

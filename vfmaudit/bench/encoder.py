@@ -2,7 +2,8 @@
 
 Backends, their precisions and how their artefacts are built all come from the registries
 (runtime/registry.py, export/builders.py): a configuration that cannot run here becomes a row
-with status "skipped" and the reason, never a crash.
+with status "skipped" and the reason; one that fails while it runs becomes a row with status
+"error" and the error (as timm's benchmark records it), and the sweep goes on. Never a crash.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 from vfmaudit.artefact.provenance import fingerprint, report_header
 from vfmaudit.errors import VfmauditError
 from vfmaudit.export.builders import get_builder
-from vfmaudit.runtime import Backend, backends, create_encoder, get_backend, is_artefact_path
+from vfmaudit.runtime import Backend, backends, get_backend, is_artefact_path, open_encoder
 from vfmaudit.runtime.timing import run_timed
 
 
@@ -77,27 +78,34 @@ def _make_encoder(backend: Backend, precision: str, batch: int, device: str, art
     """An encoder, or VfmauditError saying why this configuration cannot run here."""
     if precision not in backend.precisions:
         raise VfmauditError(f"the {backend.name} backend runs {', '.join(backend.precisions)}, not {precision}")
-    options = {"model": art.model_for(backend, precision, batch), "device": device, "batch_size": batch}
-    if backend.takes("precision"):
-        options["precision"] = precision
-    if backend.runs_model_specs:
-        options.update(pretrained=art.pretrained, seed=art.seed)
-    enc = create_encoder(backend.name, **options)
+    model = art.model_for(backend, precision, batch)
+    enc = open_encoder(model, art.pretrained if backend.runs_model_specs else None, backend.name, device, batch,
+                       art.seed, precision if backend.takes("precision") else None)
     desc = enc.describe()
     if desc.get("emulation"):
         raise VfmauditError(f"{precision} on {device} runs as a float32 emulation of its rounding (onnxruntime "
                             "has no bf16 CPU kernels), whose time says nothing about its speed; bench it on device cuda")
     actual = desc.get("precision", "fp32")
     if actual != precision:
-        raise VfmauditError(f"{options['model']} is {actual}, not {precision}")
+        raise VfmauditError(f"{model} is {actual}, not {precision}")
     return enc
+
+
+def _time(enc, batch: int, warmup_s: float, duration_s: float | None, iterations: int | None) -> dict:
+    h, w = enc.preprocess.size
+    x = np.random.default_rng(0).integers(0, 256, (batch, h, w, 3), dtype=np.uint8)
+    timer = enc.device_timer() if hasattr(enc, "device_timer") else None
+    t = run_timed(lambda: enc.encode(x), batch, warmup_s=warmup_s, duration_s=duration_s,
+                  iterations=iterations, device_timer=timer)
+    return {**t.summary(), "providers": enc.describe().get("providers"), "embedding_dim": enc.embed_dim}
 
 
 def bench_encoders(model: str, backends: list[str], batch_sizes: list[int], precisions: list[str] | None = None,
                    device: str = "cpu", warmup_s: float = 1.0, duration_s: float | None = 3.0,
                    iterations: int | None = None, pretrained: str | None = None, seed: int = 0,
                    progress=None) -> EncoderBench:
-    """One row per (backend, precision, batch size): speeds, or status "skipped" with the reason."""
+    """One row per (backend, precision, batch size): speeds, status "skipped" with the reason, or status
+    "error" with the error it raised while running."""
     precisions = precisions or ["fp32"]
     chosen = [get_backend(b) for b in backends]
     known = all_precisions()
@@ -122,14 +130,14 @@ def bench_encoders(model: str, backends: list[str], batch_sizes: list[int], prec
                         if progress:
                             progress(row)
                         continue
-                    h, w = enc.preprocess.size
-                    x = np.random.default_rng(0).integers(0, 256, (batch, h, w, 3), dtype=np.uint8)
-                    timer = enc.device_timer() if hasattr(enc, "device_timer") else None
-                    t = run_timed(lambda: enc.encode(x), batch, warmup_s=warmup_s, duration_s=duration_s,
-                                  iterations=iterations, device_timer=timer)
-                    desc = enc.describe()
-                    result.rows.append({**row, "status": "ok", **t.summary(),
-                                        "providers": desc.get("providers"), "embedding_dim": enc.embed_dim})
+                    try:
+                        result.rows.append({**row, "status": "ok", **_time(enc, batch, warmup_s, duration_s,
+                                                                           iterations)})
+                    except Exception as e:  # noqa: BLE001 - one configuration's failure is its row, not the sweep's
+                        message = str(e).splitlines()[0] if str(e) else ""
+                        result.rows.append({**row, "status": "error", "error": f"{type(e).__name__}: {message}"[:500]})
+                    finally:
+                        del enc  # the next configuration gets the memory back
                     if progress:
                         progress(row)
     return result

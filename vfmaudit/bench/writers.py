@@ -8,7 +8,8 @@ from pathlib import Path
 from vfmaudit.artefact.provenance import flat_fingerprint
 
 LATENCY_KEYS = ("min", "mean", "median", "p90", "p95", "p99")
-ENCODER_COLUMNS = (["model", "backend", "precision", "batch_size", "device", "status", "reason", "throughput"]
+ENCODER_COLUMNS = (["model", "backend", "precision", "batch_size", "device", "status", "reason", "error",
+                    "throughput"]
                    + [f"latency_ms_{k}" for k in LATENCY_KEYS] + ["cv", "noisy", "iterations"])
 
 

@@ -7,7 +7,8 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from vfmaudit.audit.config import DEFAULT_MODEL, DEFAULT_OUT
+from vfmaudit.audit.config import DEFAULT_OUT
+from vfmaudit.models.spec import DEFAULT_MODEL
 from vfmaudit.cli.common import (AuditProgress, DeviceOpt, JsonOpt, LevelsOpt, ModelSpecOpt, PerturbationsOpt,
                                  PretrainedOpt, backend_help, err, out, user_errors, write_result_json)
 from vfmaudit.data.decode import DEFAULT_MAX_PIXELS

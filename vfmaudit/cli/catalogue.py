@@ -1,4 +1,4 @@
-"""`vfmaudit perturbations|presets|metrics|backends|version`: the registries, as tables."""
+"""`vfmaudit perturbations|presets|metrics|backends|engines|plugins|version`: the registries, as tables."""
 
 from __future__ import annotations
 
@@ -51,6 +51,34 @@ def list_backends() -> None:
     print_catalogue_table("Backends", ["name", "runs", "precisions", "options", "description"], rows, out)
 
 
+def list_engines() -> None:
+    """List the engines a command's work can run on (--engine)."""
+    from vfmaudit.engines import engines
+    from vfmaudit.report.console import print_catalogue_table
+
+    rows = [[name, e.description] for name, e in engines().items()]
+    print_catalogue_table("Engines", ["name", "description"], rows, out)
+
+
+def list_plugins() -> None:
+    """List the installed plugins (entry-point group vfmaudit.plugins) and whether each loaded.
+
+    A plugin is a module of another distribution that registers families, presets, metrics,
+    backends or gate measurements; set VFMAUDIT_NO_PLUGINS=1 to start without them.
+    """
+    from vfmaudit import metrics, perturb, runtime  # noqa: F401 - loading the registries loads the plugins
+    from vfmaudit.plugins import GROUP, plugins
+    from vfmaudit.report.console import print_catalogue_table
+
+    found = plugins()
+    rows = [[p.name, p.module, p.distribution, "loaded" if p.loaded else f"failed: {p.error}"] for p in found]
+    print_catalogue_table(f"Plugins (entry-point group {GROUP})", ["name", "module", "distribution", "status"],
+                          rows, out)
+    if not found:
+        out.print(f"no plugin installed; a distribution adds one under [project.entry-points.\"{GROUP}\"]",
+                  markup=False, highlight=False)
+
+
 def version() -> None:
     """Print the vfmaudit version."""
     out.print(__version__)
@@ -61,4 +89,6 @@ def register(app: typer.Typer) -> None:
     app.command("presets")(list_presets)
     app.command("metrics")(list_metrics)
     app.command("backends")(list_backends)
+    app.command("engines")(list_engines)
+    app.command("plugins")(list_plugins)
     app.command()(version)

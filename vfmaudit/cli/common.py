@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from vfmaudit import perturb
-from vfmaudit.audit.config import DEFAULT_MODEL
+from vfmaudit.models.spec import DEFAULT_MODEL
 from vfmaudit.errors import VfmauditError
 from vfmaudit.files import write_json
 from vfmaudit.runtime import auto_help, backends

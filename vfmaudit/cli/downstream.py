@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from vfmaudit.audit.config import DEFAULT_MODEL
+from vfmaudit.models.spec import DEFAULT_MODEL
 from vfmaudit.cli.common import (AuditProgress, DeviceOpt, JsonOpt, ModelSpecOpt, PerturbationsOpt, PretrainedOpt,
                                  backend_help, out, user_errors, write_result_json)
 from vfmaudit.downstream.config import DEFAULT_OUT, DEFAULT_PROMPTS, TASKS

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from vfmaudit.audit.config import DEFAULT_MODEL
+from vfmaudit.models.spec import DEFAULT_MODEL
 from vfmaudit.cli.common import (DeviceOpt, ImagesOpt, JsonOpt, PretrainedOpt, err, out, paths, user_errors,
                                  write_result_json)
 

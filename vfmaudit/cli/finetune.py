@@ -7,7 +7,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from vfmaudit.audit.config import DEFAULT_MODEL
+from vfmaudit.models.spec import DEFAULT_MODEL
 from vfmaudit.cli.common import DeviceOpt, JsonOpt, ModelSpecOpt, PretrainedOpt, err, out, user_errors, write_result_json
 from vfmaudit.finetune.config import DEFAULT_OUT
 

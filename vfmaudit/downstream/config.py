@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vfmaudit.audit.config import DEFAULT_MODEL, FamilyPlan, parse_perturbations
+from vfmaudit.models.spec import DEFAULT_MODEL
+from vfmaudit.perturb.plan import FamilyPlan, parse_perturbations
 from vfmaudit.errors import VfmauditError
 
 TASKS = ("linear-probe", "knn", "retrieval", "zero-shot")
@@ -71,21 +72,23 @@ def is_openclip(model: str) -> bool:
     """True for an OpenCLIP spec, or an artefact exported from one (read from its metadata)."""
     if model.startswith("openclip:"):
         return True
-    if model.lower().endswith(".onnx"):
-        from vfmaudit.artefact import read_onnx_info
+    from vfmaudit.runtime import artefact_info, is_artefact_path
 
-        try:
-            return read_onnx_info(model).spec.startswith("openclip:")
-        except VfmauditError:
-            return False
-    return False
+    if not is_artefact_path(model):
+        return False
+    try:
+        info = artefact_info(model)
+    except VfmauditError:
+        return False
+    return info is not None and info.spec.startswith("openclip:")
 
 
 def text_source(model: str, pretrained: str | None, seed: int) -> tuple[str, str | None, int]:
     """The OpenCLIP spec, weights and seed a zero-shot text tower is built from (artefacts: their metadata)."""
-    if model.lower().endswith(".onnx"):
-        from vfmaudit.artefact import read_onnx_info
+    from vfmaudit.runtime import artefact_info, is_artefact_path
 
-        ref = read_onnx_info(model).reference_args()
+    info = artefact_info(model) if is_artefact_path(model) else None
+    if info is not None:
+        ref = info.reference_args()
         return ref["model"], ref["pretrained"], ref["seed"]
     return model, pretrained, seed

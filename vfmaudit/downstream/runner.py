@@ -9,6 +9,7 @@ variants, so the accuracy drop can be fitted against them (the seed paper's anal
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 from typing import Callable
 
@@ -16,35 +17,38 @@ import numpy as np
 
 from vfmaudit import perturb
 from vfmaudit.artefact.provenance import package_versions, report_header
-from vfmaudit.audit.config import AuditConfig
-from vfmaudit.audit.runner import open_encoder
 from vfmaudit.data.datasets import LabelledSet, load_dataset
 from vfmaudit.downstream.cache import ArrayCache
 from vfmaudit.downstream.config import DownstreamConfig, text_source
-from vfmaudit.downstream.tasks import LinearProbe, knn_predict, zero_shot_proba, zero_shot_weights
+from vfmaudit.downstream.tasks import (KNN_KS, LinearProbe, knn_predict, zero_shot_proba,
+                                       zero_shot_weights)
+from vfmaudit.downstream.ray_variants import encode_ahead_on_ray
+from vfmaudit.downstream.variants import (encode_ahead_locally, encode_images, load_variants, missing_variants,
+                                          variant_name)
+from vfmaudit.engines import get_engine
 from vfmaudit.errors import ImageDecodeError, VfmauditError
 from vfmaudit.files import FolderResult, lock_folder, write_json
 from vfmaudit.metrics import (auroc, divergence_radius, expected_calibration_error, l2_normalize, linear_fit,
                               mean_average_precision, recall_at_k, threshold_at_precision)
+from vfmaudit.runtime import open_encoder
 
 SCHEMA = "vfmaudit.downstream"
 REPORT_JSON = "downstream.json"
 PER_LEVEL = "per_level.csv"
 PER_LEVEL_COLUMNS = ["task", "family", "level", "accuracy", "accuracy_drop", "ece", "recall@1", "recall@5", "map",
                      "radius_mean", "cosine_mean"]
-KNN_KS = (1, 20)
 ProgressFn = Callable[[str, int], None]
+# engine name -> who encodes the test variants missing from the cache (one entry per vfmaudit.engines engine)
+VARIANT_ENGINES = {"local": encode_ahead_locally, "ray": encode_ahead_on_ray}
+
+__all__ = ["run_downstream", "DownstreamResult", "variant_name", "KNN_KS"]
 
 
 class DownstreamResult(FolderResult):
     report_name = REPORT_JSON
 
 
-def variant_name(family: str, level: float) -> str:
-    return f"emb_test_{family}@{level:.6g}"
-
-
-def _prepare(items, spec, batch: int) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+def _prepare(items, spec) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """Model-size uint8 images of the readable items, their indices, and the skipped ones with reasons."""
     h, w = spec.size
     images, kept, skipped = [], [], []
@@ -58,12 +62,91 @@ def _prepare(items, spec, batch: int) -> tuple[np.ndarray, np.ndarray, list[dict
     return arr, np.array(kept, dtype=int), skipped
 
 
-def _encode(encoder, images: np.ndarray, batch: int, transform=None) -> np.ndarray:
-    out = []
-    for start in range(0, len(images), batch):
-        chunk = np.ascontiguousarray(images[start:start + batch])
-        out.append(encoder.encode(transform(chunk) if transform else chunk))
-    return np.concatenate(out).astype(np.float32) if out else np.empty((0, encoder.embed_dim), np.float32)
+def run_downstream(config: DownstreamConfig, progress: ProgressFn | None = None,
+                   on_complete: Callable[[DownstreamResult], object] | None = None) -> DownstreamResult:
+    """Evaluate the tasks on clean and perturbed test images; downstream.json and per_level.csv in config.out."""
+    tasks = config.task_list()
+    plans = config.plan()
+    get_engine(config.engine)  # one line before any work when the engine cannot run here
+    templates = config.templates() if "zero-shot" in tasks else []
+    data = load_dataset(config.dataset, config.max_per_class)
+    train_idx, test_idx = data.split(config.test_fraction, config.seed)
+    if len(train_idx) < 2 or len(test_idx) < 2:
+        raise VfmauditError(f"{data.name} is too small to split into training and test images "
+                            f"({len(train_idx)} and {len(test_idx)}); pass more images per class", param="dataset")
+    encoder = open_encoder(config.model, config.pretrained, config.backend, config.device, config.batch_size,
+                           config.seed)
+    out = Path(config.out)
+    if out.exists() and not out.is_dir():
+        raise VfmauditError(f"out {out} is a file; pass a folder", param="out")
+    with lock_folder(out):
+        result = _run_locked(config, tasks, plans, templates, data, train_idx, test_idx, encoder,
+                             progress or (lambda e, n: None))
+        if on_complete:
+            on_complete(result)
+    return result
+
+
+def _prepared_split(cache: ArrayCache, data: LabelledSet, split: str, idx, spec) -> tuple[np.ndarray, np.ndarray,
+                                                                                           list[dict]]:
+    """One split's model-size images (cached), the dataset indices of the readable ones, the skipped ones."""
+    found: dict = {}
+
+    def compute():
+        arr, kept, skip = _prepare([data.items[i] for i in idx], spec)
+        found.update(kept=kept, skipped=skip)
+        return arr
+
+    images = cache.get(f"images_{split}", compute)
+    kept = cache.get(f"kept_{split}", lambda: found["kept"])
+    skipped_file = cache.dir / f"skipped_{split}.json"
+    if found.get("skipped"):
+        write_json({"skipped": found["skipped"]}, skipped_file)
+    skipped = json.loads(skipped_file.read_text())["skipped"] if skipped_file.exists() else []
+    return images, np.asarray(idx)[np.asarray(kept, dtype=int)], skipped
+
+
+def _run_locked(config, tasks, plans, templates, data: LabelledSet, train_idx, test_idx, encoder, progress):
+    out = Path(config.out)
+    cache = ArrayCache(out, config.fingerprint(), config.resume, config.overwrite)
+    bs = config.batch_size
+    train_images, train_ids, skipped_train = _prepared_split(cache, data, "train", train_idx, encoder.preprocess)
+    test_images, test_ids, skipped_test = _prepared_split(cache, data, "test", test_idx, encoder.preprocess)
+    y_train, y_test = data.labels[train_ids], data.labels[test_ids]
+    if len(np.unique(y_train)) < 2 or len(y_test) < 2:
+        raise VfmauditError("fewer than two classes (or test images) could be read; check the data set",
+                            param="dataset")
+    n_variants = sum(len(p.levels) for p in plans)
+    progress("start", 2 + n_variants)
+    train = cache.get("emb_train", lambda: encode_images(encoder, train_images, bs))
+    progress("advance", 1)
+    clean = cache.get("emb_test_clean", lambda: encode_images(encoder, test_images, bs))
+    progress("advance", 1)
+    advance = lambda k: progress("advance", k)  # noqa: E731
+    done_ahead = VARIANT_ENGINES[config.engine](config, cache, "images_test", missing_variants(plans, cache), advance)
+    emb = load_variants(plans, cache, clean, encoder, test_images, bs, config.seed, done_ahead, advance)
+
+    robustness, radius_of = _robustness(plans, np.asarray(clean), emb)
+    classifiers = _classifiers(config, tasks, np.asarray(train), y_train, data.class_names, templates)
+    results, flips_for = _classification_results(classifiers, np.asarray(clean), emb, plans, y_test, radius_of)
+    if "retrieval" in tasks:
+        results["retrieval"] = _retrieval_results(np.asarray(clean), emb, plans, y_test)
+    prediction = {task: _prediction(results[task], robustness, flips_for[task]) for task in flips_for}
+    desc = encoder.describe()
+    report = {**report_header(SCHEMA, 1),
+              "dataset": {"name": data.name, "classes": data.class_names, "train_images": int(len(train_ids)),
+                          "test_images": int(len(test_ids)),
+                          "split": "given (train/, test/)" if data.train_index is not None
+                          else f"stratified, seed {config.seed}, test fraction {config.test_fraction:g}",
+                          "notes": data.notes},
+              "model": desc, "random_weights": desc.get("weights", {}).get("kind") == "random",
+              "tasks": results, "robustness": robustness, "prediction": prediction,
+              "perturbations": [p.name for p in plans], "levels": config.levels, "seed": config.seed,
+              "embeddings_reused": cache.reused, "skipped": skipped_train + skipped_test,
+              "versions": package_versions()}
+    write_json(report, out / REPORT_JSON)
+    _write_per_level(report, out / PER_LEVEL)
+    return DownstreamResult(report=report, out_dir=out)
 
 
 def _cumulative_radius(clean: np.ndarray, variants: list[np.ndarray], order: list[int]) -> np.ndarray:
@@ -74,6 +157,40 @@ def _cumulative_radius(clean: np.ndarray, variants: list[np.ndarray], order: lis
         pts = np.stack([clean] + [variants[order[r]] for r in range(rank + 1)], axis=1)
         radius[:, j] = divergence_radius(l2_normalize(pts))
     return radius
+
+
+def _robustness(plans, clean: np.ndarray, emb: dict) -> tuple[dict, dict]:
+    """Per family: the mean cumulative divergence radius and mean cosine per level; per-image radii."""
+    robustness, radius_of = {}, {}
+    clean_unit = l2_normalize(clean)
+    for p in plans:
+        fam = perturb.get(p.name)
+        vs = [np.asarray(emb[(p.name, lv)]) for lv in p.levels]
+        order = sorted(range(len(p.levels)), key=lambda j: abs(p.levels[j] - fam.identity))
+        radius_of[p.name] = _cumulative_radius(clean, vs, order)
+        cos = np.stack([np.sum(clean_unit * l2_normalize(v), axis=1) for v in vs], axis=1)
+        robustness[p.name] = {"levels": list(p.levels), "radius_mean": radius_of[p.name].mean(axis=0).tolist(),
+                              "cosine_mean": cos.mean(axis=0).tolist()}
+    return robustness, radius_of
+
+
+def _classifiers(config, tasks, train: np.ndarray, y_train: np.ndarray, class_names: list[str],
+                 templates: list[str]) -> dict:
+    """task key -> (embeddings -> probabilities or labels, parameters), fitted on the clean training set."""
+    classifiers = {}
+    if "linear-probe" in tasks:
+        probe = LinearProbe(train, y_train, seed=config.seed)
+        classifiers["linear_probe"] = (probe.proba, {"C": probe.C})
+    if "knn" in tasks:
+        for k in KNN_KS:
+            classifiers[f"knn_{k}"] = (lambda x, k=k: knn_predict(train, y_train, x, k), {"k": k})
+    if "zero-shot" in tasks:
+        from vfmaudit.models.text import build_text_encoder
+
+        text = build_text_encoder(*text_source(config.model, config.pretrained, config.seed))
+        weights = zero_shot_weights(text.encode, class_names, templates)
+        classifiers["zero_shot"] = (lambda x: zero_shot_proba(x, weights), {"templates": templates})
+    return classifiers
 
 
 def _outcome(out: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
@@ -88,119 +205,12 @@ def _class_metrics(proba: np.ndarray | None, pred: np.ndarray, y: np.ndarray) ->
     return d
 
 
-def run_downstream(config: DownstreamConfig, progress: ProgressFn | None = None,
-                   on_complete: Callable[[DownstreamResult], object] | None = None) -> DownstreamResult:
-    """Evaluate the tasks on clean and perturbed test images; downstream.json and per_level.csv in config.out."""
-    tasks = config.task_list()
-    plans = config.plan()
-    if config.engine not in ("local", "ray"):
-        raise VfmauditError(f"unknown engine '{config.engine}'; choose from local, ray", param="engine")
-    if config.engine == "ray":
-        from vfmaudit.audit.ray_engine import import_ray
-
-        import_ray()  # one line before any work when Ray is missing
-    templates = config.templates() if "zero-shot" in tasks else []
-    data = load_dataset(config.dataset, config.max_per_class)
-    train_idx, test_idx = data.split(config.test_fraction, config.seed)
-    if len(train_idx) < 2 or len(test_idx) < 2:
-        raise VfmauditError(f"{data.name} is too small to split into training and test images "
-                            f"({len(train_idx)} and {len(test_idx)}); pass more images per class", param="dataset")
-    encoder = open_encoder(AuditConfig(model=config.model, pretrained=config.pretrained, backend=config.backend,
-                                       device=config.device, batch_size=config.batch_size, seed=config.seed))
-    out = Path(config.out)
-    if out.exists() and not out.is_dir():
-        raise VfmauditError(f"out {out} is a file; pass a folder", param="out")
-    with lock_folder(out):
-        result = _run_locked(config, tasks, plans, templates, data, train_idx, test_idx, encoder,
-                             progress or (lambda e, n: None))
-        if on_complete:
-            on_complete(result)
-    return result
-
-
-def _run_locked(config, tasks, plans, templates, data: LabelledSet, train_idx, test_idx, encoder, progress):
-    out = Path(config.out)
-    cache = ArrayCache(out, config.fingerprint(), config.resume, config.overwrite)
-    spec, bs = encoder.preprocess, config.batch_size
-    skipped: list[dict] = []
-    prepared = {}
-    for split, idx in (("train", train_idx), ("test", test_idx)):
-        found: dict = {}
-
-        def compute(split=split, idx=idx, found=found):
-            arr, kept, skip = _prepare([data.items[i] for i in idx], spec, bs)
-            found.update(kept=kept, skipped=skip)
-            return arr
-
-        images = cache.get(f"images_{split}", compute)
-        kept = cache.get(f"kept_{split}", lambda found=found: found["kept"])
-        if found.get("skipped"):
-            write_json({"skipped": found["skipped"]}, cache.dir / f"skipped_{split}.json")
-        skipped_file = cache.dir / f"skipped_{split}.json"
-        if skipped_file.exists():
-            import json
-
-            skipped += json.loads(skipped_file.read_text())["skipped"]
-        prepared[split] = (images, np.asarray(idx)[np.asarray(kept, dtype=int)])
-    (train_images, train_ids), (test_images, test_ids) = prepared["train"], prepared["test"]
-    y_train, y_test = data.labels[train_ids], data.labels[test_ids]
-    if len(np.unique(y_train)) < 2 or len(y_test) < 2:
-        raise VfmauditError("fewer than two classes (or test images) could be read; check the data set",
-                            param="dataset")
-    variants = [(p.name, lv) for p in plans for lv in p.levels]
-    progress("start", 2 + len(variants))
-    train = cache.get("emb_train", lambda: _encode(encoder, train_images, bs))
-    progress("advance", 1)
-    clean = cache.get("emb_test_clean", lambda: _encode(encoder, test_images, bs))
-    progress("advance", 1)
-    emb: dict[tuple[str, float], np.ndarray] = {}
-    on_ray: set[tuple[str, float]] = set()  # variants the actors encode (and report progress for)
-    if config.engine == "ray":  # the perturbed test variants, encoded by a pool of Ray actors
-        from vfmaudit.downstream.ray_variants import encode_variants_on_ray
-
-        missing = [(n, lv) for n, lv in variants if not perturb.get(n).is_identity(lv)
-                   and not cache.path(variant_name(n, lv)).exists()]
-        on_ray = set(missing)
-        encode_variants_on_ray(config, cache.dir, "images_test", missing,
-                               lambda k: progress("advance", k))
-    for name, lv in variants:
-        fam = perturb.get(name)
-        if fam.is_identity(lv):
-            emb[(name, lv)] = clean  # an unchanged image has an unchanged embedding
-        else:
-            emb[(name, lv)] = cache.get(variant_name(name, lv), lambda name=name, lv=lv: _encode(
-                encoder, test_images, bs, lambda x: perturb.apply(x, name, lv, seed=config.seed)))
-        if (name, lv) not in on_ray:
-            progress("advance", 1)
-
-    # robustness of the same variants: cosine and the cumulative divergence radius per level
-    robustness, radius_of = {}, {}
-    for p in plans:
-        fam = perturb.get(p.name)
-        vs = [np.asarray(emb[(p.name, lv)]) for lv in p.levels]
-        order = sorted(range(len(p.levels)), key=lambda j: abs(p.levels[j] - fam.identity))
-        radius_of[p.name] = _cumulative_radius(np.asarray(clean), vs, order)
-        clean_unit = l2_normalize(clean)
-        cos = np.stack([np.sum(clean_unit * l2_normalize(v), axis=1) for v in vs], axis=1)
-        robustness[p.name] = {"levels": list(p.levels), "radius_mean": radius_of[p.name].mean(axis=0).tolist(),
-                              "cosine_mean": cos.mean(axis=0).tolist()}
-
+def _classification_results(classifiers: dict, clean: np.ndarray, emb: dict, plans, y_test: np.ndarray,
+                            radius_of: dict) -> tuple[dict, dict]:
+    """Per classifier: clean metrics and per (family, level) accuracy, drop and ECE; the flips per image."""
     results, flips_for = {}, {}
-    classifiers = {}
-    if "linear-probe" in tasks:
-        probe = LinearProbe(np.asarray(train), y_train, seed=config.seed)
-        classifiers["linear_probe"] = (lambda x: probe.proba(x), {"C": probe.C})
-    if "knn" in tasks:
-        for k in KNN_KS:
-            classifiers[f"knn_{k}"] = (lambda x, k=k: knn_predict(np.asarray(train), y_train, x, k), {"k": k})
-    if "zero-shot" in tasks:
-        from vfmaudit.models.text import build_text_encoder
-
-        text = build_text_encoder(*text_source(config.model, config.pretrained, config.seed))
-        weights = zero_shot_weights(text.encode, data.class_names, templates)
-        classifiers["zero_shot"] = (lambda x: zero_shot_proba(x, weights), {"templates": templates})
     for task, (predict, params) in classifiers.items():
-        proba_clean, pred_clean = _outcome(predict(np.asarray(clean)))
+        proba_clean, pred_clean = _outcome(predict(clean))
         entry = {"params": params, "clean": _class_metrics(proba_clean, pred_clean, y_test), "families": {}}
         flips = []
         for p in plans:
@@ -217,34 +227,22 @@ def _run_locked(config, tasks, plans, templates, data: LabelledSet, train_idx, t
             entry["families"][p.name] = fam_rows
         results[task] = entry
         flips_for[task] = flips
-    if "retrieval" in tasks:
-        entry = {"clean": {"recall@1": recall_at_k(clean, clean, 1), "recall@5": recall_at_k(clean, clean, 5),
-                           "map": mean_average_precision(np.asarray(clean), np.asarray(clean), y_test)},
-                 "families": {}}
-        for p in plans:
-            rows = {"levels": list(p.levels), "recall@1": [], "recall@5": [], "map": []}
-            for lv in p.levels:
-                q = np.asarray(emb[(p.name, lv)])
-                rows["recall@1"].append(recall_at_k(q, clean, 1))
-                rows["recall@5"].append(recall_at_k(q, clean, 5))
-                rows["map"].append(mean_average_precision(q, np.asarray(clean), y_test))
-            entry["families"][p.name] = rows
-        results["retrieval"] = entry
+    return results, flips_for
 
-    prediction = {task: _prediction(results[task], robustness, flips_for[task]) for task in flips_for}
-    report = {**report_header(SCHEMA, 1), "dataset": {"name": data.name, "classes": data.class_names,
-                                                      "train_images": int(len(train_ids)),
-                                                      "test_images": int(len(test_ids)),
-                                                      "split": "given (train/, test/)" if data.train_index is not None
-                                                      else f"stratified, seed {config.seed}, test fraction "
-                                                           f"{config.test_fraction:g}", "notes": data.notes},
-              "model": encoder.describe(), "random_weights": encoder.describe().get("weights", {}).get("kind") == "random",
-              "tasks": results, "robustness": robustness, "prediction": prediction,
-              "perturbations": [p.name for p in plans], "levels": config.levels, "seed": config.seed,
-              "embeddings_reused": cache.reused, "skipped": skipped, "versions": package_versions()}
-    write_json(report, out / REPORT_JSON)
-    _write_per_level(report, out / PER_LEVEL)
-    return DownstreamResult(report=report, out_dir=out)
+
+def _retrieval_results(clean: np.ndarray, emb: dict, plans, y_test: np.ndarray) -> dict:
+    """Perturbed queries against the clean gallery: recall@1, recall@5 and mAP per (family, level)."""
+    entry = {"clean": {"recall@1": recall_at_k(clean, clean, 1), "recall@5": recall_at_k(clean, clean, 5),
+                       "map": mean_average_precision(clean, clean, y_test)}, "families": {}}
+    for p in plans:
+        rows = {"levels": list(p.levels), "recall@1": [], "recall@5": [], "map": []}
+        for lv in p.levels:
+            q = np.asarray(emb[(p.name, lv)])
+            rows["recall@1"].append(recall_at_k(q, clean, 1))
+            rows["recall@5"].append(recall_at_k(q, clean, 5))
+            rows["map"].append(mean_average_precision(q, clean, y_test))
+        entry["families"][p.name] = rows
+    return entry
 
 
 def _prediction(task: dict, robustness: dict, flips: list) -> dict:

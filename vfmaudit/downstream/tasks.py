@@ -66,3 +66,15 @@ def zero_shot_proba(x: np.ndarray, class_weights: np.ndarray, logit_scale: float
     logits -= logits.max(axis=1, keepdims=True)
     p = np.exp(logits)
     return p / p.sum(axis=1, keepdims=True)
+
+
+# The classifiers each task runs and the metrics each reports (metric -> higher is better): read by
+# the runner, the report page and the gate's downstream measurement.
+KNN_KS = (1, 20)
+TASK_KEYS = {"linear-probe": ("linear_probe",), "knn": tuple(f"knn_{k}" for k in KNN_KS),
+             "retrieval": ("retrieval",), "zero-shot": ("zero_shot",)}
+_CLASSIFIER = {"accuracy": True, "accuracy_drop": False}
+TASK_METRICS = {"linear_probe": {**_CLASSIFIER, "ece": False},
+                **{f"knn_{k}": dict(_CLASSIFIER) for k in KNN_KS},
+                "zero_shot": {**_CLASSIFIER, "ece": False},
+                "retrieval": {"recall@1": True, "recall@5": True, "map": True}}

@@ -13,7 +13,7 @@ from typing import Iterator
 import numpy as np
 
 from vfmaudit import perturb
-from vfmaudit.audit.config import FamilyPlan
+from vfmaudit.perturb.plan import FamilyPlan
 from vfmaudit.prefetch import prefetched
 
 

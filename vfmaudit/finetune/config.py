@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from vfmaudit.audit.config import DEFAULT_MODEL, FamilyPlan, parse_perturbations
+from vfmaudit.models.spec import DEFAULT_MODEL
+from vfmaudit.perturb.plan import FamilyPlan, parse_perturbations
 from vfmaudit.errors import VfmauditError
 
 DEFAULT_OUT = "vfmaudit-finetune"

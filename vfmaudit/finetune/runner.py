@@ -12,7 +12,7 @@ import numpy as np
 
 from vfmaudit import perturb
 from vfmaudit.artefact.provenance import package_versions, report_header
-from vfmaudit.audit.config import parse_perturbations
+from vfmaudit.perturb.plan import parse_perturbations
 from vfmaudit.data.sources import ImageItem, collect_items, sample_crops
 from vfmaudit.errors import ImageDecodeError, VfmauditError
 from vfmaudit.files import FolderResult, file_sha256, lock_folder, write_json

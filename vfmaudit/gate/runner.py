@@ -15,8 +15,6 @@ from vfmaudit.gate.policy import REGRESSION, Check, Policy, load_policy
 SCHEMA = "vfmaudit.gate"
 GATE_JSON = "gate.json"
 DEFAULT_OUT = "vfmaudit-gate"
-# measurements that write a folder of their own; the others' reports are written beside gate.json
-OWN_FOLDER_REPORTS = {"audit": "audit/report.json", "downstream": "downstream/downstream.json"}
 
 
 @dataclass
@@ -145,8 +143,8 @@ def run_gate(policy_path: str | Path, baseline: str | Path | None = None, out: s
         for name in policy.needed:
             m = get_measurement(name)
             report = m.run(policy, policy.options[name], out_dir)
-            report_path = out_dir / OWN_FOLDER_REPORTS.get(name, f"{name}.json")
-            if name not in OWN_FOLDER_REPORTS:  # the audit and downstream write their own folders
+            report_path = out_dir / (m.own_report or f"{name}.json")
+            if not m.own_report:  # the audit and downstream write their own folders
                 write_json(report, report_path)
             result.reports[name] = str(report_path)
             result.values.update(m.values(report))

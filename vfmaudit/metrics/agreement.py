@@ -14,6 +14,7 @@ import numpy as np
 from vfmaudit.errors import VfmauditError
 
 DEFAULT_KS = (1, 5, 10)
+AGREEMENT_KEYS = ("top1", *(f"overlap@{k}" for k in DEFAULT_KS))  # the keys neighbour_agreement returns
 
 
 def _neighbours(queries: np.ndarray, gallery: np.ndarray, k: int) -> np.ndarray:

@@ -70,9 +70,11 @@ def drift_metrics(clean: np.ndarray, perturbed: np.ndarray) -> dict[str, np.ndar
 
 
 register_metric(Metric(name="cosine", higher_is_better=True, range=(-1.0, 1.0), per_level=_cosine_levels,
+                       headline=2, display_name="cosine", symbol="cos",
                        description="mean cosine similarity between clean and perturbed embeddings (1 = robust)"))
 register_metric(Metric(name="euclidean", higher_is_better=False, range=(0.0, 2.0), per_level=_euclidean_levels,
                        description="mean L2 distance between clean and perturbed embeddings (0 = robust)"))
 register_metric(Metric(name="divergence_radius", higher_is_better=False, range=(0.0, 1.0), per_image=_radius,
+                       headline=1, display_name="divergence radius", symbol="radius",
                        description="radius of the minimum enclosing ball of the clean and perturbed embeddings "
                                    "(0 = robust, at most 1); reacts to the single worst edit"))

@@ -28,6 +28,19 @@ class Metric:
     per_level: PerLevelFn | None = field(default=None, repr=False)
     # value per image from all its variants at once (e.g. the enclosing ball)
     per_image: PerImageFn | None = field(default=None, repr=False)
+    # headline metrics are the ones reports lead with, by rank (1 first: the metric images are ranked
+    # by and whose distribution is plotted); 0: reported in tables only
+    headline: int = 0
+    display_name: str = ""  # how people read it ("divergence radius"); default: the name
+    symbol: str = ""  # a few letters under a thumbnail ("cos"); default: the display name
+
+    @property
+    def label(self) -> str:
+        return self.display_name or self.name
+
+    @property
+    def short(self) -> str:
+        return self.symbol or self.label
 
     @property
     def direction(self) -> str:
@@ -48,7 +61,8 @@ class Metric:
 
     def to_json(self) -> dict:
         return {"description": self.description, "direction": self.direction,
-                "higher_is_better": self.higher_is_better, "range": list(self.range)}
+                "higher_is_better": self.higher_is_better, "range": list(self.range), "label": self.label,
+                "headline": self.headline}
 
 
 _METRICS: Catalogue[Metric] = Catalogue("metric")
@@ -72,6 +86,23 @@ def metrics() -> dict[str, Metric]:
 
 def get_metric(name: str) -> Metric:
     return _METRICS.get(name)
+
+
+def headline_metrics() -> list[Metric]:
+    """The headline metrics, by rank."""
+    return sorted((m for m in _METRICS.values() if m.headline), key=lambda m: m.headline)
+
+
+def primary_metric() -> Metric:
+    """The metric reports rank images by and plot the distribution of (the first headline metric)."""
+    ranked = headline_metrics()
+    return ranked[0] if ranked else next(iter(_METRICS.values()))
+
+
+def per_variant_metric() -> Metric:
+    """The headline metric that has a value per variant (shown under each perturbed image)."""
+    return next((m for m in headline_metrics() if m.per_level is not None),
+                next(m for m in _METRICS.values() if m.per_level is not None))
 
 
 def per_level_metrics() -> list[str]:

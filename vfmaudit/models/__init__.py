@@ -7,12 +7,12 @@ catalogue commands start without loading torch.
 import importlib
 
 from vfmaudit.models.preprocess import PreprocessSpec, prepare_batch
-from vfmaudit.models.spec import ModelSpec, parse_spec
+from vfmaudit.models.spec import DEFAULT_MODEL, ModelSpec, parse_spec
 from vfmaudit.models.weights import WeightsSource, resolve_weights
 
 _FACTORY_NAMES = ("build_model", "BuiltModel", "ImageEmbedder")
 
-__all__ = [*_FACTORY_NAMES, "PreprocessSpec", "prepare_batch", "ModelSpec", "parse_spec", "WeightsSource",
+__all__ = [*_FACTORY_NAMES, "PreprocessSpec", "prepare_batch", "ModelSpec", "parse_spec", "DEFAULT_MODEL", "WeightsSource",
            "resolve_weights"]
 
 

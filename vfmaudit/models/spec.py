@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from vfmaudit.errors import ModelSpecError
 
 SOURCES = ("openclip", "timm")
+DEFAULT_MODEL = "openclip:ViT-S-32"  # the built-in default every command starts from
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from vfmaudit.errors import VfmauditError
+from vfmaudit.plugins import load_plugins as _load_plugins
 from vfmaudit.perturb import families as _families  # noqa: F401  (imports every family module: registers them)
 from vfmaudit.perturb._batch import as_batch, get_num_threads, image_seeds, set_num_threads
+from vfmaudit.perturb.plan import FamilyPlan, levels, parse_perturbations, plan_json
 from vfmaudit.perturb.presets import Preset, PresetEntry, get_preset, presets, register_preset
 from vfmaudit.perturb.registry import Family, all_families, get, register, unregister
 
 __all__ = ["apply", "families", "levels", "get", "Family", "register", "unregister", "set_num_threads",
-           "get_num_threads", "Preset", "PresetEntry", "presets", "get_preset", "register_preset"]
+           "get_num_threads", "Preset", "PresetEntry", "presets", "get_preset", "register_preset", "FamilyPlan",
+           "parse_perturbations", "plan_json"]
 
 
 def families() -> dict[str, Family]:
@@ -44,16 +46,5 @@ def apply(images: np.ndarray, name: str, level: float, seed: int = 0) -> np.ndar
         out = fam.apply_batch(batch, level, seeds)
     return out[0] if single else out
 
-
-def levels(name: str, n: int, lo: float | None = None, hi: float | None = None) -> np.ndarray:
-    """n equally spaced levels over the family's domain, or over [lo, hi] inside it."""
-    fam = get(name)
-    if int(n) != n or n < 1:
-        raise VfmauditError(f"number of levels must be a positive integer, got {n}", param="levels")
-    lo = fam.lo if lo is None else fam.check_level(lo)
-    hi = fam.hi if hi is None else fam.check_level(hi)
-    if lo > hi:
-        raise VfmauditError(f"sub-domain [{lo:g}, {hi:g}] of '{name}' is empty; pass lo <= hi")
-    if n == 1:
-        return np.array([hi], dtype=np.float64)
-    return np.linspace(lo, hi, int(n))
+# last: plugins from outside the repository register into this registry (and the others) now
+_load_plugins()

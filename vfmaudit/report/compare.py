@@ -13,7 +13,7 @@ from pathlib import Path
 from vfmaudit.audit.tables import PER_IMAGE, iter_rows
 from vfmaudit.errors import VfmauditError
 from vfmaudit.files import write_text_atomic
-from vfmaudit.metrics import metrics
+from vfmaudit.metrics import metrics, primary_metric
 from vfmaudit.report.page import json_block, page, responsive_svg
 
 MOVED = 20
@@ -73,7 +73,8 @@ def sides_from_report(report: dict, source: str, folder: Path | None = None) -> 
                 for f, e in report["families"].items()}
         per_image = None
         if folder is not None and (folder / PER_IMAGE).exists():
-            per_image = {(r["image"], r["family"]): float(r["divergence_radius"]) for r in iter_rows(folder / PER_IMAGE)}
+            primary = primary_metric().name
+            per_image = {(r["image"], r["family"]): float(r[primary]) for r in iter_rows(folder / PER_IMAGE)}
         label = f"{report['model']['spec']} ({report['backend'].get('backend')}, {report.get('weights')})"
         return [Side(label, source, fams, per_image)]
     if schema == "vfmaudit.calibration":

@@ -8,7 +8,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from vfmaudit.metrics import metrics
+from vfmaudit.metrics import metrics, primary_metric
 
 
 def _plain(console: Console, text: str) -> None:
@@ -30,10 +30,12 @@ def print_audit_summary(report: dict, out_dir: str, console: Console) -> None:
     names = [m for m in metrics() if m in first]
     for m in names:
         t.add_column(f"{m} mean", justify="right")
-    t.add_column("radius p95", justify="right")
-    t.add_column("radius worst", justify="right")
+    primary = primary_metric()
+    short = primary.short  # "radius": the table stays narrow
+    t.add_column(f"{short} p95", justify="right")
+    t.add_column(f"{short} worst", justify="right")
     for fam, e in report["families"].items():
-        r = e.get("divergence_radius", {})
+        r = e.get(primary.name, {})
         t.add_row(fam, str(e["n_images"]), *[_f(e[m]["mean"]) for m in names], _f(r.get("p95")), _f(r.get("worst")))
     console.print(t)
     n_skip = report["images"]["skipped"]
@@ -82,7 +84,7 @@ def print_encoder_bench(res, device: str, console: Console, err: Console) -> Non
     noisy = []
     for r in res.rows:
         if r["status"] != "ok":
-            t.add_row(r["backend"], r["precision"], str(r["batch_size"]), "skipped", *[""] * 7)
+            t.add_row(r["backend"], r["precision"], str(r["batch_size"]), r["status"], *[""] * 7)
             continue
         lat = r["latency_ms"]
         t.add_row(r["backend"], r["precision"], str(r["batch_size"]), f"{r['throughput']:.1f}",
@@ -92,8 +94,10 @@ def print_encoder_bench(res, device: str, console: Console, err: Console) -> Non
     console.print(t)
     console.print("latency in ms per batch (host wall time)")
     for r in res.rows:
-        if r["status"] != "ok":
+        if r["status"] == "skipped":
             _plain(console, f"skipped {r['backend']}/{r['precision']}/b{r['batch_size']}: {r['reason']}")
+        elif r["status"] == "error":
+            _plain(err, f"error in {r['backend']}/{r['precision']}/b{r['batch_size']} (the others ran): {r['error']}")
     if noisy:
         _plain(err, f"warning: noisy runs (coefficient of variation > 0.10): {', '.join(noisy)}; "
                     f"the machine was busy: rerun with a longer --duration")
@@ -236,11 +240,12 @@ def print_finetune(report: dict, out_dir: str, console: Console) -> None:
     if report.get("random_weights"):
         console.print("[yellow]random weights[/yellow]: the starting model is randomly initialised")
     held = report["held_out"]
-    t = Table(title=f"Held-out divergence radius before and after ({held['images']} images)")
+    primary = primary_metric()
+    t = Table(title=f"Held-out {primary.label} before and after ({held['images']} images)")
     for col in ("family", "", "before", "after", "change"):
         t.add_column(col, justify="left" if col in ("family", "") else "right")
     for fam, e in held["families"].items():
-        r = e["divergence_radius"]
+        r = e[primary.name]
         change = "–" if r["relative_change"] is None else f"{100 * r['relative_change']:+.1f} %"
         t.add_row(fam, "trained" if e["trained"] else "", f"{r['before']:.4f}", f"{r['after']:.4f}", change)
     console.print(t)

@@ -6,7 +6,7 @@ import html
 from pathlib import Path
 
 from vfmaudit.files import write_text_atomic
-from vfmaudit.report.page import responsive_svg
+from vfmaudit.report.page import page, responsive_svg
 
 
 def _fmt(v) -> str:
@@ -62,17 +62,7 @@ def render_downstream_html(report: dict) -> str:
     ds = report["dataset"]
     warn = ('<p class="warn">Random weights: these numbers are not those of any trained model.</p>'
             if report.get("random_weights") else "")
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>vfmaudit downstream: {esc(str(report['model'].get('spec')))}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 1400px; }}
-table {{ border-collapse: collapse; font-size: 0.9em; margin-bottom: 1em; }}
-th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: right; }}
-th:first-child {{ text-align: left; }}
-.warn {{ background: #fff3cd; padding: 0.6em; border: 1px solid #e0c060; }}
-svg {{ max-width: 100%; height: auto; }}
-</style></head><body>
-<h1>Downstream evaluation under perturbation</h1>
+    body = f"""<h1>Downstream evaluation under perturbation</h1>
 {warn}
 <p>Model <code>{esc(str(report['model'].get('spec')))}</code>, data set <code>{esc(ds['name'])}</code>
 ({len(ds['classes'])} classes, {ds['train_images']} training and {ds['test_images']} test images, split {esc(ds['split'])}).
@@ -83,9 +73,8 @@ Classifiers are fitted on clean training embeddings; test images are evaluated c
 <h2>Does the divergence radius predict the loss?</h2>
 <table><tr><th>task</th><th>slope (drop per radius)</th><th>R²</th><th>RMSE</th><th>R² vs 1−cosine</th>
 <th>AUROC radius → flip</th><th>radius at 95% precision</th><th>flips</th></tr>{''.join(pred)}</table>
-{_plots(report)}
-</body></html>
-"""
+{_plots(report)}"""
+    return page(f"vfmaudit downstream: {report['model'].get('spec')}", body)
 
 
 def write_downstream_html(result, path: Path | None = None) -> Path:

@@ -21,9 +21,9 @@ from vfmaudit.audit.tables import PER_IMAGE, PER_LEVEL, iter_rows
 from vfmaudit.data.sources import item_for_id
 from vfmaudit.errors import VfmauditError
 from vfmaudit.files import write_text_atomic
-from vfmaudit.metrics import metrics, per_level_metrics
+from vfmaudit.metrics import metrics, per_level_metrics, per_variant_metric, primary_metric
 from vfmaudit.models.preprocess import PreprocessSpec
-from vfmaudit.report.page import json_block, page, responsive_svg, thumbnail
+from vfmaudit.report.page import asset, json_block, page, responsive_svg, thumbnail
 
 WORST_PER_FAMILY = 2
 MAX_THUMBNAILS = 800  # about 3 KB each: a few MB at most
@@ -36,12 +36,14 @@ def _distribution_plot(values: dict, families: list[str]) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    data = [values[f]["divergence_radius"] if len(values[f]["divergence_radius"]) else [np.nan] for f in families]
+    primary = primary_metric()
+    data = [values[f][primary.name] if len(values[f][primary.name]) else [np.nan] for f in families]
     fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(families)), 3.6))
     ax.boxplot(data, showfliers=True)
     ax.set_xticks(range(1, len(families) + 1), families, rotation=30, ha="right")
-    ax.set_ylabel("divergence radius")
-    ax.set_title("Per-image divergence radius by perturbation family (lower is more robust)")
+    ax.set_ylabel(primary.label)
+    better = "higher" if primary.higher_is_better else "lower"
+    ax.set_title(f"Per-image {primary.label} by perturbation family ({better} is more robust)")
     ax.grid(axis="y", alpha=0.3)
     return responsive_svg(fig)
 
@@ -77,15 +79,23 @@ def _fmt(v) -> str:
     return "–" if v is None else f"{v:.4f}"
 
 
+def _badness(row: dict) -> float:
+    """How bad a per_image.csv row is in the primary metric's bad direction (larger: worse)."""
+    primary = primary_metric()
+    value = float(row[primary.name])
+    return -value if primary.higher_is_better else value
+
+
 def select_strip_images(image_rows: list[dict], families: list[str], n_levels: int,
                         max_thumbnails: int = MAX_THUMBNAILS) -> list[str]:
-    """The worst images of each family first, then the others by their largest radius, while thumbnails fit."""
+    """The worst images of each family first (by the primary metric), then the others by their worst value,
+    while thumbnails fit."""
     by_family = defaultdict(list)
-    peak: dict[str, float] = defaultdict(float)
+    peak: dict[str, float] = defaultdict(lambda: -np.inf)
     for r in image_rows:
-        rad = float(r["divergence_radius"])
-        by_family[r["family"]].append((rad, r["image"]))
-        peak[r["image"]] = max(peak[r["image"]], rad)
+        badness = _badness(r)
+        by_family[r["family"]].append((badness, r["image"]))
+        peak[r["image"]] = max(peak[r["image"]], badness)
     chosen: list[str] = []
     for fam in families:
         for _, img in sorted(by_family[fam], reverse=True)[:WORST_PER_FAMILY]:
@@ -97,7 +107,8 @@ def select_strip_images(image_rows: list[dict], families: list[str], n_levels: i
 
 
 def build_strips(report: dict, image_ids: list[str], level_rows: dict) -> dict:
-    """For each image: a clean thumbnail and, per family, one per level with that variant's cosine."""
+    """For each image: a clean thumbnail and, per family, one per level with that variant's value of the
+    per-variant metric (level_rows: (image, family, level) -> value)."""
     spec = PreprocessSpec.from_dict(report["model"]["preprocess"])
     strips = {}
     for image_id in image_ids:
@@ -113,11 +124,66 @@ def build_strips(report: dict, image_ids: list[str], level_rows: dict) -> dict:
             thumbs = []
             for lv in entry["levels"]:
                 img = perturb.apply(base, fam, lv, seed=report["seed"])
-                cos = level_rows.get((image_id, fam, f"{lv:.8g}"))
-                thumbs.append({"level": lv, "uri": thumbnail(img), "cosine": cos})
+                value = level_rows.get((image_id, fam, f"{lv:.8g}"))
+                thumbs.append({"level": lv, "uri": thumbnail(img), "value": value})
             fams[fam] = thumbs
         strips[image_id] = {"clean": thumbnail(base), "families": fams}
     return strips
+
+
+def _summary_table(report: dict, families: list[str], names: list[str]) -> str:
+    esc = html.escape
+    rows = []
+    for fam in families:
+        e = report["families"][fam]
+        cells = "".join(f"<td>{_fmt(e[m]['mean'])}</td><td>{_fmt(e[m]['worst'])}</td>" for m in names)
+        rows.append(f'<tr><th scope="row">{esc(fam)}</th><td>{e["n_images"]}</td>{cells}'
+                    f"<td>{esc(str(e.get('worst_image') or ''))}</td></tr>")
+    head = "".join(f'<th scope="col">{m} mean</th><th scope="col">{m} worst</th>' for m in names)
+    catalogue = metrics()
+    legend = "".join(f"<dt>{esc(n)}</dt><dd>{esc(catalogue[n].description)} ({esc(catalogue[n].direction)})</dd>"
+                     for n in names)
+    return (f'<div class="scroll"><table><thead><tr><th scope="col">family</th><th scope="col">images</th>{head}'
+            f'<th scope="col">worst image ({esc(primary_metric().label)})</th></tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table></div><dl>{legend}</dl>")
+
+
+def _worst_strips(report: dict, families: list[str], image_rows: list[dict], strips: dict) -> str:
+    primary = primary_metric().name
+    html_parts = []
+    for fam in families:
+        ranked = sorted(((_badness(r), r["image"], float(r[primary])) for r in image_rows if r["family"] == fam),
+                        reverse=True)
+        shown = [(value, img) for _, img, value in ranked if img in strips][:WORST_PER_FAMILY]
+        html_parts += [_strip_html(img, fam, value, strips[img], report) for value, img in shown]
+    return "".join(html_parts) or "<p>No image could be shown (inputs moved, or none audited).</p>"
+
+
+def _header(report: dict) -> str:
+    esc = html.escape
+    model = report["model"]
+    warn = ('<p class="warn">Random weights: these embeddings are not those of any trained model; '
+            'pass --pretrained to audit real weights.</p>' if report.get("random_weights") else "")
+    return f"""<header><h1>Embedding robustness audit</h1>{warn}
+<p>Model <code>{esc(str(model['spec']))}</code>, weights <code>{esc(str(report.get('weights')))}</code>,
+backend <code>{esc(str(report['backend'].get('backend')))}</code> on <code>{esc(str(report['backend'].get('device')))}</code>,
+embedding dim {model.get('embedding_dim')}, seed {report['seed']}, {report['levels']} levels per family.
+Images audited: {report['images']['audited']}, skipped: {report['images']['skipped']}.
+Created {esc(report['created'])} by vfmaudit {esc(report['vfmaudit_version'])}.</p></header>"""
+
+
+def _image_table(families: list[str], columns: list[dict], n_rows: int) -> str:
+    esc = html.escape
+    head = "".join(f"<th>{esc(c['label'])}</th>" for c in columns)
+    fam_options = "".join(f'<option value="{esc(f)}">{esc(f)}</option>' for f in families)
+    cut = (f'<p class="muted">The table shows the first {MAX_TABLE_ROWS:,} of {n_rows:,} rows; '
+           f"per_image.csv has them all.</p>" if n_rows > MAX_TABLE_ROWS else "")
+    return f"""<div class="controls"><label>family <select id="f-family"><option value="">all</option>{fam_options}</select></label>
+<label>image <input id="f-image" type="search" placeholder="name contains"></label>
+<span class="muted">Click a column to sort; click a row to see that image.</span></div>
+{cut}
+<div id="detail" aria-live="polite"></div>
+<div class="scroll"><table id="per-image"><thead><tr>{head}</tr></thead><tbody></tbody></table></div>"""
 
 
 def render_html(report: dict, values: dict, image_rows: list[dict] | None = None, strips: dict | None = None) -> str:
@@ -127,103 +193,49 @@ def render_html(report: dict, values: dict, image_rows: list[dict] | None = None
     names = [m for m in metrics() if families and m in report["families"][families[0]]]
     image_rows = image_rows or []
     strips = strips or {}
-    radius_of = {(r["image"], r["family"]): float(r["divergence_radius"]) for r in image_rows}
-    summary_rows = []
-    for fam in families:
-        e = report["families"][fam]
-        cells = "".join(f"<td>{_fmt(e[m]['mean'])}</td><td>{_fmt(e[m]['worst'])}</td>" for m in names)
-        worst = e.get("worst_image") or ""
-        summary_rows.append(f'<tr><th scope="row">{esc(fam)}</th><td>{e["n_images"]}</td>{cells}'
-                            f"<td>{esc(str(worst))}</td></tr>")
-    head = "".join(f'<th scope="col">{m} mean</th><th scope="col">{m} worst</th>' for m in names)
-    warn = ('<p class="warn">Random weights: these embeddings are not those of any trained model; '
-            'pass --pretrained to audit real weights.</p>' if report.get("random_weights") else "")
     plots = ""
-    if any(len(values[f]["cosine"]) for f in families if f in values):
+    if any(len(values[f][names[0]]) for f in families if f in values and names):
         plots = (f'<h2>Distributions</h2><div class="plots">{_distribution_plot(values, families)}</div>'
                  f'<h2>Metric against level</h2>{_level_plot(report, families)}')
-    worst_html = []
-    for fam in families:
-        ranked = sorted(((rad, img) for (img, f), rad in radius_of.items() if f == fam), reverse=True)
-        shown = [(rad, img) for rad, img in ranked if img in strips][:WORST_PER_FAMILY]
-        for rad, img in shown:
-            worst_html.append(_strip_html(img, fam, rad, strips[img], report))
+    primary, variant = primary_metric(), per_variant_metric()
     table_data = [{"image": r["image"], "family": r["family"], **{m: float(r[m]) for m in names},
                    "strip": r["image"] in strips} for r in image_rows[:MAX_TABLE_ROWS]]
-    cols = [{"key": "image", "label": "image"}, {"key": "family", "label": "family"}] + \
+    columns = [{"key": "image", "label": "image"}, {"key": "family", "label": "family"}] + \
         [{"key": m, "label": m} for m in names]
-    cut = (f'<p class="muted">The table shows the first {MAX_TABLE_ROWS:,} of {len(image_rows):,} rows; '
-           f"per_image.csv has them all.</p>" if len(image_rows) > MAX_TABLE_ROWS else "")
     skipped = "".join(f"<li><code>{esc(s['input'])}</code>: {esc(s['reason'])}</li>" for s in report["skipped"])
-    model = report["model"]
-    fam_options = "".join(f'<option value="{esc(f)}">{esc(f)}</option>' for f in families)
-    strip_data = {"strips": strips, "families": {f: report["families"][f]["levels"] for f in families},
-                  "radius": {f"{img}\u0001{fam}": rad for (img, fam), rad in radius_of.items() if img in strips}}
-    body = f"""<header><h1>Embedding robustness audit</h1>{warn}
-<p>Model <code>{esc(str(model['spec']))}</code>, weights <code>{esc(str(report.get('weights')))}</code>,
-backend <code>{esc(str(report['backend'].get('backend')))}</code> on <code>{esc(str(report['backend'].get('device')))}</code>,
-embedding dim {model.get('embedding_dim')}, seed {report['seed']}, {report['levels']} levels per family.
-Images audited: {report['images']['audited']}, skipped: {report['images']['skipped']}.
-Created {esc(report['created'])} by vfmaudit {esc(report['vfmaudit_version'])}.</p></header>
+    strip_data = {"strips": strips, "families": {f: report["families"][f]["levels"] for f in families}}
+    config = {"columns": columns, "primary": primary.name, "primaryLabel": primary.label,
+              "variantShort": variant.short}
+    body = f"""{_header(report)}
 <main>
 <h2>Summary</h2>
-<div class="scroll"><table><thead><tr><th scope="col">family</th><th scope="col">images</th>{head}
-<th scope="col">worst image (radius)</th></tr></thead><tbody>{''.join(summary_rows)}</tbody></table></div>
-<dl>{''.join(f"<dt>{esc(n)}</dt><dd>{esc(m.description)} ({esc(m.direction)})</dd>" for n, m in metrics().items() if n in names)}</dl>
+{_summary_table(report, families, names)}
 {plots}
 <h2>Worst images per family</h2>
-<p class="muted">Clean image, then every level of the family; under each variant its cosine to the clean embedding.</p>
-{''.join(worst_html) or '<p>No image could be shown (inputs moved, or none audited).</p>'}
+<p class="muted">Clean image, then every level of the family; under each variant its {esc(variant.label)} to the clean embedding.</p>
+{_worst_strips(report, families, image_rows, strips)}
 <h2>Every image</h2>
-<div class="controls"><label>family <select id="f-family"><option value="">all</option>{fam_options}</select></label>
-<label>image <input id="f-image" type="search" placeholder="name contains"></label>
-<span class="muted">Click a column to sort; click a row to see that image.</span></div>
-{cut}
-<div id="detail" aria-live="polite"></div>
-<div class="scroll"><table id="per-image"><thead><tr>{''.join(f'<th>{esc(c["label"])}</th>' for c in cols)}</tr></thead>
-<tbody></tbody></table></div>
+{_image_table(families, columns, len(image_rows))}
 <h2>Skipped inputs</h2>
 {'<ul>' + skipped + '</ul>' if skipped else '<p>None.</p>'}
 </main>
 {json_block("per-image-data", table_data)}
-{json_block("strip-data", strip_data)}"""
-    script = f"""
-const stripData = JSON.parse(document.getElementById('strip-data').textContent);
-function showStrip(r) {{
-  const panel = document.getElementById('detail');
-  panel.textContent = '';
-  const s = stripData.strips[r.image];
-  const h = document.createElement('h3');
-  h.textContent = r.image + ' under ' + r.family + ' (radius ' + r.divergence_radius.toFixed(4) + ')';
-  panel.appendChild(h);
-  if (!s) {{ const p = document.createElement('p'); p.className = 'muted';
-    p.textContent = 'No thumbnails for this image in the page (the page embeds a capped number; the numbers are in per_image.csv).';
-    panel.appendChild(p); return; }}
-  const strip = document.createElement('div'); strip.className = 'strip';
-  const add = (uri, caption, alt) => {{ const f = document.createElement('figure'); const i = document.createElement('img');
-    i.src = uri; i.alt = alt; f.appendChild(i); const c = document.createElement('figcaption'); c.textContent = caption;
-    f.appendChild(c); strip.appendChild(f); }};
-  add(s.clean, 'clean', r.image + ', clean');
-  for (const t of s.families[r.family]) add(t.uri, t.level.toPrecision(3) + (t.cosine === null ? '' : ' · cos ' + t.cosine.toFixed(3)),
-    r.image + ', ' + r.family + ' at ' + t.level);
-  panel.appendChild(strip);
-}}
-vfmTable({{dataId: 'per-image-data', tableId: 'per-image', columns: {cols},
-  filters: [{{key: 'family', id: 'f-family'}}, {{key: 'image', id: 'f-image'}}], onRow: showStrip}});
-"""
-    return page(f"vfmaudit report: {model['spec']}", body, script)
+{json_block("strip-data", strip_data)}
+{json_block("audit-config", config)}"""
+    return page(f"vfmaudit report: {report['model']['spec']}", body, asset("audit.js"))
 
 
-def _strip_html(image_id: str, family: str, radius: float, strip: dict, report: dict) -> str:
+def _strip_html(image_id: str, family: str, value: float, strip: dict, report: dict) -> str:
     esc = html.escape
     figs = [f'<figure><img src="{strip["clean"]}" alt="{esc(image_id)}, clean"><figcaption>clean</figcaption></figure>']
     units = report["families"][family]["units"]
+    short = per_variant_metric().short
     for t in strip["families"][family]:
-        cos = "" if t["cosine"] is None else f" · cos {t['cosine']:.3f}"
+        shown = "" if t["value"] is None else f" · {esc(short)} {t['value']:.3f}"
         figs.append(f'<figure><img src="{t["uri"]}" alt="{esc(image_id)}, {esc(family)} at {t["level"]:g} {esc(units)}">'
-                    f"<figcaption>{t['level']:.3g}{cos}</figcaption></figure>")
-    return (f'<div class="strip"><h4>{esc(family)}: <code>{esc(image_id)}</code>, radius {radius:.4f}</h4>'
-            f"{''.join(figs)}</div>")
+                    f"<figcaption>{t['level']:.3g}{shown}</figcaption></figure>")
+    return (f'<div class="strip"><h4>{esc(family)}: <code>{esc(image_id)}</code>, {esc(primary_metric().label)} '
+            f"{value:.4f}</h4>{''.join(figs)}</div>")
 
 
 def write_html(report: dict, values: dict, path: Path, image_rows: list[dict] | None = None,
@@ -239,7 +251,8 @@ def write_audit_html(result, path: Path | None = None, max_thumbnails: int = MAX
     n_levels = max((len(e["levels"]) for e in result.report["families"].values()), default=0)
     chosen = select_strip_images(image_rows, families, n_levels, max_thumbnails)
     wanted = set(chosen)
-    level_rows = {(r["image"], r["family"], r["level"]): float(r["cosine"])
+    variant = per_variant_metric().name
+    level_rows = {(r["image"], r["family"], r["level"]): float(r[variant])
                   for r in iter_rows(result.out_dir / PER_LEVEL) if r["image"] in wanted}
     strips = build_strips(result.report, chosen, level_rows)
     values = family_summaries(image_rows, [], families)[1]  # the rows are read already: no second pass

@@ -12,7 +12,7 @@ import numpy as np
 
 from vfmaudit.errors import VfmauditError
 from vfmaudit.artefact import INPUT_UINT8_NHWC, ArtefactInfo
-from vfmaudit.artefact.metadata import load_onnx_graph, onnx_info
+from vfmaudit.artefact.metadata import load_onnx_graph, onnx_info, read_onnx_info
 from vfmaudit.artefact.bf16 import EMULATED_NOTE, emulate_bf16, reduced_float_types
 from vfmaudit.runtime.base import encode_batches
 from vfmaudit.runtime.registry import register_backend
@@ -145,7 +145,7 @@ def _bf16_emulated(graph, path: Path) -> bytes:
 
 
 @register_backend("onnx", suffixes=(".onnx",), precisions=("fp32", "fp16", "bf16", "int8"),
-                  packages=("onnxruntime", "onnxruntime-gpu", "onnx"),
+                  packages=("onnxruntime", "onnxruntime-gpu", "onnx"), read_info=read_onnx_info,
                   description="ONNX Runtime: TensorRT EP -> CUDA EP -> CPU, whichever this install has")
 def make_onnx_encoder(model: str = "", device: str = "cpu", batch_size: int = 32,
                       threads: int | None = None) -> OnnxEncoder:

@@ -1,20 +1,30 @@
 """The catalogue of backends: name, file suffixes, precisions, factory with explicit keywords.
 
 `--backend auto`, the CLI help, `bench encoder` and the provenance of every report are derived
-from this one registry; nothing outside a backend's own module branches on its name.
+from this one registry; nothing outside a backend's own module branches on its name. Every
+command opens its encoder with `open_encoder`, and reads a model's preprocessing (or an
+artefact's metadata) without building it through the backend's own hooks.
 """
 
 from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from vfmaudit.catalogue import Catalogue
 from vfmaudit.errors import VfmauditError
 from vfmaudit.runtime.base import Encoder
 
+if TYPE_CHECKING:
+    from vfmaudit.artefact import ArtefactInfo
+    from vfmaudit.models.preprocess import PreprocessSpec
+
 EncoderFactory = Callable[..., Encoder]
+# (model, pretrained, seed) -> the preprocessing the encoder would use, without running anything heavy
+PreprocessReader = Callable[[str, "str | None", int], "PreprocessSpec"]
+# artefact file -> its vfmaudit metadata (spec, weights, preprocessing, precision)
+InfoReader = Callable[[str], "ArtefactInfo"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +37,9 @@ class Backend:
     description: str = ""
     # distributions whose versions matter for its results (recorded in reports)
     packages: tuple[str, ...] = ()
+    # hooks: an artefact's metadata (artefact backends), the preprocessing of a model it runs
+    read_info: InfoReader | None = field(default=None, repr=False)
+    read_preprocess: PreprocessReader | None = field(default=None, repr=False)
 
     @property
     def options(self) -> tuple[str, ...]:
@@ -45,11 +58,14 @@ _BACKENDS: Catalogue[Backend] = Catalogue("backend", hint="auto, ")
 
 
 def register_backend(name: str, *, suffixes: tuple[str, ...] = (), precisions: tuple[str, ...] = ("fp32",),
-                     description: str = "", packages: tuple[str, ...] = ()) -> Callable[[EncoderFactory], EncoderFactory]:
+                     description: str = "", packages: tuple[str, ...] = (), read_info: InfoReader | None = None,
+                     read_preprocess: PreprocessReader | None = None) -> Callable[[EncoderFactory], EncoderFactory]:
     """Decorator: register `factory(model=..., device=..., batch_size=..., ...)` as backend `name`.
 
     The factory's keyword arguments are the options the backend honours; create_encoder refuses
-    any other, so an option is never silently dropped.
+    any other, so an option is never silently dropped. `read_info(model)` returns an artefact's
+    metadata, `read_preprocess(model, pretrained, seed)` the preprocessing without building the
+    encoder; without it the preprocessing comes from read_info, or else from building the encoder.
     """
 
     def deco(factory: EncoderFactory) -> EncoderFactory:
@@ -61,7 +77,7 @@ def register_backend(name: str, *, suffixes: tuple[str, ...] = (), precisions: t
             if shared:
                 raise ValueError(f"backend '{name}': suffixes {sorted(shared)} already belong to '{other.name}'")
         _BACKENDS.add(name, Backend(name, factory, tuple(s.lower() for s in suffixes), tuple(precisions),
-                                    description, tuple(packages)))
+                                    description, tuple(packages), read_info, read_preprocess))
         return factory
 
     return deco
@@ -124,3 +140,31 @@ def create_encoder(backend: str = "auto", **options) -> Encoder:
         raise VfmauditError(f"the {b.name} backend does not take {', '.join(refused)}; "
                             f"it takes: {', '.join(b.options)}", param=tuple(refused))
     return b.factory(**given)
+
+
+def open_encoder(model: str, pretrained: str | None = None, backend: str = "auto", device: str = "cpu",
+                 batch_size: int = 32, seed: int = 0, precision: str | None = None) -> Encoder:
+    """The one way every command opens an encoder.
+
+    The seed reaches only backends that build weights (an artefact has its own); every other
+    option given is passed on, and refused with one line by a backend that does not take it.
+    """
+    b = resolve_backend(backend, model)
+    return create_encoder(b.name, model=model, pretrained=pretrained, seed=seed if b.takes("seed") else None,
+                          device=device, batch_size=batch_size, precision=precision)
+
+
+def artefact_info(model: str, backend: str = "auto") -> "ArtefactInfo | None":
+    """The vfmaudit metadata of an artefact file; None for a model spec (or a backend without metadata)."""
+    b = resolve_backend(backend, model)
+    return b.read_info(model) if b.read_info else None
+
+
+def read_preprocess(model: str, pretrained: str | None = None, backend: str = "auto", seed: int = 0) -> "PreprocessSpec":
+    """The preprocessing the backend would apply to `model`, read without building it where it can be."""
+    b = resolve_backend(backend, model)
+    if b.read_preprocess:
+        return b.read_preprocess(model, pretrained, seed)
+    if b.read_info:
+        return b.read_info(model).preprocess
+    return open_encoder(model, pretrained, b.name, seed=seed).preprocess

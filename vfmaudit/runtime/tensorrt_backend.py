@@ -17,6 +17,11 @@ from vfmaudit.runtime.base import encode_batches
 from vfmaudit.runtime.registry import register_backend
 
 
+def read_engine_info(engine_path: str) -> ArtefactInfo:
+    """The vfmaudit metadata the engine's side-car carries (copied from its ONNX source)."""
+    return ArtefactInfo.from_props(read_sidecar(engine_path).get("vfmaudit", {}), str(engine_path))
+
+
 class TensorRTEncoder:
     backend = "tensorrt"
 
@@ -78,7 +83,7 @@ class TensorRTEncoder:
 
 
 @register_backend("tensorrt", suffixes=(".engine", ".plan", ".trt"), precisions=("fp32", "fp16", "bf16", "int8"),
-                  packages=("tensorrt",), description="a serialized TensorRT engine (NVIDIA GPU)")
+                  packages=("tensorrt",), read_info=read_engine_info, description="a serialized TensorRT engine (NVIDIA GPU)")
 def make_tensorrt_encoder(model: str = "", device: str = "cuda", batch_size: int = 32) -> TensorRTEncoder:
     if not model:
         raise VfmauditError("the tensorrt backend needs model=FILE.engine", param="model")

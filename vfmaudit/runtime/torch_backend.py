@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     import torch
 
     from vfmaudit.models.factory import BuiltModel
+    from vfmaudit.models.preprocess import PreprocessSpec
 
 # torch is imported when an encoder is made, not when the backend registers (CLI start-up)
 # bf16 runs on CPU too (oneDNN kernels; fast where the CPU has AVX512_BF16 or AMX)
@@ -85,7 +86,15 @@ class TorchEncoder:
         return d
 
 
+def read_model_preprocess(model: str, pretrained: str | None, seed: int) -> "PreprocessSpec":
+    """The model's own preprocessing config (building the model checks the spec and the weights)."""
+    from vfmaudit.models.factory import build_model
+
+    return build_model(model, pretrained=pretrained, seed=seed).preprocess
+
+
 @register_backend("torch", precisions=PRECISIONS, packages=("torch", "open_clip_torch", "timm"),
+                  read_preprocess=read_model_preprocess,
                   description="eager PyTorch (open_clip / timm model code) on CPU or CUDA, from a model spec")
 def make_torch_encoder(model: str = "openclip:ViT-S-32", pretrained: str | None = None, seed: int = 0,
                        device: str = "cpu", batch_size: int = 32, precision: str = "fp32") -> TorchEncoder:
