@@ -49,8 +49,9 @@ def junit_counts(path: Path) -> tuple[int, int]:
     assert int(suite.get("tests")) == len(cases) == int(root.get("tests"))
     assert int(suite.get("failures")) == len(failures) == int(root.get("failures"))
     assert suite.get("errors") == "0" and suite.find("properties") is not None
-    for c in cases:
-        assert c.get("classname") and c.get("name", "").startswith(c.get("classname") + ".")
+    for c in cases:  # named by the check's name, else its metric (which starts with the measurement)
+        assert c.get("classname") and c.get("name")
+        assert " " in c.get("name") or c.get("name").startswith(c.get("classname") + ".")
     for c in failures:
         assert "needs" in c.find("failure").get("message") or "baseline" in c.find("failure").get("message")
     props = {p.get("name"): p.get("value") for p in suite.find("properties")}
@@ -230,7 +231,7 @@ def test_dry_run_validates_and_runs_no_model(tmp_path, monkeypatch):
     assert not (tmp_path / "o").exists()
     # the same policy without --dry-run does try to build the model: the guard above is real
     real = run_cli("gate", policy, "--out", tmp_path / "o2")
-    assert real.returncode == 1 and "--dry-run ran make_torch_encoder" in real.stderr
+    assert real.returncode == 3 and "--dry-run ran make_torch_encoder" in real.stderr  # an internal error
 
 
 def brute_force_agreement(ref, cand, k, candidate_gallery=True):

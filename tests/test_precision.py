@@ -70,7 +70,11 @@ def test_search_meets_a_target_full_int8_misses(searched):
     s = report["search"]
     assert s["met"] and s["nodes_kept_float"] >= 1 and s["value"] >= goal
     assert full_report["acceptance"]["cosine_to_fp32"]["all"]["p5"] < goal
-    assert report["acceptance"]["cosine_to_fp32"]["all"]["p5"] >= goal - 2e-4  # the written model, full acceptance
+    # the search judged each trial on exactly the images, families and levels the acceptance reports: the
+    # value it found is the written model's acceptance value, and the verdict is the target's on it
+    final = report["acceptance"]["cosine_to_fp32"]["all"]["p5"]
+    assert s["value"] == pytest.approx(final, abs=1e-12) and s["final_value"] == pytest.approx(final, abs=1e-12)
+    assert final >= goal and report["passed"]
     kept = set(s["kept_float"])
     model = onnx.load(str(d / "mixed.onnx"))
     dq_inputs = {i for n in model.graph.node if n.op_type == "DequantizeLinear" for i in n.output}

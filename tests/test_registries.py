@@ -85,3 +85,27 @@ def test_every_backend_declares_what_it_takes_and_runs(name):
         assert b.read_info is not None and not b.takes("seed")
     else:  # a model spec: the backend reads the model's preprocessing itself
         assert b.read_preprocess is not None
+
+
+def test_help_of_every_command_imports_no_torch():
+    """`vfmaudit --help` and every command's --help in a fresh interpreter: torch stays unimported."""
+    code = """
+import contextlib, io, sys
+from vfmaudit.cli import app, main
+import typer
+commands = [[]]
+for name, group in typer.main.get_command(app).commands.items():
+    subs = getattr(group, "commands", None)
+    commands += [[name, sub] for sub in subs] if subs else [[name]]
+for argv in commands:
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            main([*argv, "--help"])
+        except SystemExit as e:
+            assert e.code in (0, None), (argv, e.code)
+print(len(commands), "torch" in sys.modules)
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    n, torch_loaded = res.stdout.split()
+    assert int(n) >= 20 and torch_loaded == "False"

@@ -20,14 +20,15 @@ from vfmaudit.finetune import FinetuneConfig, FinetuneResult
 from vfmaudit.finetune import run_finetune as finetune_run
 from vfmaudit.export import ExportResult, ParityReport, build_engine, check_parity, export_onnx
 from vfmaudit.export.cpu_optimize import CpuOptimized, optimize_for_cpu, require_cpu_kernels
-from vfmaudit.files import lock_output_file, write_json
+from vfmaudit.files import OutputInUse, check_output_file, check_output_folder, lock_output_file, write_json
 from vfmaudit.gate import GateResult, load_policy
+from vfmaudit.gate.runner import DEFAULT_OUT as GATE_DEFAULT_OUT
 from vfmaudit.gate import run_gate as gate_run
 from vfmaudit.report import write_audit_html, write_calibration_html
 from vfmaudit.report.compare import Comparison, compare_paths, write_compare
 from vfmaudit.report.downstream_html import write_downstream_html
 from vfmaudit.report.finetune_html import write_finetune_html
-from vfmaudit.report.junit import write_gate_junit
+from vfmaudit.report.junit import write_gate_error_junit, write_gate_junit
 from vfmaudit.report.markdown import write_gate_markdown
 from vfmaudit.runtime import Encoder
 
@@ -64,8 +65,11 @@ class ExportRun:
 def export_and_check(model: str, out: str | Path, pretrained: str | None = None, seed: int = 0,
                      bake_preprocess: bool = False, opset: int = 17, exporter: str = "auto",
                      optimize_cpu: bool = False, check: bool = True, images: list[str] | None = None,
-                     precision: str = "fp32") -> ExportRun:
-    """Export to ONNX, optionally write the CPU-optimised file, and check each against torch."""
+                     precision: str = "fp32", overwrite: bool = False) -> ExportRun:
+    """Export to ONNX, optionally write the CPU-optimised file, and check each against torch.
+
+    An existing `out` is replaced only with overwrite."""
+    check_output_file(out, overwrite)
     if optimize_cpu:
         require_cpu_kernels(precision)
     res = export_onnx(model, out, pretrained=pretrained, seed=seed, bake_preprocess=bake_preprocess,
@@ -99,13 +103,15 @@ class ConvertRun:
 
 
 def convert_and_check(onnx_path: str | Path, out: str | Path, precision: str, check: bool = True,
-                      images: list[str] | None = None) -> ConvertRun:
-    """Rewrite an fp32 vfmaudit export in fp16 or bf16 (float32 I/O kept) as `out`, and check it against torch."""
+                      images: list[str] | None = None, overwrite: bool = False) -> ConvertRun:
+    """Rewrite an fp32 vfmaudit export in fp16 or bf16 (float32 I/O kept) as `out`, and check it against torch.
+
+    An existing `out` is replaced only with overwrite."""
     from vfmaudit.artefact import read_onnx_info
     from vfmaudit.export.onnx_export import check_onnx
     from vfmaudit.export.precision import PRECISIONS, convert_precision
 
-    onnx_path, out = Path(onnx_path), Path(out)
+    onnx_path, out = Path(onnx_path), check_output_file(out, overwrite)
     if not onnx_path.is_file():
         raise VfmauditError(f"ONNX file not found: {onnx_path}; check the path", param="onnx_path")
     if out.suffix != ".onnx" or out.resolve() == onnx_path.resolve():
@@ -124,15 +130,24 @@ def convert_and_check(onnx_path: str | Path, out: str | Path, precision: str, ch
     return run
 
 
-# `export tensorrt` is build_engine itself: the engine's precision is the ONNX file's, nothing to add
-export_tensorrt = build_engine
+def export_tensorrt(onnx_path: str | Path, out: str | Path, min_batch: int = 1, opt_batch: int = 8,
+                    max_batch: int = 32, workspace_gb: float = 4.0, timing_cache: str | Path | None = None,
+                    overwrite: bool = False):
+    """`export tensorrt`: build_engine, after the output rule (the engine's precision is the ONNX file's)."""
+    check_output_file(out, overwrite)
+    return build_engine(onnx_path, out, min_batch=min_batch, opt_batch=opt_batch, max_batch=max_batch,
+                        workspace_gb=workspace_gb, timing_cache=timing_cache)
 
 
 def calibrate(onnx_path: str | Path, out: str | Path, images: list[str] | None = None, method: str = "minmax",
               perturbed: bool = True, size: int = 256, seed: int = 0, cache_dir: str | Path | None = None,
               min_median_cosine: float = 0.98, html: str | Path | None = None, target: str | None = None,
-              sensitivity: bool = False, progress=None) -> CalibrationResult:
-    """Quantize to INT8, audit it against fp32 on held-out images, write the HTML page next to `out`."""
+              sensitivity: bool = False, progress=None, overwrite: bool = False) -> CalibrationResult:
+    """Quantize to INT8, audit it against fp32 on held-out images, write the HTML page next to `out`.
+
+    An existing `out` (or page) is replaced only with overwrite."""
+    check_output_file(out, overwrite)
+    check_output_file(Path(html) if html else Path(out).with_suffix(".html"), overwrite, param="html")
     with lock_output_file(out):  # a second calibration into the same file stops with one line
         result = calibrate_int8(onnx_path, out, images=images, method=method, perturbed=perturbed, size=size,
                                 seed=seed, cache_dir=cache_dir, min_median_cosine=min_median_cosine, target=target,
@@ -150,7 +165,20 @@ def run_gate(policy: str | Path, baseline: str | Path | None = None, out: str | 
     junit / markdown / json_path: further copies where CI wants them (the Markdown is appended
     when the file exists, as $GITHUB_STEP_SUMMARY expects).
     """
-    result = gate_run(policy, baseline=baseline, out=out, dry_run=dry_run, model=model, pretrained=pretrained)
+    if out is not None:
+        check_output_folder(out)
+    for path, param in ((junit, "junit"), (json_path, "json_path"), (markdown, "markdown")):
+        if path is not None and Path(path).is_dir():
+            raise VfmauditError(f"{param} {path} is a folder; pass the path of a file to write", param=param)
+    try:
+        result = gate_run(policy, baseline=baseline, out=out, dry_run=dry_run, model=model, pretrained=pretrained)
+    except OutputInUse:
+        raise  # another gate writes that folder: leave its files alone
+    except VfmauditError as e:  # a gate that cannot run still leaves CI a JUnit file saying why
+        if not dry_run:
+            for path in [Path(out or GATE_DEFAULT_OUT) / "junit.xml", *([junit] if junit else [])]:
+                write_gate_error_junit(str(policy), str(e), path)
+        raise
     if dry_run:
         return result
     if result.baseline_source and "audit" in result.reports:
@@ -197,7 +225,7 @@ def _finish_finetune(result: FinetuneResult, export: str | None, gate: str | Pat
     candidate, candidate_weights = str(report["model"]["spec"]), str(result.weights)
     if export:
         onnx_path = result.out_dir / "model.onnx"
-        run = export_and_check(report["model"]["spec"], onnx_path, pretrained=str(result.weights))
+        run = export_and_check(report["model"]["spec"], onnx_path, pretrained=str(result.weights), overwrite=True)
         report["export"] = {"onnx": str(onnx_path), "exporter": run.export.exporter,
                             "parity": run.checks[0].summary(), "passed": run.passed,
                             "weights_sha256": run.export.info.weights.get("sha256")}
@@ -210,9 +238,12 @@ def _finish_finetune(result: FinetuneResult, export: str | None, gate: str | Pat
     write_finetune_html(result)
 
 
-def compare_reports(a: str | Path, b: str | Path | None = None, out: str | Path = "compare.html") -> Comparison:
+def compare_reports(a: str | Path, b: str | Path | None = None, out: str | Path = "compare.html",
+                    overwrite: bool = False) -> Comparison:
     """Two runs side by side (audit folders or report.json files), or the two sides of one calibrate or
-    finetune report: per-family deltas, per-image scatter, the images that moved most; HTML at `out`."""
+    finetune report: per-family deltas, per-image scatter, the images that moved most; HTML at `out`
+    (an existing one is replaced only with overwrite)."""
+    check_output_file(out, overwrite)
     comparison = compare_paths(a, b)
     comparison.path = write_compare(comparison, out, title="vfmaudit: A against B")
     return comparison

@@ -36,6 +36,25 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     return path
 
 
+def check_output_file(path: str | Path, overwrite: bool = False, param: str = "out") -> Path:
+    """Every command's rule for an output file: not a folder, and an existing file only with overwrite."""
+    p = Path(path)
+    if p.is_dir():
+        raise VfmauditError(f"{param} {p} is a folder; pass the path of a file to write", param=param)
+    if p.exists() and not overwrite:
+        raise VfmauditError(f"{param} {p} exists; pass overwrite to replace it, or another {param}",
+                            param=(param, "overwrite"))
+    return p
+
+
+def check_output_folder(path: str | Path, param: str = "out") -> Path:
+    """Every command's rule for an output folder: not an existing file."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise VfmauditError(f"{param} {p} is a file; pass a folder", param=param)
+    return p
+
+
 def json_safe(obj):
     """NaN and infinity as null (JSON has neither); tuples as lists."""
     if isinstance(obj, float) and not math.isfinite(obj):

@@ -17,7 +17,7 @@ from vfmaudit.audit.result import AuditResult, ProgressFn
 from vfmaudit.data.sources import collect_items, sample_items
 from vfmaudit.engines import get_engine
 from vfmaudit.errors import VfmauditError
-from vfmaudit.files import lock_folder
+from vfmaudit.files import check_output_folder, lock_folder
 from vfmaudit.runtime import Encoder
 
 
@@ -47,10 +47,21 @@ def measure_audit(config: AuditConfig, progress: ProgressFn | None = None, encod
     engine = AUDIT_ENGINES[get_engine(config.engine).name]  # a one-line error when Ray is not installed
     prepared = engine.prepare(config, encoder)
     out = Path(config.out)
-    if out.exists() and not out.is_dir():
-        raise VfmauditError(f"out {out} is a file; pass a folder", param="out")
+    check_output_folder(out)
     with lock_folder(out):
         result = engine.run(config, plans, items, prepared, progress or (lambda event, n: None))
+        _refuse_nothing_audited(result)
         if on_complete:
             on_complete(result)
     return result
+
+
+def _refuse_nothing_audited(result: AuditResult) -> None:
+    """An audit of no image is no success: exit 2 naming what was skipped (report.json lists it all)."""
+    report = result.report
+    if report["images"]["audited"]:
+        return
+    skipped = report["skipped"]
+    named = "; ".join(f"{s['input']}: {s['reason']}" for s in skipped[:3]) + ("; ..." if len(skipped) > 3 else "")
+    raise VfmauditError(f"none of the {len(skipped)} input(s) could be audited ({named}); "
+                        f"{result.report_path} lists them; pass readable images", param="inputs")

@@ -13,11 +13,11 @@ from pathlib import Path
 from vfmaudit.calibration.dataset import CalibrationSet
 from vfmaudit.calibration.memory import PeakMemory
 from vfmaudit.calibration.reader import StreamingDataReader
+from vfmaudit.calibration.settings import METHODS
 from vfmaudit.errors import VfmauditError
 from vfmaudit.files import write_text_atomic
 from vfmaudit.artefact import read_onnx_info, write_onnx_info
 
-METHODS = ("minmax", "entropy", "percentile")
 QUANTIZED_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "MatMulInteger",
                  "ConvInteger", "DynamicQuantizeLinear", "MatMulNBits"}
 

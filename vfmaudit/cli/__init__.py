@@ -13,6 +13,10 @@ import typer
 from vfmaudit.cli import audit, bench, calibrate, catalogue, downstream, export, finetune, gate, report
 from vfmaudit.cli.common import err
 
+# the exit-code contract CI reads (README, "Exit codes"): a distinct code for our own failures, so a
+# crash is never read as a failed check (1) or as unusable input (2)
+SUCCESS, CHECK_FAILED, UNUSABLE_INPUT, INTERNAL_ERROR = 0, 1, 2, 3
+
 app = typer.Typer(
     help="Audit and deploy vision encoders: how far embeddings drift under everyday image edits "
          "(audit) and what that costs downstream (downstream), whether an exported ONNX/TensorRT artefact is still the same model (export), "
@@ -47,10 +51,15 @@ def main(argv: list[str] | None = None) -> None:
                       soft_wrap=True)
             sys.exit(e.exit_code)
         if os.environ.get("VFMAUDIT_DEBUG"):
-            raise
-        err.print(f"internal error: {name}: {e} (set VFMAUDIT_DEBUG=1 for the traceback)",
-                  markup=False, highlight=False, soft_wrap=True)
-        sys.exit(1)
+            import traceback
+
+            traceback.print_exc()
+        else:
+            first = str(e).splitlines()[0] if str(e) else ""
+            err.print(f"internal error: {name}: {first} -- a bug in vfmaudit: please report it with the output of "
+                      f"the same command run with VFMAUDIT_DEBUG=1 (which shows the traceback)",
+                      markup=False, highlight=False, soft_wrap=True)
+        sys.exit(INTERNAL_ERROR)
 
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "SUCCESS", "CHECK_FAILED", "UNUSABLE_INPUT", "INTERNAL_ERROR"]

@@ -10,6 +10,7 @@ import typer
 from vfmaudit.models.spec import DEFAULT_MODEL
 from vfmaudit.cli.common import (DeviceOpt, JsonOpt, LevelsOpt, PerturbationsOpt, PretrainedOpt, err, int_list,
                                  names, out, user_errors, write_result_json)
+from vfmaudit.errors import VfmauditError
 from vfmaudit.runtime import backends
 
 app = typer.Typer(help="Throughput and latency: encoders per backend, perturbations, enclosing balls, whole "
@@ -42,7 +43,8 @@ def bench_encoder_cmd(
 
     Latency is host wall time per batch, preprocessing included; on CUDA the torch backend also
     reports device time from CUDA events. A configuration that cannot run here is listed as
-    skipped with its reason, never with speeds.
+    skipped with its reason, never with speeds; one that fails while running is an error row, and
+    the others still run. Exit 2 when no configuration ran.
     """
     from vfmaudit import bench_encoders
     from vfmaudit.bench.writers import write_encoder_csv
@@ -56,6 +58,9 @@ def bench_encoder_cmd(
     write_result_json(res, json_out, announce=False)
     if csv_out:
         write_encoder_csv(res, csv_out)
+    if not any(r["status"] == "ok" for r in res.rows):  # nothing measured is no success
+        raise VfmauditError(f"no configuration could run here ({len(res.rows)} skipped or failed; the reasons are "
+                            f"above); choose backends, precisions and a device this machine has")
 
 
 @app.command("perturb")

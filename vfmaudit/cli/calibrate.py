@@ -7,8 +7,8 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from vfmaudit.calibration import METHODS, MIN_MEDIAN_COSINE
-from vfmaudit.cli.common import out, paths, user_errors, write_result_json
+from vfmaudit.calibration.settings import METHODS, MIN_MEDIAN_COSINE
+from vfmaudit.cli.common import OverwriteFileOpt, out, paths, user_errors, write_result_json
 
 
 @user_errors
@@ -38,6 +38,7 @@ def calibrate(
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the full report as JSON here.")] = None,
     html_out: Annotated[Optional[Path], typer.Option(
         "--html", help="Write an HTML report here (default: next to --out).")] = None,
+    overwrite: OverwriteFileOpt = False,
 ) -> None:
     """Calibrate and quantize to INT8 (QDQ, per-channel), then audit the INT8 model against its fp32 parent.
 
@@ -51,7 +52,7 @@ def calibrate(
     with err.status("calibrating..."):
         result = run_calibration(onnx_file, out_file, images=paths(images), method=method, perturbed=perturbed,
                                  size=size, seed=seed, cache_dir=cache_dir, min_median_cosine=min_median_cosine,
-                                 html=html_out, target=target, sensitivity=sensitivity)
+                                 html=html_out, target=target, sensitivity=sensitivity, overwrite=overwrite)
     print_calibration(result, result.html_path, out)
     write_result_json(result, json_out)
     if not result.passed:

@@ -44,6 +44,8 @@ PerturbationsOpt = Annotated[str, typer.Option(
     help=f"'all', a preset ({', '.join(perturb.presets())}), or a comma list of families, each optionally with a "
          "sub-domain NAME:LO:HI (e.g. jpeg,brightness:0.5:1.5). See `vfmaudit perturbations` and `vfmaudit presets`.")]
 LevelsOpt = Annotated[int, typer.Option(help="Levels per family, equally spaced over its domain.")]
+OverwriteFileOpt = Annotated[bool, typer.Option(
+    "--overwrite", help="Replace --out if it exists (without it an existing file is refused).")]
 
 
 def backend_help() -> str:
@@ -81,7 +83,8 @@ def cli_message(e: VfmauditError, flags: dict[str, str]) -> str:
         dashed = "--" + p.replace("_", "-")
         flag = dashed if dashed in flags.values() else flags.get(p)
         if flag:
-            msg = re.sub(rf"(?<![\w-]){re.escape(p)}(?![\w-])", flag, msg)
+            # a whole word only: not part of a path or file name (exists.out, out/report.json)
+            msg = re.sub(rf"(?<![\w./-]){re.escape(p)}(?![\w/-]|\.\w)", flag, msg)
     return msg
 
 
@@ -132,10 +135,14 @@ def write_result_json(result, path: Optional[Path], announce: bool = True) -> No
 
 
 class AuditProgress:
-    """A rich progress bar fed by an audit's progress callback; shown only once work starts."""
+    """A rich progress bar fed by an audit's progress callback; shown only once work starts.
+
+    Where stderr is no terminal (a CI log, a pipe) there is no bar: one line when the stage starts.
+    """
 
     def __init__(self, quiet: bool, label: str = "auditing", unit: str = "images"):
         self.quiet = quiet
+        self.label, self.unit = label, unit
         self.bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn(unit),
                             TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=False)
         self.task = None
@@ -145,6 +152,9 @@ class AuditProgress:
 
     def __call__(self, event: str, n: int) -> None:
         if self.quiet:
+            return
+        if event == "start" and not err.is_terminal:
+            err.print(f"{self.label}: {n} {self.unit}", markup=False, highlight=False)
             return
         if event == "start":  # so early errors stay one line
             self.bar.start()

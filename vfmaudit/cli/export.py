@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from vfmaudit.models.spec import DEFAULT_MODEL
-from vfmaudit.cli.common import (DeviceOpt, ImagesOpt, JsonOpt, PretrainedOpt, err, out, paths, user_errors,
-                                 write_result_json)
+from vfmaudit.cli.common import (DeviceOpt, ImagesOpt, JsonOpt, OverwriteFileOpt, PretrainedOpt, err, out, paths,
+                                 user_errors, write_result_json)
 
 CheckOpt = Annotated[bool, typer.Option(help="Run `export check` on the result (exit 1 if it fails).")]
 
@@ -40,6 +40,7 @@ def export_onnx_cmd(
     check: CheckOpt = True,
     images: ImagesOpt = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the check's JSON report here.")] = None,
+    overwrite: OverwriteFileOpt = False,
 ) -> None:
     """Export an encoder to ONNX (dynamic batch, metadata, checker), then check parity with torch."""
     from vfmaudit import export_and_check
@@ -47,7 +48,7 @@ def export_onnx_cmd(
 
     run = export_and_check(model, out_file, pretrained=pretrained, seed=seed, bake_preprocess=bake_preprocess,
                            opset=opset, exporter=exporter, optimize_cpu=optimize_cpu, check=check,
-                           images=paths(images), precision=precision)
+                           images=paths(images), precision=precision, overwrite=overwrite)
     print_export(run.export, out, err)
     if run.optimized:
         out.print(f"wrote {run.optimized.path} ({run.optimized.describe()})", highlight=False, markup=False)
@@ -71,6 +72,7 @@ def export_convert_cmd(
     images: ImagesOpt = None,
     json_out: Annotated[Optional[Path], typer.Option(
         "--json", help="Write {path, precision, conversion, parity} here.")] = None,
+    overwrite: OverwriteFileOpt = False,
 ) -> None:
     """Convert an fp32 export to fp16 or bf16 without exporting again, then check parity with torch.
 
@@ -79,7 +81,7 @@ def export_convert_cmd(
     from vfmaudit import convert_and_check
     from vfmaudit.report.console import print_parity
 
-    run = convert_and_check(onnx_file, out_file, precision, check=check, images=paths(images))
+    run = convert_and_check(onnx_file, out_file, precision, check=check, images=paths(images), overwrite=overwrite)
     c = run.conversion
     nodes = f": {c['bf16_nodes']} nodes in bf16, {c['float32_nodes']} in float32" if "bf16_nodes" in c else \
         f": {c.get('fp16_range_clamps', 0)} weight tensors (per sign) clamped to fp16's range [1e-7, 65504]"
@@ -136,6 +138,7 @@ def export_tensorrt_cmd(
     timing_cache: Annotated[Optional[Path], typer.Option(
         help="Timing cache to reuse and update (default: next to the engine).")] = None,
     json_out: JsonOpt = None,
+    overwrite: OverwriteFileOpt = False,
 ) -> None:
     """Build a strongly typed TensorRT engine with a dynamic-batch profile (TensorRT 10 or 11).
 
@@ -146,7 +149,7 @@ def export_tensorrt_cmd(
     from vfmaudit.report.console import print_engine
 
     build = export_tensorrt(onnx_file, out_file, min_batch=min_batch, opt_batch=opt_batch, max_batch=max_batch,
-                            workspace_gb=workspace_gb, timing_cache=timing_cache)
+                            workspace_gb=workspace_gb, timing_cache=timing_cache, overwrite=overwrite)
     print_engine(build, out)
     write_result_json(build, json_out)
 

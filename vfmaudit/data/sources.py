@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from vfmaudit.data.decode import DEFAULT_MAX_PIXELS, load_image, to_rgb_uint8
-from vfmaudit.errors import VfmauditError
+from vfmaudit.errors import ImageDecodeError, VfmauditError
 
 # Real photographs that ship inside scikit-image (no download needed).
 SAMPLE_NAMES = (
@@ -49,27 +50,52 @@ def _file_loader(path: Path, max_pixels: int) -> Callable[[], np.ndarray]:
     return lambda: load_image(path, max_pixels=max_pixels)
 
 
-def _walk(folder: Path) -> Iterable[Path]:
-    for root, dirs, files in os.walk(folder, followlinks=False):
+def _walk(folder: Path, problems: list[tuple[Path, str]]) -> Iterable[Path]:
+    """Non-hidden files below folder in a stable order; folders that cannot be listed go to problems."""
+    def unreadable(e: OSError) -> None:
+        problems.append((Path(e.filename), f"the folder cannot be listed: {e.strerror}"))
+
+    for root, dirs, files in os.walk(folder, followlinks=False, onerror=unreadable):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
             if not name.startswith("."):
                 yield Path(root) / name
 
 
-def _display(path: Path) -> str:
+def _display(path: Path, resolved: Path | None = None) -> str:
+    full = resolved or Path(os.path.abspath(path))  # an unresolvable link is named as it was found
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
+        return str(full.relative_to(Path.cwd().resolve()))
     except ValueError:
-        return str(path.resolve())
+        return str(full)
+
+
+def _unreadable(reason: str) -> Callable[[], np.ndarray]:
+    """The loader of an entry that is no image file: the audit skips it and lists the reason."""
+    def load() -> np.ndarray:
+        raise ImageDecodeError(reason)
+
+    return load
+
+
+def _resolve(path: Path) -> tuple[Path | None, str | None]:
+    """(the real path, None), or (None, why it has none): a symbolic link loop, a broken link."""
+    try:
+        return path.resolve(strict=True), None
+    except (RuntimeError, OSError) as e:  # RuntimeError: Python < 3.13 reports link loops that way
+        if path.is_symlink():
+            loop = isinstance(e, RuntimeError) or getattr(e, "errno", None) == errno.ELOOP
+            return None, ("a symbolic link loop" if loop else "a broken symbolic link (its target is missing)")
+        return None, f"cannot be opened: {getattr(e, 'strerror', None) or e}"
 
 
 def collect_items(paths: Iterable[str | Path], max_pixels: int = DEFAULT_MAX_PIXELS) -> list[ImageItem]:
     """Files and folders (recursive, hidden entries skipped) to items, in a stable order.
 
-    Every non-hidden file in a folder is tried: one that does not decode is skipped and
-    listed by the audit, not fatal. A path that does not exist, or inputs with no file at
-    all, stop the run before any work.
+    Every non-hidden entry in a folder is tried: a file that does not decode, a symbolic link
+    loop or a broken link, and a sub-folder that cannot be listed are items whose loading fails,
+    so the audit skips and lists them, never fatal. A path that does not exist, or inputs with no
+    entry at all, stop the run before any work.
     """
     items: list[ImageItem] = []
     seen: set[Path] = set()
@@ -77,15 +103,21 @@ def collect_items(paths: Iterable[str | Path], max_pixels: int = DEFAULT_MAX_PIX
         p = Path(raw).expanduser()
         if not p.exists():
             raise VfmauditError(f"no such file or folder: {raw}; check the path")
-        files = list(_walk(p)) if p.is_dir() else [p]
-        if p.is_dir() and not files:
+        problems: list[tuple[Path, str]] = []
+        files = list(_walk(p, problems)) if p.is_dir() else [p]
+        if p.is_dir() and not files and not problems:
             raise VfmauditError(f"folder {raw} holds no files; pass a folder with images in it")
+        for folder, reason in problems:
+            items.append(ImageItem(id=_display(folder), load=_unreadable(reason)))
         for f in files:
-            key = f.resolve()
-            if key in seen or not f.is_file():
+            key, reason = _resolve(f)
+            if reason:
+                items.append(ImageItem(id=_display(f), load=_unreadable(reason)))
+                continue
+            if key in seen or not key.is_file():
                 continue
             seen.add(key)
-            items.append(ImageItem(id=_display(f), load=_file_loader(f, max_pixels)))
+            items.append(ImageItem(id=_display(f, key), load=_file_loader(f, max_pixels)))
     if not items:
         raise VfmauditError("no input files found; pass image files or folders")
     return items

@@ -27,7 +27,7 @@ from vfmaudit.downstream.variants import (encode_ahead_locally, encode_images, l
                                           variant_name)
 from vfmaudit.engines import get_engine
 from vfmaudit.errors import ImageDecodeError, VfmauditError
-from vfmaudit.files import FolderResult, lock_folder, write_json
+from vfmaudit.files import check_output_folder, FolderResult, lock_folder, write_json
 from vfmaudit.metrics import (auroc, divergence_radius, expected_calibration_error, l2_normalize, linear_fit,
                               mean_average_precision, recall_at_k, threshold_at_precision)
 from vfmaudit.runtime import open_encoder
@@ -77,8 +77,7 @@ def run_downstream(config: DownstreamConfig, progress: ProgressFn | None = None,
     encoder = open_encoder(config.model, config.pretrained, config.backend, config.device, config.batch_size,
                            config.seed)
     out = Path(config.out)
-    if out.exists() and not out.is_dir():
-        raise VfmauditError(f"out {out} is a file; pass a folder", param="out")
+    check_output_folder(out)
     with lock_folder(out):
         result = _run_locked(config, tasks, plans, templates, data, train_idx, test_idx, encoder,
                              progress or (lambda e, n: None))

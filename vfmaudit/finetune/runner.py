@@ -15,7 +15,7 @@ from vfmaudit.artefact.provenance import package_versions, report_header
 from vfmaudit.perturb.plan import parse_perturbations
 from vfmaudit.data.sources import ImageItem, collect_items, sample_crops
 from vfmaudit.errors import ImageDecodeError, VfmauditError
-from vfmaudit.files import FolderResult, file_sha256, lock_folder, write_json
+from vfmaudit.files import check_output_folder, FolderResult, file_sha256, lock_folder, write_json
 from vfmaudit.finetune.config import FinetuneConfig, trainable_spec
 from vfmaudit.finetune.trainable import image_tower, select_trainable
 from vfmaudit.finetune.trainer import CHECKPOINT, ProgressFn, train
@@ -126,8 +126,7 @@ def run_finetune(config: FinetuneConfig, progress: ProgressFn | None = None,
     train_items, held_items = split_items(items, config.held_out, config.seed)
     built = build_model(config.model, pretrained=config.pretrained, seed=config.seed)
     out = Path(config.out)
-    if out.exists() and not out.is_dir():
-        raise VfmauditError(f"out {out} is a file; pass a folder", param="out")
+    check_output_folder(out)
     with lock_folder(out):
         if (out / CHECKPOINT).exists() and not (config.resume or config.overwrite):
             raise VfmauditError(f"{out} already holds a fine-tuning run; pass resume to continue it, overwrite to "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,11 @@ class CheckResult:
         failed = [c for c in self.conditions if not c["passed"]] or self.conditions
         return "; ".join(_describe(self.check.metric, self.value, c) for c in failed)
 
+    @property
+    def label(self) -> str:
+        """How people and CI dashboards name the check: its name, else its metric."""
+        return self.check.name or self.check.metric
+
     def to_json(self) -> dict:
         return {"metric": self.check.metric, "name": self.check.name, "measurement": self.check.measurement,
                 "direction": "higher is better" if self.check.info.higher_is_better else "lower is better",
@@ -60,6 +66,7 @@ class GateResult:
     baseline_source: str | None = None
     out_dir: Path | None = None
     compare_path: Path | None = None  # baseline against candidate audit, when both exist
+    durations: dict[str, float] = field(default_factory=dict)  # measurement -> seconds it ran
 
     @property
     def passed(self) -> bool:
@@ -74,6 +81,7 @@ class GateResult:
                 "policy": self.policy.to_json(), "baseline": self.baseline_source,
                 "counts": {"checks": len(self.checks), "failures": self.failures},
                 "checks": [c.to_json() for c in self.checks], "values": self.values, "reports": self.reports,
+                "durations_s": self.durations,
                 "versions": package_versions(), "fingerprint": fingerprint() if not self.dry_run else None}
 
 
@@ -142,7 +150,9 @@ def run_gate(policy_path: str | Path, baseline: str | Path | None = None, out: s
     with lock_folder(out_dir):
         for name in policy.needed:
             m = get_measurement(name)
+            t0 = time.perf_counter()
             report = m.run(policy, policy.options[name], out_dir)
+            result.durations[name] = time.perf_counter() - t0
             report_path = out_dir / (m.own_report or f"{name}.json")
             if not m.own_report:  # the audit and downstream write their own folders
                 write_json(report, report_path)

@@ -19,7 +19,10 @@ class FamilyPlan:
 
 
 def levels(name: str, n: int, lo: float | None = None, hi: float | None = None) -> np.ndarray:
-    """n equally spaced levels over the family's domain, or over [lo, hi] inside it."""
+    """n equally spaced levels over the family's domain, or over [lo, hi] inside it.
+
+    n = 1 is the strongest level: the end of the range farthest from the identity (JPEG quality 10,
+    not 100, which would leave the image as it is); the top end when both are as far."""
     fam = get(name)
     if int(n) != n or n < 1:
         raise VfmauditError(f"number of levels must be a positive integer, got {n}", param="levels")
@@ -28,7 +31,7 @@ def levels(name: str, n: int, lo: float | None = None, hi: float | None = None) 
     if lo > hi:
         raise VfmauditError(f"sub-domain [{lo:g}, {hi:g}] of '{name}' is empty; pass lo <= hi")
     if n == 1:
-        return np.array([hi], dtype=np.float64)
+        return np.array([lo if abs(lo - fam.identity) > abs(hi - fam.identity) else hi], dtype=np.float64)
     return np.linspace(lo, hi, int(n))
 
 
@@ -59,7 +62,11 @@ def parse_perturbations(text: str, n_levels: int) -> list[FamilyPlan]:
     for name, lo, hi in tokens:
         if any(p.name == name for p in plans):
             raise VfmauditError(f"perturbation '{name}' is listed twice", param="perturbations")
-        plans.append(FamilyPlan(name, tuple(float(v) for v in levels(name, n_levels, lo, hi))))
+        plan = FamilyPlan(name, tuple(float(v) for v in levels(name, n_levels, lo, hi)))
+        if all(get(name).is_identity(lv) for lv in plan.levels):
+            raise VfmauditError(f"'{name}' at {plan.levels[0]:g} is its identity (the image unchanged): nothing to "
+                                f"measure; pass a sub-domain that holds other levels", param="perturbations")
+        plans.append(plan)
     if not plans:
         raise VfmauditError("perturbations is empty; pass 'all' or names such as jpeg,brightness",
                             param="perturbations")

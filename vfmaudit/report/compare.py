@@ -36,10 +36,31 @@ class Comparison:
     scatter: list = field(default_factory=list)  # [image, family, radius a, radius b]
     path: Path | None = None  # the HTML page, once written
 
+    @property
+    def images(self) -> dict:
+        """How many images each side has per-image values for, and how many both share (None: no
+        per-image values, e.g. a calibrate report's two sides)."""
+        def count(side):
+            return None if side.per_image is None else len({img for img, _ in side.per_image})
+
+        shared = None
+        if self.a.per_image is not None and self.b.per_image is not None:
+            shared = len({img for img, _ in self.a.per_image} & {img for img, _ in self.b.per_image})
+        return {"a": count(self.a), "b": count(self.b), "shared": shared}
+
+    @property
+    def note(self) -> str | None:
+        """What the comparison cannot show, said once (console, page, JSON)."""
+        n = self.images
+        if n["shared"] == 0:
+            return (f"A and B share no image ({n['a']} and {n['b']} images): only their per-family summaries are "
+                    f"compared, so the deltas mix model drift with different data")
+        return None
+
     def to_json(self) -> dict:
         return {"schema": "vfmaudit.compare", "schema_version": 1, "a": {"label": self.a.label, "source": self.a.source},
-                "b": {"label": self.b.label, "source": self.b.source}, "families": self.families,
-                "moved_most": self.moved}
+                "b": {"label": self.b.label, "source": self.b.source}, "images": self.images, "note": self.note,
+                "families": self.families, "moved_most": self.moved}
 
 
 def _report_path(path: str | Path) -> Path:
@@ -177,7 +198,11 @@ def render_compare(comp: Comparison, title: str = "Comparison", intro: str = "",
                       "<th>image</th><th>family</th><th>radius A</th><th>radius B</th><th>Δ radius</th>"
                       "</tr></thead><tbody></tbody></table></div>" + json_block("moved-data", moved))
     scatter = _scatter_plot(comp)
-    body = f"""<header><h1>{esc(title)}</h1>{intro}
+    n = comp.images
+    shared = "" if n["shared"] is None else f"<p>Images: {n['a']} in A, {n['b']} in B, {n['shared']} in both.</p>"
+    if comp.note:
+        shared += f'<p class="warn">{esc(comp.note)}.</p>'
+    body = f"""<header><h1>{esc(title)}</h1>{intro}{shared}
 <p><b>A</b>: {esc(comp.a.label)} <span class="muted">({esc(comp.a.source)})</span><br>
 <b>B</b>: {esc(comp.b.label)} <span class="muted">({esc(comp.b.source)})</span></p></header>
 <main>

@@ -188,7 +188,7 @@ def print_gate_plan(result, console: Console) -> None:
     for col in ("check", "metric", "direction", "thresholds"):
         t.add_column(col)
     for c in policy.checks:
-        t.add_row(c.where, c.metric, "higher is better" if c.info.higher_is_better else "lower is better",
+        t.add_row(c.name or c.where, c.metric, "higher is better" if c.info.higher_is_better else "lower is better",
                   ", ".join(f"{k} {v:g}" for k, v in c.thresholds.items()))
     console.print(t)
     if result.baseline_source:
@@ -197,17 +197,18 @@ def print_gate_plan(result, console: Console) -> None:
 
 def print_gate(result, console: Console) -> None:
     t = Table(title=f"Gate {result.policy.source}: model {result.policy.model}")
-    for col in ("", "metric", "value", "thresholds", "baseline", "margin"):
+    for col in ("", "check", "metric", "value", "thresholds", "baseline", "margin"):
         t.add_column(col, justify="right" if col in ("value", "baseline", "margin") else "left")
     for c in result.checks:
-        t.add_row("PASS" if c.passed else "FAIL", c.check.metric, "–" if c.value is None else f"{c.value:.6g}",
+        t.add_row("PASS" if c.passed else "FAIL", c.check.name or c.check.where, c.check.metric,
+                  "–" if c.value is None else f"{c.value:.6g}",
                   ", ".join(f"{k} {v:g}" for k, v in c.check.thresholds.items()),
                   "–" if c.baseline is None else f"{c.baseline:.6g}",
                   ", ".join("–" if x["margin"] is None else f"{x['margin']:+.3g}" for x in c.conditions))
     console.print(t)
     for c in result.checks:
         if not c.passed:
-            _plain(console, f"FAIL {c.check.metric}: {c.message()}")
+            _plain(console, f"FAIL {c.label}: {c.message()}")
     verdict = "PASSED" if result.passed else f"FAILED: {result.failures} of {len(result.checks)} checks"
     _plain(console, f"gate {verdict}; results in {result.out_dir}")
 
