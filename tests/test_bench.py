@@ -167,3 +167,44 @@ def test_a_configuration_that_fails_while_running_is_a_row_and_the_sweep_goes_on
         table = list(csv.DictReader(f))
     assert [r["status"] for r in table] == ["ok", "error", "ok"] and table[1]["error"].startswith("MemoryError")
     assert float(table[2]["throughput"]) > 0
+
+
+def test_configurations_are_timed_in_interleaved_rounds(tmp_path):
+    """A B A B ..., not A A A B B B: the calls of two configurations alternate round by round, each
+    row reports its rounds, and a configuration slowed in one round only is flagged noisy."""
+    from vfmaudit.models.preprocess import PreprocessSpec
+    from vfmaudit.runtime import register_backend, unregister_backend
+
+    calls: list[int] = []
+
+    class Recorder:
+        backend = "recorder"
+
+        def __init__(self, batch_size):
+            self.preprocess, self.embed_dim, self.batch_size = PreprocessSpec(size=(8, 8), resize=8), 4, batch_size
+
+        def encode(self, images):
+            calls.append(self.batch_size)
+            if self.batch_size == 2 and calls.count(2) == 4:  # contention during one of its rounds
+                import time
+
+                time.sleep(0.05)
+            return np.ones((len(images), 4), np.float32) / 2
+
+        def describe(self):
+            return {"backend": "recorder", "precision": "fp32"}
+
+    @register_backend("recorder", description="records the order of its calls (test)")
+    def make(model: str = "", device: str = "cpu", batch_size: int = 32) -> Recorder:  # noqa: ARG001
+        return Recorder(batch_size)
+
+    try:
+        res = bench_encoders("x", ["recorder"], [1, 2], warmup_s=0.0, duration_s=None, iterations=6, rounds=3)
+    finally:
+        unregister_backend("recorder")
+    timed = calls[2:]  # after one warm-up call each
+    assert timed == [1, 1, 2, 2, 1, 1, 2, 2, 1, 1, 2, 2]
+    a, b = res.rows
+    assert a["rounds"] == b["rounds"] == 3 and a["iterations"] == b["iterations"] == 6
+    assert b["noisy"] and b["spread"] > 0.5 and b["round_throughput"]["min"] < b["round_throughput"]["median"]
+    assert set(a["round_throughput"]) == {"median", "min", "max"}

@@ -204,7 +204,8 @@ def test_resume_reuses_embeddings_and_gives_the_same_numbers(small_run, tmp_path
     assert after["embeddings_reused"] >= 5 and after["tasks"] == before["tasks"]
     other = run_cli("downstream", "builtin:textures", "-m", "openclip:ViT-S-32", "--max-per-class", "8", "-p", "jpeg",
                     "--levels", "2", "-q", "--out", small_run, "--resume")
-    assert other.returncode == 2 and "cannot resume: plan differ" in other.stderr
+    assert other.returncode == 2 and "cannot resume the run in" in other.stderr
+    assert "perturbations or levels" in other.stderr and "differ" in other.stderr
 
 
 def test_gate_checks_downstream_metrics(tmp_path):

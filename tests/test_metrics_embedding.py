@@ -17,8 +17,10 @@ def test_definitions_on_one_image():
     pert = _unit(clean + 0.3 * rng.normal(size=(5, 32)))
     assert cosine(clean, pert) == pytest.approx(np.mean(pert @ clean))
     assert euclidean(clean, pert) == pytest.approx(np.mean(np.linalg.norm(pert - clean, axis=1)))
-    m = drift_metrics(clean, pert)
-    assert m["divergence_radius"][0] == pytest.approx(divergence_radius(np.vstack([clean, pert])))
+    m = drift_metrics(clean, pert)  # one image in: floats out, as the README shows
+    assert all(isinstance(v, float) for v in m.values())
+    assert m["divergence_radius"] == pytest.approx(divergence_radius(np.vstack([clean, pert])))
+    assert m["cosine"] == pytest.approx(np.mean(pert @ clean))
     # unnormalised inputs are normalised first
     assert cosine(3 * clean, 2 * pert) == pytest.approx(cosine(clean, pert))
     assert euclidean(3 * clean, 2 * pert) == pytest.approx(euclidean(clean, pert))

@@ -265,3 +265,39 @@ def test_bench_encoder_with_no_configuration_that_runs_is_exit_2(tmp_path):
     assert "no configuration could run here" in line
     rows = json.loads((tmp_path / "b.json").read_text())["rows"]  # the rows, with their reasons, are kept
     assert [r["status"] for r in rows] == ["skipped"] and "cuda" in rows[0]["reason"]
+
+
+def test_resume_with_other_options_names_the_option_that_differs(toy, tmp_path):
+    model, images = toy
+    assert run_cli("audit", images, "-m", model, "-p", "invert", "--levels", "2", "--out", tmp_path / "o").returncode == 0
+    line = one_line(run_cli("audit", images, "-m", model, "-p", "invert", "--levels", "3", "--out", tmp_path / "o",
+                            "--resume"))
+    assert "cannot resume" in line and "perturbations or levels" in line and "--overwrite" in line
+
+
+def test_long_commands_say_what_they_do_one_line_per_stage_off_a_terminal(toy, tmp_path):
+    """In a pipe (the test's stderr is no terminal) every stage is one plain line; -q silences them."""
+    policy = _policy(tmp_path, toy, [(None, "audit.invert.cosine.mean", "min", -1.0)])
+    res = run_cli("gate", policy, "--out", tmp_path / "g")
+    assert res.returncode == 0, res.stderr
+    assert "measuring audit (1 of 1)" in res.stderr and "\r" not in res.stderr and "\x1b[" not in res.stderr
+    quiet = run_cli("gate", policy, "--out", tmp_path / "g2", "-q")
+    assert quiet.returncode == 0 and "measuring" not in quiet.stderr
+
+
+def test_stages_on_a_terminal_update_one_spinner_line(monkeypatch):
+    """On a terminal the same calls drive rich's status line (updated in place), not printed lines."""
+    import io
+
+    from rich.console import Console
+
+    from vfmaudit.cli import common
+
+    buf = io.StringIO()
+    monkeypatch.setattr(common, "err", Console(file=buf, force_terminal=True, width=100))
+    with common.Stages() as stage:
+        assert stage.status is not None
+        stage("quantizing")
+        stage("sensitivity of the quantizable nodes", 3, 10)
+    text = buf.getvalue()
+    assert "\x1b[" in text  # drawn with terminal control codes, not one line per call

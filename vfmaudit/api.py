@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from vfmaudit.audit import AuditConfig, AuditResult, measure_audit
 from vfmaudit.audit.result import ProgressFn
@@ -65,23 +66,37 @@ class ExportRun:
 def export_and_check(model: str, out: str | Path, pretrained: str | None = None, seed: int = 0,
                      bake_preprocess: bool = False, opset: int = 17, exporter: str = "auto",
                      optimize_cpu: bool = False, check: bool = True, images: list[str] | None = None,
-                     precision: str = "fp32", overwrite: bool = False) -> ExportRun:
+                     precision: str = "fp32", overwrite: bool = False, progress: StageFn | None = None) -> ExportRun:
     """Export to ONNX, optionally write the CPU-optimised file, and check each against torch.
 
-    An existing `out` is replaced only with overwrite."""
+    An existing `out` is replaced only with overwrite. progress(what, i, n) hears each stage."""
+    stage = progress or _quiet
     check_output_file(out, overwrite)
     if optimize_cpu:
         require_cpu_kernels(precision)
+    stage(f"exporting {model} to ONNX ({precision})")
     res = export_onnx(model, out, pretrained=pretrained, seed=seed, bake_preprocess=bake_preprocess,
                       opset=opset, exporter=exporter, precision=precision)
     run = ExportRun(export=res)
     artefacts = [res.path]
     if optimize_cpu:
+        stage("writing the CPU-optimised file")
         run.optimized = optimize_for_cpu(res.path)
         artefacts.append(run.optimized.path)
     if check:
-        run.checks = [check_parity(path, images=images) for path in artefacts]
+        for k, path in enumerate(artefacts):
+            stage(f"checking {Path(path).name} against torch", k + 1 if len(artefacts) > 1 else 0,
+                  len(artefacts) if len(artefacts) > 1 else 0)
+            run.checks.append(check_parity(path, images=images))
     return run
+
+
+# progress(what, i, n): a stage (n = 0) or i of n steps of counted work
+StageFn = Callable[[str, int, int], None]
+
+
+def _quiet(what: str, i: int = 0, n: int = 0) -> None:
+    return None
 
 
 @dataclass
@@ -103,7 +118,8 @@ class ConvertRun:
 
 
 def convert_and_check(onnx_path: str | Path, out: str | Path, precision: str, check: bool = True,
-                      images: list[str] | None = None, overwrite: bool = False) -> ConvertRun:
+                      images: list[str] | None = None, overwrite: bool = False,
+                      progress: StageFn | None = None) -> ConvertRun:
     """Rewrite an fp32 vfmaudit export in fp16 or bf16 (float32 I/O kept) as `out`, and check it against torch.
 
     An existing `out` is replaced only with overwrite."""
@@ -120,12 +136,15 @@ def convert_and_check(onnx_path: str | Path, out: str | Path, precision: str, ch
     if precision not in reduced:
         raise VfmauditError(f"precision must be {' or '.join(reduced)}, got '{precision}'", param="precision")
     out.parent.mkdir(parents=True, exist_ok=True)
+    stage = progress or _quiet
     with lock_output_file(out):
+        stage(f"converting {onnx_path.name} to {precision}")
         convert_precision(onnx_path, precision, out)
         check_onnx(out)
         run = ConvertRun(path=out, precision=precision,
                          conversion=read_onnx_info(out).extra.get("precision_conversion", {}))
         if check:
+            stage(f"checking {out.name} against torch")
             run.check = check_parity(out, images=images)
     return run
 
@@ -159,7 +178,8 @@ def calibrate(onnx_path: str | Path, out: str | Path, images: list[str] | None =
 
 def run_gate(policy: str | Path, baseline: str | Path | None = None, out: str | Path | None = None,
              junit: str | Path | None = None, markdown: str | Path | None = None, json_path: str | Path | None = None,
-             dry_run: bool = False, model: str | None = None, pretrained: str | None = None) -> GateResult:
+             dry_run: bool = False, model: str | None = None, pretrained: str | None = None,
+             progress: StageFn | None = None) -> GateResult:
     """Check a model against an acceptance policy; gate.json, junit.xml and summary.md land in `out`.
 
     junit / markdown / json_path: further copies where CI wants them (the Markdown is appended
@@ -171,7 +191,8 @@ def run_gate(policy: str | Path, baseline: str | Path | None = None, out: str | 
         if path is not None and Path(path).is_dir():
             raise VfmauditError(f"{param} {path} is a folder; pass the path of a file to write", param=param)
     try:
-        result = gate_run(policy, baseline=baseline, out=out, dry_run=dry_run, model=model, pretrained=pretrained)
+        result = gate_run(policy, baseline=baseline, out=out, dry_run=dry_run, model=model, pretrained=pretrained,
+                          progress=progress)
     except OutputInUse:
         raise  # another gate writes that folder: leave its files alone
     except VfmauditError as e:  # a gate that cannot run still leaves CI a JUnit file saying why

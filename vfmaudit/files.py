@@ -55,6 +55,30 @@ def check_output_folder(path: str | Path, param: str = "out") -> Path:
     return p
 
 
+# fingerprint keys that are not an option's name, as the user wrote them
+_FINGERPRINT_OPTIONS = {"plan": "perturbations or levels", "metrics": "the registered metrics (plugins?)",
+                        "inputs": "the inputs"}
+
+
+def check_resumable(previous: dict | None, current: dict, folder: Path) -> None:
+    """Resume only a run made with the same options: otherwise one line naming each option that differs."""
+    from vfmaudit.errors import ResumeMismatch
+
+    previous = previous or {}
+    if previous == current:
+        return
+    changed = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
+    named = ", ".join(f"{_FINGERPRINT_OPTIONS.get(k, k)} ({_short(previous.get(k))} then, {_short(current.get(k))} "
+                      f"now)" for k in changed)
+    raise ResumeMismatch(f"cannot resume the run in {folder}: {named} differ; pass the same options, or overwrite "
+                         f"to start again", param="overwrite")
+
+
+def _short(value) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else value
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def json_safe(obj):
     """NaN and infinity as null (JSON has neither); tuples as lists."""
     if isinstance(obj, float) and not math.isfinite(obj):

@@ -8,6 +8,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from vfmaudit.errors import ResumeMismatch, VfmauditError
+from vfmaudit.files import check_resumable
 from vfmaudit.audit.tables import PER_IMAGE, PER_LEVEL, filter_rows, image_columns, iter_rows, level_columns, read_header
 from vfmaudit.audit.tables import write_rows as _write_rows
 
@@ -41,11 +42,7 @@ class ResultsStore:
             except (OSError, ValueError, KeyError):
                 raise VfmauditError(f"{run_file} is unreadable; pass overwrite to start again",
                                     param="overwrite") from None
-            if previous != fingerprint:
-                changed = sorted(k for k in set(previous) | set(fingerprint) if previous.get(k) != fingerprint.get(k))
-                raise ResumeMismatch(
-                    f"cannot resume: {', '.join(changed)} differ from the run in {self.dir}; "
-                    f"pass the same options, or overwrite to start again", param="overwrite")
+            check_resumable(previous, fingerprint, self.dir)
             for name, columns in ((PER_IMAGE, self.image_columns), (PER_LEVEL, self.level_columns)):
                 if read_header(self.dir / name) not in (None, columns):
                     raise ResumeMismatch(f"cannot resume: {name} in {self.dir} has other metric columns than "

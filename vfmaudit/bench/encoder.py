@@ -18,7 +18,7 @@ from vfmaudit.artefact.provenance import fingerprint, report_header
 from vfmaudit.errors import VfmauditError
 from vfmaudit.export.builders import get_builder
 from vfmaudit.runtime import Backend, backends, get_backend, is_artefact_path, open_encoder
-from vfmaudit.runtime.timing import run_timed
+from vfmaudit.runtime.timing import RoundTimer
 
 
 def all_precisions() -> list[str]:
@@ -91,21 +91,39 @@ def _make_encoder(backend: Backend, precision: str, batch: int, device: str, art
     return enc
 
 
-def _time(enc, batch: int, warmup_s: float, duration_s: float | None, iterations: int | None) -> dict:
+def _error(e: BaseException) -> str:
+    message = str(e).splitlines()[0] if str(e) else ""
+    return f"{type(e).__name__}: {message}"[:500]
+
+
+@dataclass
+class _Running:
+    """A configuration being timed: its row, its encoder and its timer (None once it has failed)."""
+
+    row: dict
+    enc: object
+    timer: RoundTimer | None = None
+
+
+def _start(enc, batch: int) -> RoundTimer:
     h, w = enc.preprocess.size
     x = np.random.default_rng(0).integers(0, 256, (batch, h, w, 3), dtype=np.uint8)
-    timer = enc.device_timer() if hasattr(enc, "device_timer") else None
-    t = run_timed(lambda: enc.encode(x), batch, warmup_s=warmup_s, duration_s=duration_s,
-                  iterations=iterations, device_timer=timer)
-    return {**t.summary(), "providers": enc.describe().get("providers"), "embedding_dim": enc.embed_dim}
+    device_timer = enc.device_timer() if hasattr(enc, "device_timer") else None
+    return RoundTimer(lambda: enc.encode(x), batch, device_timer)
 
 
 def bench_encoders(model: str, backends: list[str], batch_sizes: list[int], precisions: list[str] | None = None,
                    device: str = "cpu", warmup_s: float = 1.0, duration_s: float | None = 3.0,
                    iterations: int | None = None, pretrained: str | None = None, seed: int = 0,
-                   progress=None) -> EncoderBench:
+                   progress=None, rounds: int = 5) -> EncoderBench:
     """One row per (backend, precision, batch size): speeds, status "skipped" with the reason, or status
-    "error" with the error it raised while running."""
+    "error" with the error it raised while running.
+
+    The runnable configurations are timed interleaved, in `rounds` rounds (A B C A B C ...), each round
+    a share of duration_s (or of `iterations` calls): load that comes and goes hits every configuration
+    alike, and shows as a spread between a configuration's rounds (flagged "noisy"). Every encoder
+    stays loaded for the whole sweep; rounds=1 times one configuration after the other.
+    """
     precisions = precisions or ["fp32"]
     chosen = [get_backend(b) for b in backends]
     known = all_precisions()
@@ -116,28 +134,47 @@ def bench_encoders(model: str, backends: list[str], batch_sizes: list[int], prec
         raise VfmauditError("batch_sizes must be positive integers, e.g. 1,8,32", param="batch_sizes")
     if iterations is not None and iterations < 1:
         raise VfmauditError("iterations must be >= 1", param="iterations")
+    if rounds < 1:
+        raise VfmauditError("rounds must be >= 1", param="rounds")
     result = EncoderBench(model=model)
     with tempfile.TemporaryDirectory(prefix="vfmaudit-bench-") as tmp:
         art = _Artefacts(model, pretrained, seed, Path(tmp))
+        running: list[_Running] = []
         for backend in chosen:
             for precision in precisions:
                 for batch in batch_sizes:
                     row = {"backend": backend.name, "precision": precision, "batch_size": batch, "device": device}
+                    result.rows.append(row)
                     try:
-                        enc = _make_encoder(backend, precision, batch, device, art)
+                        running.append(_Running(row, _make_encoder(backend, precision, batch, device, art)))
                     except VfmauditError as e:
-                        result.rows.append({**row, "status": "skipped", "reason": str(e)})
-                        if progress:
-                            progress(row)
-                        continue
-                    try:
-                        result.rows.append({**row, "status": "ok", **_time(enc, batch, warmup_s, duration_s,
-                                                                           iterations)})
-                    except Exception as e:  # noqa: BLE001 - one configuration's failure is its row, not the sweep's
-                        message = str(e).splitlines()[0] if str(e) else ""
-                        result.rows.append({**row, "status": "error", "error": f"{type(e).__name__}: {message}"[:500]})
-                    finally:
-                        del enc  # the next configuration gets the memory back
-                    if progress:
-                        progress(row)
+                        row.update(status="skipped", reason=str(e))
+        for r in running:  # warm-up first, for every configuration, outside the timed rounds
+            try:
+                r.timer = _start(r.enc, r.row["batch_size"])
+                r.timer.warmup(warmup_s)
+            except Exception as e:  # noqa: BLE001 - one configuration's failure is its row, not the sweep's
+                r.row.update(status="error", error=_error(e))
+                r.timer = None
+        if iterations:  # exactly `iterations` calls, spread over the rounds
+            rounds = min(rounds, iterations)
+            calls = [iterations // rounds + (k < iterations % rounds) for k in range(rounds)]
+        per_round_s = duration_s / rounds if duration_s else None
+        for k in range(rounds):
+            for r in running:
+                if r.timer is None:
+                    continue
+                try:
+                    r.timer.round(per_round_s, calls[k] if iterations else None, min_calls=1 if rounds > 1 else 3)
+                except Exception as e:  # noqa: BLE001
+                    r.row.update(status="error", error=_error(e))
+                    r.timer = None
+        for r in running:
+            if r.timer is not None:
+                r.row.update(status="ok", **r.timer.timings().summary(),
+                             providers=r.enc.describe().get("providers"), embedding_dim=r.enc.embed_dim)
+        for row in result.rows:
+            if progress:
+                progress(row)
+        running.clear()  # the encoders go before the artefacts' folder does
     return result

@@ -10,7 +10,7 @@ from vfmaudit.artefact.provenance import flat_fingerprint
 LATENCY_KEYS = ("min", "mean", "median", "p90", "p95", "p99")
 ENCODER_COLUMNS = (["model", "backend", "precision", "batch_size", "device", "status", "reason", "error",
                     "throughput"]
-                   + [f"latency_ms_{k}" for k in LATENCY_KEYS] + ["cv", "noisy", "iterations"])
+                   + [f"latency_ms_{k}" for k in LATENCY_KEYS] + ["cv", "spread", "rounds", "noisy", "iterations"])
 
 
 def encoder_csv_rows(bench) -> list[dict]:

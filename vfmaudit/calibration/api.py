@@ -61,10 +61,13 @@ def calibrate_int8(onnx_path: str | Path, out: str | Path, images: list[str] | N
     info = require_fp32(onnx_path)  # before any expensive work
     if out.resolve() == onnx_path.resolve():
         raise VfmauditError("out would overwrite the fp32 model; choose another file", param="out")
+    stage = progress or (lambda what, i=0, n=0: None)
     items = collect_items(images) if images else sample_items()
     calib_items, held_out = split_held_out(items, held_out_fraction, seed)
+    stage("building the calibration set", 0, 0)
     calib = build_calibration_set(calib_items, info.preprocess, size=size, perturbed=perturbed, seed=seed,
                                   cache_dir=cache_dir)
+    stage(f"quantizing ({method}, {len(calib)} calibration images)", 0, 0)
     q = quantize_onnx(onnx_path, out, calib, method=method, batch_size=batch_size, cache_dir=cache_dir)
     fp32_enc = create_encoder("onnx", model=str(onnx_path))
     extra: dict = {}
@@ -72,6 +75,7 @@ def calibrate_int8(onnx_path: str | Path, out: str | Path, images: list[str] | N
         extra = _mixed_precision(onnx_path, out, calib, info, held_out, fp32_enc, goal, method, batch_size, cache_dir,
                                  seed, progress)
         q = extra.pop("quantized", q)
+    stage(f"acceptance against fp32 on {len(held_out)} held-out images", 0, 0)
     acceptance = accept_int8(fp32_enc, create_encoder("onnx", model=str(out)), held_out, levels=ACCEPTANCE_LEVELS,
                              seed=seed)
     median = acceptance["cosine_to_fp32"]["all"]["median"]
@@ -115,7 +119,8 @@ def _mixed_precision(onnx_path: Path, out: Path, calib, info, held_out, fp32_enc
 
     feed = make_feed(np.asarray(calib.images[:8]), info.input_format, info.preprocess)
     ranking = sensitivity(onnx_path, calib, quantize, feed, fp32_enc.input_name,
-                          progress=(lambda i, n: progress("sensitivity", i, n)) if progress else None)
+                          progress=(lambda i, n: progress("sensitivity of the quantizable nodes", i, n))
+                          if progress else None)
     extra: dict = {"sensitivity": [r.to_json() for r in ranking]}
     if not goal:  # the ranking only: `out` still holds the full INT8 model
         return extra
@@ -130,7 +135,7 @@ def _mixed_precision(onnx_path: Path, out: Path, calib, info, held_out, fp32_enc
             acc = accept_int8(fp32_enc, create_encoder("onnx", model=str(trial)), held_out, levels=ACCEPTANCE_LEVELS,
                               seed=seed, measure_speed=False)
             if progress:
-                progress("search", len(keep), len(ranking))
+                progress(f"search for {goal}: trial with nodes kept in float", len(keep), len(ranking))
             return metric_value(acc, goal.metric)
 
         found = search(ranking, goal, evaluate)

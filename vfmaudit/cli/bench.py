@@ -35,6 +35,9 @@ def bench_encoder_cmd(
     duration: Annotated[Optional[float], typer.Option(help="Timed seconds per configuration.")] = 3.0,
     iterations: Annotated[Optional[int], typer.Option(
         help="Timed calls per configuration (overrides --duration).")] = None,
+    rounds: Annotated[int, typer.Option(
+        help="Interleaved rounds (A B C A B C ...): a configuration whose rounds disagree by more than 10 % is "
+             "flagged noisy. 1: each configuration timed in one block.")] = 5,
     pretrained: PretrainedOpt = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the rows as JSON here.")] = None,
     csv_out: Annotated[Optional[Path], typer.Option("--csv", help="Write the rows as CSV here.")] = None,
@@ -53,7 +56,7 @@ def bench_encoder_cmd(
     with err.status("benchmarking..."):
         res = bench_encoders(model, names(backends_), int_list(batch_sizes, "batch_sizes"), names(precision),
                              device=device, warmup_s=warmup, duration_s=duration, iterations=iterations,
-                             pretrained=pretrained)
+                             pretrained=pretrained, rounds=rounds)
     print_encoder_bench(res, device, out, err)
     write_result_json(res, json_out, announce=False)
     if csv_out:

@@ -8,7 +8,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from vfmaudit.calibration.settings import METHODS, MIN_MEDIAN_COSINE
-from vfmaudit.cli.common import OverwriteFileOpt, out, paths, user_errors, write_result_json
+from vfmaudit.cli.common import OverwriteFileOpt, QuietOpt, Stages, out, paths, user_errors, write_result_json
 
 
 @user_errors
@@ -39,6 +39,7 @@ def calibrate(
     html_out: Annotated[Optional[Path], typer.Option(
         "--html", help="Write an HTML report here (default: next to --out).")] = None,
     overwrite: OverwriteFileOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Calibrate and quantize to INT8 (QDQ, per-channel), then audit the INT8 model against its fp32 parent.
 
@@ -46,13 +47,13 @@ def calibrate(
     --target: when the target is met), 1 when it does not, 2 on unusable input.
     """
     from vfmaudit import calibrate as run_calibration
-    from vfmaudit.cli.common import err
     from vfmaudit.report.console import print_calibration
 
-    with err.status("calibrating..."):
+    with Stages(quiet) as progress:
         result = run_calibration(onnx_file, out_file, images=paths(images), method=method, perturbed=perturbed,
                                  size=size, seed=seed, cache_dir=cache_dir, min_median_cosine=min_median_cosine,
-                                 html=html_out, target=target, sensitivity=sensitivity, overwrite=overwrite)
+                                 html=html_out, target=target, sensitivity=sensitivity, overwrite=overwrite,
+                                 progress=progress)
     print_calibration(result, result.html_path, out)
     write_result_json(result, json_out)
     if not result.passed:

@@ -134,6 +134,53 @@ def write_result_json(result, path: Optional[Path], announce: bool = True) -> No
             out.print(f"wrote {path}", markup=False, highlight=False)
 
 
+class Stages:
+    """What a long command is doing, fed by an API call's progress(what, i, n) (n = 0: a stage).
+
+    On a terminal: one spinner line, updated in place, with the count and elapsed time. Elsewhere
+    (a CI log, a pipe): one plain line per stage, and counted work at most every tenth of the way.
+    Nothing with quiet.
+    """
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self.status = None
+        self.last: tuple[str, int] | None = None
+        self.t0 = 0.0
+
+    def __enter__(self) -> "Stages":
+        import time
+
+        self.t0 = time.perf_counter()
+        if not self.quiet and err.is_terminal:
+            self.status = err.status("starting...")
+            self.status.__enter__()
+        return self
+
+    def __call__(self, what: str, i: int = 0, n: int = 0) -> None:
+        import time
+
+        if self.quiet:
+            return
+        text = f"{what}: {i}/{n}" if n else what
+        if self.status is not None:
+            self.status.update(f"{text} ({time.perf_counter() - self.t0:.0f} s)")
+            return
+        tenth = (10 * i // n) if n else -1
+        if self.last == (what, tenth):
+            return
+        self.last = (what, tenth)
+        err.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    def __exit__(self, *exc) -> bool:
+        if self.status is not None:
+            self.status.__exit__(*exc)
+        return False
+
+
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
+
+
 class AuditProgress:
     """A rich progress bar fed by an audit's progress callback; shown only once work starts.
 

@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from vfmaudit.models.spec import DEFAULT_MODEL
-from vfmaudit.cli.common import (DeviceOpt, ImagesOpt, JsonOpt, OverwriteFileOpt, PretrainedOpt, err, out, paths,
-                                 user_errors, write_result_json)
+from vfmaudit.cli.common import (DeviceOpt, ImagesOpt, JsonOpt, OverwriteFileOpt, PretrainedOpt, QuietOpt, Stages, err,
+                                 out, paths, user_errors, write_result_json)
 
 CheckOpt = Annotated[bool, typer.Option(help="Run `export check` on the result (exit 1 if it fails).")]
 
@@ -41,14 +41,16 @@ def export_onnx_cmd(
     images: ImagesOpt = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the check's JSON report here.")] = None,
     overwrite: OverwriteFileOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Export an encoder to ONNX (dynamic batch, metadata, checker), then check parity with torch."""
     from vfmaudit import export_and_check
     from vfmaudit.report.console import print_export, print_parity
 
-    run = export_and_check(model, out_file, pretrained=pretrained, seed=seed, bake_preprocess=bake_preprocess,
-                           opset=opset, exporter=exporter, optimize_cpu=optimize_cpu, check=check,
-                           images=paths(images), precision=precision, overwrite=overwrite)
+    with Stages(quiet) as progress:
+        run = export_and_check(model, out_file, pretrained=pretrained, seed=seed, bake_preprocess=bake_preprocess,
+                               opset=opset, exporter=exporter, optimize_cpu=optimize_cpu, check=check,
+                               images=paths(images), precision=precision, overwrite=overwrite, progress=progress)
     print_export(run.export, out, err)
     if run.optimized:
         out.print(f"wrote {run.optimized.path} ({run.optimized.describe()})", highlight=False, markup=False)
@@ -73,6 +75,7 @@ def export_convert_cmd(
     json_out: Annotated[Optional[Path], typer.Option(
         "--json", help="Write {path, precision, conversion, parity} here.")] = None,
     overwrite: OverwriteFileOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Convert an fp32 export to fp16 or bf16 without exporting again, then check parity with torch.
 
@@ -81,7 +84,9 @@ def export_convert_cmd(
     from vfmaudit import convert_and_check
     from vfmaudit.report.console import print_parity
 
-    run = convert_and_check(onnx_file, out_file, precision, check=check, images=paths(images), overwrite=overwrite)
+    with Stages(quiet) as progress:
+        run = convert_and_check(onnx_file, out_file, precision, check=check, images=paths(images),
+                                overwrite=overwrite, progress=progress)
     c = run.conversion
     nodes = f": {c['bf16_nodes']} nodes in bf16, {c['float32_nodes']} in float32" if "bf16_nodes" in c else \
         f": {c.get('fp16_range_clamps', 0)} weight tensors (per sign) clamped to fp16's range [1e-7, 65504]"
@@ -110,6 +115,7 @@ def export_check_cmd(
     device: DeviceOpt = "cpu",
     backend: Annotated[Optional[str], typer.Option(help="Backend for the artefact (default: by file suffix).")] = None,
     json_out: JsonOpt = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Run the torch reference and the artefact on the same images (clean and perturbed) and compare.
 
@@ -118,8 +124,10 @@ def export_check_cmd(
     from vfmaudit import check_parity
     from vfmaudit.report.console import print_parity
 
-    report = check_parity(artefact, model=model, pretrained=pretrained, seed=seed, images=paths(images),
-                          precision=precision, min_cosine=min_cosine, device=device, backend=backend)
+    with Stages(quiet) as progress:
+        progress(f"checking {artefact.name} against its torch reference")
+        report = check_parity(artefact, model=model, pretrained=pretrained, seed=seed, images=paths(images),
+                              precision=precision, min_cosine=min_cosine, device=device, backend=backend)
     print_parity(report, out)
     write_result_json(report, json_out)
     if not report.passed:

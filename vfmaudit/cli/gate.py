@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from vfmaudit.cli.common import out, user_errors
+from vfmaudit.cli.common import QuietOpt, Stages, out, user_errors
 
 
 @user_errors
@@ -23,6 +23,7 @@ def gate(
         "--out", "-o", help="Folder for gate.json, junit.xml, summary.md and every measurement's report "
                             "(default vfmaudit-gate).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate the policy and print the plan; run nothing.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Check a model against an acceptance policy: exit 0 when every check passes, 1 when any fails,
     2 when the gate cannot run (bad policy, missing model or images, unknown metric).
@@ -31,16 +32,15 @@ def gate(
     int8.agreement.overlap@5, bench.latency_ms.p95 (README, 'Acceptance gates').
     """
     from vfmaudit import run_gate
-    from vfmaudit.cli.common import err
     from vfmaudit.report.console import print_gate, print_gate_plan
 
     if dry_run:
         result = run_gate(policy, baseline=baseline, dry_run=True)
         print_gate_plan(result, out)
         return
-    with err.status("running the gate's measurements..."):
+    with Stages(quiet) as progress:
         result = run_gate(policy, baseline=baseline, out=out_dir, junit=junit, markdown=markdown,
-                          json_path=json_out)
+                          json_path=json_out, progress=progress)
     print_gate(result, out)
     if not result.passed:
         raise typer.Exit(1)

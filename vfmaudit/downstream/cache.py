@@ -16,8 +16,8 @@ from typing import Callable
 
 import numpy as np
 
-from vfmaudit.errors import ResumeMismatch, VfmauditError
-from vfmaudit.files import default_permissions, write_json
+from vfmaudit.errors import VfmauditError
+from vfmaudit.files import check_resumable, default_permissions, write_json
 
 RUN_FILE = "run.json"
 FOLDER = "embeddings"
@@ -33,12 +33,7 @@ class ArrayCache:
                 raise VfmauditError(f"{self.out} already holds a downstream evaluation; pass resume to continue it, "
                                     f"overwrite to start again, or out to write elsewhere",
                                     param=("resume", "overwrite", "out"))
-            previous = json.loads(run.read_text()).get("fingerprint")
-            if previous != fingerprint:
-                changed = sorted(k for k in set(previous or {}) | set(fingerprint)
-                                 if (previous or {}).get(k) != fingerprint.get(k))
-                raise ResumeMismatch(f"cannot resume: {', '.join(changed)} differ from the run in {self.out}; pass "
-                                     f"the same options, or overwrite to start again", param="overwrite")
+            check_resumable(json.loads(run.read_text()).get("fingerprint"), fingerprint, self.out)
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
             write_json({"fingerprint": fingerprint}, run)

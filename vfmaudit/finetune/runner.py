@@ -15,7 +15,7 @@ from vfmaudit.artefact.provenance import package_versions, report_header
 from vfmaudit.perturb.plan import parse_perturbations
 from vfmaudit.data.sources import ImageItem, collect_items, sample_crops
 from vfmaudit.errors import ImageDecodeError, VfmauditError
-from vfmaudit.files import check_output_folder, FolderResult, file_sha256, lock_folder, write_json
+from vfmaudit.files import check_output_folder, default_permissions, FolderResult, file_sha256, lock_folder, write_json
 from vfmaudit.finetune.config import FinetuneConfig, trainable_spec
 from vfmaudit.finetune.trainable import image_tower, select_trainable
 from vfmaudit.finetune.trainer import CHECKPOINT, ProgressFn, train
@@ -186,5 +186,6 @@ def _save_weights(model, path: Path) -> Path:
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     tmp = path.with_name(f".{path.name}.tmp")
     save_file(tensors, str(tmp))
+    default_permissions(tmp)  # as readable as any file the user writes (not a temporary file's 0600)
     tmp.replace(path)
     return path

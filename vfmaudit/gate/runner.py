@@ -123,7 +123,8 @@ def evaluate(check: Check, value: float | None, baseline: dict | None) -> CheckR
 
 
 def run_gate(policy_path: str | Path, baseline: str | Path | None = None, out: str | Path | None = None,
-             dry_run: bool = False, model: str | None = None, pretrained: str | None = None) -> GateResult:
+             dry_run: bool = False, model: str | None = None, pretrained: str | None = None,
+             progress=None) -> GateResult:
     """Validate the policy; unless dry_run, run the measurements its checks need and evaluate them.
 
     Every measurement's own report is kept in `out`, with gate.json (this result's to_json()).
@@ -148,8 +149,10 @@ def run_gate(policy_path: str | Path, baseline: str | Path | None = None, out: s
     out_dir = Path(out or DEFAULT_OUT)
     result.out_dir = out_dir
     with lock_folder(out_dir):
-        for name in policy.needed:
+        for k, name in enumerate(policy.needed):
             m = get_measurement(name)
+            if progress:
+                progress(f"measuring {name} ({k + 1} of {len(policy.needed)})")
             t0 = time.perf_counter()
             report = m.run(policy, policy.options[name], out_dir)
             result.durations[name] = time.perf_counter() - t0

@@ -57,16 +57,19 @@ def euclidean(clean: np.ndarray, perturbed: np.ndarray) -> float | np.ndarray:
     return float(dist) if dist.ndim == 0 else dist
 
 
-def drift_metrics(clean: np.ndarray, perturbed: np.ndarray) -> dict[str, np.ndarray]:
-    """Every registered metric for a batch: clean (B, d), perturbed (B, n, d) -> dict of (B,) arrays.
+def drift_metrics(clean: np.ndarray, perturbed: np.ndarray) -> dict[str, np.ndarray | float]:
+    """Every registered metric: clean (B, d), perturbed (B, n, d) -> dict of (B,) arrays; one image,
+    clean (d,) and perturbed (n, d) -> dict of floats.
 
     Embeddings are L2-normalised first; the clean embedding is one of the enclosed points.
     """
     c, p = _pair(clean, perturbed)
-    if c.ndim == 1:
+    single = c.ndim == 1
+    if single:
         c, p = c[None], p[None]
     cn, pn = l2_normalize(c), l2_normalize(p)
-    return {name: m.compute(cn, pn)[0] for name, m in metrics().items()}
+    values = {name: m.compute(cn, pn)[0] for name, m in metrics().items()}
+    return {name: float(v[0]) for name, v in values.items()} if single else values
 
 
 register_metric(Metric(name="cosine", higher_is_better=True, range=(-1.0, 1.0), per_level=_cosine_levels,

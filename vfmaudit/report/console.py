@@ -79,16 +79,18 @@ def print_engine(build, console: Console) -> None:
 def print_encoder_bench(res, device: str, console: Console, err: Console) -> None:
     fp = res.fingerprint
     t = Table(title=f"{res.model} on {device} ({fp['cpu']}" + (f", {fp['gpu']})" if fp.get("gpu") else ")"))
-    for col in ("backend", "precision", "batch", "img/s", "min", "mean", "median", "p90", "p95", "p99", "CV"):
+    for col in ("backend", "precision", "batch", "img/s", "min", "mean", "median", "p90", "p95", "p99", "CV",
+                "spread"):
         t.add_column(col, justify="left" if col in ("backend", "precision") else "right")
     noisy = []
     for r in res.rows:
         if r["status"] != "ok":
-            t.add_row(r["backend"], r["precision"], str(r["batch_size"]), r["status"], *[""] * 7)
+            t.add_row(r["backend"], r["precision"], str(r["batch_size"]), r["status"], *[""] * 8)
             continue
         lat = r["latency_ms"]
         t.add_row(r["backend"], r["precision"], str(r["batch_size"]), f"{r['throughput']:.1f}",
-                  *[f"{lat[k]:.2f}" for k in ("min", "mean", "median", "p90", "p95", "p99")], f"{r['cv']:.2f}")
+                  *[f"{lat[k]:.2f}" for k in ("min", "mean", "median", "p90", "p95", "p99")], f"{r['cv']:.2f}",
+                  f"{r['spread']:.2f}")
         if r["noisy"]:
             noisy.append(f"{r['backend']}/{r['precision']}/b{r['batch_size']}")
     console.print(t)
@@ -99,8 +101,8 @@ def print_encoder_bench(res, device: str, console: Console, err: Console) -> Non
         elif r["status"] == "error":
             _plain(err, f"error in {r['backend']}/{r['precision']}/b{r['batch_size']} (the others ran): {r['error']}")
     if noisy:
-        _plain(err, f"warning: noisy runs (coefficient of variation > 0.10): {', '.join(noisy)}; "
-                    f"the machine was busy: rerun with a longer --duration")
+        _plain(err, f"warning: noisy runs (calls or interleaved rounds disagree by more than 10 %): "
+                    f"{', '.join(noisy)}; the machine was busy: rerun with a longer --duration")
 
 
 def print_perturb_bench(res, console: Console) -> None:
@@ -126,7 +128,8 @@ def print_meb_bench(res, console: Console) -> None:
 
 
 def print_audit_bench(res, console: Console) -> None:
-    _plain(console, f"audit: {res['encoded_images']} images through the encoder in {res['audit_seconds']:.1f} s = "
+    _plain(console, f"audit: {res['images']} images, {res['encoded_images']} encoded variants (clean and perturbed) "
+                    f"in {res['audit_seconds']:.1f} s = "
                     f"{res['audit_images_per_s']:.1f} img/s; encoder alone: {res['encoder_images_per_s']:.1f} img/s; "
                     f"efficiency {res['efficiency']:.2f}")
 

@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 
 NOISY_CV = 0.10  # coefficient of variation above which a run is flagged as noisy
+NOISY_SPREAD = 0.10  # (max - min) / median of the rounds' throughputs above which it is flagged too
 
 
 @dataclass
@@ -16,18 +17,75 @@ class Timings:
     host_s: np.ndarray  # wall time of each timed call, seconds
     items_per_call: int
     device_s: np.ndarray | None = None  # GPU time of each call (CUDA events), when measured
+    rounds: list[int] | None = None  # calls per round, when timed in interleaved rounds
 
     @property
     def throughput(self) -> float:
         return float(self.items_per_call * len(self.host_s) / self.host_s.sum())
 
+    def round_throughputs(self) -> list[float]:
+        out, start = [], 0
+        for n in self.rounds or [len(self.host_s)]:
+            part = self.host_s[start:start + n]
+            start += n
+            if n:
+                out.append(float(self.items_per_call * n / part.sum()))
+        return out
+
     def summary(self) -> dict:
         d = {"throughput": self.throughput, "iterations": int(len(self.host_s)),
              "latency_ms": latency_summary(self.host_s), "cv": coefficient_of_variation(self.host_s)}
-        d["noisy"] = d["cv"] > NOISY_CV
+        per_round = self.round_throughputs()
+        median = float(np.median(per_round))
+        d.update(rounds=len(per_round), round_throughput={"median": median, "min": min(per_round),
+                                                           "max": max(per_round)},
+                 spread=(max(per_round) - min(per_round)) / median if median > 0 else 0.0)
+        # noisy: the calls disagree, or (the contention interleaving exposes) the rounds do
+        d["noisy"] = bool(d["cv"] > NOISY_CV or d["spread"] > NOISY_SPREAD)
         if self.device_s is not None:
             d["gpu_latency_ms"] = latency_summary(self.device_s)
         return d
+
+
+class RoundTimer:
+    """Times one configuration in rounds that can interleave with other configurations' rounds
+    (A B C A B C ...), so contention that comes and goes hits every configuration alike and shows as
+    a spread between its rounds instead of silently favouring one of them."""
+
+    def __init__(self, fn: Callable[[], object], items_per_call: int,
+                 device_timer: Callable[[Callable[[], object]], float] | None = None):
+        self.fn, self.items, self.device_timer = fn, items_per_call, device_timer
+        self.host: list[float] = []
+        self.device: list[float] = []
+        self.rounds: list[int] = []
+
+    def warmup(self, seconds: float) -> None:
+        start = time.perf_counter()
+        self.fn()
+        while time.perf_counter() - start < seconds:
+            self.fn()
+
+    def round(self, duration_s: float | None = None, iterations: int | None = None, min_calls: int = 1) -> None:
+        """One round: exactly `iterations` calls, or calls for duration_s (at least min_calls)."""
+        t_end, n = time.perf_counter() + (duration_s or 0.0), 0
+        while True:
+            t0 = time.perf_counter()
+            if self.device_timer is not None:
+                self.device.append(self.device_timer(self.fn))
+            else:
+                self.fn()
+            self.host.append(time.perf_counter() - t0)
+            n += 1
+            if iterations is not None:
+                if n >= iterations:
+                    break
+            elif time.perf_counter() >= t_end and n >= min_calls:
+                break
+        self.rounds.append(n)
+
+    def timings(self) -> Timings:
+        return Timings(np.array(self.host), self.items, np.array(self.device) if self.device_timer else None,
+                       list(self.rounds))
 
 
 def latency_summary(seconds: np.ndarray) -> dict:
@@ -45,26 +103,11 @@ def coefficient_of_variation(seconds: np.ndarray) -> float:
 def run_timed(fn: Callable[[], object], items_per_call: int, warmup_s: float = 1.0,
               duration_s: float | None = 3.0, iterations: int | None = None,
               device_timer: Callable[[Callable[[], object]], float] | None = None) -> Timings:
-    """Warm up for warmup_s, then time calls for duration_s (or exactly `iterations` calls)."""
-    start = time.perf_counter()
-    fn()
-    while time.perf_counter() - start < warmup_s:
-        fn()
-    host, device = [], []
-    t_end = time.perf_counter() + (duration_s or 0.0)
-    while True:
-        t0 = time.perf_counter()
-        if device_timer is not None:
-            device.append(device_timer(fn))
-        else:
-            fn()
-        host.append(time.perf_counter() - t0)
-        if iterations is not None:
-            if len(host) >= iterations:
-                break
-        elif time.perf_counter() >= t_end and len(host) >= 3:
-            break
-    return Timings(np.array(host), items_per_call, np.array(device) if device_timer is not None else None)
+    """Warm up for warmup_s, then time calls for duration_s (or exactly `iterations` calls), in one round."""
+    timer = RoundTimer(fn, items_per_call, device_timer)
+    timer.warmup(warmup_s)
+    timer.round(duration_s, iterations, min_calls=3)
+    return timer.timings()
 
 
 def cuda_event_timer(torch_module) -> Callable[[Callable[[], object]], float]:
