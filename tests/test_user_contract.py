@@ -275,8 +275,11 @@ def test_resume_with_other_options_names_the_option_that_differs(toy, tmp_path):
     assert "cannot resume" in line and "perturbations or levels" in line and "--overwrite" in line
 
 
-def test_long_commands_say_what_they_do_one_line_per_stage_off_a_terminal(toy, tmp_path):
+def test_long_commands_say_what_they_do_one_line_per_stage_off_a_terminal(toy, tmp_path, monkeypatch):
     """In a pipe (the test's stderr is no terminal) every stage is one plain line; -q silences them."""
+    from vfmaudit.cli.common import Stages
+
+    monkeypatch.setattr(Stages, "DELAY_S", 0.0)  # the toy gate is faster than a stage's usual second
     policy = _policy(tmp_path, toy, [(None, "audit.invert.cosine.mean", "min", -1.0)])
     res = run_cli("gate", policy, "--out", tmp_path / "g")
     assert res.returncode == 0, res.stderr
@@ -301,3 +304,15 @@ def test_stages_on_a_terminal_update_one_spinner_line(monkeypatch):
         stage("sensitivity of the quantizable nodes", 3, 10)
     text = buf.getvalue()
     assert "\x1b[" in text  # drawn with terminal control codes, not one line per call
+
+
+def test_a_stage_that_ends_at_once_prints_nothing_off_a_terminal(capsys):
+    """A command that fails before its first second stays one error line: its stage line never shows."""
+    import time
+
+    from vfmaudit.cli.common import Stages
+
+    with Stages() as stage:
+        stage("checking a file that turns out to be missing")
+    time.sleep(Stages.DELAY_S + 0.3)
+    assert "checking" not in capsys.readouterr().err

@@ -127,10 +127,13 @@ def convert_and_check(onnx_path: str | Path, out: str | Path, precision: str, ch
     from vfmaudit.export.onnx_export import check_onnx
     from vfmaudit.export.precision import PRECISIONS, convert_precision
 
-    onnx_path, out = Path(onnx_path), check_output_file(out, overwrite)
+    onnx_path, out = Path(onnx_path), Path(out)
+    if out.resolve() == onnx_path.resolve():
+        raise VfmauditError(f"out {out} should be a new .onnx file, not the fp32 one", param="out")
+    check_output_file(out, overwrite)
     if not onnx_path.is_file():
         raise VfmauditError(f"ONNX file not found: {onnx_path}; check the path", param="onnx_path")
-    if out.suffix != ".onnx" or out.resolve() == onnx_path.resolve():
+    if out.suffix != ".onnx":
         raise VfmauditError(f"out {out} should be a new .onnx file, not the fp32 one", param="out")
     reduced = [p for p in PRECISIONS if p != "fp32"]
     if precision not in reduced:

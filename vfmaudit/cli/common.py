@@ -138,15 +138,19 @@ class Stages:
     """What a long command is doing, fed by an API call's progress(what, i, n) (n = 0: a stage).
 
     On a terminal: one spinner line, updated in place, with the count and elapsed time. Elsewhere
-    (a CI log, a pipe): one plain line per stage, and counted work at most every tenth of the way.
+    (a CI log, a pipe): one plain line per stage, and counted work at most every tenth of the way,
+    each printed once it has lasted DELAY_S (so a run that fails at once stays one error line).
     Nothing with quiet.
     """
+
+    DELAY_S = 1.0
 
     def __init__(self, quiet: bool = False):
         self.quiet = quiet
         self.status = None
         self.last: tuple[str, int] | None = None
         self.t0 = 0.0
+        self.pending = None  # the line waiting for its DELAY_S
 
     def __enter__(self) -> "Stages":
         import time
@@ -170,9 +174,24 @@ class Stages:
         if self.last == (what, tenth):
             return
         self.last = (what, tenth)
-        err.print(text, markup=False, highlight=False, soft_wrap=True)
+        self._cancel()
+        if self.DELAY_S <= 0:
+            err.print(text, markup=False, highlight=False, soft_wrap=True)
+            return
+        import threading
+
+        self.pending = threading.Timer(self.DELAY_S, err.print, args=(text,),
+                                       kwargs={"markup": False, "highlight": False, "soft_wrap": True})
+        self.pending.daemon = True
+        self.pending.start()
+
+    def _cancel(self) -> None:
+        if self.pending is not None:
+            self.pending.cancel()
+            self.pending = None
 
     def __exit__(self, *exc) -> bool:
+        self._cancel()
         if self.status is not None:
             self.status.__exit__(*exc)
         return False
