@@ -84,9 +84,9 @@ def export_and_check(model: str, out: str | Path, pretrained: str | None = None,
         run.optimized = optimize_for_cpu(res.path)
         artefacts.append(run.optimized.path)
     if check:
+        n = len(artefacts) if len(artefacts) > 1 else 0  # one file: a plain stage, no count
         for k, path in enumerate(artefacts):
-            stage(f"checking {Path(path).name} against torch", k + 1 if len(artefacts) > 1 else 0,
-                  len(artefacts) if len(artefacts) > 1 else 0)
+            stage(f"checking {Path(path).name} against torch", k + 1 if n else 0, n)
             run.checks.append(check_parity(path, images=images))
     return run
 
@@ -191,8 +191,8 @@ def run_gate(policy: str | Path, baseline: str | Path | None = None, out: str | 
     if out is not None:
         check_output_folder(out)
     for path, param in ((junit, "junit"), (json_path, "json_path"), (markdown, "markdown")):
-        if path is not None and Path(path).is_dir():
-            raise VfmauditError(f"{param} {path} is a folder; pass the path of a file to write", param=param)
+        if path is not None:  # copies CI asks for: replaced (or appended) by design, never a folder
+            check_output_file(path, overwrite=True, param=param)
     try:
         result = gate_run(policy, baseline=baseline, out=out, dry_run=dry_run, model=model, pretrained=pretrained,
                           progress=progress)

@@ -37,3 +37,11 @@ class WeightsError(VfmauditError):
 
 class ResumeMismatch(VfmauditError):
     pass
+
+
+def one_line(e: BaseException, limit: int = 500) -> str:
+    """'Type: first line of the message', at most `limit` characters: how an error of someone else's
+    code (a plugin, a backend, a bug of ours) is shown where a traceback must not be."""
+    text = str(e)
+    first = text.splitlines()[0] if text else ""
+    return f"{type(e).__name__}: {first}"[:limit]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from vfmaudit.errors import VfmauditError
+from vfmaudit.errors import ResumeMismatch, VfmauditError
 
 
 def default_permissions(path: str | Path) -> None:
@@ -62,8 +62,6 @@ _FINGERPRINT_OPTIONS = {"plan": "perturbations or levels", "metrics": "the regis
 
 def check_resumable(previous: dict | None, current: dict, folder: Path) -> None:
     """Resume only a run made with the same options: otherwise one line naming each option that differs."""
-    from vfmaudit.errors import ResumeMismatch
-
     previous = previous or {}
     if previous == current:
         return

@@ -18,6 +18,8 @@ import os
 import sys
 from dataclasses import dataclass
 
+from vfmaudit.errors import one_line
+
 GROUP = "vfmaudit.plugins"
 DISABLE_ENV = "VFMAUDIT_NO_PLUGINS"  # set to 1 to start without any plugin (to rule one out)
 
@@ -53,8 +55,7 @@ def load_plugins() -> list[PluginStatus]:
             try:
                 ep.load()
             except Exception as e:  # noqa: BLE001 - any failure of someone else's module is reported, not fatal
-                reason = str(e).splitlines()[0] if str(e) else ""
-                status.append(PluginStatus(ep.name, ep.value, dist, f"{type(e).__name__}: {reason}"[:300]))
+                status.append(PluginStatus(ep.name, ep.value, dist, one_line(e, 300)))
                 sys.stderr.write(f"vfmaudit: plugin '{ep.name}' ({ep.value}, from {dist}) failed to load and is "
                                  f"skipped: {status[-1].error}\n")
             else:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from vfmaudit.artefact.provenance import fingerprint, report_header
-from vfmaudit.errors import VfmauditError
+from vfmaudit.errors import VfmauditError, one_line
 from vfmaudit.export.builders import get_builder
 from vfmaudit.runtime import Backend, backends, get_backend, is_artefact_path, open_encoder
 from vfmaudit.runtime.timing import RoundTimer
@@ -91,11 +91,6 @@ def _make_encoder(backend: Backend, precision: str, batch: int, device: str, art
     return enc
 
 
-def _error(e: BaseException) -> str:
-    message = str(e).splitlines()[0] if str(e) else ""
-    return f"{type(e).__name__}: {message}"[:500]
-
-
 @dataclass
 class _Running:
     """A configuration being timed: its row, its encoder and its timer (None once it has failed)."""
@@ -103,6 +98,14 @@ class _Running:
     row: dict
     enc: object
     timer: RoundTimer | None = None
+
+    def attempt(self, step) -> None:
+        """Run one step of its timing; a failure becomes its row's error and ends its timing."""
+        try:
+            step()
+        except Exception as e:  # noqa: BLE001 - one configuration's failure is its row, not the sweep's
+            self.row.update(status="error", error=one_line(e))
+            self.timer = None
 
 
 def _start(enc, batch: int) -> RoundTimer:
@@ -150,31 +153,26 @@ def bench_encoders(model: str, backends: list[str], batch_sizes: list[int], prec
                     except VfmauditError as e:
                         row.update(status="skipped", reason=str(e))
         for r in running:  # warm-up first, for every configuration, outside the timed rounds
-            try:
+            def warm(r=r) -> None:
                 r.timer = _start(r.enc, r.row["batch_size"])
                 r.timer.warmup(warmup_s)
-            except Exception as e:  # noqa: BLE001 - one configuration's failure is its row, not the sweep's
-                r.row.update(status="error", error=_error(e))
-                r.timer = None
+
+            r.attempt(warm)
         if iterations:  # exactly `iterations` calls, spread over the rounds
             rounds = min(rounds, iterations)
             calls = [iterations // rounds + (k < iterations % rounds) for k in range(rounds)]
         per_round_s = duration_s / rounds if duration_s else None
         for k in range(rounds):
             for r in running:
-                if r.timer is None:
-                    continue
-                try:
-                    r.timer.round(per_round_s, calls[k] if iterations else None, min_calls=1 if rounds > 1 else 3)
-                except Exception as e:  # noqa: BLE001
-                    r.row.update(status="error", error=_error(e))
-                    r.timer = None
+                if r.timer is not None:
+                    r.attempt(lambda r=r: r.timer.round(per_round_s, calls[k] if iterations else None,
+                                                        min_calls=1 if rounds > 1 else 3))
         for r in running:
             if r.timer is not None:
                 r.row.update(status="ok", **r.timer.timings().summary(),
                              providers=r.enc.describe().get("providers"), embedding_dim=r.enc.embed_dim)
-        for row in result.rows:
-            if progress:
+        if progress:
+            for row in result.rows:
                 progress(row)
         running.clear()  # the encoders go before the artefacts' folder does
     return result

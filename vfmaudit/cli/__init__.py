@@ -12,6 +12,7 @@ import typer
 
 from vfmaudit.cli import audit, bench, calibrate, catalogue, downstream, export, finetune, gate, report
 from vfmaudit.cli.common import err
+from vfmaudit.errors import one_line
 
 # the exit-code contract CI reads (README, "Exit codes"): a distinct code for our own failures, so a
 # crash is never read as a failed check (1) or as unusable input (2)
@@ -55,8 +56,7 @@ def main(argv: list[str] | None = None) -> None:
 
             traceback.print_exc()
         else:
-            first = str(e).splitlines()[0] if str(e) else ""
-            err.print(f"internal error: {name}: {first} -- a bug in vfmaudit: please report it with the output of "
+            err.print(f"internal error: {one_line(e, 2000)} -- a bug in vfmaudit: please report it with the output of "
                       f"the same command run with VFMAUDIT_DEBUG=1 (which shows the traceback)",
                       markup=False, highlight=False, soft_wrap=True)
         sys.exit(INTERNAL_ERROR)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
+import time
 import typing
 from pathlib import Path
 from typing import Annotated, Callable, List, Optional
@@ -153,8 +155,6 @@ class Stages:
         self.pending = None  # the line waiting for its DELAY_S
 
     def __enter__(self) -> "Stages":
-        import time
-
         self.t0 = time.perf_counter()
         if not self.quiet and err.is_terminal:
             self.status = err.status("starting...")
@@ -162,8 +162,6 @@ class Stages:
         return self
 
     def __call__(self, what: str, i: int = 0, n: int = 0) -> None:
-        import time
-
         if self.quiet:
             return
         text = f"{what}: {i}/{n}" if n else what
@@ -178,8 +176,6 @@ class Stages:
         if self.DELAY_S <= 0:
             err.print(text, markup=False, highlight=False, soft_wrap=True)
             return
-        import threading
-
         self.pending = threading.Timer(self.DELAY_S, err.print, args=(text,),
                                        kwargs={"markup": False, "highlight": False, "soft_wrap": True})
         self.pending.daemon = True

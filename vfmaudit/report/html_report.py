@@ -79,9 +79,8 @@ def _fmt(v) -> str:
     return "–" if v is None else f"{v:.4f}"
 
 
-def _badness(row: dict) -> float:
+def _badness(row: dict, primary) -> float:
     """How bad a per_image.csv row is in the primary metric's bad direction (larger: worse)."""
-    primary = primary_metric()
     value = float(row[primary.name])
     return -value if primary.higher_is_better else value
 
@@ -92,8 +91,9 @@ def select_strip_images(image_rows: list[dict], families: list[str], n_levels: i
     while thumbnails fit."""
     by_family = defaultdict(list)
     peak: dict[str, float] = defaultdict(lambda: -np.inf)
+    primary = primary_metric()
     for r in image_rows:
-        badness = _badness(r)
+        badness = _badness(r, primary)
         by_family[r["family"]].append((badness, r["image"]))
         peak[r["image"]] = max(peak[r["image"]], badness)
     chosen: list[str] = []
@@ -149,10 +149,11 @@ def _summary_table(report: dict, families: list[str], names: list[str]) -> str:
 
 
 def _worst_strips(report: dict, families: list[str], image_rows: list[dict], strips: dict) -> str:
-    primary = primary_metric().name
+    primary = primary_metric()
     html_parts = []
     for fam in families:
-        ranked = sorted(((_badness(r), r["image"], float(r[primary])) for r in image_rows if r["family"] == fam),
+        ranked = sorted(((_badness(r, primary), r["image"], float(r[primary.name])) for r in image_rows
+                         if r["family"] == fam),
                         reverse=True)
         shown = [(value, img) for _, img, value in ranked if img in strips][:WORST_PER_FAMILY]
         html_parts += [_strip_html(img, fam, value, strips[img], report) for value, img in shown]

@@ -9,6 +9,7 @@ still writes a file: one testcase carrying the one-line reason, so a CI publishi
 from __future__ import annotations
 
 import platform
+from collections import Counter
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -24,7 +25,7 @@ def _seconds(t: float) -> str:
 
 def unique_names(labels: list[str], places: list[str]) -> list[str]:
     """Each label, with its place in the policy added where two checks would share one name."""
-    counts = {label: labels.count(label) for label in labels}
+    counts = Counter(labels)
     return [f"{label} [{place}]" if counts[label] > 1 else label for label, place in zip(labels, places)]
 
 
@@ -45,12 +46,12 @@ def _document(suite_name: str, cases: list[ET.Element], failures: int, errors: i
 def gate_junit(result) -> str:
     policy = result.policy
     data = result.to_json()
-    per_measurement = {name: sum(c.check.measurement == name for c in result.checks) for name in result.durations}
+    checks_of = Counter(c.check.measurement for c in result.checks)  # a measurement's time, shared by its checks
     names = unique_names([c.label for c in result.checks], [c.check.where or str(i) for i, c in
                                                              enumerate(result.checks)])
     cases = []
     for c, name in zip(result.checks, names):
-        share = result.durations.get(c.check.measurement, 0.0) / max(per_measurement.get(c.check.measurement, 1), 1)
+        share = result.durations.get(c.check.measurement, 0.0) / checks_of[c.check.measurement]
         case = ET.Element("testcase", classname=c.check.measurement, name=name, time=_seconds(share))
         if not c.passed:
             failure = ET.SubElement(case, "failure", message=c.message(), type="threshold")
