@@ -1,6 +1,7 @@
 """INT8 calibration: deterministic bounded sets, real quantized operators, acceptance, bad input."""
 
 import json
+import re
 from collections import Counter
 
 import numpy as np
@@ -115,6 +116,11 @@ def test_calibrate_cli_accepts_int8_and_writes_reports(tmp_path, small_fp32):
     assert rep["acceptance"]["speed"]["int8_over_fp32"] > 0
     page = (tmp_path / "r18.int8.html").read_text()  # the compare view: fp32 as A, INT8 as B
     assert "fp32 (A) against INT8 (B)" in page and page.count('<th scope="row">') >= 6 + 3
+    # 3 held-out images are too few for overlap@5: the page says why instead of printing nan
+    assert rep["acceptance"]["agreement"]["overlap@5"] is None and len(held) == 3
+    assert "overlap@5 <span class=\"muted\">– (needs more than 5 held-out images, has 3)" in page
+    assert not re.search(r"\bnan\b", page, re.IGNORECASE)
+    assert "Verdict: <b>PASS</b>: median cosine to fp32" in page
     # a second build reuses the cached calibration set
     again = vfmaudit("calibrate", small_fp32, "--out", tmp_path / "again.onnx", "--size", "64",
                      "--cache-dir", tmp_path / "cache", "--json", tmp_path / "cal2.json")

@@ -85,6 +85,30 @@ def test_search_meets_a_target_full_int8_misses(searched):
     assert read_onnx_info(d / "mixed.onnx").extra["calibration"]["kept_float"] == s["kept_float"]
 
 
+def test_calibrate_page_shows_target_search_path_and_ranking(searched):
+    import html as html_lib
+    import re
+
+    d, _, _, _ = searched
+    report = json.loads((d / "mixed.json").read_text())
+    page = (d / "mixed.html").read_text()
+    s = report["search"]
+    assert html_lib.escape(s["target"]) in page and "Verdict: <b>PASS</b>: target" in page
+    # the search path: one row per trial, with the number kept in float and its value
+    search_table = page[page.index('id="search"'):page.index("</table>", page.index('id="search"'))]
+    assert search_table.count("<tr>") == len(s["evaluations"]) + 1
+    for e in s["evaluations"]:
+        assert f"<td>{e['kept_float']}</td><td>{e['value']:.5f}</td>" in search_table
+    # the ranking: every node in the sortable table's data, in ranking order
+    data = json.loads(re.search(r'id="sensitivity-data">(.*?)</script>', page).group(1))
+    assert [r["node"] for r in data] == [r["node"] for r in report["sensitivity"]]
+    assert "vfmTable({dataId: 'sensitivity-data'" in page
+    assert not re.search(r"\bnan\b", page, re.IGNORECASE)
+    # A and B are the two model files, linked relative to the page; neither links to the page itself
+    hrefs = re.findall(r'<a href="([^"]+)">', page)
+    assert any(h.endswith("/r18.onnx") for h in hrefs) and "mixed.onnx" in hrefs and "mixed.html" not in hrefs
+
+
 def test_impossible_target_exits_1_with_the_best_found(r18, tmp_path, searched):
     d = searched[0]
     res = run_cli("calibrate", r18, "--out", tmp_path / "x.onnx", "--size", "24", "--target", "cosine.min>=0.99999999",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,15 +101,16 @@ def sides_from_report(report: dict, source: str, folder: Path | None = None) -> 
         return [Side(label, source, fams, per_image)]
     if schema == "vfmaudit.calibration":
         prof = report["acceptance"]["robustness_profile"]
-        return [Side(f"fp32 {report['fp32_model']}", source,
+        # each side's source is its model file, not the report both come from
+        return [Side(f"fp32 {report['fp32_model']}", report["fp32_model"],
                      {f: {"divergence_radius": p["fp32"]["mean"]} for f, p in prof.items()}),
-                Side(f"int8 {report['int8_model']}", source,
+                Side(f"int8 {report['int8_model']}", report["int8_model"],
                      {f: {"divergence_radius": p["int8"]["mean"]} for f, p in prof.items()})]
     if schema == "vfmaudit.finetune":
         fams = report["held_out"]["families"]
-        return [Side(f"before: {report['model']['spec']}", source,
+        return [Side(f"before: {report['model']['spec']}", report["model"]["spec"],
                      {f: {m: e[m]["before"] for m in names if m in e} for f, e in fams.items()}),
-                Side(f"after: {report['weights_file']['path']}", source,
+                Side(f"after: {report['weights_file']['path']}", report["weights_file"]["path"],
                      {f: {m: e[m]["after"] for m in names if m in e} for f, e in fams.items()})]
     raise VfmauditError(f"{source} is a {schema or 'unknown'} report; compare takes audit, calibrate and finetune "
                         f"reports", param="reports")
@@ -174,7 +176,18 @@ def _scatter_plot(comp: Comparison) -> str:
     return responsive_svg(fig, max_width=640)
 
 
-def render_compare(comp: Comparison, title: str = "Comparison", intro: str = "", extra: str = "") -> str:
+def _source(text: str, page_dir: Path | None) -> str:
+    """A side's source: a link (relative to the page) when it is a file, plain text otherwise (a model spec)."""
+    esc = html.escape
+    path = Path(text)
+    if page_dir is None or not path.is_file():
+        return f'<span class="muted">({esc(text)})</span>'
+    href = Path(os.path.relpath(path.resolve(), page_dir.resolve())).as_posix()
+    return f'<span class="muted">(<a href="{esc(href)}">{esc(text)}</a>)</span>'
+
+
+def render_compare(comp: Comparison, title: str = "Comparison", intro: str = "", extra: str = "",
+                   script: str = "", page_dir: Path | None = None) -> str:
     esc = html.escape
     names = [m for m in metrics() if any(m in e for e in comp.families.values())]
     rows = []
@@ -203,8 +216,8 @@ def render_compare(comp: Comparison, title: str = "Comparison", intro: str = "",
     if comp.note:
         shared += f'<p class="warn">{esc(comp.note)}.</p>'
     body = f"""<header><h1>{esc(title)}</h1>{intro}{shared}
-<p><b>A</b>: {esc(comp.a.label)} <span class="muted">({esc(comp.a.source)})</span><br>
-<b>B</b>: {esc(comp.b.label)} <span class="muted">({esc(comp.b.source)})</span></p></header>
+<p><b>A</b>: {esc(comp.a.label)} {_source(comp.a.source, page_dir)}<br>
+<b>B</b>: {esc(comp.b.label)} {_source(comp.b.source, page_dir)}</p></header>
 <main>
 <h2>Per family</h2>
 <p class="muted">Δ = B − A. Red: B is worse in that metric's direction (cosine: lower; euclidean and radius: higher);
@@ -215,10 +228,10 @@ green: better.</p>
 {moved_html}
 {extra}
 </main>"""
-    script = ("vfmTable({dataId: 'moved-data', tableId: 'moved', columns: [{key: 'image'}, {key: 'family'}, "
+    script += ("vfmTable({dataId: 'moved-data', tableId: 'moved', columns: [{key: 'image'}, {key: 'family'}, "
               "{key: 'radius_a'}, {key: 'radius_b'}, {key: 'delta'}]});" if moved else "")
     return page(title, body, script)
 
 
 def write_compare(comp: Comparison, path: str | Path, **kwargs) -> Path:
-    return write_text_atomic(path, render_compare(comp, **kwargs))
+    return write_text_atomic(path, render_compare(comp, page_dir=Path(path).parent, **kwargs))
