@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).parent.parent / "vfmaudit"
 
 # lowest first; a module may import its own layer and the layers below it, never above
 LAYERS = [
-    {"errors", "_version", "files", "catalogue", "prefetch", "plugins", "engines", "lazy"},
+    {"errors", "_version", "files", "catalogue", "prefetch", "plugins", "engines", "lazy", "progress"},
     {"data", "perturb", "metrics", "models"},
     {"artefact"},
     {"runtime"},

@@ -140,9 +140,19 @@ def test_linear_probe_chooses_its_regularisation_on_a_validation_split():
     y = rng.integers(0, 3, 90)
     x = centres[y] + 0.7 * rng.normal(size=(90, 16))
     probe = LinearProbe(x, y, seed=0)
-    assert probe.C in (0.01, 0.1, 1.0, 10.0, 100.0)
+    assert probe.C in (0.01, 0.1, 1.0, 10.0, 100.0) and probe.C_chosen.startswith("validation split")
     p = probe.proba(x)
     assert p.shape == (90, 3) and np.allclose(p.sum(axis=1), 1) and np.mean(p.argmax(1) == y) > 0.8
+
+
+def test_linear_probe_on_too_few_images_per_class_keeps_the_default_regularisation():
+    """15 images of 5 classes: a 25 % validation split (4 images) cannot hold every class."""
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(5), 3)
+    x = rng.normal(size=(5, 8))[y] + 0.1 * rng.normal(size=(15, 8))
+    probe = LinearProbe(x, y, seed=0)
+    assert probe.C == 1.0 and probe.C_chosen.startswith("default: too few")
+    assert np.mean(probe.proba(x).argmax(1) == y) == 1.0
 
 
 def test_zero_shot_runs_on_a_random_openclip_model_with_its_real_tokenizer(small_run):
@@ -219,3 +229,17 @@ def test_gate_checks_downstream_metrics(tmp_path):
     data = json.loads((tmp_path / "g" / "gate.json").read_text())
     assert data["reports"]["downstream"].endswith("downstream/downstream.json")
     assert data["values"]["downstream.retrieval.clean.recall@1"] == 1.0
+
+
+def test_fitting_and_classifying_are_stage_lines_off_a_terminal(tmp_path, monkeypatch):
+    from vfmaudit.cli.common import Stages
+
+    monkeypatch.setattr(Stages, "DELAY_S", 0.0)
+    res = run_cli("downstream", "builtin:textures", "-m", "openclip:ViT-S-32", "--max-per-class", "4", "-p", "jpeg",
+                  "--levels", "1", "--tasks", "linear-probe,zero-shot", "--out", tmp_path / "o")
+    assert res.returncode == 0, res.stderr
+    for needle in ("opening openclip:ViT-S-32", "encoding: ", "fitting the linear probe on",
+                   "zero-shot: encoding", "classifying clean and perturbed test images (classifiers): 1/2",
+                   "writing report.html"):
+        assert needle in res.stderr, (needle, res.stderr)
+    assert "\x1b[" not in res.stderr

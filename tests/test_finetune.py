@@ -135,3 +135,27 @@ def test_empty_folder_is_refused(tmp_path):
     (tmp_path / "empty").mkdir()
     res = run_cli("finetune", tmp_path / "empty", "--out", tmp_path / "o")
     assert res.returncode == 2 and "holds no files" in res.stderr
+
+
+def test_set_up_training_and_evaluation_are_stage_lines_off_a_terminal(photos_dir, tmp_path, monkeypatch):
+    """In a log every stage is one plain line (training every tenth of its steps); -q silences them all."""
+    from vfmaudit.cli.common import Stages
+
+    monkeypatch.setattr(Stages, "DELAY_S", 0.0)
+    args = ["finetune", photos_dir, "-m", MODEL, "-p", "jpeg", "--batch-size", "3", "--steps", "2",
+            "--eval-perturbations", "jpeg,brightness"]
+    res = run_cli(*args, "--out", tmp_path / "o")
+    assert res.returncode == 0, res.stderr
+    lines = res.stderr.splitlines()
+    for needle in ("building timm:resnet18", "training and", "embedding", "training (2 steps): 1/2",
+                   "training (2 steps): 2/2", "saving weights.safetensors",
+                   "evaluating before and after on", "(families): 1/2", "writing report.json and report.html"):
+        assert any(needle in ln for ln in lines), (needle, res.stderr)
+    assert "\x1b[" not in res.stderr and "\r" not in res.stderr
+    quiet = run_cli(*args, "--out", tmp_path / "q", "-q")
+    assert quiet.returncode == 0 and quiet.stderr.strip() == ""
+
+
+def test_finetune_help_says_it_takes_a_torch_model():
+    res = run_cli("finetune", "--help")
+    assert "an exported .onnx or .engine cannot be trained" in " ".join(res.stdout.split())

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from vfmaudit.audit import AuditConfig, AuditResult, measure_audit
 from vfmaudit.audit.result import ProgressFn
@@ -25,6 +24,7 @@ from vfmaudit.files import OutputInUse, check_output_file, check_output_folder, 
 from vfmaudit.gate import GateResult, load_policy
 from vfmaudit.gate.runner import DEFAULT_OUT as GATE_DEFAULT_OUT
 from vfmaudit.gate import run_gate as gate_run
+from vfmaudit.progress import StageFn, no_stages
 from vfmaudit.report import write_audit_html, write_calibration_html
 from vfmaudit.report.compare import Comparison, compare_paths, write_compare
 from vfmaudit.report.downstream_html import write_downstream_html
@@ -92,7 +92,6 @@ def export_and_check(model: str, out: str | Path, pretrained: str | None = None,
 
 
 # progress(what, i, n): a stage (n = 0) or i of n steps of counted work
-StageFn = Callable[[str, int, int], None]
 
 
 def _quiet(what: str, i: int = 0, n: int = 0) -> None:
@@ -222,32 +221,38 @@ def run_gate(policy: str | Path, baseline: str | Path | None = None, out: str | 
     return result
 
 
-def run_downstream(config: DownstreamConfig, progress: ProgressFn | None = None) -> DownstreamResult:
-    """Downstream tasks under perturbation: downstream.json, per_level.csv and report.html in config.out."""
-    return downstream_run(config, progress=progress, on_complete=write_downstream_html)
+def run_downstream(config: DownstreamConfig, progress: ProgressFn | None = None,
+                   stage: StageFn | None = None) -> DownstreamResult:
+    """Downstream tasks under perturbation: downstream.json, per_level.csv and report.html in config.out.
+
+    progress(event, n) follows the encoding, stage(what, i, n) the set-up and the fitting around it."""
+    return downstream_run(config, progress=progress, on_complete=write_downstream_html, stage=stage)
 
 
 def run_finetune(config: FinetuneConfig, progress=None, export: str | None = None,
-                 gate: str | Path | None = None) -> FinetuneResult:
+                 gate: str | Path | None = None, stage: StageFn | None = None) -> FinetuneResult:
     """Robust fine-tuning; then, if asked, export ONNX (checked against the fine-tuned torch model) and gate it.
 
     Writes weights.safetensors, train_log.csv, report.json and report.html (before/after on
     held-out images) in config.out; model.onnx and gate/ there too when exported and gated.
+    progress(step, total, row) follows training; stage(what, i, n) the set-up and evaluation around it.
     """
+    stage = stage or no_stages
     if export not in (None, "onnx"):
         raise VfmauditError(f"export must be onnx, got '{export}'", param="export")
     if gate is not None:
         load_policy(gate, model=config.model)  # a bad policy stops the run before any training
     # inside the folder lock, as every command that writes a folder: no second run sees half of it
-    return finetune_run(config, progress=progress,
-                        on_complete=lambda result: _finish_finetune(result, export, gate))
+    return finetune_run(config, progress=progress, stage=stage,
+                        on_complete=lambda result: _finish_finetune(result, export, gate, stage))
 
 
-def _finish_finetune(result: FinetuneResult, export: str | None, gate: str | Path | None) -> None:
+def _finish_finetune(result: FinetuneResult, export: str | None, gate: str | Path | None, stage: StageFn) -> None:
     """Export (checked against the fine-tuned torch model) and gate, then report.json and report.html."""
     report = result.report
     candidate, candidate_weights = str(report["model"]["spec"]), str(result.weights)
     if export:
+        stage("exporting the fine-tuned encoder to ONNX and checking its parity", 0, 0)
         onnx_path = result.out_dir / "model.onnx"
         run = export_and_check(report["model"]["spec"], onnx_path, pretrained=str(result.weights), overwrite=True)
         report["export"] = {"onnx": str(onnx_path), "exporter": run.export.exporter,
@@ -255,9 +260,11 @@ def _finish_finetune(result: FinetuneResult, export: str | None, gate: str | Pat
                             "weights_sha256": run.export.info.weights.get("sha256")}
         candidate, candidate_weights = str(onnx_path), None
     if gate is not None:
-        g = run_gate(gate, out=result.out_dir / "gate", model=candidate, pretrained=candidate_weights)
+        g = run_gate(gate, out=result.out_dir / "gate", model=candidate, pretrained=candidate_weights,
+                     progress=stage)
         report["gate"] = {"policy": str(gate), "passed": g.passed, "failures": g.failures,
                           "result": str(result.out_dir / "gate" / "gate.json")}
+    stage("writing report.json and report.html", 0, 0)
     write_json(report, result.report_path)
     write_finetune_html(result)
 

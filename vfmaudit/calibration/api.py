@@ -13,6 +13,7 @@ from vfmaudit.calibration.ort_quant import quantize_onnx, require_fp32
 from vfmaudit.calibration.settings import MIN_MEDIAN_COSINE
 from vfmaudit.data.sources import collect_items, sample_items
 from vfmaudit.errors import VfmauditError
+from vfmaudit.progress import no_stages
 
 
 # levels per family of the INT8 robustness profile: the target search judges every trial on exactly
@@ -61,7 +62,7 @@ def calibrate_int8(onnx_path: str | Path, out: str | Path, images: list[str] | N
     info = require_fp32(onnx_path)  # before any expensive work
     if out.resolve() == onnx_path.resolve():
         raise VfmauditError("out would overwrite the fp32 model; choose another file", param="out")
-    stage = progress or (lambda what, i=0, n=0: None)
+    stage = progress or no_stages
     items = collect_items(images) if images else sample_items()
     calib_items, held_out = split_held_out(items, held_out_fraction, seed)
     stage("building the calibration set", 0, 0)

@@ -34,6 +34,8 @@ __all__ = ["DEFAULT_MODEL"]
 # -- options shared by several commands ------------------------------------------------------
 ModelSpecOpt = Annotated[str, typer.Option("--model", "-m", help="openclip:ARCH (see open_clip.list_models()), "
                                            "timm:NAME, or an exported artefact (model.onnx, model.engine).")]
+TorchModelOpt = Annotated[str, typer.Option("--model", "-m", help="openclip:ARCH (see open_clip.list_models()) or "
+                                            "timm:NAME: a torch model (an exported .onnx or .engine cannot be trained).")]
 PretrainedOpt = Annotated[Optional[str], typer.Option(
     help="Weights: a local file (.pt/.pth/.bin/.safetensors) or a pretrained tag (downloads where a network "
          "exists). Default: seeded random weights, reported as such.")]
@@ -167,6 +169,7 @@ class Stages:
         text = f"{what}: {i}/{n}" if n else what
         if self.status is not None:
             self.status.update(f"{text} ({time.perf_counter() - self.t0:.0f} s)")
+            self.status.start()  # no-op while it runs; resumes after suspend()
             return
         tenth = (10 * i // n) if n else -1
         if self.last == (what, tenth):
@@ -180,6 +183,12 @@ class Stages:
                                        kwargs={"markup": False, "highlight": False, "soft_wrap": True})
         self.pending.daemon = True
         self.pending.start()
+
+    def suspend(self) -> None:
+        """Stop the spinner while another live display (a progress bar) has the terminal; the next stage resumes it."""
+        self._cancel()
+        if self.status is not None:
+            self.status.stop()
 
     def _cancel(self) -> None:
         if self.pending is not None:
@@ -224,7 +233,11 @@ class AuditProgress:
         elif self.task is not None:
             self.bar.advance(self.task, n)
 
-    def __exit__(self, *exc):
+    def finish(self) -> None:
+        """Take the bar off the terminal (the work it counted is over)."""
         if self.task is not None:
             self.bar.stop()
+
+    def __exit__(self, *exc):
+        self.finish()
         return False

@@ -9,7 +9,7 @@ import typer
 
 from vfmaudit.models.spec import DEFAULT_MODEL
 from vfmaudit.cli.common import (AuditProgress, DeviceOpt, JsonOpt, ModelSpecOpt, PerturbationsOpt, PretrainedOpt,
-                                 backend_help, out, user_errors, write_result_json)
+                                 Stages, backend_help, out, user_errors, write_result_json)
 from vfmaudit.downstream.config import DEFAULT_OUT, DEFAULT_PROMPTS, TASKS
 
 
@@ -44,7 +44,7 @@ def downstream(
     workers: Annotated[int, typer.Option(help="With --engine ray: encoder actors.")] = 2,
     gpus_per_worker: Annotated[float, typer.Option(help="With --engine ray: GPUs per actor.")] = 0.0,
     json_out: JsonOpt = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output or summary.")] = False,
 ) -> None:
     """Linear probe, kNN, retrieval and zero-shot accuracy on clean and perturbed test images, and how well
     the divergence radius predicts the accuracy lost (linear fit, per-image AUROC).
@@ -60,8 +60,18 @@ def downstream(
                               out=str(out_dir), resume=resume, overwrite=overwrite, engine=engine,
                               ray_address=ray_address, workers=workers, gpus_per_worker=gpus_per_worker)
     config.plan(), config.task_list()  # validate before loading anything heavy
-    with AuditProgress(quiet, label="encoding", unit="variants") as progress:
-        result = run_downstream(config, progress=progress)
+    stages = Stages(quiet)
+    with stages, AuditProgress(quiet, label="encoding", unit="variants") as bar:
+        def encoding(event: str, n: int) -> None:
+            if event == "start":
+                stages.suspend()  # the bar has the terminal while the variants are encoded
+            bar(event, n)
+
+        def stage(what: str, i: int, n: int) -> None:
+            bar.finish()
+            stages(what, i, n)
+
+        result = run_downstream(config, progress=encoding, stage=stage)
     if not quiet:
         print_downstream(result.report, str(out_dir), out)
     write_result_json(result, json_out, announce=not quiet)

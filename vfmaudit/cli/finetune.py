@@ -8,7 +8,8 @@ from typing import Annotated, List, Optional
 import typer
 
 from vfmaudit.models.spec import DEFAULT_MODEL
-from vfmaudit.cli.common import DeviceOpt, JsonOpt, ModelSpecOpt, PretrainedOpt, err, out, user_errors, write_result_json
+from vfmaudit.cli.common import (DeviceOpt, JsonOpt, PretrainedOpt, QuietOpt, Stages, TorchModelOpt, err, out,
+                                 user_errors, write_result_json)
 from vfmaudit.finetune.config import DEFAULT_OUT
 
 
@@ -16,7 +17,7 @@ from vfmaudit.finetune.config import DEFAULT_OUT
 def finetune(
     images: Annotated[Optional[List[Path]], typer.Argument(
         help="Training images (files and folders). None: crops of the built-in sample photographs.")] = None,
-    model: ModelSpecOpt = DEFAULT_MODEL,
+    model: TorchModelOpt = DEFAULT_MODEL,
     pretrained: PretrainedOpt = None,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for weights, logs and reports.")] = Path(DEFAULT_OUT),
     perturbations: Annotated[str, typer.Option(
@@ -43,7 +44,7 @@ def finetune(
     eval_perturbations: Annotated[str, typer.Option(
         help="Families compared before and after on held-out images (trained and not trained).")] = "all",
     json_out: JsonOpt = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Fine-tune an encoder to be robust to chosen edits while it stays close to the original:
     L = -mean cos(f'(x), f'(P(x,k))) - lam * mean cos(f(x), f'(x)).
@@ -61,23 +62,32 @@ def finetune(
                             batch_size=batch_size, lr=lr, train=train, held_out=held_out, seed=seed, device=device,
                             resume=resume, overwrite=overwrite, eval_perturbations=eval_perturbations)
     config.validate()
+    stages = Stages(quiet)
+    # the step bar on a terminal; in a log the steps are stage lines like the rest (every tenth of the way)
     bar = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
-                   TextColumn("{task.fields[terms]}"), TimeRemainingColumn(), console=err, disable=quiet)
+                   TextColumn("{task.fields[terms]}"), TimeRemainingColumn(), console=err)
     task = None
 
     def progress(step: int, total: int, row: dict) -> None:
         nonlocal task
+        if quiet or not err.is_terminal:
+            stages(f"training ({total} steps)", step, total)
+            return
         if task is None:
+            stages.suspend()
             bar.start()
             task = bar.add_task("train", total=total, completed=step - 1, terms="")
         bar.update(task, completed=step, terms=f"loss {row['loss']} robust {row['robustness']} "
                                                f"utility {row['utility']}")
+        if step >= total:
+            bar.stop()
 
     try:
-        result = run_finetune(config, progress=progress, export=export, gate=str(gate) if gate else None)
+        with stages:
+            result = run_finetune(config, progress=progress, export=export, gate=str(gate) if gate else None,
+                                  stage=stages)
     finally:
-        if task is not None:
-            bar.stop()
+        bar.stop()
     print_finetune(result.report, str(out_dir), out)
     write_result_json(result, json_out, announce=not quiet)
     if "gate" in result.report and not result.report["gate"]["passed"]:

@@ -30,6 +30,7 @@ from vfmaudit.errors import ImageDecodeError, VfmauditError
 from vfmaudit.files import check_output_folder, FolderResult, lock_folder, write_json
 from vfmaudit.metrics import (auroc, divergence_radius, expected_calibration_error, l2_normalize, linear_fit,
                               mean_average_precision, recall_at_k, threshold_at_precision)
+from vfmaudit.progress import StageFn, no_stages
 from vfmaudit.runtime import open_encoder
 
 SCHEMA = "vfmaudit.downstream"
@@ -63,25 +64,33 @@ def _prepare(items, spec) -> tuple[np.ndarray, np.ndarray, list[dict]]:
 
 
 def run_downstream(config: DownstreamConfig, progress: ProgressFn | None = None,
-                   on_complete: Callable[[DownstreamResult], object] | None = None) -> DownstreamResult:
-    """Evaluate the tasks on clean and perturbed test images; downstream.json and per_level.csv in config.out."""
+                   on_complete: Callable[[DownstreamResult], object] | None = None,
+                   stage: StageFn | None = None) -> DownstreamResult:
+    """Evaluate the tasks on clean and perturbed test images; downstream.json and per_level.csv in config.out.
+
+    progress(event, n) follows the encoding, stage(what, i, n) the set-up and the fitting around it.
+    """
+    stage = stage or no_stages
     tasks = config.task_list()
     plans = config.plan()
     get_engine(config.engine)  # one line before any work when the engine cannot run here
     templates = config.templates() if "zero-shot" in tasks else []
+    stage(f"listing {config.dataset}", 0, 0)
     data = load_dataset(config.dataset, config.max_per_class)
     train_idx, test_idx = data.split(config.test_fraction, config.seed)
     if len(train_idx) < 2 or len(test_idx) < 2:
         raise VfmauditError(f"{data.name} is too small to split into training and test images "
                             f"({len(train_idx)} and {len(test_idx)}); pass more images per class", param="dataset")
+    stage(f"opening {config.model}", 0, 0)
     encoder = open_encoder(config.model, config.pretrained, config.backend, config.device, config.batch_size,
                            config.seed)
     out = Path(config.out)
     check_output_folder(out)
     with lock_folder(out):
         result = _run_locked(config, tasks, plans, templates, data, train_idx, test_idx, encoder,
-                             progress or (lambda e, n: None))
+                             progress or (lambda e, n: None), stage)
         if on_complete:
+            stage("writing report.html", 0, 0)
             on_complete(result)
     return result
 
@@ -105,10 +114,12 @@ def _prepared_split(cache: ArrayCache, data: LabelledSet, split: str, idx, spec)
     return images, np.asarray(idx)[np.asarray(kept, dtype=int)], skipped
 
 
-def _run_locked(config, tasks, plans, templates, data: LabelledSet, train_idx, test_idx, encoder, progress):
+def _run_locked(config, tasks, plans, templates, data: LabelledSet, train_idx, test_idx, encoder, progress,
+                stage: StageFn):
     out = Path(config.out)
     cache = ArrayCache(out, config.fingerprint(), config.resume, config.overwrite)
     bs = config.batch_size
+    stage(f"reading {len(train_idx)} training and {len(test_idx)} test images", 0, 0)
     train_images, train_ids, skipped_train = _prepared_split(cache, data, "train", train_idx, encoder.preprocess)
     test_images, test_ids, skipped_test = _prepared_split(cache, data, "test", test_idx, encoder.preprocess)
     y_train, y_test = data.labels[train_ids], data.labels[test_ids]
@@ -125,10 +136,13 @@ def _run_locked(config, tasks, plans, templates, data: LabelledSet, train_idx, t
     done_ahead = VARIANT_ENGINES[config.engine](config, cache, "images_test", missing_variants(plans, cache), advance)
     emb = load_variants(plans, cache, clean, encoder, test_images, bs, config.seed, done_ahead, advance)
 
+    stage("divergence radius of the test images per family", 0, 0)
     robustness, radius_of = _robustness(plans, np.asarray(clean), emb)
-    classifiers = _classifiers(config, tasks, np.asarray(train), y_train, data.class_names, templates)
-    results, flips_for = _classification_results(classifiers, np.asarray(clean), emb, plans, y_test, radius_of)
+    classifiers = _classifiers(config, tasks, np.asarray(train), y_train, data.class_names, templates, stage)
+    results, flips_for = _classification_results(classifiers, np.asarray(clean), emb, plans, y_test, radius_of,
+                                                 stage)
     if "retrieval" in tasks:
+        stage("retrieval on clean and perturbed queries", 0, 0)
         results["retrieval"] = _retrieval_results(np.asarray(clean), emb, plans, y_test)
     prediction = {task: _prediction(results[task], robustness, flips_for[task]) for task in flips_for}
     desc = encoder.describe()
@@ -174,18 +188,20 @@ def _robustness(plans, clean: np.ndarray, emb: dict) -> tuple[dict, dict]:
 
 
 def _classifiers(config, tasks, train: np.ndarray, y_train: np.ndarray, class_names: list[str],
-                 templates: list[str]) -> dict:
+                 templates: list[str], stage: StageFn = no_stages) -> dict:
     """task key -> (embeddings -> probabilities or labels, parameters), fitted on the clean training set."""
     classifiers = {}
     if "linear-probe" in tasks:
+        stage(f"fitting the linear probe on {len(train)} training embeddings", 0, 0)
         probe = LinearProbe(train, y_train, seed=config.seed)
-        classifiers["linear_probe"] = (probe.proba, {"C": probe.C})
+        classifiers["linear_probe"] = (probe.proba, {"C": probe.C, "C_chosen_by": probe.C_chosen})
     if "knn" in tasks:
         for k in KNN_KS:
             classifiers[f"knn_{k}"] = (lambda x, k=k: knn_predict(train, y_train, x, k), {"k": k})
     if "zero-shot" in tasks:
         from vfmaudit.models.text import build_text_encoder
 
+        stage(f"zero-shot: encoding {len(templates)} prompt(s) for {len(class_names)} classes", 0, 0)
         text = build_text_encoder(*text_source(config.model, config.pretrained, config.seed))
         weights = zero_shot_weights(text.encode, class_names, templates)
         classifiers["zero_shot"] = (lambda x: zero_shot_proba(x, weights), {"templates": templates})
@@ -205,10 +221,11 @@ def _class_metrics(proba: np.ndarray | None, pred: np.ndarray, y: np.ndarray) ->
 
 
 def _classification_results(classifiers: dict, clean: np.ndarray, emb: dict, plans, y_test: np.ndarray,
-                            radius_of: dict) -> tuple[dict, dict]:
+                            radius_of: dict, stage: StageFn = no_stages) -> tuple[dict, dict]:
     """Per classifier: clean metrics and per (family, level) accuracy, drop and ECE; the flips per image."""
     results, flips_for = {}, {}
-    for task, (predict, params) in classifiers.items():
+    for i, (task, (predict, params)) in enumerate(classifiers.items()):
+        stage("classifying clean and perturbed test images (classifiers)", i, len(classifiers))
         proba_clean, pred_clean = _outcome(predict(clean))
         entry = {"params": params, "clean": _class_metrics(proba_clean, pred_clean, y_test), "families": {}}
         flips = []

@@ -26,8 +26,13 @@ class LinearProbe:
         x, y = _unit(train_x), np.asarray(train_y)
         self.C = C_GRID[2]
         counts = np.bincount(y)
-        if len(y) >= 10 and counts[counts > 0].min() >= 2:
-            xa, xb, ya, yb = train_test_split(x, y, test_size=0.25, random_state=seed, stratify=y)
+        classes = int(np.count_nonzero(counts))
+        held = int(np.ceil(0.25 * len(y)))
+        self.C_chosen = "default: too few training images per class for a validation split"
+        # a stratified split needs every class on both sides
+        if len(y) >= 10 and counts[counts > 0].min() >= 2 and min(held, len(y) - held) >= classes:
+            self.C_chosen = "validation split (25 % of the training images)"
+            xa, xb, ya, yb = train_test_split(x, y, test_size=held, random_state=seed, stratify=y)
             scores = [LogisticRegression(C=c, max_iter=2000).fit(xa, ya).score(xb, yb) for c in C_GRID]
             self.C = C_GRID[int(np.argmax(scores))]  # the smallest C among equals: the most regularised
         self.model = LogisticRegression(C=self.C, max_iter=2000).fit(x, y)

@@ -19,6 +19,7 @@ from vfmaudit.files import check_output_folder, default_permissions, FolderResul
 from vfmaudit.finetune.config import FinetuneConfig, trainable_spec
 from vfmaudit.finetune.trainable import image_tower, select_trainable
 from vfmaudit.finetune.trainer import CHECKPOINT, ProgressFn, train
+from vfmaudit.progress import StageFn, no_stages
 from vfmaudit.metrics import drift_metrics
 from vfmaudit.metrics.agreement import neighbour_agreement
 
@@ -92,12 +93,15 @@ def _flops_per_image(module, preprocess) -> float | None:
 
 
 def evaluate(before, after, images: np.ndarray, preprocess, device, eval_plans, trained: set[str],
-             seed: int) -> dict:
+             seed: int, stage: StageFn = no_stages) -> dict:
     """Robustness of the original and the fine-tuned model on the held-out images, and their agreement."""
+    what = f"evaluating before and after on {len(images)} held-out images (families)"
+    stage(what, 0, len(eval_plans))
     clean_b, clean_a = _embed(before, images, preprocess, device), _embed(after, images, preprocess, device)
     utility = np.sum(clean_b * clean_a, axis=1)
     families = {}
-    for plan in eval_plans:
+    for i, plan in enumerate(eval_plans):
+        stage(what, i, len(eval_plans))
         fam = perturb.get(plan.name)
         variants = np.concatenate([perturb.apply(images, plan.name, lv, seed=seed) for lv in plan.levels])
         vb = _embed(before, variants, preprocess, device).reshape(len(plan.levels), len(images), -1).transpose(1, 0, 2)
@@ -113,17 +117,24 @@ def evaluate(before, after, images: np.ndarray, preprocess, device, eval_plans, 
 
 
 def run_finetune(config: FinetuneConfig, progress: ProgressFn | None = None,
-                 on_complete: Callable[[FinetuneResult], object] | None = None) -> FinetuneResult:
-    """Fine-tune `config.model` for robustness to `config.perturbations`; results in config.out."""
+                 on_complete: Callable[[FinetuneResult], object] | None = None,
+                 stage: StageFn | None = None) -> FinetuneResult:
+    """Fine-tune `config.model` for robustness to `config.perturbations`; results in config.out.
+
+    progress(step, total, row) follows training, stage(what, i, n) the set-up and the evaluation.
+    """
     import torch
 
     from vfmaudit.models import build_model
     from vfmaudit.runtime.torch_backend import resolve_device
 
+    stage = stage or no_stages
     config.validate()
     device = resolve_device(config.device)
+    stage("listing the images", 0, 0)
     items = collect_items(config.inputs) if config.inputs else sample_crops(config.crops_per_image, config.seed)
     train_items, held_items = split_items(items, config.held_out, config.seed)
+    stage(f"building {config.model}", 0, 0)
     built = build_model(config.model, pretrained=config.pretrained, seed=config.seed)
     out = Path(config.out)
     check_output_folder(out)
@@ -134,6 +145,7 @@ def run_finetune(config: FinetuneConfig, progress: ProgressFn | None = None,
         if config.overwrite:
             for name in (CHECKPOINT, WEIGHTS, "train_log.csv", REPORT_JSON, "report.html"):
                 (out / name).unlink(missing_ok=True)
+        stage(f"reading {len(train_items)} training and {len(held_items)} held-out images", 0, 0)
         train_images, _, skipped = _prepare(train_items, built.preprocess)
         held_images, held_ids, skipped_held = _prepare(held_items, built.preprocess)
         if len(train_images) < config.batch_size:
@@ -148,14 +160,17 @@ def run_finetune(config: FinetuneConfig, progress: ProgressFn | None = None,
         names = select_trainable(model, mode, n)
         tower = image_tower(model)
         trainable = [(name, tower.get_parameter(name)) for name in names]
+        stage(f"embedding {len(train_images)} training images with the original model", 0, 0)
         reference = torch.from_numpy(_embed(frozen, train_images, built.preprocess, device)).to(device)
         flops = _flops_per_image(frozen, built.preprocess)
         stats = train(model, trainable, reference, train_images, built.preprocess, config, out, device, progress)
+        stage("saving weights.safetensors", 0, 0)
         weights_path = _save_weights(built.module.model, out / WEIGHTS)
         trained = {p.name for p in config.plan()}
         eval_plans = parse_perturbations(config.eval_perturbations, config.eval_levels)
         t0 = time.perf_counter()
-        held = evaluate(frozen, model, held_images, built.preprocess, device, eval_plans, trained, config.seed)
+        held = evaluate(frozen, model, held_images, built.preprocess, device, eval_plans, trained, config.seed,
+                        stage=stage)
         report = {
             **report_header(SCHEMA, 1), "model": {"spec": str(built.spec), "weights": built.weights.describe(),
                                                   "embedding_dim": built.embed_dim},
