@@ -126,6 +126,7 @@ def test_levels_1_is_the_strongest_non_identity_level_and_an_identity_only_plan_
     assert fams["jpeg"]["divergence_radius"]["mean"] > 0
     line = one_line(run_cli("audit", images, "-m", model, "-p", "brightness:1:1", "--out", tmp_path / "x"))
     assert "identity" in line and "nothing to measure" in line and not (tmp_path / "x").exists()
+    assert "1: the strongest level" in " ".join(run_cli("audit", "--help").stdout.split())
 
 
 # -- outputs ---------------------------------------------------------------------------------------------
@@ -316,3 +317,44 @@ def test_a_stage_that_ends_at_once_prints_nothing_off_a_terminal(capsys):
         stage("checking a file that turns out to be missing")
     time.sleep(Stages.DELAY_S + 0.3)
     assert "checking" not in capsys.readouterr().err
+
+
+# -- warnings that a run measures less than it seems ------------------------------------------------
+def test_more_levels_than_sane_warn_before_the_work_and_in_the_report(toy, tmp_path):
+    model, images = toy
+    res = run_cli("audit", images, "-m", model, "-p", "invert", "--levels", "40", "--out", tmp_path / "o", "-q")
+    assert res.returncode == 0, res.stderr
+    warnings = [ln for ln in res.stderr.splitlines() if ln.startswith("warning:")]
+    assert len(warnings) == 1 and "invert: 40 levels (more than 32" in warnings[0]  # said once, not twice
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert any("invert: 40 levels" in w for w in report["warnings"])
+    assert "Warning: invert: 40 levels" in (tmp_path / "o" / "report.html").read_text()
+    quiet = run_cli("audit", images, "-m", model, "-p", "invert", "--levels", "32", "--out", tmp_path / "o2", "-q")
+    assert quiet.returncode == 0 and "warning" not in quiet.stderr
+
+
+def test_more_levels_than_a_discrete_family_has_warn_that_they_repeat():
+    from vfmaudit.perturb.plan import parse_perturbations, plan_warnings
+
+    assert plan_warnings(parse_perturbations("jpeg", 32)) == []
+    assert "distinct" not in plan_warnings(parse_perturbations("jpeg", 91))[0]  # 10, 11, ..., 100: too many only
+    (warning,) = plan_warnings(parse_perturbations("jpeg:50:100", 60))
+    assert "only 51 distinct values" in warning and "--levels 51" in warning
+
+
+def test_inputs_far_below_the_model_size_are_audited_and_named(toy, tmp_path):
+    model, images = toy  # the toy model takes 16x16; its images are 24x20
+    Image.fromarray(np.full((3, 2, 3), 90, np.uint8)).save(images / "tiny.png")
+    res = run_cli("audit", images, "-m", model, "-p", "invert", "--levels", "2", "--out", tmp_path / "o", "-q")
+    assert res.returncode == 0, res.stderr
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["images"]["audited"] == 4  # audited all the same
+    assert report["small_inputs"] == [{"input": str(images / "tiny.png"), "size": [3, 2]}]
+    (warning,) = [w for w in report["warnings"] if "input(s)" in w]
+    assert warning.startswith("1 input(s)") and "2x3, upscaled 8x" in warning
+    assert "warning: 1 input(s) have a shorter side under 1/4" in res.stderr
+    # a resumed run keeps the note; the small-input list is a file of the run folder
+    again = run_cli("audit", images, "-m", model, "-p", "invert", "--levels", "2", "--out", tmp_path / "o", "-q",
+                    "--resume")
+    assert again.returncode == 0
+    assert json.loads((tmp_path / "o" / "report.json").read_text())["small_inputs"] == report["small_inputs"]

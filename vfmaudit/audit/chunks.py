@@ -22,6 +22,7 @@ class ChunkResult:
     skipped: list[tuple[str, str]]  # (id, reason)
     image_rows: list[dict]
     level_rows: list[dict]
+    small: list[tuple[str, int, int]]  # (id, height, width) of inputs far below the model's size
 
 
 def audit_chunks(items, encoder: Encoder, plans, batch_size: int, seed: int) -> Iterator[ChunkResult]:
@@ -35,7 +36,7 @@ def audit_chunks(items, encoder: Encoder, plans, batch_size: int, seed: int) -> 
         if isinstance(unit, CleanChunk):
             chunk = unit
             if not unit.ids:
-                yield ChunkResult([], unit.skipped, [], [])
+                yield ChunkResult([], unit.skipped, [], [], [])
                 continue
             clean_emb = np.empty((len(unit.ids), encoder.embed_dim), np.float32)
             rebatch.add(unit.images, clean_emb)
@@ -51,7 +52,7 @@ def audit_chunks(items, encoder: Encoder, plans, batch_size: int, seed: int) -> 
             level_rows: list[dict] = []
             for fam_unit, fam_emb in family_embs:
                 _score_family(fam_unit, chunk, clean_emb, fam_emb, image_rows, level_rows)
-            yield ChunkResult(chunk.ids, chunk.skipped, image_rows, level_rows)
+            yield ChunkResult(chunk.ids, chunk.skipped, image_rows, level_rows, chunk.small)
 
 
 def _score_family(unit: FamilyVariants, chunk: CleanChunk, clean: np.ndarray, variant_emb: np.ndarray,

@@ -25,5 +25,6 @@ def run(config: AuditConfig, plans, items, encoder: Encoder, progress: ProgressF
             store.add_skipped(item_id, reason)
         if done.ids:  # on disk before anything else
             store.add_results(done.image_rows, done.level_rows)
+            store.add_small(done.small)
         progress("advance", len(done.ids) + len(done.skipped))
     return finish_report(config, plans, encoder.describe(), store)

@@ -19,11 +19,17 @@ from vfmaudit.models.preprocess import PreprocessSpec
 from vfmaudit.prefetch import prefetched
 
 
+# an input whose shorter side is under 1/SMALL_INPUT_FACTOR of the model's is upscaled so much that its
+# embedding measures the upscaling as much as the image: audited, but named in a warning
+SMALL_INPUT_FACTOR = 4
+
+
 @dataclass
 class CleanChunk:
     ids: list[str]
     images: np.ndarray  # uint8 (B, H, W, 3) at the model's input size
     skipped: list[tuple[str, str]]  # (id, reason)
+    small: list[tuple[str, int, int]]  # (id, height, width) of inputs far below the model's size
 
 
 @dataclass
@@ -34,18 +40,22 @@ class FamilyVariants:
 
 
 def _prepare_chunk(items: list[ImageItem], spec: PreprocessSpec) -> CleanChunk:
-    ids, images, skipped = [], [], []
+    ids, images, skipped, small = [], [], [], []
+    side = min(spec.size)
     for item in items:
         try:
-            images.append(spec.prepare(item.load()))
+            image = item.load()
+            images.append(spec.prepare(image))
             ids.append(item.id)
+            if SMALL_INPUT_FACTOR * min(image.shape[:2]) < side:
+                small.append((item.id, int(image.shape[0]), int(image.shape[1])))
         except ImageDecodeError as e:
             skipped.append((item.id, str(e)))
         except (OSError, ValueError, MemoryError) as e:  # unreadable for a reason the decoder did not name
             skipped.append((item.id, f"unreadable: {type(e).__name__}: {e}"))
     h, w = spec.size
     arr = np.stack(images) if images else np.empty((0, h, w, 3), np.uint8)
-    return CleanChunk(ids, arr, skipped)
+    return CleanChunk(ids, arr, skipped, small)
 
 
 def _variants(chunk: CleanChunk, plan: FamilyPlan, seed: int) -> FamilyVariants:

@@ -78,13 +78,14 @@ class ShardAuditor:
             shard = pickle.loads(payload)
             # unreadable images keep their place, so chunks (and rows) fall as in the local engine
             items = [ImageItem(i, _loader(img, reason)) for i, img, reason in shard["entries"]]
-            image_rows, level_rows, skipped = [], [], []
+            image_rows, level_rows, skipped, small = [], [], [], []
             for chunk in audit_chunks(items, self.encoder, self.plans, self.config.batch_size, self.config.seed):
                 image_rows += chunk.image_rows
                 level_rows += chunk.level_rows
                 skipped += chunk.skipped
+                small += chunk.small
             write_shard(self.out, shard["shard"], {"image_rows": image_rows, "level_rows": level_rows,
-                                                   "skipped": skipped})
+                                                   "skipped": skipped, "small": small})
             done.append(len(items))
         return {"shard": np.asarray(batch["shard"]), "images": np.asarray(done)}
 
@@ -126,13 +127,17 @@ def _merge(store: ResultsStore, shard_dir: Path, n_shards: int) -> None:
     """The shard files, in shard order, become the tables the local engine writes."""
     image_rows, level_rows = [], []
     store.skipped.clear()
+    store.small.clear()
     for k in range(n_shards):
         data = read_shard(shard_dir, k)
         image_rows += data["image_rows"]
         level_rows += data["level_rows"]
         for item_id, reason in data["skipped"]:
             store.skipped[item_id] = reason
+        for item_id, h, w in data.get("small", []):  # shards of an older version have none
+            store.small[item_id] = [h, w]
     write_rows(store.dir / PER_LEVEL, store.level_columns, level_rows, "w")
     write_rows(store.dir / PER_IMAGE, store.image_columns, image_rows, "w")
     (store.dir / "skipped.jsonl").write_text("".join(json.dumps({"input": k, "reason": v}) + "\n"
                                                      for k, v in store.skipped.items()))
+    store.write_small()

@@ -6,19 +6,34 @@ from pathlib import Path
 
 from vfmaudit import perturb
 from vfmaudit.artefact.provenance import package_versions, report_header
+from vfmaudit.audit.pipeline import SMALL_INPUT_FACTOR
 from vfmaudit.audit.result import REPORT_JSON, AuditResult
 from vfmaudit.audit.store import ResultsStore
 from vfmaudit.audit.summary import family_summaries
 from vfmaudit.audit.tables import PER_IMAGE, PER_LEVEL, iter_rows
 from vfmaudit.files import write_json
 from vfmaudit.metrics import metrics
+from vfmaudit.perturb.plan import plan_warnings
 
 SCHEMA = "vfmaudit.audit"
 SCHEMA_VERSION = 1
 
 
+def small_inputs_warning(small: dict[str, list[int]], model_size) -> list[str]:
+    """One warning naming the inputs far below the model's input size (all listed in report.json)."""
+    if not small:
+        return []
+    smallest = min(small, key=lambda k: min(small[k]))
+    h, w = small[smallest]
+    factor = min(model_size) / max(1, min(h, w))
+    return [f"{len(small)} input(s) have a shorter side under 1/{SMALL_INPUT_FACTOR} of the model's "
+            f"{model_size[0]}x{model_size[1]} input (smallest: {smallest}, {w}x{h}, upscaled {factor:.0f}x): their "
+            f"drift measures the upscaling as much as the model; listed under small_inputs in report.json"]
+
+
 def build_report(config, encoder_desc: dict, plans, families: dict, skipped: dict[str, str],
-                 n_inputs_done: int, warnings: list[str] | None = None) -> dict:
+                 n_inputs_done: int, warnings: list[str] | None = None,
+                 small: dict[str, list[int]] | None = None) -> dict:
     weights = encoder_desc.get("weights", {})
     catalogue = perturb.families()
     for p in plans:
@@ -40,6 +55,7 @@ def build_report(config, encoder_desc: dict, plans, families: dict, skipped: dic
         "families": families,
         "skipped": [{"input": k, "reason": v} for k, v in skipped.items()],
         "warnings": list(warnings or []),
+        "small_inputs": [{"input": k, "size": v} for k, v in (small or {}).items()],
         "inputs": config.inputs or "built-in samples (skimage.data)",
         "versions": package_versions(),
     }
@@ -52,6 +68,8 @@ def finish_report(config, plans, encoder_desc: dict, store: ResultsStore) -> Aud
     n_done = max((f["n_images"] for f in families.values()), default=0)
     warnings = [f"{n} duplicated row(s) in {name} were ignored: the folder had been written twice (two runs "
                 f"at once, before vfmaudit locked its output folders)" for name, n in store.duplicates.items()]
-    report = build_report(config, encoder_desc, plans, families, store.skipped, n_done, warnings)
+    size = (encoder_desc.get("preprocess") or {}).get("size")
+    warnings = plan_warnings(plans) + warnings + (small_inputs_warning(store.small, size) if size else [])
+    report = build_report(config, encoder_desc, plans, families, store.skipped, n_done, warnings, store.small)
     write_json(report, store.dir / REPORT_JSON)
     return AuditResult(report=report, out_dir=Path(config.out))

@@ -14,7 +14,8 @@ from vfmaudit.audit.tables import write_rows as _write_rows
 
 RUN_FILE = "run.json"
 SKIPPED = "skipped.jsonl"
-OUR_FILES = (RUN_FILE, PER_IMAGE, PER_LEVEL, SKIPPED, "report.json", "report.html")
+SMALL_INPUTS = "small_inputs.jsonl"  # audited, but far below the model's input size
+OUR_FILES = (RUN_FILE, PER_IMAGE, PER_LEVEL, SKIPPED, SMALL_INPUTS, "report.json", "report.html")
 
 
 class ResultsStore:
@@ -23,6 +24,7 @@ class ResultsStore:
         self.families = list(families)
         self.done: set[str] = set()
         self.skipped: dict[str, str] = {}
+        self.small: dict[str, list[int]] = {}  # id -> [height, width]
         self.image_columns, self.level_columns = image_columns(), level_columns()
         self.duplicates: dict[str, int] = {}  # file -> rows found twice (e.g. written by two runs at once)
 
@@ -55,6 +57,7 @@ class ResultsStore:
             _write_rows(self.dir / PER_IMAGE, self.image_columns, [], "w")
             _write_rows(self.dir / PER_LEVEL, self.level_columns, [], "w")
             (self.dir / SKIPPED).write_text("")
+            (self.dir / SMALL_INPUTS).write_text("")
         return self
 
     def _load_previous(self) -> None:
@@ -92,6 +95,16 @@ class ResultsStore:
                 except (ValueError, KeyError):
                     continue  # a line cut off by the interruption
             path.write_text("".join(json.dumps({"input": k, "reason": v}) + "\n" for k, v in self.skipped.items()))
+        path = self.dir / SMALL_INPUTS
+        if path.exists():
+            for line in path.read_text().splitlines():
+                try:
+                    rec = json.loads(line)
+                    if rec["input"] in self.done:  # an image redone is measured (and noted) again
+                        self.small[rec["input"]] = rec["size"]
+                except (ValueError, KeyError):
+                    continue
+            self.write_small()
 
     # -- writing ------------------------------------------------------------------------
     def add_results(self, image_rows: list[dict], level_rows: list[dict]) -> None:
@@ -99,6 +112,19 @@ class ResultsStore:
         _write_rows(self.dir / PER_LEVEL, self.level_columns, level_rows, "a")
         _write_rows(self.dir / PER_IMAGE, self.image_columns, image_rows, "a")
         self.done.update(r["image"] for r in image_rows)
+
+    def add_small(self, small: list[tuple[str, int, int]]) -> None:
+        if not small:
+            return
+        with open(self.dir / SMALL_INPUTS, "a") as f:
+            for item_id, h, w in small:
+                self.small[item_id] = [h, w]
+                f.write(json.dumps({"input": item_id, "size": [h, w]}) + "\n")
+
+    def write_small(self) -> None:
+        """The whole file anew (after a resume or a merge of shards)."""
+        (self.dir / SMALL_INPUTS).write_text("".join(json.dumps({"input": k, "size": v}) + "\n"
+                                                     for k, v in self.small.items()))
 
     def add_skipped(self, item_id: str, reason: str) -> None:
         self.skipped[item_id] = reason

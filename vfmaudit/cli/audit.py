@@ -51,6 +51,7 @@ def audit(
     per_image.csv (image x family: one column per metric), per_level.csv and report.html to --out.
     """
     from vfmaudit import AuditConfig, run_audit
+    from vfmaudit.perturb.plan import plan_warnings
     from vfmaudit.report.console import print_audit_summary
 
     config = AuditConfig(inputs=[str(p) for p in images or []], model=model, pretrained=pretrained,
@@ -58,13 +59,16 @@ def audit(
                          batch_size=batch_size, seed=seed, out=str(out_dir), resume=resume,
                          overwrite=overwrite, max_pixels=max_pixels, engine=engine, ray_address=ray_address,
                          workers=workers, gpus_per_worker=gpus_per_worker, shard_size=shard_size)
-    config.plan()  # validate families and levels before loading anything heavy
+    early = plan_warnings(config.plan())  # validates families and levels before loading anything heavy
+    for warning in early:  # said before the minutes they cost, and again in report.json
+        err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     with AuditProgress(quiet) as progress:
         result = run_audit(config, progress=progress, report_thumbnails=report_thumbnails)
     if not quiet:
         print_audit_summary(result.report, str(out_dir), out)
     for warning in result.report.get("warnings", []):
-        err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
+        if warning not in early:
+            err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     write_result_json(result, json_out, announce=not quiet)
 
 

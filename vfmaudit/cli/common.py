@@ -47,7 +47,9 @@ PerturbationsOpt = Annotated[str, typer.Option(
     "--perturbations", "-p",
     help=f"'all', a preset ({', '.join(perturb.presets())}), or a comma list of families, each optionally with a "
          "sub-domain NAME:LO:HI (e.g. jpeg,brightness:0.5:1.5). See `vfmaudit perturbations` and `vfmaudit presets`.")]
-LevelsOpt = Annotated[int, typer.Option(help="Levels per family, equally spaced over its domain.")]
+LevelsOpt = Annotated[int, typer.Option(help="Levels per family, equally spaced over its domain; 1: the strongest "
+                                             "level (the end farthest from the identity, e.g. JPEG quality 10). "
+                                             "More than 32 (or than a discrete family has) warns.")]
 OverwriteFileOpt = Annotated[bool, typer.Option(
     "--overwrite", help="Replace --out if it exists (without it an existing file is refused).")]
 

@@ -73,6 +73,27 @@ def parse_perturbations(text: str, n_levels: int) -> list[FamilyPlan]:
     return plans
 
 
+# More levels than this per family rarely show anything new, and each is one more encoded variant per image.
+SANE_LEVELS = 32
+
+
+def plan_warnings(plans: list[FamilyPlan]) -> list[str]:
+    """Plans that cost more than they can tell: more levels than SANE_LEVELS, or than a discrete family has."""
+    warnings = []
+    for p in plans:
+        n, fam = len(p.levels), get(p.name)
+        lo, hi = min(p.levels), max(p.levels)
+        distinct = int(round((hi - lo) / fam.resolution)) + 1 if fam.resolution else None
+        if distinct is not None and n > distinct:
+            warnings.append(f"{p.name}: {n} levels in [{lo:g}, {hi:g}] but only {distinct} distinct values "
+                            f"({fam.units} steps by {fam.resolution:g}): levels repeat; pass --levels {distinct} "
+                            f"or fewer")
+        elif n > SANE_LEVELS:
+            warnings.append(f"{p.name}: {n} levels (more than {SANE_LEVELS} rarely show anything new, and each is "
+                            f"one more encoded variant per image); 5 to 10 are usual")
+    return warnings
+
+
 def plan_json(plans: list[FamilyPlan]) -> list[dict]:
     """The plan as it goes into fingerprints and reports."""
     return [{"family": p.name, "levels": list(p.levels)} for p in plans]

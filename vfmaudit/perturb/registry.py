@@ -27,6 +27,8 @@ class Family:
     exact_identity: bool = True
     # Whether the edit draws random numbers (then the seed matters).
     stochastic: bool = False
+    # Levels closer than this give the same image (JPEG quality is a whole number: 1); 0 = continuous.
+    resolution: float = 0.0
 
     def is_identity(self, level: float) -> bool:
         """True when apply at `level` returns the input unchanged (so it can be skipped)."""

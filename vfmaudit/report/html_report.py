@@ -165,6 +165,7 @@ def _header(report: dict) -> str:
     model = report["model"]
     warn = ('<p class="warn">Random weights: these embeddings are not those of any trained model; '
             'pass --pretrained to audit real weights.</p>' if report.get("random_weights") else "")
+    warn += "".join(f'<p class="warn">Warning: {esc(w)}.</p>' for w in report.get("warnings", []))
     return f"""<header><h1>Embedding robustness audit</h1>{warn}
 <p>Model <code>{esc(str(model['spec']))}</code>, weights <code>{esc(str(report.get('weights')))}</code>,
 backend <code>{esc(str(report['backend'].get('backend')))}</code> on <code>{esc(str(report['backend'].get('device')))}</code>,

@@ -35,4 +35,4 @@ def jpeg(batch: np.ndarray, level: float, seeds: np.ndarray) -> np.ndarray:
 
 register(Family(name="jpeg", lo=10.0, hi=100.0, identity=100.0, units="quality", apply_batch=jpeg,
                 description="JPEG encode and decode at the quality (libjpeg, 4:2:0, as PIL's default)",
-                exact_identity=False))
+                exact_identity=False, resolution=1.0))
