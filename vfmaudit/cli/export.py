@@ -18,6 +18,14 @@ app = typer.Typer(help="Export encoders to ONNX or TensorRT, and check that an a
 
 
 @app.command("onnx")
+def fp16_clamp_note(clamps: int) -> str:
+    """What the converter's clamping means for the user (it counts once per weight tensor and sign)."""
+    if not clamps:
+        return ": every weight fits fp16's range"
+    return (f": {clamps} weight tensor(s) held values fp16 cannot represent (magnitudes under 1e-7 or over 65504), "
+            f"set to its nearest limit; the parity check measures whether that moved the embeddings")
+
+
 @user_errors
 def export_onnx_cmd(
     out_file: Annotated[Path, typer.Option("--out", "-o", help="The .onnx file to write.")],
@@ -89,7 +97,7 @@ def export_convert_cmd(
                                 overwrite=overwrite, progress=progress)
     c = run.conversion
     nodes = f": {c['bf16_nodes']} nodes in bf16, {c['float32_nodes']} in float32" if "bf16_nodes" in c else \
-        f": {c.get('fp16_range_clamps', 0)} weight tensors (per sign) clamped to fp16's range [1e-7, 65504]"
+        fp16_clamp_note(c.get("fp16_range_clamps", 0))
     out.print(f"wrote {run.path} ({run.precision}{nodes})", highlight=False, markup=False)
     if run.check:
         print_parity(run.check, out)

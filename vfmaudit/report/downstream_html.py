@@ -13,6 +13,11 @@ def _fmt(v) -> str:
     return "–" if v is None else f"{v:.4f}"
 
 
+def _per_level(levels: list[float], values: list) -> str:
+    """'level: value' pairs, so each number says which level it is."""
+    return "<br>".join(f'<span class="muted">{lv:g}:</span> {_fmt(v)}' for lv, v in zip(levels, values))
+
+
 def _plots(report: dict) -> str:
     import matplotlib
 
@@ -50,9 +55,10 @@ def render_downstream_html(report: dict) -> str:
         for fam, fam_rows in entry["families"].items():
             key = "accuracy" if "accuracy" in fam_rows else "recall@1"
             drop = fam_rows.get("accuracy_drop")
-            rows.append(f"<tr><th>{esc(task)}</th><td>{esc(fam)}</td><td>{esc(clean)}</td>"
-                        f"<td>{' '.join(_fmt(v) for v in fam_rows[key])} ({key})</td>"
-                        f"<td>{' '.join(_fmt(v) for v in drop) if drop else '–'}</td></tr>")
+            levels = fam_rows.get("levels") or report["robustness"][fam]["levels"]
+            rows.append(f'<tr><th scope="row">{esc(task)}</th><td>{esc(fam)}</td><td>{esc(clean)}</td>'
+                        f"<td>{_per_level(levels, fam_rows[key])} ({key})</td>"
+                        f"<td>{_per_level(levels, drop) if drop else '–'}</td></tr>")
     pred = []
     for task, p in report["prediction"].items():
         r, c, im = p["vs_radius"], p["vs_one_minus_cosine"], p["per_image"]
@@ -68,8 +74,9 @@ def render_downstream_html(report: dict) -> str:
 ({len(ds['classes'])} classes, {ds['train_images']} training and {ds['test_images']} test images, split {esc(ds['split'])}).
 Classifiers are fitted on clean training embeddings; test images are evaluated clean and under each edit.</p>
 <h2>Tasks</h2>
-<table><tr><th>task</th><th>family</th><th>clean</th><th>per level</th><th>accuracy drop per level</th></tr>
-{''.join(rows)}</table>
+<div class="scroll"><table><thead><tr><th scope="col">task</th><th scope="col">family</th><th scope="col">clean</th>
+<th scope="col">per level (level: value)</th><th scope="col">accuracy drop per level</th></tr></thead>
+<tbody>{''.join(rows)}</tbody></table></div>
 <h2>Does the divergence radius predict the loss?</h2>
 <table><tr><th>task</th><th>slope (drop per radius)</th><th>R²</th><th>RMSE</th><th>R² vs 1−cosine</th>
 <th>AUROC radius → flip</th><th>radius at 95% precision</th><th>flips</th></tr>{''.join(pred)}</table>

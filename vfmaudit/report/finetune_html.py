@@ -17,6 +17,7 @@ def _curve(log_path: Path) -> str:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     with open(log_path, newline="") as f:
         rows = list(csv.DictReader(f))
@@ -27,6 +28,7 @@ def _curve(log_path: Path) -> str:
     ax.plot(steps, [float(r["robustness"]) for r in rows], label="robustness: cos(f'(x), f'(P(x)))")
     ax.plot(steps, [float(r["utility"]) for r in rows], label="utility: cos(f(x), f'(x))")
     ax.set_xlabel("step")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers, also on a short run
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     ax.set_title("Training (both terms of the loss, higher is better)", fontsize=10)

@@ -49,30 +49,37 @@ def _distribution_plot(values: dict, families: list[str]) -> str:
 
 
 def _level_plot(report: dict, families: list[str]) -> str:
+    """One plot per family (they wrap with the window, text at a readable size); the first per-level
+    metric on the left axis, the others on a right axis of their own scale."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cols = min(5, max(1, len(families)))
-    rows = int(np.ceil(len(families) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.4 * rows), squeeze=False)
-    for ax in axes.ravel()[len(families):]:
-        ax.axis("off")
-    for ax, fam in zip(axes.ravel(), families):
+    names = per_level_metrics()
+    catalogue = metrics()
+    styles = ("o-", "s--", "^:", "d-.")
+    colours = ("tab:blue", "tab:orange", "tab:green", "tab:red")
+    plots = []
+    for fam in families:
         entry = report["families"][fam]
         lv = [p["level"] for p in entry["per_level"]]
-        for m, style in zip(per_level_metrics(), ("o-", "s--", "^:", "d-.")):
-            ax.plot(lv, [p.get(f"{m}_mean") for p in entry["per_level"]], style, label=m)
+        fig, ax = plt.subplots(figsize=(4.8, 3.2))
+        axes = [ax] + ([ax.twinx()] if len(names) > 1 else [])
+        lines = []
+        for i, m in enumerate(names):
+            target = axes[min(i, 1)]
+            lines += target.plot(lv, [p.get(f"{m}_mean") for p in entry["per_level"]], styles[i % 4],
+                                 color=colours[i % 4], label=f"{catalogue[m].label} ({catalogue[m].direction})")
+            target.set_ylabel(catalogue[m].label if i < 2 else "", color=colours[min(i, 1)])
         ax.axvline(entry["identity"], color="grey", lw=0.8, alpha=0.6)
-        ax.set_title(fam, fontsize=9)
-        ax.set_xlabel(entry["units"], fontsize=7)
-        ax.tick_params(labelsize=7)
+        ax.set_title(f"{fam}: mean per level (grey: identity)", fontsize=10)
+        ax.set_xlabel(entry["units"])
         ax.grid(alpha=0.3)
-    axes.ravel()[0].legend(fontsize=7)
-    fig.suptitle("Mean metric against perturbation level (grey line: identity)", fontsize=10)
-    fig.tight_layout()
-    return responsive_svg(fig)
+        ax.legend(lines, [ln.get_label() for ln in lines], fontsize=8, loc="best")
+        fig.tight_layout()
+        plots.append(responsive_svg(fig, max_width=640))
+    return '<div class="plots">' + "".join(plots) + "</div>"
 
 
 def _fmt(v) -> str:
@@ -139,10 +146,13 @@ def _summary_table(report: dict, families: list[str], names: list[str]) -> str:
         cells = "".join(f"<td>{_fmt(e[m]['mean'])}</td><td>{_fmt(e[m]['worst'])}</td>" for m in names)
         rows.append(f'<tr><th scope="row">{esc(fam)}</th><td>{e["n_images"]}</td>{cells}'
                     f"<td>{esc(str(e.get('worst_image') or ''))}</td></tr>")
-    head = "".join(f'<th scope="col">{m} mean</th><th scope="col">{m} worst</th>' for m in names)
+    head = "".join(f'<th scope="col">{m} mean</th><th scope="col">{m} worst image</th>' for m in names)
     catalogue = metrics()
     legend = "".join(f"<dt>{esc(n)}</dt><dd>{esc(catalogue[n].description)} ({esc(catalogue[n].direction)})</dd>"
                      for n in names)
+    legend += ("<dt>worst image</dt><dd>the worst image's own value: for a metric averaged over levels (cosine, "
+               "euclidean) that is the image's mean over its levels, so a single variant in the strips below can "
+               "be worse</dd>")
     return (f'<div class="scroll"><table><thead><tr><th scope="col">family</th><th scope="col">images</th>{head}'
             f'<th scope="col">worst image ({esc(primary_metric().label)})</th></tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table></div><dl>{legend}</dl>")
@@ -235,7 +245,8 @@ def _strip_html(image_id: str, family: str, value: float, strip: dict, report: d
     for t in strip["families"][family]:
         shown = "" if t["value"] is None else f" · {esc(short)} {t['value']:.3f}"
         figs.append(f'<figure><img src="{t["uri"]}" alt="{esc(image_id)}, {esc(family)} at {t["level"]:g} {esc(units)}">'
-                    f"<figcaption>{t['level']:.3g}{shown}</figcaption></figure>")
+                    f'<figcaption title="{t["level"]:g} {esc(units)}{shown}">{t["level"]:.3g}{shown}</figcaption>'
+                    "</figure>")
     return (f'<div class="strip"><h4>{esc(family)}: <code>{esc(image_id)}</code>, {esc(primary_metric().label)} '
             f"{value:.4f}</h4>{''.join(figs)}</div>")
 

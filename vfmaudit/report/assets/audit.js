@@ -16,6 +16,7 @@ function showStrip(r) {
   const strip = document.createElement('div'); strip.className = 'strip';
   const add = (uri, caption, alt) => { const f = document.createElement('figure'); const i = document.createElement('img');
     i.src = uri; i.alt = alt; f.appendChild(i); const c = document.createElement('figcaption'); c.textContent = caption;
+    c.title = caption;
     f.appendChild(c); strip.appendChild(f); };
   add(s.clean, 'clean', r.image + ', clean');
   for (const t of s.families[r.family]) add(t.uri, t.level.toPrecision(3) +
