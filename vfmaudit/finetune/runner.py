@@ -116,6 +116,12 @@ def evaluate(before, after, images: np.ndarray, preprocess, device, eval_plans, 
             "agreement": neighbour_agreement(clean_b, clean_a), "families": families}
 
 
+def _check_one_batch(n_train: int, n_held: int, batch_size: int) -> None:
+    if n_train < batch_size:
+        raise VfmauditError(f"{n_train} training images (after holding out {n_held}) are fewer than one batch of "
+                            f"{batch_size}; pass more images or lower batch_size", param="batch_size")
+
+
 def run_finetune(config: FinetuneConfig, progress: ProgressFn | None = None,
                  on_complete: Callable[[FinetuneResult], object] | None = None,
                  stage: StageFn | None = None) -> FinetuneResult:
@@ -134,6 +140,7 @@ def run_finetune(config: FinetuneConfig, progress: ProgressFn | None = None,
     stage("listing the images", 0, 0)
     items = collect_items(config.inputs) if config.inputs else sample_crops(config.crops_per_image, config.seed)
     train_items, held_items = split_items(items, config.held_out, config.seed)
+    _check_one_batch(len(train_items), len(held_items), config.batch_size)  # before the model is built
     stage(f"building {config.model}", 0, 0)
     built = build_model(config.model, pretrained=config.pretrained, seed=config.seed)
     out = Path(config.out)
@@ -148,10 +155,7 @@ def run_finetune(config: FinetuneConfig, progress: ProgressFn | None = None,
         stage(f"reading {len(train_items)} training and {len(held_items)} held-out images", 0, 0)
         train_images, _, skipped = _prepare(train_items, built.preprocess)
         held_images, held_ids, skipped_held = _prepare(held_items, built.preprocess)
-        if len(train_images) < config.batch_size:
-            raise VfmauditError(f"{len(train_images)} training images (after holding out {len(held_items)}) are fewer "
-                                f"than one batch of {config.batch_size}; pass more images or lower batch_size",
-                                param="batch_size")
+        _check_one_batch(len(train_images), len(held_items), config.batch_size)  # again: some may be unreadable
         if len(held_images) == 0:
             raise VfmauditError("no held-out image could be read; pass more images", param="inputs")
         frozen = copy.deepcopy(built.module).eval().to(device)
