@@ -116,6 +116,23 @@ def test_a_run_of_no_readable_image_is_exit_2_naming_what_was_skipped(toy, tmp_p
     assert (tmp_path / "o" / "report.json").is_file()  # the work (the list of skipped inputs) is kept
 
 
+def test_a_gate_over_no_readable_image_is_exit_2(toy, tmp_path):
+    folder = _folder_with_links(tmp_path, good=0)
+    policy = _policy(tmp_path, toy, [(None, "audit.invert.cosine.mean", "min", 0.5)], images=folder)
+    line = one_line(run_cli("gate", policy, "--out", tmp_path / "g"))
+    assert "none of the 3 input(s) could be audited" in line
+
+
+def test_downstream_over_no_readable_image_is_exit_2(tmp_path):
+    for cls in ("cats", "dogs"):
+        (tmp_path / "data" / cls).mkdir(parents=True)
+        for i in range(4):
+            (tmp_path / "data" / cls / f"{i}.jpg").write_bytes(b"not a jpeg")
+    line = one_line(run_cli("downstream", tmp_path / "data", "-m", "timm:resnet18", "--tasks", "knn", "-p", "jpeg",
+                            "--levels", "1", "--out", tmp_path / "o"))
+    assert "could be read; 8 skipped, e.g. " in line and "0.jpg" in line
+
+
 def test_levels_1_is_the_strongest_non_identity_level_and_an_identity_only_plan_is_refused(toy, tmp_path):
     model, images = toy
     res = run_cli("audit", images, "-m", model, "-p", "jpeg,brightness", "--levels", "1", "--out", tmp_path / "o")

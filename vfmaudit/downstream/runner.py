@@ -124,7 +124,9 @@ def _run_locked(config, tasks, plans, templates, data: LabelledSet, train_idx, t
     test_images, test_ids, skipped_test = _prepared_split(cache, data, "test", test_idx, encoder.preprocess)
     y_train, y_test = data.labels[train_ids], data.labels[test_ids]
     if len(np.unique(y_train)) < 2 or len(y_test) < 2:
-        raise VfmauditError("fewer than two classes (or test images) could be read; check the data set",
+        skipped = skipped_train + skipped_test
+        named = f"; {len(skipped)} skipped, e.g. {skipped[0]['input']}: {skipped[0]['reason']}" if skipped else ""
+        raise VfmauditError(f"fewer than two classes (or test images) could be read{named}; check the data set",
                             param="dataset")
     n_variants = sum(len(p.levels) for p in plans)
     progress("start", 2 + n_variants)
