@@ -117,7 +117,7 @@ def test_audit_bench_reports_efficiency(tmp_path):
     assert data["images"] == 12 and data["encoded_images"] == 12 * (1 + 3 + 2)  # brightness 1.0 is the identity
     assert data["audit_images_per_s"] > 0 and data["encoder_images_per_s"] > 0
     assert data["efficiency"] == pytest.approx(data["audit_images_per_s"] / data["encoder_images_per_s"])
-    assert 0 < data["efficiency"] < 1.5
+    assert data["efficiency"] > 0  # a ratio of two wall-clock rates: no upper bound on a shared machine
 
 
 class _FailsOnLargeBatches:

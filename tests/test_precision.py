@@ -83,6 +83,11 @@ def test_search_meets_a_target_full_int8_misses(searched):
             assert node.input[1] not in dq_inputs, node.name
     assert set(s["speed"]) >= {"mixed_over_fp32", "mixed_over_full_int8"}
     assert read_onnx_info(d / "mixed.onnx").extra["calibration"]["kept_float"] == s["kept_float"]
+    # the ranking of the --sensitivity run was reused from the cache (same file bytes, set and method)
+    assert report["sensitivity"] == full_report["sensitivity"]
+    assert report["sensitivity_cache"] == full_report["sensitivity_cache"]
+    cached = json.loads(open(report["sensitivity_cache"]).read())
+    assert [r["node"] for r in cached] == [r["node"] for r in report["sensitivity"]]
 
 
 def test_calibrate_page_shows_target_search_path_and_ranking(searched):

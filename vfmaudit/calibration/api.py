@@ -9,10 +9,11 @@ from pathlib import Path
 from vfmaudit.artefact.provenance import package_versions, report_header
 from vfmaudit.calibration.acceptance import accept_int8
 from vfmaudit.calibration.dataset import build_calibration_set, split_held_out
-from vfmaudit.calibration.ort_quant import quantize_onnx, require_fp32
+from vfmaudit.calibration.ort_quant import calibration_cache_file, quantize_onnx, require_fp32
 from vfmaudit.calibration.settings import MIN_MEDIAN_COSINE
 from vfmaudit.data.sources import collect_items, sample_items
 from vfmaudit.errors import VfmauditError
+from vfmaudit.files import write_json
 from vfmaudit.progress import no_stages
 
 
@@ -101,6 +102,19 @@ def calibrate_int8(onnx_path: str | Path, out: str | Path, images: list[str] | N
     })
 
 
+def _read_ranking(path: Path):
+    """A cached sensitivity ranking, or None when there is none (or it cannot be read)."""
+    import json
+
+    from vfmaudit.calibration.sensitivity import NodeSensitivity
+
+    try:
+        rows = json.loads(path.read_text())
+        return [NodeSensitivity(r["node"], r["op_type"], r["module"], r["sqnr_db"], r["cosine_loss"]) for r in rows]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def _mixed_precision(onnx_path: Path, out: Path, calib, info, held_out, fp32_enc, goal, method: str,
                      batch_size: int, cache_dir, seed: int, progress) -> dict:
     """Sensitivity ranking, and with a target the search; `out` then holds the chosen model (under "quantized")."""
@@ -118,11 +132,19 @@ def _mixed_precision(onnx_path: Path, out: Path, calib, info, held_out, fp32_enc
         return quantize_onnx(onnx_path, path, calib, method=method, batch_size=batch_size, cache_dir=cache_dir,
                              only=only, keep_float=keep_float)
 
-    feed = make_feed(np.asarray(calib.images[:8]), info.input_format, info.preprocess)
-    ranking = sensitivity(onnx_path, calib, quantize, feed, fp32_enc.input_name,
-                          progress=(lambda i, n: progress("sensitivity of the quantizable nodes", i, n))
-                          if progress else None)
-    extra: dict = {"sensitivity": [r.to_json() for r in ranking]}
+    # the ranking depends on the fp32 file, the set and the method only: a --target run after a
+    # --sensitivity run (or a second target) reuses it instead of quantizing every node again
+    cached = calibration_cache_file("sensitivity", onnx_path, calib, method, cache_dir)
+    ranking = _read_ranking(cached)
+    if ranking is None:
+        feed = make_feed(np.asarray(calib.images[:8]), info.input_format, info.preprocess)
+        ranking = sensitivity(onnx_path, calib, quantize, feed, fp32_enc.input_name,
+                              progress=(lambda i, n: progress("sensitivity of the quantizable nodes", i, n))
+                              if progress else None)
+        write_json([r.to_json() for r in ranking], cached)
+    elif progress:
+        progress(f"sensitivity ranking of {len(ranking)} nodes reused from the cache", 0, 0)
+    extra: dict = {"sensitivity": [r.to_json() for r in ranking], "sensitivity_cache": str(cached)}
     if not goal:  # the ranking only: `out` still holds the full INT8 model
         return extra
     with tempfile.TemporaryDirectory(prefix="vfmaudit-search-") as tmp:

@@ -32,14 +32,17 @@ class QuantizeResult:
     quantized_ops: dict
 
 
-def _ranges_cache(fp32_path: Path, calib: CalibrationSet, method: str, cache_dir: str | Path | None) -> Path:
+def calibration_cache_file(kind: str, fp32_path: Path, calib: CalibrationSet, method: str,
+                           cache_dir: str | Path | None) -> Path:
+    """Where a result derived from (the fp32 file's bytes, the calibration set, the method) is cached:
+    activation ranges, the sensitivity ranking."""
     import hashlib
 
     from vfmaudit.files import file_sha256
 
     key = hashlib.sha256(f"{file_sha256(fp32_path)}|{calib.path.name}|{method}".encode()).hexdigest()
     folder = Path(cache_dir) if cache_dir else calib.path.parent
-    return folder / f"ranges-{key[:24]}.json"
+    return folder / f"{kind}-{key[:24]}.json"
 
 
 def quantized_op_counts(path: str | Path) -> dict:
@@ -141,7 +144,7 @@ def quantize_onnx(fp32_path: str | Path, out: str | Path, calib: CalibrationSet,
         pre = preprocess_for_quantization(fp32_path, Path(tmp) / "pre.onnx")
         # onnxruntime reads and writes the ranges cache itself: it works on a private copy, and a
         # new cache is published under the shared name by an atomic rename
-        shared_ranges = _ranges_cache(fp32_path, calib, f"{method}|{op_types}|{keep_attention_float}", cache_dir)
+        shared_ranges = calibration_cache_file("ranges", fp32_path, calib, f"{method}|{op_types}|{keep_attention_float}", cache_dir)
         private_ranges = Path(tmp) / "ranges.json"
         if shared_ranges.is_file():
             shutil.copyfile(shared_ranges, private_ranges)

@@ -17,7 +17,6 @@ app = typer.Typer(help="Export encoders to ONNX or TensorRT, and check that an a
                        "as its torch original.", no_args_is_help=True)
 
 
-@app.command("onnx")
 def fp16_clamp_note(clamps: int) -> str:
     """What the converter's clamping means for the user (it counts once per weight tensor and sign)."""
     if not clamps:
@@ -26,6 +25,7 @@ def fp16_clamp_note(clamps: int) -> str:
             f"set to its nearest limit; the parity check measures whether that moved the embeddings")
 
 
+@app.command("onnx")
 @user_errors
 def export_onnx_cmd(
     out_file: Annotated[Path, typer.Option("--out", "-o", help="The .onnx file to write.")],
