@@ -56,16 +56,28 @@ def assert_each_row_once(out: Path, n_images: int) -> None:
     assert report["images"]["audited"] == n_images
 
 
-def test_two_concurrent_resumes_one_runs_one_is_refused(tmp_path, many_images):
+def test_a_resume_while_another_process_holds_the_folder_is_refused_then_runs(tmp_path, many_images):
+    """The lock is held by a helper process for as long as the test needs (no race on who gets there
+    first): the resume is refused in one line, and once the holder lets go it runs, each row once."""
     out = tmp_path / "cr"
     kill_after_first_rows(start_audit(many_images, out), out)
-    a, b = start_audit(many_images, out, "--resume"), start_audit(many_images, out, "--resume")
-    results = [(p.wait(timeout=900), p.stderr.read()) for p in (a, b)]
-    codes = sorted(code for code, _ in results)
-    assert codes == [0, 2], results
-    refused = next(err for code, err in results if code == 2)
-    assert refused.count("\n") == 1 and "is being written by another vfmaudit process (pid" in refused
-    assert "--out" in refused and str(out) in refused
+    ctx = multiprocessing.get_context("spawn")
+    ready, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(str(out), ready, release))
+    holder.start()
+    try:
+        assert ready.wait(60)
+        before = (out / "per_image.csv").read_bytes()
+        refused = run_cli("audit", many_images, *AUDIT, "--out", out, "--resume", "-q")
+        assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+        assert f"is being written by another vfmaudit process (pid {holder.pid}" in refused.stderr
+        assert "--out" in refused.stderr and str(out) in refused.stderr
+        assert (out / "per_image.csv").read_bytes() == before  # nothing touched
+    finally:
+        release.set()
+        holder.join(60)
+    res = run_cli("audit", many_images, *AUDIT, "--out", out, "--resume", "-q")
+    assert res.returncode == 0, res.stderr
     assert_each_row_once(out, 48)
 
 
