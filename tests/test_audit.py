@@ -113,7 +113,7 @@ def test_runs_that_cannot_start_fail_with_one_line_and_exit_2(tmp_path, args, ne
     assert res.returncode == 2
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], res.stderr
-    assert not (tmp_path / "o" / "run.json").exists()  # nothing half-made left behind
+    assert not (tmp_path / "o").exists()  # stopped before writing anything: --out not even created
 
 
 def test_interrupted_audit_resumes_without_redoing_finished_images(tmp_path, image_folder, small_encoder):

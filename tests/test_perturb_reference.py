@@ -28,9 +28,8 @@ def test_colour_and_sharpness_equal_torchvision(photos, name, fn, levels):
         for level in levels:
             ref = _tv(fn, img, level)
             ours = perturb.apply(img, name, level)
-            diff = np.abs(ref.astype(int) - ours.astype(int))
-            assert diff.max() <= 1, (name, level)
-            assert (diff > 0).mean() < 1e-3, (name, level)
+            # the README promises the same bytes as torchvision's uint8 arithmetic: not one level off
+            assert np.array_equal(ref, ours), (name, level, int(np.abs(ref.astype(int) - ours).max()))
 
 
 @pytest.mark.parametrize("quality", [10, 35, 50, 75, 95, 100])
@@ -40,9 +39,7 @@ def test_jpeg_equals_pil(photos, quality):
         Image.fromarray(img).save(buf, "JPEG", quality=quality)
         ref = np.asarray(Image.open(buf).convert("RGB"))
         ours = perturb.apply(img, "jpeg", quality)
-        diff = np.abs(ref.astype(int) - ours.astype(int))
-        assert diff.max() <= 1
-        assert (diff > 0).mean() < 1e-3
+        assert np.array_equal(ref, ours), (quality, int(np.abs(ref.astype(int) - ours).max()))
 
 
 @pytest.mark.parametrize("sigma", [0.5, 1.0, 2.0, 3.7])
