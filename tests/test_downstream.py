@@ -174,6 +174,36 @@ def test_linear_probe_on_too_few_images_per_class_keeps_the_default_regularisati
     assert np.mean(probe.proba(x).argmax(1) == y) == 1.0
 
 
+def test_zero_shot_accuracy_equals_an_independent_open_clip_classifier(small_run):
+    """The same seeded OpenCLIP model built with open_clip directly: prompts encoded with its tokenizer and
+    text tower, averaged per class (CLIP's recipe), argmax over the test embeddings: the same accuracy."""
+    import open_clip
+    import torch
+
+    from vfmaudit.models.weights import model_seed
+
+    report = json.loads((small_run / "downstream.json").read_text())
+    templates, classes = report["tasks"]["zero_shot"]["params"]["templates"], report["dataset"]["classes"]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(model_seed("openclip:ViT-S-32", 0))  # the documented seeding of random weights
+        model = open_clip.create_model("ViT-S-32", pretrained=None).eval()
+    tokenizer = open_clip.get_tokenizer("ViT-S-32")
+    with torch.inference_mode():
+        weights = []
+        for name in classes:
+            text = model.encode_text(tokenizer([t.format(name.replace("_", " ")) for t in templates])).double()
+            mean = torch.nn.functional.normalize(text, dim=-1).mean(dim=0)
+            weights.append(torch.nn.functional.normalize(mean, dim=0).numpy())
+    data = load_dataset("builtin:textures", 8)
+    _, test_idx = data.split(0.3, 0)
+    y_test = data.labels[test_idx]
+    for key, got in (("emb_test_clean", report["tasks"]["zero_shot"]["clean"]["accuracy"]),
+                     ("emb_test_jpeg@10", report["tasks"]["zero_shot"]["families"]["jpeg"]["accuracy"][0])):
+        emb = embeddings(small_run, key).astype(np.float64)
+        pred = (emb / np.linalg.norm(emb, axis=1, keepdims=True) @ np.stack(weights).T).argmax(axis=1)
+        assert got == np.mean(pred == y_test), key
+
+
 def test_zero_shot_runs_on_a_random_openclip_model_with_its_real_tokenizer(small_run):
     import open_clip
 
