@@ -121,6 +121,7 @@ def test_calibrate_cli_accepts_int8_and_writes_reports(tmp_path, small_fp32):
     assert "overlap@5 <span class=\"muted\">– (needs more than 5 held-out images, has 3)" in page
     assert not re.search(r"\bnan\b", page, re.IGNORECASE)
     assert "Verdict: <b>PASS</b>: median cosine to fp32" in page
+    assert_acceptance_recomputes(rep, small_fp32, tmp_path / "r18.int8.onnx")
     # a second build reuses the cached calibration set
     again = vfmaudit("calibrate", small_fp32, "--out", tmp_path / "again.onnx", "--size", "64",
                      "--cache-dir", tmp_path / "cache", "--json", tmp_path / "cal2.json")
@@ -129,6 +130,45 @@ def test_calibrate_cli_accepts_int8_and_writes_reports(tmp_path, small_fp32):
     strict = vfmaudit("calibrate", small_fp32, "--out", tmp_path / "s.onnx", "--size", "64",
                       "--cache-dir", tmp_path / "cache", "--min-median-cosine", "1.01")
     assert strict.returncode == 1 and "acceptance FAIL" in strict.stdout
+
+
+def assert_acceptance_recomputes(rep: dict, fp32_path, int8_path) -> None:
+    """The acceptance figures again, from the two saved files run in plain onnxruntime sessions on the
+    report's held-out images (clean and each perturbed variant it lists): per image and in summary."""
+    import onnxruntime as ort
+
+    from vfmaudit import perturb
+    from vfmaudit.data.sources import item_for_id
+
+    info = read_onnx_info(fp32_path)
+    sessions = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (fp32_path, int8_path)]
+    ids = rep["acceptance"]["held_out_images"]
+    base = np.stack([info.preprocess.prepare(item_for_id(i).load()) for i in ids])
+    rows = rep["acceptance"]["per_image"]
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    assert variants[0] == "clean" and len(variants) > 1
+    cosines = []
+    for variant in variants:
+        if variant == "clean":
+            images = base
+        else:
+            fam, shown = variant.rsplit("@", 1)  # the name rounds the level: the profile has it exactly
+            [level] = [lv for lv in rep["acceptance"]["robustness_profile"][fam]["levels"] if f"{lv:g}" == shown]
+            images = perturb.apply(base, fam, level, seed=rep["calibration"]["seed"])
+        x = info.preprocess.normalize(images)
+        e32, e8 = (s.run(None, {s.get_inputs()[0].name: x})[0].astype(np.float64) for s in sessions)
+        e32 /= np.linalg.norm(e32, axis=1, keepdims=True)
+        e8 /= np.linalg.norm(e8, axis=1, keepdims=True)
+        cos = np.sum(e32 * e8, axis=1)
+        got = {r["image"]: r["cosine"] for r in rows if r["variant"] == variant}
+        assert np.allclose([got[i] for i in ids], cos, atol=1e-6), variant
+        cosines.append(cos)
+    everything = np.concatenate(cosines)
+    summary = rep["acceptance"]["cosine_to_fp32"]["all"]
+    assert summary["n"] == len(everything)
+    for key, value in (("min", everything.min()), ("median", np.median(everything)), ("mean", everything.mean()),
+                       ("p5", np.percentile(everything, 5))):
+        assert summary[key] == pytest.approx(value, abs=1e-6), key
 
 
 @pytest.mark.parametrize("case,needle", [
@@ -158,3 +198,36 @@ def test_bad_input_exits_2(tmp_path, small_fp32, case, needle):
     lines = [ln for ln in res.stderr.splitlines() if ln.strip() and "calibrating" not in ln]
     assert res.returncode == 2, res.stderr
     assert lines[-1].startswith("error:") and needle in lines[-1], res.stderr
+
+
+_MEASURE_GROWTH = """
+import sys
+from pathlib import Path
+from vfmaudit.artefact import read_onnx_info
+from vfmaudit.calibration import build_calibration_set, quantize_onnx
+from vfmaudit.data import sample_items
+fp32, size, cache = Path(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
+calib = build_calibration_set(sample_items(8), read_onnx_info(fp32).preprocess, size=size, cache_dir=cache)
+assert len(calib) == size, len(calib)
+q = quantize_onnx(fp32, cache / f"q{size}.onnx", calib, method="entropy", batch_size=4, batches_in_memory=4,
+                 cache_dir=cache)
+print(q.memory_growth_mb)
+"""
+
+
+def test_peak_memory_stays_flat_as_the_calibration_set_grows(tmp_path, small_fp32):
+    """README: activations are collected a few batches at a time, so peak memory does not grow with the
+    set (ORT's entropy calibrator alone keeps every batch). Memory holds 4 batches of 4 images at most:
+    16 images are 4 batches, 48 are 12 (three times the activations if all were kept). Each size in a
+    fresh process, so one run's heap cannot hide the other's."""
+    import subprocess
+    import sys
+
+    growth = {}
+    for size in (16, 48):
+        res = subprocess.run([sys.executable, "-c", _MEASURE_GROWTH, str(small_fp32), str(size), str(tmp_path)],
+                             capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr[-2000:]
+        growth[size] = float(res.stdout.split()[-1])
+    # flat: at most a little above the small set's growth (not the 3x of keeping every batch)
+    assert growth[48] <= 1.25 * growth[16] + 40, growth

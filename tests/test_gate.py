@@ -194,7 +194,7 @@ def test_malformed_policies_are_one_line_and_exit_2(tmp_path, body, needle):
 
 def test_missing_baseline_is_one_line(tmp_path):
     policy = write_policy(tmp_path, FAST_AUDIT + '[[check]]\nmetric = "audit.jpeg.cosine.mean"\nmin = 0\n')
-    line = one_error_line(run_cli("gate", policy, "--baseline", tmp_path / "nope"))
+    line = one_error_line(run_cli("gate", policy, "--baseline", tmp_path / "nope", "--out", tmp_path / "g"))
     assert "baseline not found" in line
 
 
