@@ -1,0 +1,166 @@
+"""README claims that had no test of their own, each checked against what it promises.
+
+Small and fast: the toy encoder (a seeded projection, tests/toy_plugin.py) wherever a real model
+would not change what is checked.
+"""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import toy_plugin
+from cli_runner import run_cli
+
+
+@pytest.fixture
+def toy(tmp_path):
+    toy_plugin.register_all()
+    yield toy_plugin.write_inputs(tmp_path)
+    toy_plugin.unregister_all()
+
+
+def _policy(tmp_path, model, images, checks: str, name: str = "policy.toml", perturbations: str = "invert"):
+    path = tmp_path / name
+    path.write_text(f'model = "{model}"\nimages = ["{images}"]\n\n[audit]\nperturbations = "{perturbations}"\n'
+                    f'levels = 2\n\n' + checks)
+    return path
+
+
+def test_documented_thresholds_are_the_ones_in_force():
+    """README: external data above 1.5 GB; parity thresholds fp32 0.9999, fp16 0.999, bf16 0.995, int8 0.99."""
+    from vfmaudit.export import onnx_export
+    from vfmaudit.export.parity import DEFAULT_MIN_COSINE
+
+    assert onnx_export.EXTERNAL_DATA_BYTES == 1_500_000_000
+    assert DEFAULT_MIN_COSINE == {"fp32": 0.9999, "fp16": 0.999, "bf16": 0.995, "int8": 0.99}
+
+
+def test_per_level_csv_holds_each_variants_own_values_and_json_is_the_report(toy, tmp_path):
+    """per_level.csv: one row per image x family x level with that variant's cosine and euclidean,
+    recomputed here from the toy encoder directly; --json writes the same document as report.json."""
+    from vfmaudit import perturb
+    from vfmaudit.models.preprocess import PreprocessSpec
+
+    model, images = toy
+    res = run_cli("audit", images, "-m", model, "-p", "invert", "--levels", "3", "--out", tmp_path / "o", "-q",
+                  "--json", tmp_path / "copy.json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads((tmp_path / "copy.json").read_text()) == json.loads((tmp_path / "o" / "report.json").read_text())
+    enc = toy_plugin.ProjectionEncoder(str(model), 8)
+    spec = PreprocessSpec(size=(16, 16), resize=16)
+    with open(tmp_path / "o" / "per_level.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3 * 3
+    for r in rows:
+        img = spec.prepare(np.asarray(Image.open(r["image"]).convert("RGB")))
+        clean = enc.encode(img[None])[0]
+        variant = enc.encode(perturb.apply(img[None], "invert", float(r["level"]), seed=0))[0]
+        assert float(r["cosine"]) == pytest.approx(float(clean @ variant), abs=1e-6)
+        assert float(r["euclidean"]) == pytest.approx(float(np.linalg.norm(clean - variant)), abs=1e-6)
+
+
+def test_exif_rotated_images_are_read_upright(tmp_path):
+    """README: EXIF-rotated images are read as they are shown (PIL's exif_transpose as the reference)."""
+    from PIL import ImageOps
+
+    from vfmaudit.data import collect_items
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    Image.fromarray(pixels).save(tmp_path / "r.jpg", quality=95, exif=exif)
+    [item] = collect_items([str(tmp_path / "r.jpg")])
+    ours = item.load()
+    reference = np.asarray(ImageOps.exif_transpose(Image.open(tmp_path / "r.jpg")).convert("RGB"))
+    assert ours.shape == (30, 20, 3) and np.array_equal(ours, reference)
+
+
+def test_max_pixels_skips_larger_images_and_lists_them(toy, tmp_path):
+    model, images = toy  # three 24x20 images (480 pixels)
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(images / "big.png")  # 1600 pixels
+    res = run_cli("audit", images, "-m", model, "-p", "invert", "--levels", "2", "--max-pixels", "1000",
+                  "--out", tmp_path / "o", "-q")
+    assert res.returncode == 0, res.stderr
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["images"]["audited"] == 3
+    [skipped] = report["skipped"]
+    assert skipped["input"].endswith("big.png") and "1600" in skipped["reason"]
+    page = (tmp_path / "o" / "report.html").read_text()
+    assert "big.png</code>:" in page and "skipped: 1" in page  # the page lists it too
+
+
+def test_table_and_thumbnail_limits_of_the_page(toy, tmp_path, monkeypatch):
+    """README: at most N thumbnails (--report-thumbnails), and the table embeds at most 20,000 rows,
+    saying so when it is cut (the limit lowered here to see it cut)."""
+    from vfmaudit.report import html_report
+
+    model, images = toy
+    assert html_report.MAX_TABLE_ROWS == 20_000
+    monkeypatch.setattr(html_report, "MAX_TABLE_ROWS", 2)
+    res = run_cli("audit", images, "-m", model, "-p", "invert", "--levels", "2", "--out", tmp_path / "o", "-q",
+                  "--report-thumbnails", "3")
+    assert res.returncode == 0, res.stderr
+    page = (tmp_path / "o" / "report.html").read_text()
+    import re
+
+    data = json.loads(re.search(r'id="per-image-data">(.*?)</script>', page).group(1))
+    assert len(data) == 2 and "The table shows the first 2 of 3 rows" in page
+    thumbnails = set(re.findall(r"data:image/jpeg;base64,[A-Za-z0-9+/=]+", page))
+    assert 0 < len(thumbnails) <= 3  # one image's strip: clean + 2 levels
+    none = run_cli("audit", images, "-m", model, "-p", "invert", "--levels", "2", "--out", tmp_path / "n", "-q",
+                   "--report-thumbnails", "0")
+    assert none.returncode == 0 and "data:image/jpeg" not in (tmp_path / "n" / "report.html").read_text()
+
+
+def test_markdown_is_appended_so_github_step_summary_works(toy, tmp_path, monkeypatch):
+    model, images = toy
+    policy = _policy(tmp_path, model, images, '[[check]]\nmetric = "audit.invert.cosine.mean"\nmin = -1\n')
+    summary = tmp_path / "step_summary.md"
+    summary.write_text("# earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    for i in range(2):
+        res = run_cli("gate", policy, "--out", tmp_path / f"g{i}", "--markdown", summary, "-q")
+        assert res.returncode == 0, res.stderr
+    text = summary.read_text()
+    assert text.startswith("# earlier step\n") and text.count("audit.invert.cosine.mean") == 2
+
+
+def test_gate_json_carries_the_hardware_fingerprint(toy, tmp_path):
+    import os
+
+    import torch
+
+    model, images = toy
+    policy = _policy(tmp_path, model, images, '[[check]]\nmetric = "audit.invert.cosine.mean"\nmin = -1\n')
+    assert run_cli("gate", policy, "--out", tmp_path / "g", "-q").returncode == 0
+    fp = json.loads((tmp_path / "g" / "gate.json").read_text())["fingerprint"]
+    assert fp["cpu_cores"] == os.cpu_count() and fp["torch_threads"] == torch.get_num_threads()
+    assert fp["cpu"] and fp["memory_gb"] > 0 and fp["gpu"] is None  # no GPU on this machine's CI
+
+
+def test_max_relative_drop_against_a_baseline_through_the_cli(toy, tmp_path):
+    """A baseline gate on one model, then the same check on another: the relative change in the bad
+    direction, recomputed from the two gate.json files, decides the verdict."""
+    model, images = toy
+    metric = "audit.brightness.divergence_radius.mean"  # lower is better
+    base = _policy(tmp_path, model, images, f'[[check]]\nmetric = "{metric}"\nmax = 10\n', "base.toml", "brightness")
+    assert run_cli("gate", base, "--out", tmp_path / "base", "-q").returncode == 0
+    other = tmp_path / "other.toyproj"
+    other.write_text("11")
+    baseline_value = json.loads((tmp_path / "base" / "gate.json").read_text())["values"][metric]
+    outcomes = {}
+    for limit in (0.0, 10.0):
+        policy = _policy(tmp_path, other, images, f'[[check]]\nmetric = "{metric}"\nmax_relative_drop = {limit}\n',
+                         f"rel{limit}.toml", "brightness")
+        res = run_cli("gate", policy, "--out", tmp_path / f"g{limit}", "--baseline", tmp_path / "base", "-q")
+        data = json.loads((tmp_path / f"g{limit}" / "gate.json").read_text())
+        value = data["values"][metric]
+        relative = (value - baseline_value) / abs(baseline_value)  # in the bad direction (higher)
+        outcomes[limit] = (res.returncode, relative)
+    (code0, rel), (code10, _) = outcomes[0.0], outcomes[10.0]
+    assert rel != 0
+    assert code0 == (1 if rel > 0 else 0) and code10 == 0
