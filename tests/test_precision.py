@@ -167,4 +167,24 @@ def test_fp16_artefact_passes_export_check_at_the_fp16_threshold(tmp_path):
     assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     check = run_cli("export", "check", tmp_path / "m16.onnx")
     assert check.returncode == 0 and "fp16" in check.stdout
+    # README: normalisations, reductions and softmax compute in float32: every input of those ops is
+    # a float32 tensor (a Cast to float, a float32 initializer or graph input), never an fp16 one
+    inferred = onnx.shape_inference.infer_shapes(model)
+    types = {v.name: v.type.tensor_type.elem_type for v in
+             [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]}
+    types.update({t.name: t.data_type for t in model.graph.initializer})
+    islands = [n for n in model.graph.node if n.op_type in ("LayerNormalization", "Softmax", "ReduceMean")]
+    assert len(islands) > 10
+    for node in islands:
+        for name in node.input:
+            if name:
+                assert types.get(name) == onnx.TensorProto.FLOAT, (node.op_type, node.name, name, types.get(name))
+    # an fp16 graph is refused as a source whatever its metadata claims
+    info.precision = "fp32"
+    from vfmaudit.artefact import write_onnx_info
+
+    write_onnx_info(tmp_path / "m16.onnx", info)
+    assert read_onnx_info(tmp_path / "m16.onnx").precision == "fp32"
+    lied = run_cli("export", "convert", tmp_path / "m16.onnx", "--precision", "fp16", "--out", tmp_path / "again.onnx")
+    assert lied.returncode == 2 and "is fp16; convert its fp32 export instead" in lied.stderr, lied.stderr
 
