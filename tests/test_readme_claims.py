@@ -164,3 +164,40 @@ def test_max_relative_drop_against_a_baseline_through_the_cli(toy, tmp_path):
     (code0, rel), (code10, _) = outcomes[0.0], outcomes[10.0]
     assert rel != 0
     assert code0 == (1 if rel > 0 else 0) and code10 == 0
+
+
+def test_onnxruntime_providers_are_tried_tensorrt_then_cuda_then_cpu():
+    from vfmaudit.errors import VfmauditError
+    from vfmaudit.runtime.onnx_backend import provider_chain
+
+    every = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    chain = provider_chain("cuda:1", every)
+    assert [p if isinstance(p, str) else p[0] for p in chain] == every
+    assert chain[0][1]["device_id"] == 1 and chain[1][1]["device_id"] == 1  # the asked GPU, not GPU 0
+    assert [p if isinstance(p, str) else p[0] for p in provider_chain("cuda", every[1:])] == every[1:]
+    assert provider_chain("cpu", every) == ["CPUExecutionProvider"]
+    with pytest.raises(VfmauditError, match="no CUDA or TensorRT provider"):
+        provider_chain("cuda", ["CPUExecutionProvider"])
+
+
+def test_the_onnx_encoder_reports_the_providers_that_ran_and_binds_io_only_on_gpu(tmp_path):
+    from vfmaudit import export_onnx
+    from vfmaudit.runtime import create_encoder
+
+    path = export_onnx("timm:resnet18", tmp_path / "r18.onnx", exporter="torchscript").path
+    enc = create_encoder("onnx", model=str(path))
+    assert enc.describe()["providers"] == ["CPUExecutionProvider"] and enc._binding is False
+
+
+def test_optimize_cpu_through_the_cli_writes_a_cpu_file_that_gives_the_same_embeddings(tmp_path):
+    from vfmaudit.data import sample_items
+    from vfmaudit.runtime import create_encoder
+
+    res = run_cli("export", "onnx", "-m", "timm:resnet18", "--exporter", "torchscript", "--optimize-cpu",
+                  "--out", tmp_path / "r18.onnx")
+    assert res.returncode == 0, res.stderr
+    cpu_file = tmp_path / "r18.cpu.onnx"
+    assert cpu_file.is_file() and str(cpu_file) in res.stdout
+    a, b = create_encoder("onnx", model=str(tmp_path / "r18.onnx")), create_encoder("onnx", model=str(cpu_file))
+    images = np.stack([a.preprocess.prepare(it.load()) for it in sample_items(3)])
+    assert np.min(np.sum(a.encode(images) * b.encode(images), axis=1)) > 0.9999
