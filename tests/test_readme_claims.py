@@ -201,3 +201,57 @@ def test_optimize_cpu_through_the_cli_writes_a_cpu_file_that_gives_the_same_embe
     a, b = create_encoder("onnx", model=str(tmp_path / "r18.onnx")), create_encoder("onnx", model=str(cpu_file))
     images = np.stack([a.preprocess.prepare(it.load()) for it in sample_items(3)])
     assert np.min(np.sum(a.encode(images) * b.encode(images), axis=1)) > 0.9999
+
+
+def test_builtin_shapes_and_digits_sets():
+    """builtin:shapes: 5 classes, deterministic; builtin:digits: scikit-learn's digits, upsampled to 64x64,
+    colourised (the upsampled intensity still orders the pixels as the 8x8 digit does)."""
+    from sklearn.datasets import load_digits
+
+    from vfmaudit.data.datasets import load_dataset
+
+    shapes = load_dataset("builtin:shapes", 3)
+    assert len(shapes.class_names) == 5 and sorted(set(shapes.labels)) == list(range(5))
+    assert len(shapes.items) == 15 and np.array_equal(shapes.items[0].load(), load_dataset("builtin:shapes", 3).items[0].load())
+    digits = load_dataset("builtin:digits", 2)
+    assert digits.class_names == [str(c) for c in range(10)] and list(digits.labels) == [c for c in range(10) for _ in (0, 1)]
+    ref = load_digits()
+    first_three = np.flatnonzero(ref.target == 3)[0]
+    img = digits.items[6].load()  # class 3, first image
+    assert img.shape == (64, 64, 3) and img.dtype == np.uint8
+    # each 8x8 cell's mean brightness follows the source digit's ink (foreground brighter than background)
+    cells = img.astype(float).mean(axis=2).reshape(8, 8, 8, 8).mean(axis=(1, 3))
+    ink = ref.images[first_three]
+    assert np.corrcoef(cells.ravel(), ink.ravel())[0, 1] > 0.9
+
+
+def test_finetune_train_modes_choose_the_documented_parameters():
+    """--train all: every parameter of the image tower; norm: the normalisation layers' only; last:N:
+    the last N blocks and what follows them."""
+    import torch
+
+    from vfmaudit.finetune.trainable import image_tower, select_trainable
+    from vfmaudit.models import build_model
+
+    module = build_model("timm:resnet18", seed=0).module
+    tower = image_tower(module)
+    every = {n for n, _ in tower.named_parameters()}
+    assert set(select_trainable(module, "all")) == every
+    norms = {f"{m}.{p}" for m, mod in tower.named_modules() if isinstance(mod, torch.nn.BatchNorm2d)
+             for p, _ in mod.named_parameters(recurse=False)}
+    assert set(select_trainable(module, "norm")) == norms and norms
+    last = select_trainable(module, "last", 1)
+    assert last and all(n.startswith("layer4.1.") or not n.startswith(("layer", "conv1", "bn1")) for n in last)
+    assert {n for n, p in tower.named_parameters() if p.requires_grad} == set(last)  # the rest is frozen
+
+
+def test_lr_schedule_is_a_linear_warm_up_then_cosine_decay():
+    import math
+
+    from vfmaudit.finetune.trainer import schedule
+
+    total, warm = 100, 10
+    assert [schedule(s, total, warm) for s in range(warm)] == [(s + 1) / warm for s in range(warm)]
+    for s in range(warm, total):
+        expected = 0.5 * (1 + math.cos(math.pi * (s - warm) / (total - warm)))
+        assert schedule(s, total, warm) == pytest.approx(expected, abs=1e-12)
