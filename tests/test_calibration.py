@@ -231,3 +231,43 @@ def test_peak_memory_stays_flat_as_the_calibration_set_grows(tmp_path, small_fp3
         growth[size] = float(res.stdout.split()[-1])
     # flat: at most a little above the small set's growth (not the 3x of keeping every batch)
     assert growth[48] <= 1.25 * growth[16] + 40, growth
+
+
+def test_vit_quantization_uint8_activations_float_attention_cached_ranges_and_clean_only(tmp_path, monkeypatch):
+    """README: UINT8 activations and INT8 weights; attention's activation x activation MatMuls stay float;
+    the tensor ranges are cached (a second build never runs the calibrator); --clean-only sets hold
+    clean images only."""
+    import onnx
+    from onnx import TensorProto, numpy_helper
+
+    from vfmaudit.calibration import reader as reader_module
+    from vfmaudit.calibration.ort_quant import activation_matmuls, preprocess_for_quantization
+
+    vit = export_onnx("timm:vit_tiny_patch16_224", tmp_path / "vit.onnx", exporter="torchscript").path
+    info = read_onnx_info(vit)
+    clean = build_calibration_set(sample_items(4), info.preprocess, size=8, perturbed=False, cache_dir=tmp_path)
+    assert {r["edit"] for r in clean.index} == {"clean"}
+    q = quantize_onnx(vit, tmp_path / "q.onnx", clean, batch_size=4, cache_dir=tmp_path)
+    model = onnx.load(str(q.path))
+    inits = {i.name: i for i in model.graph.initializer}
+    weight_zp, act_zp = set(), set()
+    for n in model.graph.node:
+        if n.op_type == "QuantizeLinear" and len(n.input) > 2 and n.input[2] in inits:
+            (weight_zp if n.input[0] in inits else act_zp).add(inits[n.input[2]].data_type)
+        if n.op_type == "DequantizeLinear" and n.input[0] in inits:  # a weight stored quantized
+            weight_zp.add(inits[n.input[0]].data_type)
+    # weights INT8 (biases INT32, as QDQ stores them)
+    assert act_zp == {TensorProto.UINT8} and TensorProto.INT8 in weight_zp <= {TensorProto.INT8, TensorProto.INT32}
+    attention = activation_matmuls(preprocess_for_quantization(vit, tmp_path / "pre.onnx"))
+    assert len(attention) == 2 * 12  # QK^T and attn*V in each of the 12 blocks
+    dequantized = {o for n in model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    for n in model.graph.node:
+        if n.name in attention:
+            assert not set(n.input) & dequantized, n.name  # both inputs float
+    # a second build with the same file, set and method reads the cached ranges: no calibration batch is read
+    monkeypatch.setattr(reader_module.StreamingDataReader, "get_next",
+                        lambda self: pytest.fail("the calibrator ran although the ranges were cached"))
+    again = quantize_onnx(vit, tmp_path / "q2.onnx", clean, batch_size=4, cache_dir=tmp_path)
+    first = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    second = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(again.path)).graph.initializer}
+    assert first.keys() == second.keys() and all(np.array_equal(first[k], second[k]) for k in first)

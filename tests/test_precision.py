@@ -45,6 +45,12 @@ def test_sensitivity_ranking_is_consistent_with_quantizing_the_nodes_alone(r18, 
     d, report, _, _ = searched
     ranking = report["sensitivity"]
     assert len(ranking) >= 15 and all(r["op_type"] == "Conv" for r in ranking)
+    # the module column names the torch module each node came from (README): resnet18's own names
+    import timm
+
+    modules = {name for name, _ in timm.create_model("resnet18", pretrained=False).named_modules() if name}
+    named = [r["module"] for r in ranking]
+    assert all(named) and sum(any(m in n for m in modules if "." in m) for n in named) >= len(named) // 2, named
     losses = [r["cosine_loss"] for r in ranking]
     assert losses == sorted(losses, reverse=True) and losses[0] > losses[-1]
     assert all(r["sqnr_db"] is None or r["sqnr_db"] > 10 for r in ranking)
