@@ -292,3 +292,21 @@ def test_fitting_and_classifying_are_stage_lines_off_a_terminal(tmp_path, monkey
                    "writing report.html"):
         assert needle in res.stderr, (needle, res.stderr)
     assert "\x1b[" not in res.stderr
+
+
+def test_the_prediction_is_the_fit_of_the_reported_drops_on_the_reported_radii(small_run):
+    """The report's prediction section, recomputed with scipy from the report's own per-level figures:
+    accuracy drop against mean radius (and against 1 - cosine) over every (family, level)."""
+    report = json.loads((small_run / "downstream.json").read_text())
+    for task, pred in report["prediction"].items():
+        fams = report["tasks"][task]["families"]
+        radius = [x for f in fams for x in report["robustness"][f]["radius_mean"]]
+        one_minus_cos = [1 - x for f in fams for x in report["robustness"][f]["cosine_mean"]]
+        drop = [x for f in fams for x in fams[f]["accuracy_drop"]]
+        for key, xs in (("vs_radius", radius), ("vs_one_minus_cosine", one_minus_cos)):
+            ref = linregress(xs, drop)
+            assert pred[key]["slope"] == pytest.approx(ref.slope, abs=1e-9), (task, key)
+            assert pred[key]["intercept"] == pytest.approx(ref.intercept, abs=1e-9), (task, key)
+        n_test = report["dataset"]["test_images"]
+        levels = sum(len(fams[f]["levels"]) for f in fams)
+        assert pred["per_image"]["predictions"] == n_test * levels

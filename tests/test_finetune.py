@@ -128,6 +128,7 @@ def test_bad_input_is_one_line_and_exit_2(photos_dir, tmp_path, args, needle):
     res = run_cli("finetune", photos_dir, "--steps", "1", *args, "--out", tmp_path / "o")
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert res.returncode == 2 and len(lines) == 1 and needle in lines[0], res.stderr
+    assert res.stderr.count("\n") == 1  # one line, not a blank line before it
     assert not (tmp_path / "o" / "weights.safetensors").exists()
 
 
@@ -159,3 +160,23 @@ def test_set_up_training_and_evaluation_are_stage_lines_off_a_terminal(photos_di
 def test_finetune_help_says_it_takes_a_torch_model():
     res = run_cli("finetune", "--help")
     assert "an exported .onnx or .engine cannot be trained" in " ".join(res.stdout.split())
+
+
+def test_a_failed_gate_after_fine_tuning_is_exit_1_and_recorded(photos_dir, tmp_path):
+    policy = tmp_path / "policy.toml"
+    policy.write_text(f'model = "unused"\nimages = ["{photos_dir}"]\n\n[audit]\nperturbations = "jpeg"\nlevels = 2\n\n'
+                      '[[check]]\nmetric = "audit.jpeg.divergence_radius.mean"\nmax = 1e-9\n')  # JPEG moves every image
+    res = run_cli("finetune", photos_dir, "-m", MODEL, "-p", "jpeg", "--batch-size", "3", "--steps", "1",
+                  "--eval-perturbations", "jpeg", "--gate", policy, "--out", tmp_path / "o", "-q")
+    assert res.returncode == 1, res.stderr
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["gate"]["passed"] is False and report["gate"]["failures"] == 1
+    assert (tmp_path / "o" / "weights.safetensors").is_file()  # the work is kept
+
+
+def test_an_impossible_gate_policy_is_one_line_before_training(photos_dir, tmp_path):
+    policy = tmp_path / "policy.toml"
+    policy.write_text('model = "unused"\n[[check]]\nmetric = "audit.jpeg.cosine.mean"\nmin = 1.5\n')
+    res = run_cli("finetune", photos_dir, "-m", MODEL, "--steps", "1", "--gate", policy, "--out", tmp_path / "o")
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "no value can pass" in res.stderr, res.stderr
+    assert not (tmp_path / "o" / "weights.safetensors").exists()

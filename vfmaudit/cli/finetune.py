@@ -80,6 +80,10 @@ def finetune(
         bar.update(task, completed=step, terms=f"loss {row['loss']} robust {row['robustness']} "
                                                f"utility {row['utility']}")
         if step >= total:
+            stop_bar()
+
+    def stop_bar() -> None:  # once, and only if it ran: rich's stop prints a blank line off a terminal
+        if bar.live.is_started:
             bar.stop()
 
     try:
@@ -87,7 +91,7 @@ def finetune(
             result = run_finetune(config, progress=progress, export=export, gate=str(gate) if gate else None,
                                   stage=stages)
     finally:
-        bar.stop()
+        stop_bar()
     print_finetune(result.report, str(out_dir), out)
     write_result_json(result, json_out, announce=not quiet)
     if "gate" in result.report and not result.report["gate"]["passed"]:
