@@ -151,3 +151,11 @@ def test_downstream_on_ray_gives_the_local_numbers(tmp_path):
         assert np.allclose(a["robustness"][fam]["radius_mean"], b["robustness"][fam]["radius_mean"], atol=1e-6)
     # the variants were encoded by the actors: the driver found them in the cache
     assert b["embeddings_reused"] >= 3
+
+
+def test_gpus_per_worker_on_a_cluster_without_gpus_is_one_line_not_a_hang(folder, tmp_path):
+    res = run_cli("audit", folder, *ARGS, "--out", tmp_path / "o", "--engine", "ray", "--workers", "1",
+                  "--gpus-per-worker", "1")
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.returncode == 2 and len(lines) == 1, res.stderr
+    assert "--gpus-per-worker 1 asks each actor for a GPU share" in lines[0] and "has 0 GPU(s)" in lines[0]

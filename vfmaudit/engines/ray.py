@@ -57,6 +57,12 @@ def map_actor_pool(items: list[dict], worker: type, worker_kwargs: dict, workers
     finishes. Call inside `ray_session()`.
     """
     ray = import_ray()
+    if gpus_per_worker:  # else Ray waits for GPUs that never come: the run would hang without a word
+        have = float(ray.cluster_resources().get("GPU", 0))
+        if have < gpus_per_worker:
+            raise VfmauditError(f"gpus_per_worker {gpus_per_worker:g} asks each actor for a GPU share, but the Ray "
+                                f"cluster has {have:g} GPU(s); pass gpus_per_worker 0, or a ray_address of a "
+                                f"cluster whose GPU nodes are up", param="gpus_per_worker")
     ds = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
     if prepare is not None:
         ds = ds.map_batches(prepare, batch_size=1, fn_kwargs=prepare_kwargs or {}, batch_format="numpy",
