@@ -255,3 +255,17 @@ def test_lr_schedule_is_a_linear_warm_up_then_cosine_decay():
     for s in range(warm, total):
         expected = 0.5 * (1 + math.cos(math.pi * (s - warm) / (total - warm)))
         assert schedule(s, total, warm) == pytest.approx(expected, abs=1e-12)
+
+
+def test_a_dinov2_encoder_is_built_and_embeds():
+    """DINOv2 (timm's vit_small_patch14_dinov2), seeded random weights: its own 518-px preprocessing from
+    timm's config and 384-d embeddings, unit length, the same for the same seed."""
+    from vfmaudit.runtime import create_encoder
+
+    enc = create_encoder("torch", model="timm:vit_small_patch14_dinov2", seed=0)
+    assert enc.preprocess.size == (518, 518) and enc.embed_dim == 384
+    img = np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    out = enc.encode(img)
+    assert out.shape == (1, 384) and abs(float(np.linalg.norm(out)) - 1) < 1e-5
+    again = create_encoder("torch", model="timm:vit_small_patch14_dinov2", seed=0).encode(img)
+    assert np.array_equal(out, again)
