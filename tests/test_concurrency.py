@@ -137,6 +137,71 @@ def test_lock_names_the_holder_and_is_reentrant_in_one_process(tmp_path):
         pass
 
 
+def _hold_file_lock(path: str, ready, release) -> None:
+    with lock_output_file(path):
+        ready.set()
+        release.wait(60)
+
+
+def test_calibrate_into_a_file_another_process_is_writing_is_refused(tmp_path):
+    """The INT8 output file's lock holds across processes: a second calibrate stops in one line,
+    naming the holder, and leaves the file alone."""
+    from vfmaudit import export_onnx
+
+    fp32 = export_onnx("timm:resnet18", tmp_path / "r18.onnx", exporter="torchscript").path
+    out = tmp_path / "r18.int8.onnx"
+    ctx = multiprocessing.get_context("spawn")
+    ready, release = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_file_lock, args=(str(out), ready, release))
+    holder.start()
+    try:
+        assert ready.wait(60)
+        res = run_cli("calibrate", fp32, "--out", out, "--size", "8", "--cache-dir", tmp_path / "c", "-q")
+        lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+        assert res.returncode == 2 and len(lines) == 1, res.stderr
+        assert f"pid {holder.pid}" in lines[0] and not out.exists()
+    finally:
+        release.set()
+        holder.join(60)
+
+
+def _quantize_once(fp32: str, out: str, cache_dir: str, queue) -> None:
+    from vfmaudit.artefact import read_onnx_info
+    from vfmaudit.calibration import build_calibration_set, quantize_onnx
+    from vfmaudit.data import sample_items
+
+    calib = build_calibration_set(sample_items(4), read_onnx_info(fp32).preprocess, size=8, cache_dir=cache_dir)
+    quantize_onnx(fp32, out, calib, batch_size=4, cache_dir=cache_dir)
+    queue.put(out)
+
+
+def test_two_processes_filling_one_range_cache_leave_one_valid_entry(tmp_path):
+    """Two calibrations of one file and set at once: both finish, one ranges entry is published (written
+    under a private name, then renamed), and it is valid JSON both models agree with."""
+    import onnx
+    from onnx import numpy_helper
+
+    from vfmaudit import export_onnx
+
+    fp32 = str(export_onnx("timm:resnet18", tmp_path / "r18.onnx", exporter="torchscript").path)
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_quantize_once, args=(fp32, str(tmp_path / f"q{i}.onnx"), str(tmp_path / "c"), queue))
+             for i in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(600)
+    assert [p.exitcode for p in procs] == [0, 0]
+    entries = sorted((tmp_path / "c").glob("ranges-*.json"))
+    assert len(entries) == 1 and json.loads(entries[0].read_text())
+    assert not [p for p in (tmp_path / "c").iterdir() if p.name.startswith(".") and "ranges" in p.name]
+    a, b = (onnx.load(str(tmp_path / f"q{i}.onnx")) for i in range(2))
+    scales = lambda m: {i.name: numpy_helper.to_array(i) for i in m.graph.initializer if "scale" in i.name}  # noqa: E731
+    sa, sb = scales(a), scales(b)
+    assert sa.keys() == sb.keys() and all(np.array_equal(sa[k], sb[k]) for k in sa)
+
+
 def _build_set(items_ids, cache_dir, out_queue) -> None:
     from vfmaudit.calibration import build_calibration_set
     from vfmaudit.data import sample_items
