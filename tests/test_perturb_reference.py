@@ -113,6 +113,43 @@ def test_glass_blur_statistically_matches_imagenet_c(severity):
     assert g_ours == pytest.approx(g_ref, rel=0.15)
 
 
+def _splitmix_offsets(seed: int, delta: int):
+    """The offsets our shuffle draws, rebuilt in Python (splitmix64: dx from the high 32 bits, dy from the low)."""
+    mask = (1 << 64) - 1
+    state = seed
+    while True:
+        state = (state + 0x9E3779B97F4A7C15) & mask
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        r = z ^ (z >> 31)
+        yield (r >> 32) % (2 * delta) - delta, (r & 0xFFFFFFFF) % (2 * delta) - delta
+
+
+@pytest.mark.parametrize("severity", [1, 3, 5])
+def test_glass_shuffle_is_the_reference_loop_fed_the_same_offsets(severity):
+    """The pixel shuffle against ImageNet-C's own loop, written as the reference writes it (the tuple
+    assignment of numpy views included), fed the offsets ours draws: the same array, exactly."""
+    from vfmaudit.perturb.families.distortion import _glass_shuffle, glass_blur_params
+
+    _, delta, iterations = glass_blur_params(float(severity))
+    rng = np.random.default_rng(severity)
+    img = rng.uniform(0, 255, (40, 36, 3)).astype(np.float32)
+    ours = img.copy()
+    _glass_shuffle(ours, np.uint64(1234), delta, iterations)
+    x = img.copy()
+    offsets = _splitmix_offsets(1234, delta)
+    height, width = x.shape[:2]
+    for _ in range(iterations):
+        for h in range(height - delta, delta, -1):
+            for w in range(width - delta, delta, -1):
+                dx, dy = next(offsets)
+                h_prime, w_prime = h + dy, w + dx
+                x[h, w], x[h_prime, w_prime] = x[h_prime, w_prime], x[h, w]  # the reference's line
+    assert np.array_equal(ours, x)
+    assert not np.array_equal(ours, img)
+
+
 def test_glass_blur_params_are_imagenet_c_at_integer_severities():
     from vfmaudit.perturb.families.distortion import glass_blur_params
 
