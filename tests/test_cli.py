@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from cli_runner import run_cli
 from vfmaudit import perturb
 from vfmaudit.cli.common import cli_message
@@ -49,3 +51,11 @@ def test_json_is_the_result_objects_to_json(tmp_path):
 def test_bad_option_values_name_the_flag(tmp_path):
     res = run_cli("bench", "meb", "--sets", "0")
     assert res.returncode == 2 and "error: --sets, --n and --dim must be >= 1" in res.stderr
+
+
+@pytest.mark.parametrize("argv,where", [(["bench", "audit", "--nope"], "vfmaudit bench audit --help"),
+                                        (["audit", "--nope"], "vfmaudit audit --help"),
+                                        (["--nope"], "vfmaudit --help")])
+def test_a_usage_error_points_to_the_help_of_the_command_it_was_in(argv, where):
+    res = run_cli(*argv)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and f"(see {where})" in res.stderr, res.stderr

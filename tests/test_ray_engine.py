@@ -159,3 +159,18 @@ def test_gpus_per_worker_on_a_cluster_without_gpus_is_one_line_not_a_hang(folder
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert res.returncode == 2 and len(lines) == 1, res.stderr
     assert "--gpus-per-worker 1 asks each actor for a GPU share" in lines[0] and "has 0 GPU(s)" in lines[0]
+
+
+def test_bench_audit_on_ray_measures_scaling_beside_the_local_engine(tmp_path, photo_batch):
+    (tmp_path / "imgs").mkdir()
+    images = noisy_photos(tmp_path / "imgs", photo_batch, 4)
+    res = run_cli("bench", "audit", images, "-m", "timm:resnet18", "-p", "jpeg", "--levels", "2", "--engine", "ray",
+                  "--workers", "1", "--json", tmp_path / "b.json")
+    assert res.returncode == 0, res.stderr
+    data = json.loads((tmp_path / "b.json").read_text())
+    assert data["schema"] == "vfmaudit.bench.audit_scaling" and data["images"] == 4
+    local, ray_row = data["rows"]
+    assert (local["engine"], ray_row["engine"], ray_row["workers"]) == ("local", "ray", 1)
+    for row in data["rows"]:
+        assert row["images_per_s"] == pytest.approx(4 / row["seconds"])
+    assert ray_row["speedup_vs_1_ray_worker"] == 1.0 and data["fingerprint"]["cpu_cores"] == os.cpu_count()

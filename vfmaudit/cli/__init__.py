@@ -46,8 +46,11 @@ def main(argv: list[str] | None = None) -> None:
             err.print("interrupted", markup=False)
             sys.exit(130)
         if hasattr(e, "format_message") and hasattr(e, "exit_code"):  # click's usage errors
-            ctx = getattr(e, "ctx", None)
-            where = f"vfmaudit {ctx.info_name}" if ctx is not None and ctx.parent is not None else "vfmaudit"
+            ctx, names = getattr(e, "ctx", None), []
+            while ctx is not None and ctx.parent is not None:  # the whole path: vfmaudit bench audit
+                names.append(ctx.info_name)
+                ctx = ctx.parent
+            where = " ".join(["vfmaudit", *reversed(names)])
             err.print(f"error: {e.format_message()} (see {where} --help)", markup=False, highlight=False,
                       soft_wrap=True)
             sys.exit(e.exit_code)
