@@ -1,5 +1,6 @@
 """Two processes on one output: folder locks, atomic cache entries, duplicate rows counted once."""
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -61,21 +62,13 @@ def test_a_resume_while_another_process_holds_the_folder_is_refused_then_runs(tm
     first): the resume is refused in one line, and once the holder lets go it runs, each row once."""
     out = tmp_path / "cr"
     kill_after_first_rows(start_audit(many_images, out), out)
-    ctx = multiprocessing.get_context("spawn")
-    ready, release = ctx.Event(), ctx.Event()
-    holder = ctx.Process(target=_hold_lock, args=(str(out), ready, release))
-    holder.start()
-    try:
-        assert ready.wait(60)
+    with held_elsewhere(_hold_lock, out) as holder:
         before = (out / "per_image.csv").read_bytes()
         refused = run_cli("audit", many_images, *AUDIT, "--out", out, "--resume", "-q")
         assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
         assert f"is being written by another vfmaudit process (pid {holder.pid}" in refused.stderr
         assert "--out" in refused.stderr and str(out) in refused.stderr
         assert (out / "per_image.csv").read_bytes() == before  # nothing touched
-    finally:
-        release.set()
-        holder.join(60)
     res = run_cli("audit", many_images, *AUDIT, "--out", out, "--resume", "-q")
     assert res.returncode == 0, res.stderr
     assert_each_row_once(out, 48)
@@ -116,31 +109,38 @@ def _hold_lock(path: str, ready, release) -> None:
         release.wait(60)
 
 
-def test_lock_names_the_holder_and_is_reentrant_in_one_process(tmp_path):
+def _hold_file_lock(path: str, ready, release) -> None:
+    with lock_output_file(path):
+        ready.set()
+        release.wait(60)
+
+
+@contextlib.contextmanager
+def held_elsewhere(hold, path):
+    """`hold(path, ready, release)` in a spawned process for as long as the block runs; yields the process."""
     ctx = multiprocessing.get_context("spawn")
     ready, release = ctx.Event(), ctx.Event()
-    holder = ctx.Process(target=_hold_lock, args=(str(tmp_path / "o"), ready, release))
+    holder = ctx.Process(target=hold, args=(str(path), ready, release))
     holder.start()
     try:
         assert ready.wait(60)
+        yield holder
+    finally:
+        release.set()
+        holder.join(60)
+
+
+def test_lock_names_the_holder_and_is_reentrant_in_one_process(tmp_path):
+    with held_elsewhere(_hold_lock, tmp_path / "o") as holder:
         with pytest.raises(OutputInUse, match=f"pid {holder.pid}") as refused:
             with lock_folder(tmp_path / "o"):
                 pass
         assert isinstance(refused.value, VfmauditError) and refused.value.param == "out"
-    finally:
-        release.set()
-        holder.join(60)
     with lock_folder(tmp_path / "o"), lock_folder(tmp_path / "o"):  # the same process may nest it
         with lock_output_file(tmp_path / "o" / "x.onnx"):
             pass
     with lock_folder(tmp_path / "o"):  # and it was released
         pass
-
-
-def _hold_file_lock(path: str, ready, release) -> None:
-    with lock_output_file(path):
-        ready.set()
-        release.wait(60)
 
 
 def test_calibrate_into_a_file_another_process_is_writing_is_refused(tmp_path):
@@ -150,19 +150,11 @@ def test_calibrate_into_a_file_another_process_is_writing_is_refused(tmp_path):
 
     fp32 = export_onnx("timm:resnet18", tmp_path / "r18.onnx", exporter="torchscript").path
     out = tmp_path / "r18.int8.onnx"
-    ctx = multiprocessing.get_context("spawn")
-    ready, release = ctx.Event(), ctx.Event()
-    holder = ctx.Process(target=_hold_file_lock, args=(str(out), ready, release))
-    holder.start()
-    try:
-        assert ready.wait(60)
+    with held_elsewhere(_hold_file_lock, out) as holder:
         res = run_cli("calibrate", fp32, "--out", out, "--size", "8", "--cache-dir", tmp_path / "c", "-q")
         lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
         assert res.returncode == 2 and len(lines) == 1, res.stderr
         assert f"pid {holder.pid}" in lines[0] and not out.exists()
-    finally:
-        release.set()
-        holder.join(60)
 
 
 def _quantize_once(fp32: str, out: str, cache_dir: str, queue) -> None:
