@@ -161,7 +161,7 @@ def assert_acceptance_recomputes(rep: dict, fp32_path, int8_path) -> None:
         e8 /= np.linalg.norm(e8, axis=1, keepdims=True)
         cos = np.sum(e32 * e8, axis=1)
         got = {r["image"]: r["cosine"] for r in rows if r["variant"] == variant}
-        assert np.allclose([got[i] for i in ids], cos, atol=1e-6), variant
+        assert np.allclose([got[i] for i in ids], cos, rtol=0, atol=1e-6), variant
         cosines.append(cos)
     everything = np.concatenate(cosines)
     summary = rep["acceptance"]["cosine_to_fp32"]["all"]
