@@ -138,6 +138,4 @@ def _merge(store: ResultsStore, shard_dir: Path, n_shards: int) -> None:
             store.small[item_id] = [h, w]
     write_rows(store.dir / PER_LEVEL, store.level_columns, level_rows, "w")
     write_rows(store.dir / PER_IMAGE, store.image_columns, image_rows, "w")
-    (store.dir / "skipped.jsonl").write_text("".join(json.dumps({"input": k, "reason": v}) + "\n"
-                                                     for k, v in store.skipped.items()))
-    store.write_small()
+    store.write_notes()

@@ -86,25 +86,10 @@ class ResultsStore:
             filter_rows(self.dir / name, columns, keep)
             if twice[0]:
                 self.duplicates[name] = twice[0]
-        path = self.dir / SKIPPED
-        if path.exists():
-            for line in path.read_text().splitlines():
-                try:
-                    rec = json.loads(line)
-                    self.skipped[rec["input"]] = rec["reason"]
-                except (ValueError, KeyError):
-                    continue  # a line cut off by the interruption
-            path.write_text("".join(json.dumps({"input": k, "reason": v}) + "\n" for k, v in self.skipped.items()))
-        path = self.dir / SMALL_INPUTS
-        if path.exists():
-            for line in path.read_text().splitlines():
-                try:
-                    rec = json.loads(line)
-                    if rec["input"] in self.done:  # an image redone is measured (and noted) again
-                        self.small[rec["input"]] = rec["size"]
-                except (ValueError, KeyError):
-                    continue
-            self.write_small()
+        self.skipped = _read_notes(self.dir / SKIPPED, "reason")
+        # an image redone is measured (and noted) again
+        self.small = {k: v for k, v in _read_notes(self.dir / SMALL_INPUTS, "size").items() if k in self.done}
+        self.write_notes()
 
     # -- writing ------------------------------------------------------------------------
     def add_results(self, image_rows: list[dict], level_rows: list[dict]) -> None:
@@ -121,10 +106,10 @@ class ResultsStore:
                 self.small[item_id] = [h, w]
                 f.write(json.dumps({"input": item_id, "size": [h, w]}) + "\n")
 
-    def write_small(self) -> None:
-        """The whole file anew (after a resume or a merge of shards)."""
-        (self.dir / SMALL_INPUTS).write_text("".join(json.dumps({"input": k, "size": v}) + "\n"
-                                                     for k, v in self.small.items()))
+    def write_notes(self) -> None:
+        """skipped.jsonl and small_inputs.jsonl anew from memory (after a resume or a merge of shards)."""
+        _write_notes(self.dir / SKIPPED, "reason", self.skipped)
+        _write_notes(self.dir / SMALL_INPUTS, "size", self.small)
 
     def add_skipped(self, item_id: str, reason: str) -> None:
         self.skipped[item_id] = reason
@@ -133,3 +118,19 @@ class ResultsStore:
             f.flush()
             os.fsync(f.fileno())
 
+
+def _read_notes(path: Path, field: str) -> dict:
+    """{input: record[field]} of a JSONL file of {"input": ..., field: ...} lines (a cut-off last line skipped)."""
+    notes: dict = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+                notes[rec["input"]] = rec[field]
+            except (ValueError, KeyError):
+                continue  # a line cut off by an interruption
+    return notes
+
+
+def _write_notes(path: Path, field: str, notes: dict) -> None:
+    path.write_text("".join(json.dumps({"input": k, field: v}) + "\n" for k, v in notes.items()))

@@ -109,8 +109,7 @@ def _read_ranking(path: Path):
     from vfmaudit.calibration.sensitivity import NodeSensitivity
 
     try:
-        rows = json.loads(path.read_text())
-        return [NodeSensitivity(r["node"], r["op_type"], r["module"], r["sqnr_db"], r["cosine_loss"]) for r in rows]
+        return [NodeSensitivity.from_json(r) for r in json.loads(path.read_text())]
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

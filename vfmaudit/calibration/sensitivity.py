@@ -95,6 +95,10 @@ class NodeSensitivity:
         return {"node": self.name, "op_type": self.op_type, "module": self.module, "sqnr_db": self.sqnr_db,
                 "cosine_loss": self.cosine_loss}
 
+    @classmethod
+    def from_json(cls, d: dict) -> "NodeSensitivity":
+        return cls(d["node"], d["op_type"], d["module"], d["sqnr_db"], d["cosine_loss"])
+
 
 @dataclass
 class SearchResult:
