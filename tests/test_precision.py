@@ -12,29 +12,29 @@ from vfmaudit.calibration.sensitivity import Target, parse_target, search
 
 
 @pytest.fixture(scope="module")
-def r18(tmp_path_factory):
+def cnn(tmp_path_factory):
     from vfmaudit import export_onnx
 
     d = tmp_path_factory.mktemp("prec")
-    return export_onnx("timm:resnet18", d / "r18.onnx", seed=0).path
+    return export_onnx("timm:test_resnet", d / "cnn.onnx", seed=0).path
 
 
 @pytest.fixture(scope="module")
-def searched(r18, tmp_path_factory):
+def searched(cnn, tmp_path_factory):
     """A target full INT8 misses on this model (its own full-INT8 p5 nudged up), met by keeping nodes in float."""
     d = tmp_path_factory.mktemp("search")
-    full = run_cli("calibrate", r18, "--out", d / "full.onnx", "--size", "24", "--sensitivity", "--json",
+    full = run_cli("calibrate", cnn, "--out", d / "full.onnx", "--size", "24", "--sensitivity", "--json",
                    d / "full.json", "--cache-dir", d / "cache")
     assert full.returncode == 0, full.stderr
     report = json.loads((d / "full.json").read_text())
     p5 = report["acceptance"]["cosine_to_fp32"]["all"]["p5"]
     goal = 1 - (1 - p5) / 4  # four times closer to fp32 than full INT8 gets
-    res = run_cli("calibrate", r18, "--out", d / "mixed.onnx", "--size", "24", "--target", f"cosine.p5>={goal:.7f}",
+    res = run_cli("calibrate", cnn, "--out", d / "mixed.onnx", "--size", "24", "--target", f"cosine.p5>={goal:.7f}",
                   "--json", d / "mixed.json", "--cache-dir", d / "cache")
     return d, report, res, goal
 
 
-def test_sensitivity_ranking_is_consistent_with_quantizing_the_nodes_alone(r18, searched):
+def test_sensitivity_ranking_is_consistent_with_quantizing_the_nodes_alone(cnn, searched):
     """Independently of the ranking code: quantize the top and the bottom node alone with onnxruntime and
     compare the embedding error each causes."""
     from vfmaudit.calibration import build_calibration_set
@@ -45,24 +45,24 @@ def test_sensitivity_ranking_is_consistent_with_quantizing_the_nodes_alone(r18, 
     d, report, _, _ = searched
     ranking = report["sensitivity"]
     assert len(ranking) >= 15 and all(r["op_type"] == "Conv" for r in ranking)
-    # the module column names the torch module each node came from (README): resnet18's own names
+    # the module column names the torch module each node came from (README): test_resnet's own names
     import timm
 
-    modules = {name for name, _ in timm.create_model("resnet18", pretrained=False).named_modules() if name}
+    modules = {name for name, _ in timm.create_model("test_resnet", pretrained=False).named_modules() if name}
     named = [r["module"] for r in ranking]
     assert all(named) and sum(any(m in n for m in modules if "." in m) for n in named) >= len(named) // 2, named
     losses = [r["cosine_loss"] for r in ranking]
     assert losses == sorted(losses, reverse=True) and losses[0] > losses[-1]
     assert all(r["sqnr_db"] is None or r["sqnr_db"] > 10 for r in ranking)
-    info = read_onnx_info(r18)
+    info = read_onnx_info(cnn)
     calib = build_calibration_set(sample_items(8), info.preprocess, size=24, cache_dir=d / "cache2")
-    fp32 = create_encoder("onnx", model=str(r18))
+    fp32 = create_encoder("onnx", model=str(cnn))
     images = np.stack([fp32.preprocess.prepare(it.load()) for it in sample_items()[8:12]])
     ref = fp32.encode(images)
 
     def error_of(node):
         path = d / f"alone_{node}.onnx"
-        quantize_onnx(r18, path, calib, only=(node,), cache_dir=d / "cache2")
+        quantize_onnx(cnn, path, calib, only=(node,), cache_dir=d / "cache2")
         emb = create_encoder("onnx", model=str(path)).encode(images)
         return float(1 - np.mean(np.sum(emb * ref, axis=1)))
 
@@ -117,12 +117,12 @@ def test_calibrate_page_shows_target_search_path_and_ranking(searched):
     assert not re.search(r"\bnan\b", page, re.IGNORECASE)
     # A and B are the two model files, linked relative to the page; neither links to the page itself
     hrefs = re.findall(r'<a href="([^"]+)">', page)
-    assert any(h.endswith("/r18.onnx") for h in hrefs) and "mixed.onnx" in hrefs and "mixed.html" not in hrefs
+    assert any(h.endswith("/cnn.onnx") for h in hrefs) and "mixed.onnx" in hrefs and "mixed.html" not in hrefs
 
 
-def test_impossible_target_exits_1_with_the_best_found(r18, tmp_path, searched):
+def test_impossible_target_exits_1_with_the_best_found(cnn, tmp_path, searched):
     d = searched[0]
-    res = run_cli("calibrate", r18, "--out", tmp_path / "x.onnx", "--size", "24", "--target", "cosine.min>=0.99999999",
+    res = run_cli("calibrate", cnn, "--out", tmp_path / "x.onnx", "--size", "24", "--target", "cosine.min>=0.99999999",
                   "--json", tmp_path / "x.json", "--cache-dir", d / "cache")
     assert res.returncode == 1, res.stderr
     s = json.loads((tmp_path / "x.json").read_text())["search"]
@@ -152,14 +152,14 @@ def test_search_is_a_bisection_over_the_ranking():
     ("cosine.p6>=0.9", "did you mean 'cosine.p5'"),
     ("radius.mean>=0.1", "lower is better, so compare it with <="),
 ])
-def test_bad_targets_are_one_line(r18, tmp_path, text, needle):
-    res = run_cli("calibrate", r18, "--out", tmp_path / "x.onnx", "--target", text)
+def test_bad_targets_are_one_line(cnn, tmp_path, text, needle):
+    res = run_cli("calibrate", cnn, "--out", tmp_path / "x.onnx", "--target", text)
     assert res.returncode == 2 and needle in res.stderr and res.stderr.count("\n") == 1
     assert parse_target("agreement.overlap@5>=0.8").metric == "agreement.overlap@5"
 
 
 def test_fp16_artefact_passes_export_check_at_the_fp16_threshold(tmp_path):
-    res = run_cli("export", "onnx", "-m", "openclip:ViT-S-32", "--precision", "fp16", "--out", tmp_path / "m16.onnx",
+    res = run_cli("export", "onnx", "-m", "timm:test_vit", "--precision", "fp16", "--out", tmp_path / "m16.onnx",
                   "--json", tmp_path / "parity.json")
     assert res.returncode == 0, res.stderr
     info = read_onnx_info(tmp_path / "m16.onnx")
