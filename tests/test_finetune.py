@@ -117,12 +117,40 @@ def test_resume_continues_from_the_checkpoint_and_ends_where_an_uninterrupted_ru
     assert [int(r.split(",")[0]) for r in rows] == [1, 2, 3, 4, 5, 6]
 
 
+def test_each_step_is_taken_with_the_gradient_clipped_to_clip_grad(photos_dir, tmp_path):
+    """A global optimiser pre-step hook sees the gradients the step is taken with: their total norm is
+    clip_grad whenever the logged (unclipped) norm is above it, and the logged one is."""
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    from vfmaudit import FinetuneConfig, run_finetune
+
+    seen = []
+
+    def spy(optimizer, args, kwargs):
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        seen.append(float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))))
+
+    clip = 1e-4
+    handle = register_optimizer_step_pre_hook(spy)
+    try:
+        run_finetune(FinetuneConfig(inputs=[str(photos_dir)], perturbations="jpeg", batch_size=2, steps=3,
+                                    train="last:1", clip_grad=clip, eval_perturbations="jpeg", eval_levels=2,
+                                    out=str(tmp_path / "o")))
+    finally:
+        handle.remove()
+    logged = [float(r.split(",")[-1]) for r in (tmp_path / "o" / "train_log.csv").read_text().splitlines()[1:]]
+    assert len(seen) == len(logged) == 3
+    assert all(n > 10 * clip for n in logged), logged  # the clip binds at every step
+    assert seen == pytest.approx([clip] * 3, rel=1e-3), (seen, logged)  # clip / (norm + 1e-6)
+
+
 @pytest.mark.parametrize("args,needle", [
     (["-p", "fog"], "unknown perturbation family 'fog'"),
     (["-p", "jpeg:5:50"], "outside the domain"),
     (["--batch-size", "64"], "fewer than one batch of 64; pass more images or lower --batch-size"),
     (["--train", "some"], "--train must be last:N"),
     (["--export", "tflite"], "--export must be onnx"),
+    (["--clip-grad", "0"], "clip-grad must be > 0"),
 ])
 def test_bad_input_is_one_line_and_exit_2(photos_dir, tmp_path, args, needle):
     res = run_cli("finetune", photos_dir, "--steps", "1", *args, "--out", tmp_path / "o")

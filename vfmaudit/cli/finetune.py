@@ -28,6 +28,8 @@ def finetune(
     steps: Annotated[Optional[int], typer.Option(help="Optimiser steps (overrides --epochs).")] = None,
     batch_size: Annotated[int, typer.Option(help="Clean images per step (each also runs perturbed).")] = 16,
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW; linear warm-up, cosine decay).")] = 1e-5,
+    clip_grad: Annotated[float, typer.Option(
+        help="Clip the total gradient norm of the trained parameters to this before each step.")] = 1.0,
     train: Annotated[str, typer.Option(
         help="What trains: last:N (the last N blocks and what follows them), norm (normalisation layers), all.")]
         = "last:2",
@@ -59,7 +61,7 @@ def finetune(
 
     config = FinetuneConfig(inputs=[str(p) for p in images or []], model=model, pretrained=pretrained,
                             out=str(out_dir), perturbations=perturbations, lam=lam, epochs=epochs, steps=steps,
-                            batch_size=batch_size, lr=lr, train=train, held_out=held_out, seed=seed, device=device,
+                            batch_size=batch_size, lr=lr, clip_grad=clip_grad, train=train, held_out=held_out, seed=seed, device=device,
                             resume=resume, overwrite=overwrite, eval_perturbations=eval_perturbations)
     config.validate()
     stages = Stages(quiet)

@@ -54,6 +54,8 @@ class FinetuneConfig:
             raise VfmauditError(f"held_out must be between 0 and 1, got {self.held_out}", param="held_out")
         if self.lr <= 0 or self.lam < 0:
             raise VfmauditError("lr must be > 0 and lam >= 0", param=("lr", "lam"))
+        if not self.clip_grad > 0:  # clip_grad_norm_ to 0 would zero every step: no training at all
+            raise VfmauditError(f"clip_grad must be > 0, got {self.clip_grad}", param="clip_grad")
 
     def fingerprint(self) -> dict:
         """What a checkpoint must match for resume (everything that changes the training itself)."""

@@ -126,7 +126,7 @@ def train(model: torch.nn.Module, trainable: list[tuple[str, torch.nn.Parameter]
                                     param=("batch_size", "train")) from None
             row = {"step": batch.step + 1, "epoch": batch.step // spe + 1, "loss": f"{loss.item():.6f}",
                    "robustness": f"{robust.item():.6f}", "utility": f"{utility.item():.6f}",
-                   "lr": f"{sched.get_last_lr()[0]:.3e}", "grad_norm": f"{grad_norm:.4f}"}
+                   "lr": f"{sched.get_last_lr()[0]:.3e}", "grad_norm": f"{grad_norm:.6g}"}
             writer.writerow(row)
             first = first or row
             last = row
