@@ -75,6 +75,10 @@ def run_downstream(config: DownstreamConfig, progress: ProgressFn | None = None,
     plans = config.plan()
     get_engine(config.engine)  # one line before any work when the engine cannot run here
     templates = config.templates() if "zero-shot" in tasks else []
+    if templates:
+        from vfmaudit.models.text import require_text_tower
+
+        require_text_tower(text_source(config.model, config.pretrained, config.seed)[0])
     stage(f"listing {config.dataset}", 0, 0)
     data = load_dataset(config.dataset, config.max_per_class)
     train_idx, test_idx = data.split(config.test_fraction, config.seed)
