@@ -1,7 +1,14 @@
-"""The audit on Ray (a local Ray instance, 2 workers): the local engine's outputs, worker deaths, resume."""
+"""The audit on Ray, 2 workers: the local engine's outputs, worker deaths, resume.
 
+Most tests join one Ray cluster the module starts with `ray start --head` (as a user's cluster is
+started), through --ray-address; bench's test starts a local Ray instance of its own. The model is
+timm's tiny test_vit: what is tested is the engine, not the encoder.
+"""
+
+import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -10,14 +17,48 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import psutil
 import ray  # noqa: F401 - declared in the dev extra: missing is a failure, not a skip
 
 from cli_runner import run_cli
 from helpers import noisy_photos, rows
 
+ARGS = ["-m", "timm:test_vit", "-p", "jpeg,brightness,gaussian_noise", "--levels", "3", "--batch-size", "4", "-q"]
 
 
-ARGS = ["-p", "jpeg,brightness,gaussian_noise", "--levels", "3", "--batch-size", "4", "-q"]
+@pytest.fixture(scope="module")
+def cluster():
+    """A 2-CPU Ray cluster in its own temp folder: its address, and that folder (its processes name it)."""
+    import shutil
+    import tempfile
+
+    temp = tempfile.mkdtemp(prefix="vr", dir="/tmp")  # short: Ray's socket paths must fit 107 characters
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    res = subprocess.run([str(Path(sys.executable).with_name("ray")), "start", "--head", "--port", "0", "--num-cpus",
+                          "2", "--temp-dir", temp, "--include-dashboard", "false", "--disable-usage-stats"],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    address = re.search(r"ray start --address='([^']+)'", res.stdout + res.stderr).group(1)
+    yield address, temp
+    for p in cluster_processes(temp):
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    shutil.rmtree(temp, ignore_errors=True)
+
+
+def cluster_processes(temp: str) -> list[psutil.Process]:
+    """The cluster's own processes (their command lines name its temp folder) and their children."""
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        if any(temp in c for c in p.info["cmdline"] or []):
+            found.append(p)
+            with contextlib.suppress(psutil.Error):
+                found.extend(p.children(recursive=True))
+    return found
+
+
+def on(cluster) -> list[str]:
+    return ["--ray-address", cluster[0]]
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +78,11 @@ def assert_same_tables(a: Path, b: Path) -> None:
                     assert abs(float(x[col]) - float(y[col])) <= 1e-6, (name, col, x, y)
 
 
-def test_ray_engine_gives_the_local_engines_outputs(folder, tmp_path):
+def test_ray_engine_gives_the_local_engines_outputs(folder, tmp_path, cluster):
     local = run_cli("audit", folder, *ARGS, "--out", tmp_path / "local")
     assert local.returncode == 0, local.stderr
     ray = run_cli("audit", folder, *ARGS, "--out", tmp_path / "ray", "--engine", "ray", "--workers", "2",
-                  "--shard-size", "8")
+                  "--shard-size", "8", *on(cluster))
     assert ray.returncode == 0, ray.stderr
     assert_same_tables(tmp_path / "local", tmp_path / "ray")
     a = json.loads((tmp_path / "local" / "report.json").read_text())
@@ -73,13 +114,10 @@ def wait_for_shards(out: Path, n: int, proc: subprocess.Popen, timeout: float = 
     pytest.fail("no shard finished in time")
 
 
-def worker_pids(driver: subprocess.Popen) -> list[int]:
-    """This test's actor processes only: descendants of its own driver (Ray started by it) named for the
-    actor class, never another run's on a shared machine."""
-    import psutil
-
+def worker_pids(cluster) -> list[int]:
+    """The audit's actor processes on this module's cluster only, never another run's on a shared machine."""
     found = []
-    for p in psutil.Process(driver.pid).children(recursive=True):
+    for p in cluster_processes(cluster[1]):
         try:
             if "ShardAuditor" in " ".join(p.cmdline()):
                 found.append(p.pid)
@@ -88,11 +126,11 @@ def worker_pids(driver: subprocess.Popen) -> list[int]:
     return found
 
 
-def test_a_killed_worker_is_replaced_and_nothing_is_lost_or_doubled(folder, tmp_path):
+def test_a_killed_worker_is_replaced_and_nothing_is_lost_or_doubled(folder, tmp_path, cluster):
     out = tmp_path / "kill"
-    proc = start(folder, out)
+    proc = start(folder, out, *on(cluster))
     wait_for_shards(out, 1, proc)
-    pids = worker_pids(proc)
+    pids = worker_pids(cluster)
     assert pids, "no Ray worker process found"
     os.kill(pids[0], signal.SIGKILL)
     assert proc.wait(timeout=600) == 0, proc.stderr.read()[-3000:]
@@ -103,9 +141,9 @@ def test_a_killed_worker_is_replaced_and_nothing_is_lost_or_doubled(folder, tmp_
     assert report["images"]["audited"] == 24 and len(report["skipped"]) == 1
 
 
-def test_an_interrupted_driver_resumes_without_redoing_finished_shards(folder, tmp_path):
+def test_an_interrupted_driver_resumes_without_redoing_finished_shards(folder, tmp_path, cluster):
     out = tmp_path / "resume"
-    proc = start(folder, out)
+    proc = start(folder, out, *on(cluster))
     wait_for_shards(out, 2, proc)
     os.killpg(proc.pid, signal.SIGINT)
     proc.wait(timeout=120)
@@ -117,7 +155,7 @@ def test_an_interrupted_driver_resumes_without_redoing_finished_shards(folder, t
         late.unlink()
     finished = {p.name: p.stat().st_mtime_ns for p in files[:4]}
     res = run_cli("audit", folder, *ARGS, "--out", out, "--engine", "ray", "--workers", "2", "--shard-size", "4",
-                  "--resume")
+                  "--resume", *on(cluster))
     assert res.returncode == 0, res.stderr
     for name, mtime in finished.items():  # finished shards were not redone
         assert (out / "shards" / name).stat().st_mtime_ns == mtime
@@ -133,12 +171,12 @@ def test_without_ray_the_engine_is_one_line(monkeypatch, tmp_path, folder):
     assert res.returncode == 2 and "pip install 'vfmaudit[ray]'" in res.stderr and res.stderr.count("\n") == 1
 
 
-def test_downstream_on_ray_gives_the_local_numbers(tmp_path):
-    common = ["downstream", "builtin:textures", "-m", "timm:resnet18", "--max-per-class", "6", "-p",
+def test_downstream_on_ray_gives_the_local_numbers(tmp_path, cluster):
+    common = ["downstream", "builtin:textures", "-m", "timm:test_vit", "--max-per-class", "6", "-p",
               "gaussian_blur,jpeg", "--levels", "2", "--tasks", "linear-probe,knn,retrieval", "-q"]
     local = run_cli(*common, "--out", tmp_path / "local")
     assert local.returncode == 0, local.stderr
-    ray = run_cli(*common, "--out", tmp_path / "ray", "--engine", "ray", "--workers", "2")
+    ray = run_cli(*common, "--out", tmp_path / "ray", "--engine", "ray", "--workers", "2", *on(cluster))
     assert ray.returncode == 0, ray.stderr
     a = json.loads((tmp_path / "local" / "downstream.json").read_text())
     b = json.loads((tmp_path / "ray" / "downstream.json").read_text())
@@ -153,18 +191,33 @@ def test_downstream_on_ray_gives_the_local_numbers(tmp_path):
     assert b["embeddings_reused"] >= 3
 
 
-def test_gpus_per_worker_on_a_cluster_without_gpus_is_one_line_not_a_hang(folder, tmp_path):
+def test_gpus_per_worker_on_a_cluster_without_gpus_is_one_line_not_a_hang(folder, tmp_path, cluster):
     res = run_cli("audit", folder, *ARGS, "--out", tmp_path / "o", "--engine", "ray", "--workers", "1",
-                  "--gpus-per-worker", "1")
+                  "--gpus-per-worker", "1", *on(cluster))
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert res.returncode == 2 and len(lines) == 1, res.stderr
     assert "--gpus-per-worker 1 asks each actor for a GPU share" in lines[0] and "has 0 GPU(s)" in lines[0]
 
 
+@pytest.mark.parametrize("address,needle", [
+    ("127.0.0.1:1", "cannot reach the Ray cluster at 127.0.0.1:1 (Connection refused): start it (ray start --head)"),
+    ("localhost", "--ray-address must be auto, HOST:PORT or ray://HOST:PORT, got 'localhost'"),
+])
+@pytest.mark.parametrize("command", ["audit", "downstream"])
+def test_an_unreachable_or_malformed_ray_address_is_one_line_in_seconds(folder, tmp_path, address, needle, command):
+    t0 = time.monotonic()
+    inputs = [folder, *ARGS] if command == "audit" else ["builtin:textures", "-m", "timm:test_vit", "-q"]
+    res = run_cli(command, *inputs, "--out", tmp_path / "o", "--engine", "ray", "--ray-address", address)
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.returncode == 2 and len(lines) == 1 and needle in lines[0], res.stderr
+    assert time.monotonic() - t0 < 60  # not ray.init's minutes of retries
+    assert not (tmp_path / "o").exists()  # before any work
+
+
 def test_bench_audit_on_ray_measures_scaling_beside_the_local_engine(tmp_path, photo_batch):
     (tmp_path / "imgs").mkdir()
     images = noisy_photos(tmp_path / "imgs", photo_batch, 4)
-    res = run_cli("bench", "audit", images, "-m", "timm:resnet18", "-p", "jpeg", "--levels", "2", "--engine", "ray",
+    res = run_cli("bench", "audit", images, "-m", "timm:test_vit", "-p", "jpeg", "--levels", "2", "--engine", "ray",
                   "--workers", "1", "--json", tmp_path / "b.json")
     assert res.returncode == 0, res.stderr
     data = json.loads((tmp_path / "b.json").read_text())

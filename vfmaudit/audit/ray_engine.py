@@ -26,7 +26,7 @@ from vfmaudit.audit.store import ResultsStore
 from vfmaudit.audit.tables import PER_IMAGE, PER_LEVEL, write_rows
 from vfmaudit.data.sources import ImageItem, item_for_id
 from vfmaudit.engines import read_shard, shard_path, shard_plan, write_shard
-from vfmaudit.engines.ray import map_actor_pool, ray_session
+from vfmaudit.engines.ray import check_reachable, map_actor_pool, ray_session
 from vfmaudit.errors import ImageDecodeError
 from vfmaudit.files import write_json
 from vfmaudit.models.preprocess import PreprocessSpec
@@ -92,7 +92,8 @@ class ShardAuditor:
 
 def prepare(config: AuditConfig, encoder: Encoder | None) -> dict:  # noqa: ARG001 - the actors build their own
     """Before the output folder is touched: the model's preprocessing, read once here (which checks the
-    model spec, weights or file) rather than failing in every worker."""
+    model spec, weights or file) rather than failing in every worker, and whether the cluster answers."""
+    check_reachable(config.ray_address)
     return read_preprocess(config.model, config.pretrained, config.backend, config.seed).to_dict()
 
 

@@ -26,6 +26,7 @@ from vfmaudit.downstream.ray_variants import encode_ahead_on_ray
 from vfmaudit.downstream.variants import (encode_ahead_locally, encode_images, load_variants, missing_variants,
                                           variant_name)
 from vfmaudit.engines import get_engine
+from vfmaudit.engines.ray import check_reachable
 from vfmaudit.errors import ImageDecodeError, VfmauditError
 from vfmaudit.files import check_output_folder, FolderResult, lock_folder, write_json
 from vfmaudit.metrics import (auroc, divergence_radius, expected_calibration_error, l2_normalize, linear_fit,
@@ -74,6 +75,8 @@ def run_downstream(config: DownstreamConfig, progress: ProgressFn | None = None,
     tasks = config.task_list()
     plans = config.plan()
     get_engine(config.engine)  # one line before any work when the engine cannot run here
+    if config.engine == "ray":
+        check_reachable(config.ray_address)
     templates = config.templates() if "zero-shot" in tasks else []
     if templates:
         from vfmaudit.models.text import require_text_tower
