@@ -35,7 +35,7 @@ def test_run_timed_counts_iterations_and_items():
 
 @pytest.fixture(scope="module")
 def encoder_bench():
-    return bench_encoders("timm:resnet18", ["torch", "onnx", "tensorrt"], [1, 4], ["fp32", "fp16"],
+    return bench_encoders("timm:test_resnet", ["torch", "onnx", "tensorrt"], [1, 4], ["fp32", "fp16"],
                           warmup_s=0.1, duration_s=None, iterations=5)
 
 
@@ -69,12 +69,12 @@ def test_unavailable_configurations_are_skipped_with_reason_not_speeds(encoder_b
 
 
 def test_encoder_json_and_csv_through_cli(tmp_path):
-    res = vfmaudit("bench", "encoder", "--model", "timm:resnet18", "--backends", "torch,tensorrt",
+    res = vfmaudit("bench", "encoder", "--model", "timm:test_resnet", "--backends", "torch,tensorrt",
                    "--batch-sizes", "2", "--iterations", "3", "--warmup", "0.1",
                    "--json", tmp_path / "b.json", "--csv", tmp_path / "b.csv")
     assert res.returncode == 0, res.stderr
     data = json.loads((tmp_path / "b.json").read_text())
-    assert data["schema"] == "vfmaudit.bench.encoder" and data["model"] == "timm:resnet18"
+    assert data["schema"] == "vfmaudit.bench.encoder" and data["model"] == "timm:test_resnet"
     assert {"cpu", "cpu_cores", "versions", "date"} <= set(data["fingerprint"])
     row = next(r for r in data["rows"] if r["backend"] == "torch")
     assert {"backend", "precision", "batch_size", "throughput", "latency_ms"} <= set(row)
@@ -93,11 +93,11 @@ def test_encoder_json_and_csv_through_cli(tmp_path):
 def test_bad_bench_arguments_exit_2():
     for args in (["--backends", "cuda-magic"], ["--batch-sizes", "0"], ["--batch-sizes", "a,b"],
                  ["--precision", "fp8"]):
-        res = vfmaudit("bench", "encoder", "--model", "timm:resnet18", *args)
+        res = vfmaudit("bench", "encoder", "--model", "timm:test_resnet", *args)
         lines = [ln for ln in res.stderr.splitlines() if ln.strip() and "benchmarking" not in ln]
         assert res.returncode == 2 and lines[-1].startswith("error:"), res.stderr
     with pytest.raises(VfmauditError):
-        bench_encoders("timm:resnet18", ["torch"], [1], iterations=0)
+        bench_encoders("timm:test_resnet", ["torch"], [1], iterations=0)
 
 
 def test_perturb_and_meb_benches():
@@ -110,7 +110,7 @@ def test_perturb_and_meb_benches():
 
 
 def test_audit_bench_reports_efficiency(tmp_path):
-    res = vfmaudit("bench", "audit", "--model", "timm:resnet18", "-p", "jpeg,brightness", "--levels", "3",
+    res = vfmaudit("bench", "audit", "--model", "timm:test_resnet", "-p", "jpeg,brightness", "--levels", "3",
                    "--batch-size", "8", "--json", tmp_path / "a.json")
     assert res.returncode == 0, res.stderr
     data = json.loads((tmp_path / "a.json").read_text())

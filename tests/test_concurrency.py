@@ -148,7 +148,7 @@ def test_calibrate_into_a_file_another_process_is_writing_is_refused(tmp_path):
     naming the holder, and leaves the file alone."""
     from vfmaudit import export_onnx
 
-    fp32 = export_onnx("timm:resnet18", tmp_path / "r18.onnx", exporter="torchscript").path
+    fp32 = export_onnx("timm:test_resnet", tmp_path / "r18.onnx", exporter="torchscript").path
     out = tmp_path / "r18.int8.onnx"
     with held_elsewhere(_hold_file_lock, out) as holder:
         res = run_cli("calibrate", fp32, "--out", out, "--size", "8", "--cache-dir", tmp_path / "c", "-q")
@@ -175,7 +175,7 @@ def test_two_processes_filling_one_range_cache_leave_one_valid_entry(tmp_path):
 
     from vfmaudit import export_onnx
 
-    fp32 = str(export_onnx("timm:resnet18", tmp_path / "r18.onnx", exporter="torchscript").path)
+    fp32 = str(export_onnx("timm:test_resnet", tmp_path / "r18.onnx", exporter="torchscript").path)
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     procs = [ctx.Process(target=_quantize_once, args=(fp32, str(tmp_path / f"q{i}.onnx"), str(tmp_path / "c"), queue))
