@@ -19,7 +19,7 @@ from helpers import noisy_photos, rows
 from vfmaudit.errors import VfmauditError
 from vfmaudit.files import LOCK_NAME, OutputInUse, lock_folder, lock_output_file
 
-AUDIT = ["-p", "jpeg,brightness,gaussian_noise", "--levels", "4", "--batch-size", "8"]
+AUDIT = ["-m", "timm:test_vit", "-p", "jpeg,brightness,gaussian_noise", "--levels", "4", "--batch-size", "8"]
 
 
 @pytest.fixture(scope="module")
