@@ -17,7 +17,7 @@ from vfmaudit.metrics import neighbour_agreement
 EXAMPLES = Path(__file__).parent.parent / "examples" / "policies"
 
 FAST_AUDIT = """
-model = "openclip:ViT-S-32"
+model = "timm:test_vit"
 
 [audit]
 perturbations = "jpeg,brightness"
@@ -268,11 +268,11 @@ def test_example_robustness_policy(tmp_path):
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """model.onnx (ViT-S-32, seeded random) and model.int8.onnx beside copies of the example policies."""
+    """model.onnx (timm's tiny test_vit, seeded random) and model.int8.onnx beside copies of the example policies."""
     from vfmaudit import calibrate, export_onnx
 
     d = tmp_path_factory.mktemp("artefacts")
-    export_onnx("openclip:ViT-S-32", d / "model.onnx", seed=0)
+    export_onnx("timm:test_vit", d / "model.onnx", seed=0)
     calibrate(d / "model.onnx", d / "model.int8.onnx", size=32, cache_dir=d / "cache")
     for name in ("onnx-export.toml", "int8.toml"):
         shutil.copy(EXAMPLES / name, d / name)
