@@ -12,7 +12,7 @@ from helpers import noisy_photos
 from vfmaudit import perturb
 from vfmaudit.files import file_sha256
 
-MODEL = "timm:resnet18"
+MODEL = "timm:test_resnet"
 TINY = ["-m", MODEL, "-p", "jpeg,gaussian_blur", "--batch-size", "3", "--steps", "8", "--lr", "1e-4",
         "--train", "last:2", "--eval-perturbations", "jpeg,brightness", "-q"]
 
@@ -176,7 +176,7 @@ def test_set_up_training_and_evaluation_are_stage_lines_off_a_terminal(photos_di
     res = run_cli(*args, "--out", tmp_path / "o")
     assert res.returncode == 0, res.stderr
     lines = res.stderr.splitlines()
-    for needle in ("building timm:resnet18", "training and", "embedding", "training (2 steps): 1/2",
+    for needle in (f"building {MODEL}", "training and", "embedding", "training (2 steps): 1/2",
                    "training (2 steps): 2/2", "saving weights.safetensors",
                    "evaluating before and after on", "(families): 1/2", "writing report.json and report.html"):
         assert any(needle in ln for ln in lines), (needle, res.stderr)
