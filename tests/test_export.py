@@ -112,7 +112,7 @@ def test_cpu_optimised_file_keeps_embeddings(tmp_path, vit_onnx):
 
 
 def test_cli_export_check_and_json(tmp_path):
-    res = vfmaudit("export", "onnx", "--model", "timm:resnet18", "--out", tmp_path / "r18.onnx",
+    res = vfmaudit("export", "onnx", "--model", "timm:test_resnet", "--out", tmp_path / "r18.onnx",
                    "--exporter", "torchscript", "--json", tmp_path / "parity.json")
     assert res.returncode == 0, res.stderr
     assert "parity PASS" in res.stdout

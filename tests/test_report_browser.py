@@ -41,10 +41,10 @@ def browser(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def audits(tmp_path_factory):
-    """The default audit, and the same audit with fewer levels (a second run to compare)."""
+    """The default audit, and an audit of another (tiny) model with fewer levels to compare it with."""
     d = tmp_path_factory.mktemp("audits")
     assert run_cli("audit", "--out", d / "a", "-q").returncode == 0
-    assert run_cli("audit", "--out", d / "b", "-q", "--levels", "3", "--seed", "1").returncode == 0
+    assert run_cli("audit", "--out", d / "b", "-q", "--levels", "3", "--seed", "1", "-m", "timm:test_vit").returncode == 0
     return d / "a", d / "b"
 
 
