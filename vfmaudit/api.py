@@ -153,11 +153,11 @@ def convert_and_check(onnx_path: str | Path, out: str | Path, precision: str, ch
 
 def export_tensorrt(onnx_path: str | Path, out: str | Path, min_batch: int = 1, opt_batch: int = 8,
                     max_batch: int = 32, workspace_gb: float = 4.0, timing_cache: str | Path | None = None,
-                    overwrite: bool = False):
+                    overwrite: bool = False, device: str = "cuda", tf32: bool = False):
     """`export tensorrt`: build_engine, after the output rule (the engine's precision is the ONNX file's)."""
     check_output_file(out, overwrite)
     return build_engine(onnx_path, out, min_batch=min_batch, opt_batch=opt_batch, max_batch=max_batch,
-                        workspace_gb=workspace_gb, timing_cache=timing_cache)
+                        workspace_gb=workspace_gb, timing_cache=timing_cache, device=device, tf32=tf32)
 
 
 def calibrate(onnx_path: str | Path, out: str | Path, images: list[str] | None = None, method: str = "minmax",

@@ -96,3 +96,27 @@ def write_onnx_info(path: str | Path, info: ArtefactInfo) -> None:
         entry = model.metadata_props.add()
         entry.key, entry.value = k, v
     onnx.save(model, str(path))  # external data references stay as they are (same folder)
+
+
+def external_data_files(model, folder: str | Path) -> list[Path]:
+    """The files an ONNX graph keeps its external weights in, each once, in a stable order."""
+    from onnx import TensorProto
+
+    locations = set()
+    for tensor in model.graph.initializer:
+        if tensor.data_location == TensorProto.EXTERNAL:
+            locations.update(e.value for e in tensor.external_data if e.key == "location")
+    return [Path(folder) / name for name in sorted(locations)]
+
+
+def onnx_content_sha256(path: str | Path) -> str:
+    """sha256 of an ONNX file and of its external data files: what it computes, whatever its name."""
+    import hashlib
+
+    from vfmaudit.files import file_sha256
+
+    path = Path(path)
+    digest = hashlib.sha256(file_sha256(path).encode())
+    for data in external_data_files(load_onnx_graph(path), path.parent):
+        digest.update(data.name.encode() + b"\0" + (file_sha256(data) if data.is_file() else "missing").encode())
+    return digest.hexdigest()

@@ -39,8 +39,8 @@ class EncoderBench:
 class _Artefacts:
     """What each backend runs for this model: the spec itself, the file given, or one built (once)."""
 
-    def __init__(self, model: str, pretrained: str | None, seed: int, workdir: Path):
-        self.model, self.pretrained, self.seed, self.workdir = model, pretrained, seed, workdir
+    def __init__(self, model: str, pretrained: str | None, seed: int, workdir: Path, device: str = "cpu"):
+        self.model, self.pretrained, self.seed, self.workdir, self.device = model, pretrained, seed, workdir, device
         self._built = None
         self._files: dict[tuple[str, str, int], Path] = {}
 
@@ -70,7 +70,8 @@ class _Artefacts:
                 Path(self.model_for(get_backend(builder.source), precision, batch))  # precision is the graph's
             out_dir = self.workdir / f"{backend.name}_{precision}_{batch}"
             out_dir.mkdir(parents=True, exist_ok=True)
-            self._files[key] = Path(builder.build(source, out_dir, precision, batch))
+            self._files[key] = Path(builder.build(source, out_dir, precision, batch,
+                                                  device=backend.device_for(self.device)))
         return str(self._files[key])
 
 
@@ -141,15 +142,19 @@ def bench_encoders(model: str, backends: list[str], batch_sizes: list[int], prec
         raise VfmauditError("rounds must be >= 1", param="rounds")
     result = EncoderBench(model=model)
     with tempfile.TemporaryDirectory(prefix="vfmaudit-bench-") as tmp:
-        art = _Artefacts(model, pretrained, seed, Path(tmp))
+        art = _Artefacts(model, pretrained, seed, Path(tmp), device)
         running: list[_Running] = []
         for backend in chosen:
             for precision in precisions:
                 for batch in batch_sizes:
-                    row = {"backend": backend.name, "precision": precision, "batch_size": batch, "device": device}
+                    # the device it runs on: a GPU-only backend's rows say cuda whatever the sweep's device
+                    on = backend.device_for(device)
+                    row = {"backend": backend.name, "precision": precision, "batch_size": batch, "device": on}
                     result.rows.append(row)
                     try:
-                        running.append(_Running(row, _make_encoder(backend, precision, batch, device, art)))
+                        enc = _make_encoder(backend, precision, batch, on, art)
+                        row["device"] = str(enc.describe().get("device", on))
+                        running.append(_Running(row, enc))
                     except VfmauditError as e:
                         row.update(status="skipped", reason=str(e))
         for r in running:  # warm-up first, for every configuration, outside the timed rounds

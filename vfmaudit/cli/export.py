@@ -153,19 +153,26 @@ def export_tensorrt_cmd(
     workspace_gb: Annotated[float, typer.Option(help="Builder workspace limit in GiB.")] = 4.0,
     timing_cache: Annotated[Optional[Path], typer.Option(
         help="Timing cache to reuse and update (default: next to the engine).")] = None,
+    device: Annotated[str, typer.Option(help="The GPU to build on, cuda or cuda:N (an engine runs on that GPU model).")]
+        = "cuda",
+    tf32: Annotated[bool, typer.Option(
+        help="Let float32 layers use TF32 tensor cores (Ampere and newer; about 10 mantissa bits). Off: float32.")]
+        = False,
     json_out: JsonOpt = None,
     overwrite: OverwriteFileOpt = False,
 ) -> None:
     """Build a strongly typed TensorRT engine with a dynamic-batch profile (TensorRT 10 or 11).
 
     The engine's precision is the ONNX file's: export with --precision fp16 or bf16 for FP16/BF16,
-    calibrate for INT8 (Q/DQ). The side-car records TensorRT, GPU, the source's hash and precision.
+    calibrate for INT8 (Q/DQ); float32 layers compute in float32 unless --tf32. The side-car records
+    TensorRT, the GPU and its index, TF32, the source's hash and precision.
     """
     from vfmaudit import export_tensorrt
     from vfmaudit.report.console import print_engine
 
     build = export_tensorrt(onnx_file, out_file, min_batch=min_batch, opt_batch=opt_batch, max_batch=max_batch,
-                            workspace_gb=workspace_gb, timing_cache=timing_cache, overwrite=overwrite)
+                            workspace_gb=workspace_gb, timing_cache=timing_cache, device=device, tf32=tf32,
+                            overwrite=overwrite)
     print_engine(build, out)
     write_result_json(build, json_out)
 

@@ -13,8 +13,9 @@ from typing import Callable
 from vfmaudit.catalogue import Catalogue
 from vfmaudit.errors import VfmauditError
 
-# build(source, out_dir, precision, batch_size) -> path of the artefact; source is a BuiltModel
-# when `source` is None, else the path of the source backend's artefact
+# build(source, out_dir, precision, batch_size, device=...) -> path of the artefact; source is a
+# BuiltModel when `source` is None, else the path of the source backend's artefact; device is the one
+# the artefact will run on (a TensorRT engine is built on that GPU)
 BuildFn = Callable[..., object]
 
 

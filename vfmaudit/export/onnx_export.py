@@ -33,8 +33,37 @@ class BakedPreprocess(torch.nn.Module):
         self.register_buffer("std", torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.permute(0, 3, 1, 2).to(torch.float32) / 255.0
+        # cast first: TensorRT takes a UINT8 input only straight into a Cast (not even a Transpose first)
+        x = images.to(torch.float32).permute(0, 3, 1, 2) / 255.0
         return self.embedder((x - self.mean) / self.std)
+
+
+# ops that read only their input's shape, never its values or type: the same on the Cast's output
+SHAPE_ONLY_OPS = ("Shape", "Size")
+
+
+def cast_uint8_input_first(path: str | Path) -> None:
+    """Make the uint8 input's Cast to float its only consumer (TensorRT requires it, NVIDIA/TensorRT
+    #3985): an exporter's Shape of the input (the dynamic batch) reads the Cast's output instead."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    name = model.graph.input[0].name
+    casts = [n for n in model.graph.node if n.op_type == "Cast" and list(n.input) == [name]]
+    if len(casts) != 1:
+        raise VfmauditError(f"{path}: the uint8 input '{name}' feeds {len(casts)} Casts, not one; export with "
+                            f"--exporter torchscript, or without --bake-preprocess")
+    for node in model.graph.node:
+        if node is casts[0] or name not in node.input:
+            continue
+        if node.op_type not in SHAPE_ONLY_OPS:
+            raise VfmauditError(f"{path}: the uint8 input '{name}' feeds a {node.op_type} before its Cast, which "
+                                f"TensorRT refuses; export without --bake-preprocess")
+        node.input[:] = [casts[0].output[0] if i == name else i for i in node.input]
+    nodes = [casts[0], *(n for n in model.graph.node if n is not casts[0])]  # the Cast first: topological order
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    onnx.save(model, str(path))  # external data references stay as they are (same folder)
 
 
 @dataclass
@@ -155,6 +184,8 @@ def export_onnx(model: str | BuiltModel, out: str | Path, pretrained: str | None
                         embedding_dim=built.embed_dim, input_format=input_format, exporter=used,
                         extra={"opset": opset if used == "torchscript" else max(opset, 18),
                                "fallback_reasons": errors})
+    if bake_preprocess:
+        cast_uint8_input_first(out)
     write_onnx_info(out, info)
     check_onnx(out)
     if precision != "fp32":  # precision lives in the graph (TensorRT 11 builds it as it is)
@@ -167,7 +198,8 @@ def export_onnx(model: str | BuiltModel, out: str | Path, pretrained: str | None
                         external_data=external or os.path.exists(str(out) + ".data"))
 
 
-def _build_for_backend(built: BuiltModel, out_dir: Path, precision: str, batch_size: int) -> Path:  # noqa: ARG001
+def _build_for_backend(built: BuiltModel, out_dir: Path, precision: str, batch_size: int,  # noqa: ARG001
+                       device: str = "cpu") -> Path:  # noqa: ARG001 - an ONNX file is the same on every device
     return export_onnx(built, Path(out_dir) / f"model_{precision}.onnx", precision=precision).path
 
 

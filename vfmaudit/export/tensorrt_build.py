@@ -19,6 +19,7 @@ from pathlib import Path
 from vfmaudit.artefact import file_sha256, import_tensorrt, read_onnx_info, write_sidecar
 from vfmaudit.errors import VfmauditError
 from vfmaudit.export.builders import ArtefactBuilder, register_builder
+from vfmaudit.runtime.tensorrt_io import build_record, check_parsed, cuda_index, require
 
 MIN_TENSORRT = (10, 0)
 
@@ -39,8 +40,14 @@ def _version(trt) -> tuple[int, int]:
 
 
 def build_engine(onnx_path: str | Path, out: str | Path, min_batch: int = 1, opt_batch: int = 8, max_batch: int = 32,
-                 workspace_gb: float = 4.0, timing_cache: str | Path | None = None) -> EngineBuild:
-    """Parse the ONNX file into a strongly typed network, build one dynamic-batch profile, write the side-car."""
+                 workspace_gb: float = 4.0, timing_cache: str | Path | None = None, device: str = "cuda",
+                 tf32: bool = False) -> EngineBuild:
+    """Parse the ONNX file into a strongly typed network, build one dynamic-batch profile on `device`
+    (cuda or cuda:N), write the side-car.
+
+    tf32: let float32 layers run TF32 tensor-core kernels (Ampere and newer; TensorRT's default,
+    about 10 mantissa bits). Off by default, so an fp32 engine computes in float32; recorded either way.
+    """
     onnx_path, out = Path(onnx_path), Path(out)
     if not onnx_path.is_file():
         raise VfmauditError(f"ONNX file not found: {onnx_path}", param="onnx_path")
@@ -48,6 +55,7 @@ def build_engine(onnx_path: str | Path, out: str | Path, min_batch: int = 1, opt
         raise VfmauditError(f"batch sizes must satisfy 1 <= min ({min_batch}) <= opt ({opt_batch}) <= max ({max_batch})",
                             param=("min_batch", "opt_batch", "max_batch"))
     info = read_onnx_info(onnx_path)  # also rejects non-ONNX files with one line
+    index = cuda_index(device)
     trt = import_tensorrt()
     if _version(trt) < MIN_TENSORRT:
         raise VfmauditError(f"TensorRT {trt.__version__} is older than 10.0, which strongly typed builds need; "
@@ -56,17 +64,38 @@ def build_engine(onnx_path: str | Path, out: str | Path, min_batch: int = 1, opt
 
     if not torch.cuda.is_available():
         raise VfmauditError("building a TensorRT engine needs an NVIDIA GPU, and torch sees none")
+    if index >= torch.cuda.device_count():
+        raise VfmauditError(f"device cuda:{index} asked for, but torch sees {torch.cuda.device_count()} GPU(s)",
+                            param="device")
+    with torch.cuda.device(index):  # the builder times its kernels on the GPU that is current
+        serialized, cache_path, cache_blob, inp_name = _build(trt, onnx_path, out, min_batch, opt_batch, max_batch,
+                                                              workspace_gb, timing_cache, tf32)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(bytes(serialized))
+    cache_path.write_bytes(cache_blob)
+    sidecar = write_sidecar(out, {
+        "tensorrt_version": trt.__version__, "strongly_typed": True,
+        **build_record(torch.cuda.get_device_properties(index), index, tf32), "source_onnx": str(onnx_path),
+        "source_onnx_sha256": file_sha256(onnx_path), "precision": info.precision, "input": inp_name,
+        "profile": {"min": min_batch, "opt": opt_batch, "max": max_batch},
+        "vfmaudit": {k: v for k, v in info.to_props().items()},
+    })
+    return EngineBuild(engine=out, sidecar=sidecar, precision=info.precision)
 
+
+def _build(trt, onnx_path: Path, out: Path, min_batch: int, opt_batch: int, max_batch: int, workspace_gb: float,
+           timing_cache: str | Path | None, tf32: bool):
+    """The TensorRT calls of a build, each result checked: (engine bytes, timing cache path and bytes, input name)."""
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     # required on TensorRT 10 to get a strongly typed network; accepted and ignored on 11
     network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
     parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(onnx_path)):  # by path: external data next to it is found
-        errs = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise VfmauditError(f"TensorRT cannot parse {onnx_path}: {errs[:300]}")
+    check_parsed(parser.parse_from_file(str(onnx_path)), parser, str(onnx_path))  # by path: finds external data
 
     config = builder.create_builder_config()
+    if not tf32:  # TensorRT enables TF32 by default: an "fp32" engine would not compute in float32
+        config.clear_flag(trt.BuilderFlag.TF32)
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
     inp = network.get_input(0)
     shape = list(inp.shape)  # (-1, ...) for the dynamic batch
@@ -78,29 +107,21 @@ def build_engine(onnx_path: str | Path, out: str | Path, min_batch: int = 1, opt
     cache_path = Path(timing_cache) if timing_cache else out.with_suffix(".timing.cache")
     cache_bytes = cache_path.read_bytes() if cache_path.is_file() else b""
     cache = config.create_timing_cache(cache_bytes)
-    config.set_timing_cache(cache, ignore_mismatch=False)
+    require(cache, f"could not create a timing cache from {cache_path}; delete it and build again")
+    require(config.set_timing_cache(cache, ignore_mismatch=False),
+            f"refused the timing cache {cache_path} (made by another TensorRT or GPU?); delete it and build again")
 
     serialized = builder.build_serialized_network(network, config)
-    if serialized is None:
-        raise VfmauditError(f"TensorRT failed to build an engine from {onnx_path} (see the messages above)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(bytes(serialized))
-    cache_path.write_bytes(bytes(config.get_timing_cache().serialize()))
-
-    props = torch.cuda.get_device_properties(0)
-    sidecar = write_sidecar(out, {
-        "tensorrt_version": trt.__version__, "gpu": props.name, "strongly_typed": True,
-        "compute_capability": f"{props.major}.{props.minor}", "source_onnx": str(onnx_path),
-        "source_onnx_sha256": file_sha256(onnx_path), "precision": info.precision, "input": inp.name,
-        "profile": {"min": min_batch, "opt": opt_batch, "max": max_batch},
-        "vfmaudit": {k: v for k, v in info.to_props().items()},
-    })
-    return EngineBuild(engine=out, sidecar=sidecar, precision=info.precision)
+    require(serialized, f"failed to build an engine from {onnx_path} (see the messages above)")
+    used = config.get_timing_cache()
+    require(used, f"returned no timing cache after building {onnx_path}")
+    return serialized, cache_path, bytes(used.serialize()), inp.name
 
 
-def _build_for_backend(onnx_path: Path, out_dir: Path, precision: str, batch_size: int) -> Path:
+def _build_for_backend(onnx_path: Path, out_dir: Path, precision: str, batch_size: int, device: str = "cuda") -> Path:
     out = Path(out_dir) / f"model_{precision}_b{batch_size}.engine"
-    return build_engine(onnx_path, out, min_batch=1, opt_batch=batch_size, max_batch=max(batch_size, 32)).engine
+    return build_engine(onnx_path, out, min_batch=1, opt_batch=batch_size, max_batch=max(batch_size, 32),
+                        device=device).engine
 
 
 register_builder(ArtefactBuilder(

@@ -85,6 +85,8 @@ def train(model: torch.nn.Module, trainable: list[tuple[str, torch.nn.Parameter]
                 named[name].copy_(value)
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
+        if scaler and ckpt.get("scaler"):  # fp16's loss scale and its growth tracker: the run goes on as it was
+            scaler.load_state_dict(ckpt["scaler"])
         start = int(ckpt["step"])
         _truncate_log(log_path, start)
     else:
@@ -136,7 +138,8 @@ def train(model: torch.nn.Module, trainable: list[tuple[str, torch.nn.Parameter]
                 log.flush()
                 _save_atomic({"fingerprint": config.fingerprint(), "step": step_done,
                               "trainable": {n: p.detach().cpu() for n, p in trainable},
-                              "optimizer": opt.state_dict(), "scheduler": sched.state_dict()}, ckpt_path)
+                              "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                              "scaler": scaler.state_dict() if scaler else None}, ckpt_path)
             if progress:
                 progress(step_done, total, row)
     seconds = time.perf_counter() - t0

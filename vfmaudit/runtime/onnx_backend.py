@@ -6,29 +6,64 @@ bf16 files run on the CPU through a float32 emulation of their rounding (artefac
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
 
-from vfmaudit.errors import VfmauditError
+from vfmaudit.errors import VfmauditError, one_line
 from vfmaudit.artefact import INPUT_UINT8_NHWC, ArtefactInfo
 from vfmaudit.artefact.metadata import load_onnx_graph, onnx_info, read_onnx_info
 from vfmaudit.artefact.bf16 import EMULATED_NOTE, emulate_bf16, reduced_float_types
 from vfmaudit.runtime.base import encode_batches
 from vfmaudit.runtime.registry import register_backend
+from vfmaudit.runtime.timing import add_phases
 
 _ORT_TYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8, "tensor(float16)": np.float16}
 
 
-def provider_chain(device: str, available: list[str], cache_dir: str | None = None) -> list:
-    """Providers in order of preference for `device`, with their options, among those installed."""
+TRT_CACHE_ROOT = os.path.join(os.path.expanduser("~"), ".cache", "vfmaudit", "trt")
+
+
+def device_index(device: str) -> int:
+    """cuda -> 0, cuda:N -> N (the GPU every provider option, binding and event names)."""
+    _, _, index = device.partition(":")
+    if index and not index.isdigit():
+        raise VfmauditError(f"unknown device '{device}'; use cpu, cuda or cuda:N", param="device")
+    return int(index or 0)
+
+
+def engine_cache_dir(model_path: str | Path, root: str | None = None) -> str:
+    """The TensorRT provider's engine cache folder for this file: one per content (the ONNX file and
+    its external data), because onnxruntime keys a cached engine by the graph's file name, names and
+    versions, not by its weights: two model.onnx of one architecture would share an engine."""
+    from vfmaudit.artefact.metadata import onnx_content_sha256
+
+    return os.path.join(root or TRT_CACHE_ROOT, onnx_content_sha256(model_path)[:16])
+
+
+PROVIDERS = {"tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider"}
+
+
+def provider_chain(device: str, available: list[str], cache_dir: str | None = None, provider: str = "auto") -> list:
+    """Providers in order of preference for `device`, with their options, among those installed.
+    cache_dir: the TensorRT provider's engine cache (engine_cache_dir of the file to run).
+    provider: auto (TensorRT, then CUDA, then CPU), or tensorrt / cuda alone (then CPU)."""
+    if provider not in ("auto", *PROVIDERS):
+        raise VfmauditError(f"provider must be auto, {', '.join(PROVIDERS)}; got '{provider}'", param="provider")
+    if provider != "auto":
+        if not device.startswith("cuda"):
+            raise VfmauditError(f"provider {provider} runs on a GPU: pass device cuda", param=("provider", "device"))
+        if PROVIDERS[provider] not in available:
+            raise VfmauditError(f"this onnxruntime has no {PROVIDERS[provider]}; install onnxruntime-gpu "
+                                f"(pip install 'vfmaudit[gpu]') or use provider auto", param="provider")
+        available = [p for p in available if p in (PROVIDERS[provider], "CPUExecutionProvider")]
     chain: list = []
     if device.startswith("cuda"):
-        dev_id = int(device.split(":")[1]) if ":" in device else 0
+        dev_id = device_index(device)
         if "TensorrtExecutionProvider" in available:
             opts = {"device_id": dev_id, "trt_fp16_enable": False, "trt_engine_cache_enable": True,
-                    "trt_engine_cache_path": cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "vfmaudit", "trt"),
-                    "trt_timing_cache_enable": True}
+                    "trt_engine_cache_path": cache_dir or TRT_CACHE_ROOT, "trt_timing_cache_enable": True}
             chain.append(("TensorrtExecutionProvider", opts))
         if "CUDAExecutionProvider" in available:
             chain.append(("CUDAExecutionProvider", {"device_id": dev_id, "cudnn_conv_algo_search": "EXHAUSTIVE"}))
@@ -58,7 +93,8 @@ def session_options(threads: int | None = None, optimized_path: str | None = Non
 class OnnxEncoder:
     backend = "onnx"
 
-    def __init__(self, path: str | Path, device: str = "cpu", batch_size: int = 32, threads: int | None = None):
+    def __init__(self, path: str | Path, device: str = "cpu", batch_size: int = 32, threads: int | None = None,
+                 provider: str = "auto"):
         import onnxruntime as ort
 
         path = Path(path)
@@ -73,20 +109,37 @@ class OnnxEncoder:
         self.embed_dim = self.info.embedding_dim
         self.batch_size = int(batch_size)
         self.device = device
-        providers = provider_chain(device, ort.get_available_providers())
+        self.device_id = device_index(device) if device.startswith("cuda") else 0
+        available = ort.get_available_providers()
+        providers = provider_chain(device, available,
+                                   engine_cache_dir(path) if "TensorrtExecutionProvider" in available else None,
+                                   provider)
         # onnxruntime's CPU provider has no bf16 kernels: run the float32 emulation of the same graph
         bf16 = self.info.precision == "bf16" or "bf16" in reduced_float_types(graph)
         self.emulation = EMULATED_NOTE if bf16 and not device.startswith("cuda") else None
         source = _bf16_emulated(graph, path) if self.emulation else str(path)
         del graph
+        self.fallback: str | None = None
         try:
-            self.session = ort.InferenceSession(source, session_options(threads), providers=providers)
+            self.session = _session(ort, source, threads, providers)
         except Exception as e:  # noqa: BLE001 - ORT raises its own types for every load failure
-            hint = "" if not bf16 or self.emulation else (
-                "; onnxruntime lacks a bf16 kernel on this device: build a TensorRT engine from it "
-                "(vfmaudit export tensorrt) or run it on device cpu (emulated)")
-            raise VfmauditError(f"onnxruntime cannot load {path}: {str(e).splitlines()[0][:200]}{hint}") from None
-        self.providers = self.session.get_providers()  # what actually runs, in order
+            without_trt = [p for p in providers if not (isinstance(p, tuple) and p[0] == "TensorrtExecutionProvider")]
+            try:
+                if without_trt == providers or provider != "auto":  # a provider asked for is never swapped
+                    raise
+                # onnxruntime's own fallback would retry with the CUDA provider's options dropped (device 0)
+                self.session = _session(ort, source, threads, without_trt)
+                then = without_trt[0][0] if isinstance(without_trt[0], tuple) else without_trt[0]
+                self.fallback = f"the TensorRT provider failed ({one_line(e)[:160]}); running on {then}"
+            except Exception as e2:  # noqa: BLE001
+                hint = "" if not bf16 or self.emulation else (
+                    "; onnxruntime lacks a bf16 kernel on this device: build a TensorRT engine from it "
+                    "(vfmaudit export tensorrt) or run it on device cpu (emulated)")
+                raise VfmauditError(f"onnxruntime cannot load {path}: {str(e2).splitlines()[0][:200]}{hint}") from None
+        # the providers registered for the session, in order: each node runs on the first that takes it
+        self.providers = self.session.get_providers()
+        self.record_phases = False  # bench sets it: the copies and the run timed apart
+        self.last_phases: dict[str, float] = {}
         self._check_io()
         self._binding = "CUDAExecutionProvider" in self.providers or "TensorrtExecutionProvider" in self.providers
 
@@ -113,11 +166,32 @@ class OnnxEncoder:
     def _run(self, feed: np.ndarray) -> np.ndarray:
         if not self._binding:
             return self.session.run([self.output_name], {self.input_name: feed})[0]
-        binding = self.session.io_binding()  # on GPU: one copy in, output stays on device until fetched
-        binding.bind_cpu_input(self.input_name, feed)
-        binding.bind_output(self.output_name, "cuda")
+        import onnxruntime as ort
+
+        # on GPU: the input copied to this GPU, the output left there until fetched. Each step returns
+        # when its work is done (onnxruntime synchronises the copies and the run), so host clocks
+        # around them time the phases apart
+        t0 = time.perf_counter()
+        x = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(feed), "cuda", self.device_id)
+        t1 = time.perf_counter()
+        binding = self.session.io_binding()
+        binding.bind_ortvalue_input(self.input_name, x)
+        binding.bind_output(self.output_name, "cuda", self.device_id)
         self.session.run_with_iobinding(binding)
-        return binding.copy_outputs_to_cpu()[0]
+        t2 = time.perf_counter()
+        out = binding.copy_outputs_to_cpu()[0]
+        if self.record_phases:
+            self.last_phases = add_phases(self.last_phases, {"h2d": t1 - t0, "compute": t2 - t1,
+                                                             "d2h": time.perf_counter() - t2})
+        return out
+
+    def device_timer(self):
+        """The phases of one encode() call on a GPU provider (copy in, run, copy out); None on the CPU."""
+        if not self._binding:
+            return None
+        from vfmaudit.runtime.timing import phase_timer
+
+        return phase_timer(self)
 
     def encode(self, images: np.ndarray) -> np.ndarray:
         # a static-batch file runs in its own batch size, the last chunk padded
@@ -130,7 +204,13 @@ class OnnxEncoder:
                 "preprocess": self.preprocess.to_dict(), "backend": self.backend, "device": self.device,
                 "artefact": str(self.path), "input_format": self.info.input_format,
                 "precision": self.info.precision, "providers": self.providers, "batch_size": self.batch_size,
-                **({"emulation": self.emulation} if self.emulation else {})}
+                **({"emulation": self.emulation} if self.emulation else {}),
+                **({"fallback": self.fallback} if self.fallback else {})}
+
+
+def _session(ort, source, threads: int | None, providers: list):
+    """A session without onnxruntime's silent fallback (which drops the provider options)."""
+    return ort.InferenceSession(source, session_options(threads), providers=providers, enable_fallback=0)
 
 
 def _bf16_emulated(graph, path: Path) -> bytes:
@@ -148,7 +228,7 @@ def _bf16_emulated(graph, path: Path) -> bytes:
                   packages=("onnxruntime", "onnxruntime-gpu", "onnx"), read_info=read_onnx_info,
                   description="ONNX Runtime: TensorRT EP -> CUDA EP -> CPU, whichever this install has")
 def make_onnx_encoder(model: str = "", device: str = "cpu", batch_size: int = 32,
-                      threads: int | None = None) -> OnnxEncoder:
+                      threads: int | None = None, provider: str = "auto") -> OnnxEncoder:
     if not model:
         raise VfmauditError("the onnx backend needs model=FILE.onnx", param="model")
-    return OnnxEncoder(model, device=device, batch_size=batch_size, threads=threads)
+    return OnnxEncoder(model, device=device, batch_size=batch_size, threads=threads, provider=provider)

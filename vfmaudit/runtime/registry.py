@@ -40,6 +40,12 @@ class Backend:
     # hooks: an artefact's metadata (artefact backends), the preprocessing of a model it runs
     read_info: InfoReader | None = field(default=None, repr=False)
     read_preprocess: PreprocessReader | None = field(default=None, repr=False)
+    devices: tuple[str, ...] = ("cpu", "cuda")  # the kinds of device it runs on
+
+    def device_for(self, device: str) -> str:
+        """The device it runs on when `device` is asked for: that one if it can, else its own first kind
+        (a TensorRT engine runs on cuda whatever a sweep's default cpu says)."""
+        return device if device.partition(":")[0] in self.devices else self.devices[0]
 
     @property
     def options(self) -> tuple[str, ...]:
@@ -59,7 +65,8 @@ _BACKENDS: Catalogue[Backend] = Catalogue("backend", hint="auto, ")
 
 def register_backend(name: str, *, suffixes: tuple[str, ...] = (), precisions: tuple[str, ...] = ("fp32",),
                      description: str = "", packages: tuple[str, ...] = (), read_info: InfoReader | None = None,
-                     read_preprocess: PreprocessReader | None = None) -> Callable[[EncoderFactory], EncoderFactory]:
+                     read_preprocess: PreprocessReader | None = None,
+                     devices: tuple[str, ...] = ("cpu", "cuda")) -> Callable[[EncoderFactory], EncoderFactory]:
     """Decorator: register `factory(model=..., device=..., batch_size=..., ...)` as backend `name`.
 
     The factory's keyword arguments are the options the backend honours; create_encoder refuses
@@ -77,7 +84,7 @@ def register_backend(name: str, *, suffixes: tuple[str, ...] = (), precisions: t
             if shared:
                 raise ValueError(f"backend '{name}': suffixes {sorted(shared)} already belong to '{other.name}'")
         _BACKENDS.add(name, Backend(name, factory, tuple(s.lower() for s in suffixes), tuple(precisions),
-                                    description, tuple(packages), read_info, read_preprocess))
+                                    description, tuple(packages), read_info, read_preprocess, tuple(devices)))
         return factory
 
     return deco

@@ -1,8 +1,9 @@
 """The tensorrt backend: a serialized engine run through the TensorRT Python API.
 
-Device buffers come from torch, execution is asynchronous on a CUDA stream
-(execute_async_v3 with named tensor addresses, TensorRT 10). Not executable where TensorRT
-is absent; creating this encoder there fails with one line saying so.
+Device buffers come from torch, execution is asynchronous on a CUDA stream of the chosen GPU
+(execute_async_v3 with named tensor addresses, TensorRT 10 and 11), every I/O tensor in the dtype
+the engine declares. Not executable where TensorRT is absent; creating this encoder there fails
+with one line saying so. What can be decided without TensorRT lives in tensorrt_io.py.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from vfmaudit.errors import VfmauditError
 from vfmaudit.artefact import INPUT_UINT8_NHWC, ArtefactInfo, check_compatible, import_tensorrt, read_sidecar
 from vfmaudit.runtime.base import encode_batches
 from vfmaudit.runtime.registry import register_backend
+from vfmaudit.runtime.tensorrt_io import cuda_index, input_shape_refused, require, torch_dtype_name
+from vfmaudit.runtime.timing import add_phases, phase_seconds
 
 
 def read_engine_info(engine_path: str) -> ArtefactInfo:
@@ -29,52 +32,90 @@ class TensorRTEncoder:
         self.path = Path(engine_path)
         sidecar = read_sidecar(self.path)
         self.info = ArtefactInfo.from_props(sidecar.get("vfmaudit", {}), str(self.path))
+        index = cuda_index(device if device.startswith("cuda") else "cuda")
         trt = import_tensorrt()
         import torch
 
         if not torch.cuda.is_available():
             raise VfmauditError("the tensorrt backend needs an NVIDIA GPU, and torch sees none")
+        if index >= torch.cuda.device_count():
+            raise VfmauditError(f"device cuda:{index} asked for, but torch sees {torch.cuda.device_count()} GPU(s)",
+                                param="device")
         self.torch = torch
-        self.dev = torch.device(device if device.startswith("cuda") else "cuda")
-        check_compatible(sidecar, trt.__version__, torch.cuda.get_device_name(self.dev), str(self.path))
+        self.dev = torch.device("cuda", index)
         self.preprocess = self.info.preprocess
         self.embed_dim = self.info.embedding_dim
-        profile = sidecar.get("profile", {})
-        self.max_batch = int(profile.get("max", batch_size))
+        self.profile = sidecar.get("profile", {})
+        self.max_batch = int(self.profile.get("max", batch_size))
         self.batch_size = min(int(batch_size), self.max_batch)
         self.precision = sidecar.get("precision", "fp32")
-        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-        self.engine = runtime.deserialize_cuda_engine(self.path.read_bytes())
-        if self.engine is None:
-            raise VfmauditError(f"TensorRT could not deserialize {self.path}; rebuild it with `vfmaudit export tensorrt`")
-        self.context = self.engine.create_execution_context()
-        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        outputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
-        if len(inputs) != 1 or not outputs:
-            raise VfmauditError(f"{self.path} has {len(inputs)} inputs; an image encoder takes exactly one")
-        self.input_name, self.output_name = inputs[0], outputs[0]
-        self.input_torch_dtype = torch.uint8 if self.info.input_format == INPUT_UINT8_NHWC else (
-            torch.float16 if self.engine.get_tensor_dtype(self.input_name) == trt.DataType.HALF else torch.float32)
-        self.stream = torch.cuda.Stream(device=self.dev)
+        self.record_phases = False  # bench sets it: CUDA events around the copies and the compute
+        self.last_phases: dict[str, float] = {}
+        # the engine, its context and its stream belong to the GPU they are made on: make them on this one
+        with torch.cuda.device(self.dev):
+            check_compatible(sidecar, trt.__version__, torch.cuda.get_device_name(self.dev), str(self.path))
+            runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+            self.engine = runtime.deserialize_cuda_engine(self.path.read_bytes())
+            if self.engine is None:
+                raise VfmauditError(f"TensorRT could not deserialize {self.path}; rebuild it with "
+                                    f"`vfmaudit export tensorrt`")
+            self.context = self.engine.create_execution_context()
+            require(self.context, f"could not create an execution context for {self.path} (out of GPU memory?)")
+            names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+            inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+            self.outputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+            if len(inputs) != 1 or not self.outputs:
+                raise VfmauditError(f"{self.path} has {len(inputs)} inputs and {len(self.outputs)} outputs; an image "
+                                    f"encoder takes exactly one input and gives its embedding as the first output")
+            self.input_name, self.output_name = inputs[0], self.outputs[0]
+            # every I/O tensor bound in its own dtype, as the engine declares it (then read as float32)
+            self.dtypes = {n: getattr(torch, torch_dtype_name(self.engine.get_tensor_dtype(n), n, str(self.path)))
+                           for n in names}
+            want_uint8 = self.info.input_format == INPUT_UINT8_NHWC
+            if (self.dtypes[self.input_name] == torch.uint8) != want_uint8:
+                raise VfmauditError(f"{self.path}: input '{self.input_name}' is {self.dtypes[self.input_name]}, but "
+                                    f"its metadata says {self.info.input_format}; rebuild it from its ONNX file")
+            self.stream = torch.cuda.Stream(device=self.dev)
 
     def _run(self, feed: np.ndarray) -> np.ndarray:
         torch = self.torch
-        with torch.cuda.stream(self.stream):
-            x = torch.from_numpy(feed).to(self.dev, non_blocking=True).to(self.input_torch_dtype).contiguous()
-            self.context.set_input_shape(self.input_name, tuple(x.shape))
-            out_shape = tuple(self.context.get_tensor_shape(self.output_name))
-            y = torch.empty(out_shape, dtype=torch.float32, device=self.dev)
-            self.context.set_tensor_address(self.input_name, x.data_ptr())
-            self.context.set_tensor_address(self.output_name, y.data_ptr())
+        events = [torch.cuda.Event(enable_timing=True) for _ in range(4)] if self.record_phases else None
+        with torch.cuda.device(self.dev), torch.cuda.stream(self.stream):
+            if events:
+                events[0].record(self.stream)
+            x = torch.from_numpy(feed).to(self.dev, non_blocking=True).to(self.dtypes[self.input_name]).contiguous()
+            if events:
+                events[1].record(self.stream)
+            if not self.context.set_input_shape(self.input_name, tuple(x.shape)):
+                raise input_shape_refused(self.input_name, tuple(x.shape), self.profile, str(self.path))
+            require(self.context.set_tensor_address(self.input_name, x.data_ptr()),
+                    f"refused the address of input '{self.input_name}' of {self.path}")
+            buffers = {}
+            for name in self.outputs:  # TensorRT needs an address for every output, used or not
+                shape = tuple(self.context.get_tensor_shape(name))
+                buffers[name] = torch.empty(shape, dtype=self.dtypes[name], device=self.dev)
+                require(self.context.set_tensor_address(name, buffers[name].data_ptr()),
+                        f"refused the address of output '{name}' of {self.path}")
             if not self.context.execute_async_v3(self.stream.cuda_stream):
                 raise VfmauditError(f"TensorRT failed to run {self.path}")
-            result = y.float().cpu()  # synchronises with the stream
+            if events:
+                events[2].record(self.stream)
+            result = buffers[self.output_name].float().cpu()  # synchronises with the stream
+            if events:
+                events[3].record(self.stream)
+                events[3].synchronize()
+                self.last_phases = add_phases(self.last_phases, phase_seconds(events))
         return result.numpy()
 
     def encode(self, images: np.ndarray) -> np.ndarray:
         return encode_batches(images, self.preprocess, self.embed_dim, self.batch_size,
                               self.info.input_format, self._run)
+
+    def device_timer(self):
+        """The device phases of one encode() call (copy in, compute, copy out), from CUDA events."""
+        from vfmaudit.runtime.timing import phase_timer
+
+        return phase_timer(self)
 
     def describe(self) -> dict:
         return {"spec": self.info.spec, "weights": self.info.weights, "embedding_dim": self.embed_dim,
@@ -83,7 +124,7 @@ class TensorRTEncoder:
 
 
 @register_backend("tensorrt", suffixes=(".engine", ".plan", ".trt"), precisions=("fp32", "fp16", "bf16", "int8"),
-                  packages=("tensorrt",), read_info=read_engine_info, description="a serialized TensorRT engine (NVIDIA GPU)")
+                  packages=("tensorrt",), devices=("cuda",), read_info=read_engine_info, description="a serialized TensorRT engine (NVIDIA GPU)")
 def make_tensorrt_encoder(model: str = "", device: str = "cuda", batch_size: int = 32) -> TensorRTEncoder:
     if not model:
         raise VfmauditError("the tensorrt backend needs model=FILE.engine", param="model")

@@ -8,6 +8,10 @@ from typing import Callable
 
 import numpy as np
 
+# fn -> the device phases (seconds) of one call of fn
+PhaseTimer = Callable[[Callable[[], object]], dict]
+
+PHASES = ("h2d", "compute", "d2h")  # trtexec's Host-to-Device, GPU Compute, Device-to-Host
 NOISY_CV = 0.10  # coefficient of variation above which a run is flagged as noisy
 NOISY_SPREAD = 0.10  # (max - min) / median of the rounds' throughputs above which it is flagged too
 
@@ -16,8 +20,9 @@ NOISY_SPREAD = 0.10  # (max - min) / median of the rounds' throughputs above whi
 class Timings:
     host_s: np.ndarray  # wall time of each timed call, seconds
     items_per_call: int
-    device_s: np.ndarray | None = None  # GPU time of each call (CUDA events), when measured
     rounds: list[int] | None = None  # calls per round, when timed in interleaved rounds
+    # on a GPU, each call's device phases in seconds (PHASES: copies in and out, compute), when measured
+    phases: dict[str, np.ndarray] | None = None
 
     @property
     def throughput(self) -> float:
@@ -42,8 +47,10 @@ class Timings:
                  spread=(max(per_round) - min(per_round)) / median if median > 0 else 0.0)
         # noisy: the calls disagree, or (the contention interleaving exposes) the rounds do
         d["noisy"] = bool(d["cv"] > NOISY_CV or d["spread"] > NOISY_SPREAD)
-        if self.device_s is not None:
-            d["gpu_latency_ms"] = latency_summary(self.device_s)
+        if self.phases:  # trtexec's split: the GPU's compute alone, and each copy apart
+            d["gpu_latency_ms"] = latency_summary(self.phases["compute"])
+            d["h2d_latency_ms"] = latency_summary(self.phases["h2d"])
+            d["d2h_latency_ms"] = latency_summary(self.phases["d2h"])
         return d
 
 
@@ -52,11 +59,10 @@ class RoundTimer:
     (A B C A B C ...), so contention that comes and goes hits every configuration alike and shows as
     a spread between its rounds instead of silently favouring one of them."""
 
-    def __init__(self, fn: Callable[[], object], items_per_call: int,
-                 device_timer: Callable[[Callable[[], object]], float] | None = None):
+    def __init__(self, fn: Callable[[], object], items_per_call: int, device_timer: PhaseTimer | None = None):
         self.fn, self.items, self.device_timer = fn, items_per_call, device_timer
         self.host: list[float] = []
-        self.device: list[float] = []
+        self.device: list[dict[str, float]] = []
         self.rounds: list[int] = []
 
     def warmup(self, seconds: float) -> None:
@@ -84,8 +90,8 @@ class RoundTimer:
         self.rounds.append(n)
 
     def timings(self) -> Timings:
-        return Timings(np.array(self.host), self.items, np.array(self.device) if self.device_timer else None,
-                       list(self.rounds))
+        phases = {p: np.array([d.get(p, 0.0) for d in self.device]) for p in PHASES} if self.device else None
+        return Timings(np.array(self.host), self.items, list(self.rounds), phases)
 
 
 def latency_summary(seconds: np.ndarray) -> dict:
@@ -102,7 +108,7 @@ def coefficient_of_variation(seconds: np.ndarray) -> float:
 
 def run_timed(fn: Callable[[], object], items_per_call: int, warmup_s: float = 1.0,
               duration_s: float | None = 3.0, iterations: int | None = None,
-              device_timer: Callable[[Callable[[], object]], float] | None = None) -> Timings:
+              device_timer: PhaseTimer | None = None) -> Timings:
     """Warm up for warmup_s, then time calls for duration_s (or exactly `iterations` calls), in one round."""
     timer = RoundTimer(fn, items_per_call, device_timer)
     timer.warmup(warmup_s)
@@ -110,16 +116,25 @@ def run_timed(fn: Callable[[], object], items_per_call: int, warmup_s: float = 1
     return timer.timings()
 
 
-def cuda_event_timer(torch_module) -> Callable[[Callable[[], object]], float]:
-    """Device time of one call, from CUDA events around it (the host time is measured apart)."""
+def phase_seconds(events: list) -> dict[str, float]:
+    """Four CUDA events recorded on one stream (before the copy in, after it, after the compute, after
+    the copy out) -> seconds of each phase."""
+    return {p: events[k].elapsed_time(events[k + 1]) / 1e3 for k, p in enumerate(PHASES)}
 
-    def timed(fn: Callable[[], object]) -> float:
-        start = torch_module.cuda.Event(enable_timing=True)
-        end = torch_module.cuda.Event(enable_timing=True)
-        start.record()
+
+def add_phases(total: dict[str, float], part: dict[str, float]) -> dict[str, float]:
+    """Phases of a call made of several batches: each phase summed."""
+    return {p: total.get(p, 0.0) + part.get(p, 0.0) for p in PHASES}
+
+
+def phase_timer(encoder) -> PhaseTimer:
+    """Device phases of one encode() call, from the encoder's own events (it records them around its
+    copies and its compute, never around host work such as normalisation)."""
+    encoder.record_phases = True
+
+    def timed(fn: Callable[[], object]) -> dict[str, float]:
+        encoder.last_phases = {}
         fn()
-        end.record()
-        end.synchronize()
-        return start.elapsed_time(end) / 1e3
+        return dict(encoder.last_phases)
 
     return timed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -9,6 +10,7 @@ import numpy as np
 from vfmaudit.errors import VfmauditError
 from vfmaudit.runtime.base import to_model_size
 from vfmaudit.runtime.registry import register_backend
+from vfmaudit.runtime.timing import add_phases, phase_seconds, phase_timer
 
 
 if TYPE_CHECKING:
@@ -59,25 +61,42 @@ class TorchEncoder:
         self.preprocess = built.preprocess
         self.embed_dim = built.embed_dim
         self.batch_size = int(batch_size)
+        self.record_phases = False  # bench sets it on CUDA: events around the copies and the forward pass
+        self.last_phases: dict[str, float] = {}
 
     def encode(self, images: np.ndarray) -> np.ndarray:
         torch = self.torch
         batch = to_model_size(self.preprocess, images)
         out = np.empty((batch.shape[0], self.embed_dim), dtype=np.float32)
-        with torch.inference_mode():
+        on_gpu = self.device.type == "cuda"
+        with torch.inference_mode(), (torch.cuda.device(self.device) if on_gpu else contextlib.nullcontext()):
             for start in range(0, batch.shape[0], self.batch_size):
                 x = torch.from_numpy(self.preprocess.normalize(batch[start:start + self.batch_size]))
-                emb = self.module(x.to(self.device, dtype=self.dtype, non_blocking=True))
+                events = self._events() if on_gpu and self.record_phases else None
+                if events:  # host work (resize, normalisation) is outside the events
+                    events[0].record()
+                x = x.to(self.device, dtype=self.dtype, non_blocking=True)
+                if events:
+                    events[1].record()
+                emb = self.module(x)
+                if events:
+                    events[2].record()
                 out[start:start + emb.shape[0]] = emb.float().cpu().numpy()
+                if events:
+                    events[3].record()
+                    events[3].synchronize()
+                    self.last_phases = add_phases(self.last_phases, phase_seconds(events))
         return out
 
+    def _events(self) -> list:
+        return [self.torch.cuda.Event(enable_timing=True) for _ in range(4)]
+
     def device_timer(self):
-        """Device time of one call from CUDA events, on CUDA; None on CPU (host time is all there is)."""
+        """The device phases of one encode() call from CUDA events, on CUDA; None on CPU (host time is
+        all there is)."""
         if self.device.type != "cuda":
             return None
-        from vfmaudit.runtime.timing import cuda_event_timer
-
-        return cuda_event_timer(self.torch)
+        return phase_timer(self)
 
     def describe(self) -> dict:
         d = self.built.describe()
