@@ -34,3 +34,13 @@ def small_encoder():
     from vfmaudit.runtime import create_encoder
 
     return create_encoder("torch", model="openclip:ViT-S-32", seed=0, batch_size=16)
+
+
+@pytest.fixture(scope="session")
+def default_audit(tmp_path_factory):
+    """The main job as a user starts it, once per test session: `vfmaudit audit` with no arguments, in a
+    real process of the installed package. (its result, its output folder); read-only for the tests."""
+    from cli_runner import run_process
+
+    cwd = tmp_path_factory.mktemp("default_audit")
+    return run_process("audit", cwd=cwd), cwd / "vfmaudit-out"

@@ -11,7 +11,6 @@ from vfmaudit.metrics import drift_metrics
 
 from cli_runner import run_cli as vfmaudit
 from helpers import rows
-from cli_runner import run_process
 
 FAST = ["-p", "jpeg,brightness,gaussian_noise", "--levels", "3"]
 
@@ -40,11 +39,10 @@ GOOD = {"photo0.png", "photo1.png", "photo2.png", "photo3.png", "again.jpg", "gr
 BAD = {"truncated.png", "notes.txt", "bomb.png"}
 
 
-def test_default_audit_writes_all_outputs(tmp_path):
+def test_default_audit_writes_all_outputs(default_audit):
     # the main job as a user starts it: a real process of the installed package, no arguments
-    res = run_process("audit", cwd=tmp_path)
+    res, out = default_audit
     assert res.returncode == 0, res.stderr
-    out = tmp_path / "vfmaudit-out"
     report = json.loads((out / "report.json").read_text())
     assert report["schema_version"] == 1 and report["random_weights"] is True
     assert report["weights"] == "random(seed=0)" and "random weights" in res.stdout

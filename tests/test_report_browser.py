@@ -40,10 +40,12 @@ def browser(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def audits(tmp_path_factory):
-    """The default audit, and an audit of another (tiny) model with fewer levels to compare it with."""
+def audits(tmp_path_factory, default_audit):
+    """The default audit (the session's), and an audit of another (tiny) model with fewer levels to compare."""
+    res, default_out = default_audit
+    assert res.returncode == 0, res.stderr
     d = tmp_path_factory.mktemp("audits")
-    assert run_cli("audit", "--out", d / "a", "-q").returncode == 0
+    shutil.copytree(default_out, d / "a")  # the tests write screenshots and pages next to it
     assert run_cli("audit", "--out", d / "b", "-q", "--levels", "3", "--seed", "1", "-m", "timm:test_vit").returncode == 0
     return d / "a", d / "b"
 
