@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vfmaudit.errors import one_line
+
 ONNX_PRECISIONS = ("fp32", "fp16", "bf16")
 TORCH_PRECISIONS = ("fp32", "fp16", "bf16")
 RUNTIMES = ("torch", "onnx-cuda", "onnx-tensorrt", "tensorrt")
@@ -61,11 +63,6 @@ def environment(device: str) -> dict:
     if env["cuda"]:
         env["gpu"] = torch.cuda.get_device_name(torch.device(device))
     return env
-
-
-def one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0][:200]}" if text else type(e).__name__
 
 
 def photographs(size: tuple[int, int]) -> np.ndarray:

@@ -109,14 +109,15 @@ def external_data_files(model, folder: str | Path) -> list[Path]:
     return [Path(folder) / name for name in sorted(locations)]
 
 
-def onnx_content_sha256(path: str | Path) -> str:
-    """sha256 of an ONNX file and of its external data files: what it computes, whatever its name."""
+def onnx_content_sha256(path: str | Path, graph=None) -> str:
+    """sha256 of an ONNX file and of its external data files: what it computes, whatever its name.
+    graph: the file's ModelProto when the caller has parsed it already (else it is read here)."""
     import hashlib
 
     from vfmaudit.files import file_sha256
 
     path = Path(path)
     digest = hashlib.sha256(file_sha256(path).encode())
-    for data in external_data_files(load_onnx_graph(path), path.parent):
+    for data in external_data_files(graph if graph is not None else load_onnx_graph(path), path.parent):
         digest.update(data.name.encode() + b"\0" + (file_sha256(data) if data.is_file() else "missing").encode())
     return digest.hexdigest()

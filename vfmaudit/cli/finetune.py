@@ -61,8 +61,9 @@ def finetune(
 
     config = FinetuneConfig(inputs=[str(p) for p in images or []], model=model, pretrained=pretrained,
                             out=str(out_dir), perturbations=perturbations, lam=lam, epochs=epochs, steps=steps,
-                            batch_size=batch_size, lr=lr, clip_grad=clip_grad, train=train, held_out=held_out, seed=seed, device=device,
-                            resume=resume, overwrite=overwrite, eval_perturbations=eval_perturbations)
+                            batch_size=batch_size, lr=lr, clip_grad=clip_grad, train=train, held_out=held_out,
+                            seed=seed, device=device, resume=resume, overwrite=overwrite,
+                            eval_perturbations=eval_perturbations)
     config.validate()
     stages = Stages(quiet)
     # the step bar on a terminal; in a log the steps are stage lines like the rest (every tenth of the way)

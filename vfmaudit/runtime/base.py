@@ -28,6 +28,14 @@ class Encoder(Protocol):
     def describe(self) -> dict: ...
 
 
+def device_index(device: str) -> int:
+    """cuda -> 0, cuda:N -> N: the GPU that provider options, bindings, engines and events name."""
+    _, _, index = device.partition(":")
+    if index and not index.isdigit():
+        raise VfmauditError(f"unknown device '{device}'; use cpu, cuda or cuda:N", param="device")
+    return int(index or 0)
+
+
 def check_images(images: np.ndarray | list) -> np.ndarray | list:
     if isinstance(images, list):
         if not all(isinstance(i, np.ndarray) and i.dtype == np.uint8 and i.ndim == 3 and i.shape[2] == 3

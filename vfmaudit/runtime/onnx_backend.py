@@ -15,7 +15,7 @@ from vfmaudit.errors import VfmauditError, one_line
 from vfmaudit.artefact import INPUT_UINT8_NHWC, ArtefactInfo
 from vfmaudit.artefact.metadata import load_onnx_graph, onnx_info, read_onnx_info
 from vfmaudit.artefact.bf16 import EMULATED_NOTE, emulate_bf16, reduced_float_types
-from vfmaudit.runtime.base import encode_batches
+from vfmaudit.runtime.base import device_index, encode_batches
 from vfmaudit.runtime.registry import register_backend
 from vfmaudit.runtime.timing import add_phases
 
@@ -25,21 +25,14 @@ _ORT_TYPES = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8, "tensor(fl
 TRT_CACHE_ROOT = os.path.join(os.path.expanduser("~"), ".cache", "vfmaudit", "trt")
 
 
-def device_index(device: str) -> int:
-    """cuda -> 0, cuda:N -> N (the GPU every provider option, binding and event names)."""
-    _, _, index = device.partition(":")
-    if index and not index.isdigit():
-        raise VfmauditError(f"unknown device '{device}'; use cpu, cuda or cuda:N", param="device")
-    return int(index or 0)
-
-
-def engine_cache_dir(model_path: str | Path, root: str | None = None) -> str:
+def engine_cache_dir(model_path: str | Path, root: str | None = None, graph=None) -> str:
     """The TensorRT provider's engine cache folder for this file: one per content (the ONNX file and
     its external data), because onnxruntime keys a cached engine by the graph's file name, names and
-    versions, not by its weights: two model.onnx of one architecture would share an engine."""
+    versions, not by its weights: two model.onnx of one architecture would share an engine.
+    graph: the file's ModelProto when already parsed (it lists the external data files)."""
     from vfmaudit.artefact.metadata import onnx_content_sha256
 
-    return os.path.join(root or TRT_CACHE_ROOT, onnx_content_sha256(model_path)[:16])
+    return os.path.join(root or TRT_CACHE_ROOT, onnx_content_sha256(model_path, graph)[:16])
 
 
 PROVIDERS = {"tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider"}
@@ -110,9 +103,11 @@ class OnnxEncoder:
         self.batch_size = int(batch_size)
         self.device = device
         self.device_id = device_index(device) if device.startswith("cuda") else 0
+        self._ort = ort
         available = ort.get_available_providers()
         providers = provider_chain(device, available,
-                                   engine_cache_dir(path) if "TensorrtExecutionProvider" in available else None,
+                                   engine_cache_dir(path, graph=graph) if "TensorrtExecutionProvider" in available
+                                   else None,
                                    provider)
         # onnxruntime's CPU provider has no bf16 kernels: run the float32 emulation of the same graph
         bf16 = self.info.precision == "bf16" or "bf16" in reduced_float_types(graph)
@@ -166,13 +161,11 @@ class OnnxEncoder:
     def _run(self, feed: np.ndarray) -> np.ndarray:
         if not self._binding:
             return self.session.run([self.output_name], {self.input_name: feed})[0]
-        import onnxruntime as ort
-
         # on GPU: the input copied to this GPU, the output left there until fetched. Each step returns
         # when its work is done (onnxruntime synchronises the copies and the run), so host clocks
         # around them time the phases apart
         t0 = time.perf_counter()
-        x = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(feed), "cuda", self.device_id)
+        x = self._ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(feed), "cuda", self.device_id)
         t1 = time.perf_counter()
         binding = self.session.io_binding()
         binding.bind_ortvalue_input(self.input_name, x)

@@ -17,7 +17,7 @@ from vfmaudit.artefact import INPUT_UINT8_NHWC, ArtefactInfo, check_compatible, 
 from vfmaudit.runtime.base import encode_batches
 from vfmaudit.runtime.registry import register_backend
 from vfmaudit.runtime.tensorrt_io import cuda_index, input_shape_refused, require, torch_dtype_name
-from vfmaudit.runtime.timing import add_phases, phase_seconds
+from vfmaudit.runtime.timing import add_phases, cuda_events, phase_seconds
 
 
 def read_engine_info(engine_path: str) -> ArtefactInfo:
@@ -79,7 +79,7 @@ class TensorRTEncoder:
 
     def _run(self, feed: np.ndarray) -> np.ndarray:
         torch = self.torch
-        events = [torch.cuda.Event(enable_timing=True) for _ in range(4)] if self.record_phases else None
+        events = cuda_events(torch) if self.record_phases else None
         with torch.cuda.device(self.dev), torch.cuda.stream(self.stream):
             if events:
                 events[0].record(self.stream)
@@ -124,7 +124,8 @@ class TensorRTEncoder:
 
 
 @register_backend("tensorrt", suffixes=(".engine", ".plan", ".trt"), precisions=("fp32", "fp16", "bf16", "int8"),
-                  packages=("tensorrt",), devices=("cuda",), read_info=read_engine_info, description="a serialized TensorRT engine (NVIDIA GPU)")
+                  packages=("tensorrt",), devices=("cuda",), read_info=read_engine_info,
+                  description="a serialized TensorRT engine (NVIDIA GPU)")
 def make_tensorrt_encoder(model: str = "", device: str = "cuda", batch_size: int = 32) -> TensorRTEncoder:
     if not model:
         raise VfmauditError("the tensorrt backend needs model=FILE.engine", param="model")

@@ -6,6 +6,7 @@ absent (every machine this project has); tensorrt_backend.py and export/tensorrt
 from __future__ import annotations
 
 from vfmaudit.errors import VfmauditError
+from vfmaudit.runtime.base import device_index
 
 # TensorRT DataType member name -> torch dtype name (Polygraphy's runner maps every I/O tensor from
 # engine.get_tensor_dtype the same way); None: a type an image encoder's I/O never has here
@@ -32,11 +33,10 @@ def torch_dtype_name(trt_dtype: object, tensor: str, engine: str) -> str:
 
 def cuda_index(device: str) -> int:
     """cuda -> 0, cuda:N -> N; anything else is one line (TensorRT runs on an NVIDIA GPU only)."""
-    kind, _, index = device.partition(":")
-    if kind != "cuda" or (index and not index.isdigit()):
+    if device.partition(":")[0] != "cuda":
         raise VfmauditError(f"TensorRT runs on an NVIDIA GPU: pass device cuda or cuda:N, not '{device}'",
                             param="device")
-    return int(index or 0)
+    return device_index(device)
 
 
 def check_parsed(parsed: bool, parser: object, onnx_path: str) -> None:

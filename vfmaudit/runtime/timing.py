@@ -116,6 +116,12 @@ def run_timed(fn: Callable[[], object], items_per_call: int, warmup_s: float = 1
     return timer.timings()
 
 
+def cuda_events(torch_module) -> list:
+    """The four timing events phase_seconds reads, recorded on one stream in this order: before the
+    copy in, after it, after the compute, after the copy out."""
+    return [torch_module.cuda.Event(enable_timing=True) for _ in range(len(PHASES) + 1)]
+
+
 def phase_seconds(events: list) -> dict[str, float]:
     """Four CUDA events recorded on one stream (before the copy in, after it, after the compute, after
     the copy out) -> seconds of each phase."""

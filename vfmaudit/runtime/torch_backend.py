@@ -10,7 +10,7 @@ import numpy as np
 from vfmaudit.errors import VfmauditError
 from vfmaudit.runtime.base import to_model_size
 from vfmaudit.runtime.registry import register_backend
-from vfmaudit.runtime.timing import add_phases, phase_seconds, phase_timer
+from vfmaudit.runtime.timing import add_phases, cuda_events, phase_seconds, phase_timer
 
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ class TorchEncoder:
         with torch.inference_mode(), (torch.cuda.device(self.device) if on_gpu else contextlib.nullcontext()):
             for start in range(0, batch.shape[0], self.batch_size):
                 x = torch.from_numpy(self.preprocess.normalize(batch[start:start + self.batch_size]))
-                events = self._events() if on_gpu and self.record_phases else None
+                events = cuda_events(torch) if on_gpu and self.record_phases else None
                 if events:  # host work (resize, normalisation) is outside the events
                     events[0].record()
                 x = x.to(self.device, dtype=self.dtype, non_blocking=True)
@@ -87,9 +87,6 @@ class TorchEncoder:
                     events[3].synchronize()
                     self.last_phases = add_phases(self.last_phases, phase_seconds(events))
         return out
-
-    def _events(self) -> list:
-        return [self.torch.cuda.Event(enable_timing=True) for _ in range(4)]
 
     def device_timer(self):
         """The device phases of one encode() call from CUDA events, on CUDA; None on CPU (host time is
