@@ -30,7 +30,7 @@ def r18_pair(tmp_path_factory):
 @pytest.fixture(scope="module")
 def vit_bf16(tmp_path_factory):
     d = tmp_path_factory.mktemp("vitbf16")
-    res = run_cli("export", "onnx", "-m", "openclip:ViT-S-32", "--precision", "bf16", "--out", d / "v.onnx",
+    res = run_cli("export", "onnx", "-m", "openclip:ViT-S-32", "--precision", "bf16", "--exporter", "torchscript", "--out", d / "v.onnx",
                   "--json", d / "parity.json")
     return d, res
 
@@ -202,7 +202,8 @@ def test_baked_preprocessing_converts_and_audits_like_the_fp32_file(tmp_path):
     """uint8 NHWC input (a Cast into the graph) through the converter; the audit runs on the emulation."""
     from vfmaudit import check_parity, export_onnx
 
-    res = export_onnx("timm:resnet18", tmp_path / "baked.onnx", bake_preprocess=True, precision="bf16")
+    res = export_onnx("timm:resnet18", tmp_path / "baked.onnx", bake_preprocess=True, precision="bf16",
+                      exporter="torchscript")
     model = onnx.load(str(res.path))
     assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
     assert check_parity(res.path, max_images=2).passed

@@ -272,7 +272,7 @@ def exported(tmp_path_factory):
     from vfmaudit import calibrate, export_onnx
 
     d = tmp_path_factory.mktemp("artefacts")
-    export_onnx("timm:test_vit", d / "model.onnx", seed=0)
+    export_onnx("timm:test_vit", d / "model.onnx", seed=0, exporter="torchscript")
     calibrate(d / "model.onnx", d / "model.int8.onnx", size=32, cache_dir=d / "cache")
     for name in ("onnx-export.toml", "int8.toml"):
         shutil.copy(EXAMPLES / name, d / name)

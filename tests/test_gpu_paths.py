@@ -38,9 +38,10 @@ def exports(tmp_path_factory):
     d = tmp_path_factory.mktemp("gpu")
     (d / "a").mkdir()
     (d / "b").mkdir()
-    return {"seed0": export_onnx("timm:test_resnet", d / "a" / "model.onnx", seed=0).path,
-            "seed1": export_onnx("timm:test_resnet", d / "b" / "model.onnx", seed=1).path,
-            "baked": export_onnx("timm:test_resnet", d / "baked.onnx", seed=0, bake_preprocess=True).path}
+    return {"seed0": export_onnx("timm:test_resnet", d / "a" / "model.onnx", seed=0, exporter="torchscript").path,
+            "seed1": export_onnx("timm:test_resnet", d / "b" / "model.onnx", seed=1, exporter="torchscript").path,
+            "baked": export_onnx("timm:test_resnet", d / "baked.onnx", seed=0, bake_preprocess=True,
+                                   exporter="torchscript").path}
 
 
 def test_a_baked_uint8_input_feeds_a_cast_to_float_and_nothing_else(exports):
