@@ -76,14 +76,14 @@ def test_folder_with_bad_files_is_audited_and_lists_what_it_skipped(tmp_path, im
 
 
 def test_per_image_metrics_equal_a_direct_computation(tmp_path, image_folder, small_encoder):
-    config = AuditConfig(inputs=[str(image_folder / "photo2.png")], perturbations="brightness,glass_blur",
+    config = AuditConfig(inputs=[str(image_folder / "photo2.png")], perturbations="brightness,imagenet_c_glass_blur",
                          levels=4, out=str(tmp_path / "o"), seed=3, batch_size=16)
     run_audit(config, encoder=small_encoder)
     img = np.asarray(Image.open(image_folder / "photo2.png").convert("RGB"))
     base = small_encoder.preprocess.prepare(img)
     clean = small_encoder.encode(base)
     got = {r["family"]: r for r in rows(tmp_path / "o" / "per_image.csv")}
-    for fam in ("brightness", "glass_blur"):
+    for fam in ("brightness", "imagenet_c_glass_blur"):
         variants = np.stack([perturb.apply(base, fam, lv, seed=3) for lv in perturb.levels(fam, 4)])
         m = drift_metrics(clean, small_encoder.encode(variants)[None])
         for metric in ("cosine", "euclidean", "divergence_radius"):

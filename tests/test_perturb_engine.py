@@ -9,13 +9,19 @@ from vfmaudit.errors import LevelOutOfDomain, UnknownPerturbation, VfmauditError
 # the built-in everyday edits, in catalogue order; the contract tests below run on every registered
 # family (the registry is the source of truth), so a new family is covered the moment it registers
 REQUIRED = ["jpeg", "brightness", "contrast", "saturation", "hue", "sharpness", "gaussian_blur",
-            "gaussian_noise", "resize", "glass_blur"]
+            "gaussian_noise", "resize"]
+IMAGENET_C = ["gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
+              "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression",
+              "speckle_noise", "gaussian_blur", "spatter", "saturate"]
 ALL = list(perturb.families())
 
 
 def test_catalogue_has_the_required_families_with_metadata():
     fams = perturb.families()
     assert list(fams)[: len(REQUIRED)] == REQUIRED
+    # then the 19 ImageNet-C corruptions (the 15, then the 4 extra), named apart from the everyday edits
+    assert list(fams)[len(REQUIRED): len(REQUIRED) + 19] == ["imagenet_c_" + c for c in IMAGENET_C]
+    assert perturb.get_preset("everyday").families == REQUIRED
     for name, f in fams.items():
         assert f.name == name and f.lo < f.hi and f.lo <= f.identity <= f.hi
         assert f.units and f.description
@@ -43,7 +49,7 @@ def test_edits_change_the_image_away_from_identity(photo_batch, name):
         assert np.array_equal(perturb.apply(photo_batch, name, fam.identity), photo_batch)
 
 
-@pytest.mark.parametrize("name", ["gaussian_noise", "glass_blur"])
+@pytest.mark.parametrize("name", ["gaussian_noise", "imagenet_c_glass_blur"])
 def test_stochastic_families_are_deterministic_by_seed(photo_batch, name):
     level = perturb.levels(name, 3)[1]
     a = perturb.apply(photo_batch, name, level, seed=7)

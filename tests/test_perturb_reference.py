@@ -103,7 +103,7 @@ def test_glass_blur_statistically_matches_imagenet_c(severity):
     img = cv2.resize(data.astronaut(), (96, 96), interpolation=cv2.INTER_AREA)
     np.random.seed(0)
     ref = np.uint8(ref_fn(img, severity))
-    ours = perturb.apply(img, "glass_blur", float(severity), seed=0)
+    ours = perturb.apply(img, "imagenet_c_glass_blur", float(severity), seed=0)
     # different random streams: compare how far each moves the image, and their smoothness
     d_ref = np.abs(ref.astype(float) - img).mean()
     d_ours = np.abs(ours.astype(float) - img).mean()
@@ -130,13 +130,15 @@ def _splitmix_offsets(seed: int, delta: int):
 def test_glass_shuffle_is_the_reference_loop_fed_the_same_offsets(severity):
     """The pixel shuffle against ImageNet-C's own loop, written as the reference writes it (the tuple
     assignment of numpy views included), fed the offsets ours draws: the same array, exactly."""
-    from vfmaudit.perturb.families.distortion import _glass_shuffle, glass_blur_params
+    from vfmaudit.perturb.families.imagenet_c._kernels import glass_shuffle
+    from vfmaudit.perturb.families.imagenet_c.catalogue import BY_NAME
 
-    _, delta, iterations = glass_blur_params(float(severity))
+    params = BY_NAME["glass_blur"].table.at(float(severity))
+    delta, iterations = int(params["max_delta"]), int(params["iterations"])
     rng = np.random.default_rng(severity)
     img = rng.uniform(0, 255, (40, 36, 3)).astype(np.float32)
     ours = img.copy()
-    _glass_shuffle(ours, np.uint64(1234), delta, iterations)
+    glass_shuffle(ours, np.uint64(1234), delta, iterations)
     x = img.copy()
     offsets = _splitmix_offsets(1234, delta)
     height, width = x.shape[:2]
@@ -148,14 +150,3 @@ def test_glass_shuffle_is_the_reference_loop_fed_the_same_offsets(severity):
                 x[h, w], x[h_prime, w_prime] = x[h_prime, w_prime], x[h, w]  # the reference's line
     assert np.array_equal(ours, x)
     assert not np.array_equal(ours, img)
-
-
-def test_glass_blur_params_are_imagenet_c_at_integer_severities():
-    from vfmaudit.perturb.families.distortion import glass_blur_params
-
-    table = [(0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2)]
-    for s, expected in enumerate(table, start=1):
-        assert glass_blur_params(s) == expected
-    assert glass_blur_params(0) == (0.0, 0, 0)
-    sigma, _, _ = glass_blur_params(2.5)
-    assert 0.9 < sigma < 1.0

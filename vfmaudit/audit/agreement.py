@@ -35,7 +35,7 @@ def _stat(values: list, fn) -> float | None:
 
 
 def measure_agreement(images: list[str] | None = None, model: str = DEFAULT_MODEL, pretrained: str | None = None,
-                      backend: str = "auto", device: str = "cpu", seed: int = 0, perturbations: str = "all",
+                      backend: str = "auto", device: str = "cpu", seed: int = 0, perturbations: str = "everyday",
                       levels: int = 3, max_images: int = 256, batch_size: int = 32) -> AgreementResult:
     """Per family: top-1 agreement and overlap@k of perturbed queries against the clean index (mean, min)."""
     plans = perturb.parse_perturbations(perturbations, levels)

@@ -22,7 +22,7 @@ class AuditConfig:
     pretrained: str | None = None
     backend: str = "auto"  # by --model: .onnx -> onnx, .engine -> tensorrt, else torch
     device: str = "cpu"
-    perturbations: str = "all"  # "all" or "jpeg,brightness:0.5:1.5,..."
+    perturbations: str = "everyday"  # a preset, "all" or "jpeg,brightness:0.5:1.5,..."
     levels: int = 5
     batch_size: int = 32
     seed: int = 0

@@ -22,7 +22,7 @@ def audit(
     pretrained: PretrainedOpt = None,
     backend: Annotated[str, typer.Option(help=backend_help())] = "auto",
     device: DeviceOpt = "cpu",
-    perturbations: PerturbationsOpt = "all",
+    perturbations: PerturbationsOpt = "everyday",
     levels: LevelsOpt = 5,
     batch_size: Annotated[int, typer.Option(help="Images per encoder batch (and per streamed chunk).")] = 32,
     seed: Annotated[int, typer.Option(help="Seed of random weights and of stochastic perturbations.")] = 0,

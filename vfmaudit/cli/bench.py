@@ -111,7 +111,7 @@ def bench_audit_cmd(
     images: Annotated[Optional[List[Path]], typer.Argument(help="Images (default: the built-in samples).")] = None,
     model: ModelOrArtefactOpt = DEFAULT_MODEL,
     batch_size: Annotated[int, typer.Option(help="Encoder batch size (the same for both measurements).")] = 32,
-    perturbations: PerturbationsOpt = "all",
+    perturbations: PerturbationsOpt = "everyday",
     levels: LevelsOpt = 5,
     device: DeviceOpt = "cpu",
     engine: Annotated[str, typer.Option(help="local (efficiency against the encoder alone), or ray: scaling "

@@ -45,8 +45,10 @@ ImagesOpt = Annotated[Optional[List[Path]], typer.Option(
     "--images", help="Image files or folders (searched recursively). Default: the built-in sample photographs.")]
 PerturbationsOpt = Annotated[str, typer.Option(
     "--perturbations", "-p",
-    help=f"'all', a preset ({', '.join(perturb.presets())}), or a comma list of families, each optionally with a "
-         "sub-domain NAME:LO:HI (e.g. jpeg,brightness:0.5:1.5). See `vfmaudit perturbations` and `vfmaudit presets`.")]
+    help=f"A preset ({', '.join(perturb.presets())}; default everyday: the everyday edits), 'all' (every family, "
+         "the 19 ImageNet-C corruptions too), or a comma list of families and presets, each family optionally with a "
+         "sub-domain NAME:LO:HI (e.g. jpeg,brightness:0.5:1.5,imagenet-c). ImageNet-C presets keep their severities "
+         "1..5 whatever --levels says. See `vfmaudit perturbations` and `vfmaudit presets`.")]
 LevelsOpt = Annotated[int, typer.Option(help="Levels per family, equally spaced over its domain; 1: the strongest "
                                              "level (the end farthest from the identity, e.g. JPEG quality 10). "
                                              "More than 32 (or than a discrete family has) warns.")]

@@ -25,7 +25,7 @@ def downstream(
     device: DeviceOpt = "cpu",
     tasks: Annotated[str, typer.Option(
         help=f"auto, or a comma list of {', '.join(TASKS)} (auto: all, zero-shot only for OpenCLIP models).")] = "auto",
-    perturbations: PerturbationsOpt = "all",
+    perturbations: PerturbationsOpt = "everyday",
     levels: Annotated[int, typer.Option(help="Levels per family, equally spaced over its domain.")] = 3,
     batch_size: Annotated[int, typer.Option(help="Images per encoder batch.")] = 32,
     seed: Annotated[int, typer.Option(help="Seed of the split, random weights and stochastic perturbations.")] = 0,

@@ -44,7 +44,7 @@ def finetune(
     gate: Annotated[Optional[Path], typer.Option(
         help="Run this acceptance policy on the result (the exported file when --export onnx).")] = None,
     eval_perturbations: Annotated[str, typer.Option(
-        help="Families compared before and after on held-out images (trained and not trained).")] = "all",
+        help="Families compared before and after on held-out images (trained and not trained).")] = "everyday",
     json_out: JsonOpt = None,
     quiet: QuietOpt = False,
 ) -> None:

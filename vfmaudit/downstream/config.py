@@ -21,7 +21,7 @@ class DownstreamConfig:
     backend: str = "auto"
     device: str = "cpu"
     tasks: str = "auto"  # "auto": linear-probe, knn, retrieval, and zero-shot for OpenCLIP models
-    perturbations: str = "all"
+    perturbations: str = "everyday"
     levels: int = 3
     batch_size: int = 32
     seed: int = 0

@@ -32,7 +32,7 @@ class FinetuneConfig:
     device: str = "cpu"
     resume: bool = False
     overwrite: bool = False
-    eval_perturbations: str = "all"  # families compared before/after (trained and not trained)
+    eval_perturbations: str = "everyday"  # families compared before/after (trained and not trained)
     eval_levels: int = 3
     crops_per_image: int = 8  # built-in default only: crops per sample photograph
 

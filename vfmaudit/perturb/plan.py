@@ -36,19 +36,21 @@ def levels(name: str, n: int, lo: float | None = None, hi: float | None = None) 
 
 
 def parse_perturbations(text: str, n_levels: int) -> list[FamilyPlan]:
-    """'all', a preset name, or a comma list of NAME or NAME:LO:HI (a sub-domain) -> one plan per family."""
+    """'all', a preset name, or a comma list of NAME, NAME:LO:HI (a sub-domain) or preset names -> one plan
+    per family. Preset entries with explicit levels (ImageNet-C's severities 1..5) keep them; the
+    others get n_levels levels."""
     if n_levels < 1:
         raise VfmauditError(f"levels must be >= 1, got {n_levels}", param="levels")
     text = (text or "all").strip()
     if text.lower() == "all":
         return [FamilyPlan(n, tuple(levels(n, n_levels))) for n in all_families()]
-    tokens: list[tuple[str, float | None, float | None]] = []
+    tokens: list[tuple[str, float | None, float | None, tuple[float, ...] | None]] = []
     for token in (t.strip() for t in text.split(",")):
         if not token:
             continue
         name, *bounds = token.split(":")
         if not bounds and name in presets() and name not in all_families():
-            tokens += [(e.family, *e.bounds()) for e in get_preset(name).entries]
+            tokens += [(e.family, *e.bounds(), e.levels) for e in get_preset(name).entries]
             continue
         if bounds and len(bounds) != 2:
             raise VfmauditError(f"'{token}': write a sub-domain as NAME:LO:HI, e.g. brightness:0.5:1.5",
@@ -57,12 +59,13 @@ def parse_perturbations(text: str, n_levels: int) -> list[FamilyPlan]:
             lo, hi = (float(bounds[0]), float(bounds[1])) if bounds else (None, None)
         except ValueError:
             raise VfmauditError(f"'{token}': LO and HI must be numbers", param="perturbations") from None
-        tokens.append((name, lo, hi))
+        tokens.append((name, lo, hi, None))
     plans: list[FamilyPlan] = []
-    for name, lo, hi in tokens:
+    for name, lo, hi, fixed in tokens:
         if any(p.name == name for p in plans):
             raise VfmauditError(f"perturbation '{name}' is listed twice", param="perturbations")
-        plan = FamilyPlan(name, tuple(float(v) for v in levels(name, n_levels, lo, hi)))
+        chosen = fixed if fixed is not None else levels(name, n_levels, lo, hi)
+        plan = FamilyPlan(name, tuple(float(v) for v in chosen))
         if all(get(name).is_identity(lv) for lv in plan.levels):
             raise VfmauditError(f"'{name}' at {plan.levels[0]:g} is its identity (the image unchanged): nothing to "
                                 f"measure; pass a sub-domain that holds other levels", param="perturbations")

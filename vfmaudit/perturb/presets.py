@@ -18,6 +18,7 @@ class PresetEntry:
     level: float | None = None  # one fixed level
     lo: float | None = None  # or a sub-domain [lo, hi]; neither: the family's whole domain
     hi: float | None = None
+    levels: tuple[float, ...] | None = None  # or explicit levels (ImageNet-C's severities 1..5): --levels does not apply
 
     def bounds(self) -> tuple[float | None, float | None]:
         if self.level is not None:
@@ -55,17 +56,34 @@ def get_preset(name: str) -> Preset:
     preset = _PRESETS.get(name)
     for e in preset.entries:  # a preset naming a family that is not registered fails here, by name
         fam = get(e.family)
-        for v in (e.level, e.lo, e.hi):
+        for v in (e.level, e.lo, e.hi, *(e.levels or ())):
             if v is not None:
                 fam.check_level(v)
     return preset
 
 
 E = PresetEntry
+# the everyday edits: what `vfmaudit audit` measures unless told otherwise
+EVERYDAY = ("jpeg", "brightness", "contrast", "saturation", "hue", "sharpness", "gaussian_blur", "gaussian_noise",
+            "resize")
+register_preset(Preset(
+    name="everyday", description="the everyday edits (JPEG, colour, blur, noise, resize) over their whole domains: "
+                                 "the default",
+    entries=tuple(E(family=f) for f in EVERYDAY)))
+SEVERITIES = (1.0, 2.0, 3.0, 4.0, 5.0)
+register_preset(Preset(
+    name="imagenet-c", description="the 15 ImageNet-C corruptions at severities 1..5 (Hendrycks & Dietterich 2019)",
+    entries=tuple(E(family="imagenet_c_" + c, levels=SEVERITIES) for c in (
+        "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
+        "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression"))))
+register_preset(Preset(
+    name="imagenet-c-extra", description="ImageNet-C's 4 extra (validation) corruptions at severities 1..5",
+    entries=tuple(E(family="imagenet_c_" + c, levels=SEVERITIES)
+                  for c in ("speckle_noise", "gaussian_blur", "spatter", "saturate"))))
 register_preset(Preset(
     name="parity", description="one strong everyday edit per kind: parity must hold off the clean manifold too",
     entries=(E(family="jpeg", level=30.0), E(family="gaussian_blur", level=2.0), E(family="brightness", level=1.5),
-             E(family="gaussian_noise", level=0.1), E(family="glass_blur", level=2.0))))
+             E(family="gaussian_noise", level=0.1), E(family="imagenet_c_glass_blur", level=2.0))))
 register_preset(Preset(
     name="calibration", description="everyday edits at mild-to-strong levels: the ranges production images fall in",
     entries=(E(family="jpeg", lo=30.0, hi=90.0), E(family="brightness", lo=0.6, hi=1.4),

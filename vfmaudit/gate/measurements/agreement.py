@@ -32,7 +32,7 @@ def _values(report: dict) -> dict:
 
 register_measurement(Measurement(
     name="agreement", description="label-free neighbour agreement of perturbed queries against the clean index",
-    options={"perturbations": Option(str, "all", "families, as --perturbations"),
+    options={"perturbations": Option(str, "everyday", "families, as --perturbations"),
              "levels": Option(int, 3, "levels per family"),
              "max_images": Option(int, 256, "images used (all pairs among them are compared)")},
     metric_paths=_paths, run=_run, values=_values))

@@ -32,6 +32,6 @@ def _values(report: dict) -> dict:
 
 register_measurement(Measurement(
     name="audit", description="embedding drift per family (vfmaudit audit)",
-    options={"perturbations": Option(str, "all", "families, as --perturbations"),
+    options={"perturbations": Option(str, "everyday", "families, as --perturbations"),
              "levels": Option(int, 5, "levels per family"), "batch_size": Option(int, 32, "encoder batch size")},
     metric_paths=_paths, run=_run, values=_values, own_report="audit/report.json"))

@@ -61,7 +61,7 @@ register_measurement(Measurement(
     name="downstream", description="downstream task accuracy under perturbation (vfmaudit downstream)",
     options={"dataset": Option(str, "builtin:textures", "a class-per-folder tree, a CSV, or builtin:NAME"),
              "tasks": Option(str, "auto", "auto or a comma list of linear-probe, knn, retrieval, zero-shot"),
-             "perturbations": Option(str, "all", "families, as --perturbations"),
+             "perturbations": Option(str, "everyday", "families, as --perturbations"),
              "levels": Option(int, 3, "levels per family"),
              "max_per_class": Option((int, type(None)), None, "images per class (default: all)")},
     metric_paths=_paths, run=_run, values=_values, own_report="downstream/downstream.json"))

@@ -1,0 +1,46 @@
+"""ImageNet-C (Hendrycks & Dietterich, ICLR 2019): its 15 corruptions and 4 extra ones, faithful to
+make_imagenet_c.py, on a continuous severity in [0, 5], at any image size.
+
+    >>> import numpy as np
+    >>> from vfmaudit.perturb.families.imagenet_c import corrupt
+    >>> corrupt(np.zeros((17, 31, 3), np.uint8), "fog", 3).shape
+    (17, 31, 3)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vfmaudit.perturb.families.imagenet_c.catalogue import BY_NAME, EXTRA, FIFTEEN, PREFIX, SPECS, family_name
+from vfmaudit.perturb.families.imagenet_c.frost import frost_source, set_frost_dir
+
+PIXEL_MODES = ("imagenet", "scale")
+
+__all__ = ["corrupt", "FIFTEEN", "EXTRA", "SPECS", "PREFIX", "family_name", "set_frost_dir", "frost_source",
+           "PIXEL_MODES"]
+
+
+def corrupt(image: np.ndarray, corruption: str, severity: float, seed: int = 0, pixels: str = "imagenet") -> np.ndarray:
+    """One ImageNet-C corruption of a uint8 RGB image (H, W, 3) at a severity in [0, 5].
+
+    pixels="imagenet" keeps the pixel-unit parameters of the 224-px original at every size (what
+    published numbers mean); "scale" multiplies them by min(H, W) / 224.
+    """
+    from vfmaudit.errors import VfmauditError
+    from vfmaudit.perturb import apply
+    from vfmaudit.perturb._batch import as_batch, image_seeds
+
+    name = corruption[len(PREFIX):] if corruption.startswith(PREFIX) else corruption
+    if name not in BY_NAME:
+        raise VfmauditError(f"unknown ImageNet-C corruption '{corruption}'; choose from {', '.join(BY_NAME)}")
+    if pixels not in PIXEL_MODES:
+        raise VfmauditError(f"pixels must be one of {', '.join(PIXEL_MODES)}, got '{pixels}'")
+    if pixels == "imagenet":
+        return apply(image, family_name(name), severity, seed)
+    batch, single = as_batch(image)
+    spec = BY_NAME[name]
+    severity = min(max(float(severity), 0.0), 5.0)
+    seeds = image_seeds(batch, seed, family_name(name), severity)
+    out = np.stack([spec.fn(img, spec.table.at(severity, min(img.shape[:2]) / 224.0), int(s))
+                    for img, s in zip(batch, seeds)]) if severity > 0 else batch.copy()
+    return out[0] if single else out

@@ -1,0 +1,29 @@
+"""Conversions every ImageNet-C corruption shares: [0, 1] floats in, the original's uint8 out."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def unit(img: np.ndarray) -> np.ndarray:
+    """uint8 -> float32 in [0, 1]."""
+    return img.astype(np.float32) * np.float32(1.0 / 255.0)
+
+
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    """np.uint8(np.clip(x, 0, 1) * 255): the original truncates, it does not round."""
+    return (np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def rng(seed: int) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(int(seed)))
+
+
+def blur_float(img: np.ndarray, sigma: float) -> np.ndarray:
+    """skimage.filters.gaussian (mode 'nearest', truncate 4) in float32, on the values as given."""
+    import cv2
+
+    from vfmaudit.perturb.families.filters import gaussian_ksize
+
+    k = gaussian_ksize(sigma)
+    return cv2.GaussianBlur(img.astype(np.float32), (k, k), sigma, sigmaY=sigma, borderType=cv2.BORDER_REPLICATE)

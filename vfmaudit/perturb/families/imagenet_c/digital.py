@@ -1,0 +1,90 @@
+"""ImageNet-C digital corruptions: brightness, contrast, elastic transform, pixelate, JPEG, saturate."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from vfmaudit.perturb.families.imagenet_c import _kernels
+from vfmaudit.perturb.families.imagenet_c._common import rng, to_uint8, unit
+from vfmaudit.perturb.families.jpeg import jpeg
+
+
+def brightness(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
+    x = unit(img)  # skimage's HSV round trip rounds differently anyway: float32 lands as close as float64
+    out = np.empty_like(x)
+    _kernels.hsv_value_shift(x, float(p["c"]), out)
+    return to_uint8(out)
+
+
+def saturate(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
+    x = img / 255.0  # float64: float32 moves up to 13 % of the truncated values by one
+    out = np.empty_like(x)
+    _kernels.hsv_saturation_affine(x, float(p["gain"]), float(p["offset"]), out)
+    return to_uint8(out)
+
+
+def contrast(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
+    x = unit(img)
+    means = x.mean(axis=(0, 1), keepdims=True, dtype=np.float64).astype(np.float32)
+    return to_uint8((x - means) * np.float32(p["c"]) + means)
+
+
+def pixelate(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
+    c = p["c"]
+    if c >= 1:
+        return img.copy()
+    h, w = img.shape[:2]
+    small = Image.fromarray(img).resize((max(1, int(w * c)), max(1, int(h * c))), Image.BOX)
+    return np.asarray(small.resize((w, h), Image.BOX)).copy()  # BOX both ways, as the original
+
+
+def jpeg_compression(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
+    return jpeg(img[None], p["quality"], np.zeros(1, np.uint64))[0]
+
+
+@lru_cache(maxsize=32)
+def _reflect_gaussian_matrix(n: int, sigma: float, truncate: float = 3.0) -> np.ndarray:
+    """The (n, n) matrix of scipy.ndimage.gaussian_filter1d(mode='reflect', truncate) on length n:
+    a field smoothed by it is A_rows @ field @ A_cols.T, two small matrix products whatever sigma."""
+    radius = int(truncate * sigma + 0.5)
+    taps = np.arange(-radius, radius + 1)
+    weights = np.exp(-0.5 * (taps / sigma) ** 2)
+    weights /= weights.sum()
+    period = 2 * n
+    cols = (np.arange(n)[:, None] + taps[None, :]) % period
+    cols = np.where(cols < n, cols, period - 1 - cols)
+    matrix = np.zeros((n, n))
+    np.add.at(matrix, (np.repeat(np.arange(n), taps.size), cols.ravel()), np.tile(weights, n))
+    return matrix
+
+
+def _smooth_field(g: np.random.Generator, h: int, w: int, sigma: float) -> np.ndarray:
+    field = g.uniform(-1, 1, size=(h, w))
+    if sigma <= 0:
+        return field
+    return _reflect_gaussian_matrix(h, float(sigma)) @ field @ _reflect_gaussian_matrix(w, float(sigma)).T
+
+
+def elastic_transform(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
+    alpha, sigma, jitter = p["alpha"], p["sigma"], p["affine"]
+    if alpha <= 0 and jitter <= 0:
+        return img.copy()
+    g = rng(seed)
+    h, w = img.shape[:2]
+    x = unit(img)
+    square = min(h, w) // 3
+    if square > 0:  # random affine: three points around the centre, each moved by U(-jitter, jitter)
+        centre = np.float32([h, w]) // 2
+        pts1 = np.float32([centre + square, [centre[0] + square, centre[1] - square], centre - square])
+        pts2 = pts1 + g.uniform(-jitter, jitter, size=pts1.shape).astype(np.float32)
+        matrix = cv2.getAffineTransform(pts1, pts2)
+        x = cv2.warpAffine(x, matrix, (w, h), borderMode=cv2.BORDER_REFLECT_101)
+    dx = (_smooth_field(g, h, w, sigma) * alpha).astype(np.float32)
+    dy = (_smooth_field(g, h, w, sigma) * alpha).astype(np.float32)
+    out = np.empty_like(x)
+    _kernels.remap_reflect(np.ascontiguousarray(x), dy, dx, out)
+    return to_uint8(out)

@@ -1,0 +1,122 @@
+"""ImageNet-C weather: snow, frost, fog, and spatter (one of the four extra corruptions)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from vfmaudit.perturb.families.imagenet_c import _kernels
+from vfmaudit.perturb.families.imagenet_c._common import blur_float, rng, to_uint8, unit
+from vfmaudit.perturb.families.imagenet_c.blur import motion_blur_uint8
+from vfmaudit.perturb.families.imagenet_c.frost import frost_texture
+
+
+def clipped_zoom_2d(layer: np.ndarray, z: float) -> np.ndarray:
+    out = np.zeros(layer.shape + (1,), np.float64)
+    _kernels.zoom_accumulate(np.ascontiguousarray(layer[..., None], dtype=np.float64), np.array([z]), out)
+    return out[..., 0]
+
+
+def snow(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
+    if p["amount"] <= 0:
+        return img.copy()
+    g = rng(seed)
+    h, w = img.shape[:2]
+    x = unit(img)
+    layer = g.normal(loc=p["loc"], scale=p["scale"], size=(h, w))
+    layer = clipped_zoom_2d(layer, p["zoom"])
+    layer[layer < p["threshold"]] = 0
+    # the original round-trips the layer through an 8-bit PNG for ImageMagick's motion blur
+    flakes = (np.clip(layer, 0, 1) * 255).astype(np.uint8)
+    flakes = motion_blur_uint8(flakes, p["radius"], p["sigma"], g.uniform(-135, -45))
+    flakes = flakes.astype(np.float32)[..., None] * np.float32(p["amount"] / 255.0)
+    mix = np.float32(p["mix"])
+    grey = cv2.cvtColor(x, cv2.COLOR_RGB2GRAY)[..., None] * np.float32(1.5) + np.float32(0.5)
+    x = mix * x + (1 - mix) * np.maximum(x, grey)
+    return to_uint8(x + flakes + np.rot90(flakes, k=2))
+
+
+def frost(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
+    if p["frost"] <= 0 and p["image"] == 1.0:
+        return img.copy()
+    g = rng(seed)
+    h, w = img.shape[:2]
+    texture = frost_texture(int(g.integers(5)), h, w)  # frost1..frost5, as the original (frost6 is never drawn)
+    top = int(g.integers(0, texture.shape[0] - h + 1))
+    left = int(g.integers(0, texture.shape[1] - w + 1))
+    patch = texture[top:top + h, left:left + w].astype(np.float32)
+    out = np.float32(p["image"]) * img.astype(np.float32) + np.float32(p["frost"]) * patch
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def plasma_fractal(mapsize: int, wibbledecay: float, g: np.random.Generator) -> np.ndarray:
+    """Diamond-square fractal on a mapsize x mapsize torus (mapsize a power of two), in [0, 1].
+    As the original, each octave adds wibble * U(-wibble, wibble) and wibble shrinks by wibbledecay."""
+    grid = np.zeros((mapsize, mapsize), np.float64)
+    step, wibble = mapsize, 100.0
+
+    def wibbled_mean(total: np.ndarray) -> np.ndarray:
+        return total / 4 + wibble * g.uniform(-wibble, wibble, total.shape)
+
+    while step >= 2:
+        half = step // 2
+        corners = grid[0:mapsize:step, 0:mapsize:step]
+        squares = corners + np.roll(corners, -1, axis=0)
+        squares = squares + np.roll(squares, -1, axis=1)
+        grid[half:mapsize:step, half:mapsize:step] = wibbled_mean(squares)
+        centres = grid[half:mapsize:step, half:mapsize:step]
+        corners = grid[0:mapsize:step, 0:mapsize:step]
+        left = centres + np.roll(centres, 1, axis=0) + corners + np.roll(corners, -1, axis=1)
+        grid[0:mapsize:step, half:mapsize:step] = wibbled_mean(left)
+        top = centres + np.roll(centres, 1, axis=1) + corners + np.roll(corners, -1, axis=0)
+        grid[half:mapsize:step, 0:mapsize:step] = wibbled_mean(top)
+        step //= 2
+        wibble /= wibbledecay
+    grid -= grid.min()
+    peak = grid.max()
+    return grid / peak if peak > 0 else grid
+
+
+def fog(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
+    strength = p["strength"]
+    if strength <= 0:
+        return img.copy()
+    h, w = img.shape[:2]
+    mapsize = 1 << max(1, int(np.ceil(np.log2(max(h, w, 2)))))  # 256 at 224, as the original
+    plasma = plasma_fractal(mapsize, p["wibbledecay"], rng(seed))[:h, :w, None].astype(np.float32)
+    x = unit(img)
+    peak = float(x.max())
+    return to_uint8((x + np.float32(strength) * plasma) * np.float32(peak / (peak + strength)))
+
+
+_WATER = np.array([175, 238, 238], np.float32) / 255  # pale turquoise
+_MUD = np.array([63, 42, 20], np.float32) / 255
+
+
+def _gaussian(a: np.ndarray, sigma: float) -> np.ndarray:
+    # skimage.filters.gaussian on a 2-D float: mode 'nearest', truncate 4
+    return blur_float(a, sigma) if sigma > 0 else a.astype(np.float32)
+
+
+def spatter(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
+    if p["amount"] <= 0:
+        return img.copy()
+    x = unit(img)
+    liquid = rng(seed).normal(loc=p["loc"], scale=p["scale"], size=img.shape[:2]).astype(np.float32)
+    liquid = _gaussian(liquid, p["sigma"])
+    liquid[liquid < p["threshold"]] = 0
+    if p["mud"] < 0.5:  # water: embossed edges of the drops, tinted
+        drops = (liquid * 255).astype(np.uint8)
+        dist = cv2.distanceTransform(255 - cv2.Canny(drops, 50, 150), cv2.DIST_L2, 5)
+        _, dist = cv2.threshold(dist, 20, 20, cv2.THRESH_TRUNC)
+        dist = cv2.equalizeHist(cv2.blur(dist, (3, 3)).astype(np.uint8))
+        emboss = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]])
+        dist = cv2.blur(cv2.filter2D(dist, cv2.CV_8U, emboss), (3, 3)).astype(np.float32)
+        m = drops.astype(np.float32) * dist
+        peak = m.max()
+        m = (m / peak if peak > 0 else m) * np.float32(p["intensity"] * p["amount"])
+        return to_uint8(x + m[..., None] * _WATER)
+    mask = _gaussian((liquid > p["threshold"]).astype(np.float32), p["intensity"])
+    mask[mask < 0.8] = 0
+    mask = mask[..., None] * np.float32(p["amount"])
+    return to_uint8(x * (1 - mask) + _MUD * mask)
