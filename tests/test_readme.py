@@ -19,6 +19,12 @@ def test_catalogue_table_matches_registry():
         assert units.strip() == f.units and description.strip() == f.description
 
 
+def test_imagenet_c_table_is_the_catalogue():
+    from vfmaudit.perturb.families.imagenet_c.catalogue import catalogue_markdown
+
+    assert catalogue_markdown() in README
+
+
 def test_python_examples_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     blocks = re.findall(r"```python\n(.*?)```", README, re.S)

@@ -144,3 +144,19 @@ for _spec in SPECS:
     register(Family(name=family_name(_spec.name), lo=0.0, hi=5.0, identity=0.0, units="ImageNet-C severity",
                     apply_batch=_apply_batch(_spec), stochastic=_spec.stochastic,
                     description=f"ImageNet-C {_spec.name}: {_spec.description}"))
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.6g}"
+
+
+def catalogue_markdown() -> str:
+    """The README's ImageNet-C table, rendered from the tables above (a test compares the two)."""
+    lines = ["| family | category | parameter: severity 1, 2, 3, 4, 5 (identity at 0) | scaled in `scale` mode | "
+             "between severities |", "|---|---|---|---|---|"]
+    for s in SPECS:
+        cells = "<br>".join(f"{p.name}: {', '.join(_fmt(v) for v in p.values)} ({_fmt(p.identity)})"
+                            for p in s.table.params)
+        scaled = ", ".join(p.name for p in s.table.params if p.pixels) or "none"
+        lines.append(f"| `{family_name(s.name)}` | {s.category} | {cells} | {scaled} | {s.interpolation} |")
+    return "\n".join(lines) + "\n"
