@@ -28,9 +28,11 @@ def saturate(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
 
 
 def contrast(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
-    x = unit(img)
-    means = x.mean(axis=(0, 1), keepdims=True, dtype=np.float64).astype(np.float32)
-    return to_uint8((x - means) * np.float32(p["c"]) + means)
+    # (x - m) c + m per channel is a function of the grey level alone: one 256-entry table a channel
+    means = np.array(cv2.mean(img)[:3]) / 255.0
+    levels = np.arange(256)[:, None] / 255.0
+    lut = to_uint8((levels - means) * p["c"] + means)  # (256, 3), float64 as the original
+    return cv2.LUT(img, lut.reshape(256, 1, 3))
 
 
 def pixelate(img: np.ndarray, p: dict, seed: int) -> np.ndarray:

@@ -1,34 +1,98 @@
-"""ImageNet-C noise: gaussian, shot (Poisson), impulse (salt and pepper), speckle."""
+"""ImageNet-C noise: gaussian, shot (Poisson), impulse (salt and pepper), speckle.
+
+Each output value depends on its input grey level and one random draw, so each is drawn from the
+original's law with one 32-bit uniform: gaussian noise as an integer offset whose law is exact
+(the original's truncation included), shot noise from per-grey-level tables of the Poisson law
+under the original's float arithmetic, speckle through the normal's quantile table.
+"""
 
 from __future__ import annotations
 
-import numpy as np
+from functools import lru_cache
 
-from vfmaudit.perturb.families.imagenet_c._common import rng, to_uint8, unit
-from vfmaudit.perturb.families.noise import gaussian_noise as _fast_gaussian_noise
+import numpy as np
+from scipy.special import ndtr, ndtri, pdtr
+
+from vfmaudit.perturb.families.imagenet_c import _kernels
+
+_LEVELS = np.arange(256, dtype=np.float64)
+
+
+def _tables(cdf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """cdf[v, k] = P(out <= k | v) (256, 256) -> thresholds (256, 257) and the search guide (256, 256)."""
+    below = np.concatenate([np.zeros((256, 1)), np.clip(cdf, 0.0, 1.0)], axis=1)  # P(out < k), k = 0..256
+    below = np.maximum.accumulate(below, axis=1)
+    thresholds = np.round(below * 2.0 ** 32).astype(np.uint64)
+    thresholds[:, 256] = 2 ** 32  # no uniform reaches it
+    starts = np.arange(256, dtype=np.uint64) << np.uint64(24)
+    guide = np.stack([np.searchsorted(t, starts, side="right") - 1 for t in thresholds]).clip(0, 255)
+    return thresholds, guide.astype(np.int32)
+
+
+def _first_above(values: np.ndarray) -> np.ndarray:
+    """For each k = 0..255, the threshold (k + 1) / 255 that a [0, 1] value must reach for uint8(x 255) > k."""
+    return (np.arange(256) + 1.0) / 255.0
+
+
+_GUIDE_BITS = 12
+
+
+@lru_cache(maxsize=64)
+def gaussian_offsets(c: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """uint8(clip(v / 255 + c n, 0, 1) 255) is clip(v + K) with K = floor(255 c n), whatever v: K's
+    law P(K < k) = Phi(k / (255 c)) as thresholds, its first k, and a 2^12-bucket search guide."""
+    s = 255.0 * c
+    kmin, kmax = int(np.floor(-8.0 * s)) - 1, int(np.ceil(8.0 * s)) + 1
+    ks = np.arange(kmin, kmax + 2)
+    thresholds = np.round(ndtr(ks / s) * 2.0 ** 32).astype(np.uint64)
+    thresholds[0], thresholds[-1] = 0, 2 ** 32
+    starts = np.arange(1 << _GUIDE_BITS, dtype=np.uint64) << np.uint64(32 - _GUIDE_BITS)
+    guide = (np.searchsorted(thresholds, starts, side="right") - 1).clip(0, len(ks) - 2).astype(np.int64)
+    return thresholds, guide, kmin
+
+
+_QUANTILES = ndtri(np.clip(np.linspace(0.0, 1.0, 2 ** 14 + 1), 0.5 / 2 ** 14, 1 - 0.5 / 2 ** 14))
+
+
+@lru_cache(maxsize=64)
+def shot_tables(c: float) -> tuple[np.ndarray, np.ndarray]:
+    # poisson(x c) / c truncated: out <= k  <=>  N <= n_k, the largest count whose uint8(N / c * 255) <= k
+    counts = np.arange(int(np.ceil(c)) + 2, dtype=np.float64)
+    out = (np.clip(counts / c, 0, 1) * 255).astype(np.uint8)  # the original's float arithmetic, count by count
+    n_k = np.searchsorted(out, np.arange(256), side="right") - 1  # out is non-decreasing in N
+    rates = (_LEVELS / 255.0 * c)[:, None]
+    cdf = np.where(n_k[None, :] >= 0, pdtr(np.maximum(n_k, 0)[None, :], rates), 0.0)
+    cdf[:, 255] = 1.0
+    cdf[0, :] = 1.0  # rate 0: no photon, out 0
+    return _tables(cdf)
+
+
+def _sample(img: np.ndarray, seed: int, tables: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    out = np.empty_like(img)
+    _kernels.sample_levels(img, np.uint64(seed), tables[0], tables[1], out)
+    return out
 
 
 def gaussian_noise(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
-    # uint8(clip(x + N(0, c), 0, 1) * 255): the engine's exact integer form of the same law
-    return _fast_gaussian_noise(img[None], p["c"], np.array([seed], np.uint64))[0]
+    thresholds, guide, kmin = gaussian_offsets(float(p["c"]))
+    out = np.empty_like(img)
+    _kernels.add_offsets(img, np.uint64(seed), thresholds, guide, kmin, 32 - _GUIDE_BITS, out)
+    return out
 
 
 def shot_noise(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
-    c = p["c"]
-    return to_uint8(rng(seed).poisson(unit(img) * c) / c)
+    return _sample(img, seed, shot_tables(float(p["c"])))
+
+
+def speckle_noise(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
+    out = np.empty_like(img)
+    _kernels.speckle(img, np.uint64(seed), float(p["c"]), _QUANTILES, out)
+    return out
 
 
 def impulse_noise(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
     # skimage random_noise(mode='s&p', amount=c): each channel value is flipped with probability c,
     # then to 1 or 0 with equal odds (salt_vs_pepper 0.5); one uniform decides both
-    u = rng(seed).random(img.shape, dtype=np.float32)
-    c = np.float32(p["c"])
-    out = img.copy()
-    out[u < c * np.float32(0.5)] = 0
-    out[(u >= c * np.float32(0.5)) & (u < c)] = 255
+    out = np.empty_like(img)
+    _kernels.salt_and_pepper(img, np.uint64(seed), float(p["c"]), out)
     return out
-
-
-def speckle_noise(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
-    x = unit(img)
-    return to_uint8(x + x * rng(seed).normal(0.0, p["c"], img.shape).astype(np.float32))

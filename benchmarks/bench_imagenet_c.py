@@ -1,0 +1,87 @@
+"""ImageNet-C corruptions: vfmaudit against imagecorruptions 1.1.2, one thread, side by side.
+
+    pip install --no-deps imagecorruptions==1.1.2     # or VFMAUDIT_IMAGECORRUPTIONS_PATH=<unpacked wheel>
+    python benchmarks/bench_imagenet_c.py [--sizes 224,512] [--severity 3] [--json out.json]
+
+Both run in this one process on the same photographs, pinned to one thread. vfmaudit takes a
+batch per call (its API: 8 images); imagecorruptions one image per call (its API), cycling over
+the same 8. imagecorruptions is loaded with the stand-ins of tests/reference/peers.py
+(pkg_resources, skimage's multichannel, np.float_), which do not change its arithmetic.
+Targets (issue 24): >= 10x on every corruption whose peer is numpy / scikit-image / SciPy
+arithmetic, >= 100x on glass blur, >= 30x on zoom blur, >= 1x on jpeg_compression (both libjpeg).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from _common import fmt_rate, machine, single_thread, table, throughput
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from reference.peers import load_imagecorruptions  # noqa: E402
+
+TARGETS = {"glass_blur": 100.0, "zoom_blur": 30.0, "jpeg_compression": 1.0, "pixelate": 1.0}  # pixelate: both Pillow
+
+
+def photos(n: int, size: int) -> np.ndarray:
+    import cv2
+    from skimage import data
+
+    srcs = [data.astronaut(), data.chelsea(), data.coffee(), data.rocket()]
+    return np.stack([cv2.resize(srcs[i % 4], (size, size), interpolation=cv2.INTER_AREA) for i in range(n)])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="224,512")
+    ap.add_argument("--severity", type=int, default=3)
+    ap.add_argument("--only", default="", help="comma list of corruptions (default: all 19)")
+    ap.add_argument("--json", help="also write the rows as JSON here")
+    args = ap.parse_args()
+    ic, why = load_imagecorruptions()
+    if ic is None:
+        sys.exit(f"error: {why}")
+    single_thread()
+    from PIL import Image
+
+    from vfmaudit import perturb
+    from vfmaudit.perturb.families.imagenet_c import SPECS, family_name
+
+    names = [s.name for s in SPECS if not args.only or s.name in args.only.split(",")]
+    rows, records = [], []
+    for size in (int(s) for s in args.sizes.split(",")):
+        batch = photos(8, size)
+        pils = [Image.fromarray(im) for im in batch]
+        for name in names:
+            cursor = {"i": 0}
+            fn = getattr(ic, name)
+
+            def theirs() -> None:
+                cursor["i"] = (cursor["i"] + 1) % len(pils)
+                np.uint8(fn(pils[cursor["i"]], args.severity))
+
+            ours_rate = throughput(lambda: perturb.apply(batch, family_name(name), args.severity, seed=0), len(batch),
+                                   min_time=0.3, repeats=2)
+            slow = name in ("glass_blur",)
+            their_rate = throughput(theirs, 1, min_time=1.0 if slow else 0.3, repeats=1 if slow else 2)
+            target = TARGETS.get(name, 10.0)
+            ratio = ours_rate / their_rate
+            records.append({"corruption": name, "size": size, "severity": args.severity, "vfmaudit": ours_rate,
+                            "imagecorruptions": their_rate, "ratio": ratio, "target": target})
+            rows.append([name, f"{size}", fmt_rate(ours_rate), fmt_rate(their_rate), f"{ratio:,.1f}x",
+                         f">= {target:g}x", "yes" if ratio >= target else "**no**"])
+            print(f"  {name} {size}: {ratio:,.1f}x", file=sys.stderr)
+    print(f"ImageNet-C, images/s at severity {args.severity}, one thread ({machine()})\n")
+    print(table(["corruption", "size", "vfmaudit", "imagecorruptions", "vfmaudit / imagecorruptions", "target",
+                 "met"], rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"machine": machine(), "rows": records}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
