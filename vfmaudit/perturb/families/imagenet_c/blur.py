@@ -89,7 +89,7 @@ def zoom_blur(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
     if factors.size == 0:
         return img.copy()
     x = unit(img)
-    acc = np.zeros(x.shape, np.float64)
+    acc = np.zeros(x.shape, np.float32)  # float32 as the original's accumulator
     _kernels.zoom_accumulate(x, factors.astype(np.float64), acc)
     return to_uint8((x + acc) / (factors.size + 1))
 

@@ -24,6 +24,7 @@ def _tables(cdf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     below = np.maximum.accumulate(below, axis=1)
     thresholds = np.round(below * 2.0 ** 32).astype(np.uint64)
     thresholds[:, 256] = 2 ** 32  # no uniform reaches it
+    # uint32 halves the table (the kernel stops at 255, so the sentinel column never needs 2^32)
     starts = np.arange(256, dtype=np.uint64) << np.uint64(24)
     guide = np.stack([np.searchsorted(t, starts, side="right") - 1 for t in thresholds]).clip(0, 255)
     return thresholds, guide.astype(np.int32)
@@ -47,11 +48,12 @@ def gaussian_offsets(c: float) -> tuple[np.ndarray, np.ndarray, int]:
     thresholds = np.round(ndtr(ks / s) * 2.0 ** 32).astype(np.uint64)
     thresholds[0], thresholds[-1] = 0, 2 ** 32
     starts = np.arange(1 << _GUIDE_BITS, dtype=np.uint64) << np.uint64(32 - _GUIDE_BITS)
-    guide = (np.searchsorted(thresholds, starts, side="right") - 1).clip(0, len(ks) - 2).astype(np.int64)
-    return thresholds, guide, kmin
+    guide = (np.searchsorted(thresholds, starts, side="right") - 1).clip(0, len(ks) - 2).astype(np.int16)
+    return thresholds, guide, kmin  # small enough to stay in L1: the draws are gathers
 
 
-_QUANTILES = ndtri(np.clip(np.linspace(0.0, 1.0, 2 ** 14 + 1), 0.5 / 2 ** 14, 1 - 0.5 / 2 ** 14))
+# 2^12 + 1 quantiles of N(0, 1), float32 (16 KB, in L1); the kernel indexes it with a uniform's top 12 bits
+_QUANTILES = ndtri(np.clip(np.linspace(0.0, 1.0, 2 ** 12 + 1), 0.5 / 2 ** 12, 1 - 0.5 / 2 ** 12)).astype(np.float32)
 
 
 @lru_cache(maxsize=64)

@@ -49,44 +49,16 @@ def frost(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def plasma_fractal(mapsize: int, wibbledecay: float, g: np.random.Generator) -> np.ndarray:
-    """Diamond-square fractal on a mapsize x mapsize torus (mapsize a power of two), in [0, 1].
-    As the original, each octave adds wibble * U(-wibble, wibble) and wibble shrinks by wibbledecay."""
-    grid = np.zeros((mapsize, mapsize), np.float64)
-    step, wibble = mapsize, 100.0
-
-    def wibbled_mean(total: np.ndarray) -> np.ndarray:
-        return total / 4 + wibble * g.uniform(-wibble, wibble, total.shape)
-
-    while step >= 2:
-        half = step // 2
-        corners = grid[0:mapsize:step, 0:mapsize:step]
-        squares = corners + np.roll(corners, -1, axis=0)
-        squares = squares + np.roll(squares, -1, axis=1)
-        grid[half:mapsize:step, half:mapsize:step] = wibbled_mean(squares)
-        centres = grid[half:mapsize:step, half:mapsize:step]
-        corners = grid[0:mapsize:step, 0:mapsize:step]
-        left = centres + np.roll(centres, 1, axis=0) + corners + np.roll(corners, -1, axis=1)
-        grid[0:mapsize:step, half:mapsize:step] = wibbled_mean(left)
-        top = centres + np.roll(centres, 1, axis=1) + corners + np.roll(corners, -1, axis=0)
-        grid[half:mapsize:step, 0:mapsize:step] = wibbled_mean(top)
-        step //= 2
-        wibble /= wibbledecay
-    grid -= grid.min()
-    peak = grid.max()
-    return grid / peak if peak > 0 else grid
-
-
 def fog(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
     strength = p["strength"]
     if strength <= 0:
         return img.copy()
     h, w = img.shape[:2]
     mapsize = 1 << max(1, int(np.ceil(np.log2(max(h, w, 2)))))  # 256 at 224, as the original
-    plasma = plasma_fractal(mapsize, p["wibbledecay"], rng(seed))[:h, :w, None].astype(np.float32)
-    x = unit(img)
-    peak = float(x.max())
-    return to_uint8((x + np.float32(strength) * plasma) * np.float32(peak / (peak + strength)))
+    layer = _kernels.plasma(mapsize, float(p["wibbledecay"]), np.uint64(seed))
+    out = np.empty_like(img)
+    _kernels.fog_blend(img, layer, float(strength), out)
+    return out
 
 
 _WATER = np.array([175, 238, 238], np.float32) / 255  # pale turquoise
