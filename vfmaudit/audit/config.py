@@ -30,6 +30,7 @@ class AuditConfig:
     resume: bool = False
     overwrite: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
+    reference_report: str | None = None  # an earlier audit: the ImageNet-C summary is also given relative to it
     # where it runs (not part of the fingerprint: results do not depend on it)
     engine: str = "local"  # local | ray
     ray_address: str | None = None  # None: start a local Ray instance; "auto" or ray://host:10001
@@ -43,6 +44,10 @@ class AuditConfig:
         if self.workers < 1 or self.shard_size < 1 or self.gpus_per_worker < 0:
             raise VfmauditError("workers and shard_size must be >= 1, gpus_per_worker >= 0",
                                 param=("workers", "shard_size", "gpus_per_worker"))
+        if self.reference_report:  # unreadable: said before the work, not after it
+            from vfmaudit.audit.imagenet_c import load_reference
+
+            load_reference(self.reference_report)
         return parse_perturbations(self.perturbations, self.levels)
 
     def fingerprint(self) -> dict:

@@ -9,6 +9,7 @@ from vfmaudit.artefact.provenance import package_versions, report_header
 from vfmaudit.audit.pipeline import SMALL_INPUT_FACTOR
 from vfmaudit.audit.result import REPORT_JSON, AuditResult
 from vfmaudit.audit.store import ResultsStore
+from vfmaudit.audit.imagenet_c import imagenet_c_summary, load_reference
 from vfmaudit.audit.summary import family_summaries
 from vfmaudit.audit.tables import PER_IMAGE, PER_LEVEL, iter_rows
 from vfmaudit.files import write_json
@@ -40,6 +41,9 @@ def build_report(config, encoder_desc: dict, plans, families: dict, skipped: dic
         fam = catalogue[p.name]
         families[p.name].update(levels=list(p.levels), units=fam.units, domain=[fam.lo, fam.hi],
                                 identity=fam.identity)
+    reference = getattr(config, "reference_report", None)
+    corruption_summary = imagenet_c_summary(families, load_reference(reference) if reference else None,
+                                            str(reference) if reference else None)
     return {
         **report_header(SCHEMA, SCHEMA_VERSION),
         "model": {k: encoder_desc.get(k) for k in ("spec", "embedding_dim", "preprocess")} | {"weights": weights},
@@ -53,6 +57,7 @@ def build_report(config, encoder_desc: dict, plans, families: dict, skipped: dic
         "metric_directions": {name: m.direction for name, m in metrics().items()},
         "images": {"audited": n_inputs_done, "skipped": len(skipped)},
         "families": families,
+        **({"imagenet_c": corruption_summary} if corruption_summary else {}),
         "skipped": [{"input": k, "reason": v} for k, v in skipped.items()],
         "warnings": list(warnings or []),
         "small_inputs": [{"input": k, "size": v} for k, v in (small or {}).items()],

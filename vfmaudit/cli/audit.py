@@ -40,6 +40,9 @@ def audit(
     gpus_per_worker: Annotated[float, typer.Option(help="GPUs per encoder actor with --engine ray.")] = 0.0,
     shard_size: Annotated[int, typer.Option(
         help="Images per shard with --engine ray: the unit of work, retry and resume.")] = 256,
+    reference_report: Annotated[Optional[Path], typer.Option(
+        help="An earlier audit (its --out folder or report.json): the ImageNet-C summary is also given relative "
+             "to it, per corruption and as the mean ratio over the 15.")] = None,
     report_thumbnails: Annotated[int, typer.Option(
         help="At most this many thumbnails in report.html (about 3 KB each: 800 is about 2.5 MB; 0: none).")] = 800,
     json_out: JsonOpt = None,
@@ -58,7 +61,8 @@ def audit(
                          backend=backend, device=device, perturbations=perturbations, levels=levels,
                          batch_size=batch_size, seed=seed, out=str(out_dir), resume=resume,
                          overwrite=overwrite, max_pixels=max_pixels, engine=engine, ray_address=ray_address,
-                         workers=workers, gpus_per_worker=gpus_per_worker, shard_size=shard_size)
+                         workers=workers, gpus_per_worker=gpus_per_worker, shard_size=shard_size,
+                         reference_report=str(reference_report) if reference_report else None)
     early = plan_warnings(config.plan())  # validates families and levels before loading anything heavy
     for warning in early:  # said before the minutes they cost, and again in report.json
         err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)

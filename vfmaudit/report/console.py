@@ -38,6 +38,10 @@ def print_audit_summary(report: dict, out_dir: str, console: Console) -> None:
         r = e.get(primary.name, {})
         t.add_row(fam, str(e["n_images"]), *[_f(e[m]["mean"]) for m in names], _f(r.get("p95")), _f(r.get("worst")))
     console.print(t)
+    if report.get("imagenet_c"):
+        from vfmaudit.audit.imagenet_c import summary_line
+
+        _plain(console, summary_line(report["imagenet_c"]))
     n_skip = report["images"]["skipped"]
     if n_skip:
         console.print(f"[yellow]{n_skip} input(s) skipped[/yellow] (listed in report.json):")

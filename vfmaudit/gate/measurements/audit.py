@@ -4,15 +4,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vfmaudit.gate.measurements._registry import Measurement, MetricInfo, Option, as_float, register_measurement
+from vfmaudit.gate.measurements._registry import INF, Measurement, MetricInfo, Option, as_float, register_measurement
 from vfmaudit.metrics import SUMMARY_STATS, metrics
 from vfmaudit.perturb import parse_perturbations
 
 
+# the ImageNet-C summary (report.json's "imagenet_c"): lower is better for every one
+IMAGENET_C_PATHS = ("audit.imagenet_c.mean_radius_15", "audit.imagenet_c.relative_15")
+
+
 def _paths(policy, options) -> dict[str, MetricInfo]:
-    return {f"audit.{p.name}.{name}.{stat}": MetricInfo(m.higher_is_better, m.range)
-            for p in parse_perturbations(options["perturbations"], options["levels"])
-            for name, m in metrics().items() for stat in SUMMARY_STATS}
+    plans = parse_perturbations(options["perturbations"], options["levels"])
+    paths = {f"audit.{p.name}.{name}.{stat}": MetricInfo(m.higher_is_better, m.range)
+             for p in plans for name, m in metrics().items() for stat in SUMMARY_STATS}
+    if any(p.name.startswith("imagenet_c_") for p in plans):
+        paths.update({path: MetricInfo(False, (0.0, INF)) for path in IMAGENET_C_PATHS})
+        paths.update({f"audit.imagenet_c.{p.name[len('imagenet_c_'):]}.{key}": MetricInfo(False, (0.0, INF))
+                      for p in plans if p.name.startswith("imagenet_c_") for key in ("radius", "relative")})
+    return paths
 
 
 def _run(policy, options, out_dir: Path) -> dict:
@@ -20,18 +29,29 @@ def _run(policy, options, out_dir: Path) -> dict:
 
     config = AuditConfig(inputs=policy.images, model=policy.model, pretrained=policy.pretrained, seed=policy.seed,
                          device=policy.device, perturbations=options["perturbations"], levels=options["levels"],
-                         batch_size=options["batch_size"], out=str(out_dir / "audit"), overwrite=True)
+                         batch_size=options["batch_size"], out=str(out_dir / "audit"), overwrite=True,
+                         reference_report=options["reference_report"] or None)
     return measure_audit(config).to_json()
 
 
 def _values(report: dict) -> dict:
-    return {f"audit.{fam}.{name}.{stat}": as_float(summary.get(stat))
-            for fam, entry in report["families"].items() for name, summary in entry.items()
-            if isinstance(summary, dict) and "mean" in summary for stat in SUMMARY_STATS}
+    values = {f"audit.{fam}.{name}.{stat}": as_float(summary.get(stat))
+              for fam, entry in report["families"].items() for name, summary in entry.items()
+              if isinstance(summary, dict) and "mean" in summary for stat in SUMMARY_STATS}
+    block = report.get("imagenet_c") or {}
+    for key in ("mean_radius_15", "relative_15"):
+        if key in block:
+            values[f"audit.imagenet_c.{key}"] = as_float(block[key])
+    for name, entry in block.get("corruptions", {}).items():
+        for key in ("radius", "relative"):
+            values[f"audit.imagenet_c.{name}.{key}"] = as_float(entry.get(key))
+    return values
 
 
 register_measurement(Measurement(
     name="audit", description="embedding drift per family (vfmaudit audit)",
     options={"perturbations": Option(str, "everyday", "families, as --perturbations"),
-             "levels": Option(int, 5, "levels per family"), "batch_size": Option(int, 32, "encoder batch size")},
+             "levels": Option(int, 5, "levels per family"), "batch_size": Option(int, 32, "encoder batch size"),
+             "reference_report": Option(str, "", "an earlier audit's report.json or folder: the ImageNet-C summary "
+                                                 "relative to it (audit.imagenet_c.relative_15)")},
     metric_paths=_paths, run=_run, values=_values, own_report="audit/report.json"))

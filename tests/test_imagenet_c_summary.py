@@ -1,0 +1,74 @@
+"""The label-free ImageNet-C summary: per corruption, the mean radius over severities 1..5, their
+mean over the 15, and the same relative to a reference audit; in report.json, the console and the gate."""
+
+import json
+
+import numpy as np
+import pytest
+
+from cli_runner import run_cli
+from helpers import noisy_photos
+from vfmaudit.audit.imagenet_c import imagenet_c_summary
+from vfmaudit.perturb.families.imagenet_c import EXTRA, FIFTEEN, family_name
+
+ARGS = ["-m", "timm:test_vit", "--batch-size", "8", "-q"]
+
+
+def _families(radii: dict[str, float]) -> dict:
+    return {family_name(c): {"divergence_radius": {"mean": r}, "levels": [1.0, 2.0, 3.0, 4.0, 5.0]}
+            for c, r in radii.items()}
+
+
+def test_the_summary_is_the_mean_over_the_15_and_the_mean_ratio_to_the_reference():
+    rng = np.random.default_rng(0)
+    ours = {c: float(rng.uniform(0.1, 0.5)) for c in (*FIFTEEN, *EXTRA)}
+    theirs = {c: float(rng.uniform(0.1, 0.5)) for c in (*FIFTEEN, *EXTRA)}
+    block = imagenet_c_summary(_families(ours), {"families": _families(theirs)}, "last-release")
+    assert block["complete_15"] and block["mean_radius_15"] == pytest.approx(np.mean([ours[c] for c in FIFTEEN]))
+    assert block["mean_radius_extra"] == pytest.approx(np.mean([ours[c] for c in EXTRA]))
+    assert block["relative_15"] == pytest.approx(np.mean([ours[c] / theirs[c] for c in FIFTEEN]))
+    assert block["corruptions"]["fog"]["relative"] == pytest.approx(ours["fog"] / theirs["fog"])
+    partial = imagenet_c_summary(_families({"fog": 0.2, "snow": 0.3}))
+    assert partial["mean_radius_15"] is None and "frost" in partial["missing_15"] and partial["relative_15"] is None
+    assert imagenet_c_summary({"jpeg": {}}) is None  # no ImageNet-C family, no block
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory, photo_batch):
+    return noisy_photos(tmp_path_factory.mktemp("icsum"), photo_batch, 2)
+
+
+def test_audit_reports_the_summary_and_its_ratio_to_a_reference_audit(folder, tmp_path):
+    plan = ["-p", "imagenet_c_fog,imagenet_c_contrast,imagenet_c_pixelate", "--levels", "2"]
+    first = run_cli("audit", folder, *ARGS, *plan, "--out", tmp_path / "a")
+    assert first.returncode == 0, first.stderr
+    second = run_cli("audit", folder, *ARGS, *plan, "--seed", "3", "--out", tmp_path / "b",
+                     "--reference-report", tmp_path / "a" / "report.json")
+    assert second.returncode == 0, second.stderr
+    a = json.loads((tmp_path / "a" / "report.json").read_text())
+    b = json.loads((tmp_path / "b" / "report.json").read_text())
+    for c in ("fog", "contrast", "pixelate"):
+        mine, ref = b["imagenet_c"]["corruptions"][c], a["families"][family_name(c)]["divergence_radius"]["mean"]
+        assert mine["radius"] == b["families"][family_name(c)]["divergence_radius"]["mean"]
+        assert mine["relative"] == pytest.approx(mine["radius"] / ref)
+        assert not mine["imagenet_c_severities"]  # two levels over [0, 5], not severities 1..5: said so
+    assert b["imagenet_c"]["mean_radius_15"] is None and b["imagenet_c"]["reference"].endswith("report.json")
+    verbose = run_cli("audit", folder, "-m", "timm:test_vit", *plan, "--out", tmp_path / "c")
+    assert "ImageNet-C: 3 corruption(s) measured" in verbose.stdout and "missing: gaussian_noise" in verbose.stdout
+
+
+def test_an_unreadable_reference_is_one_line_before_any_work(folder, tmp_path):
+    res = run_cli("audit", folder, *ARGS, "-p", "imagenet-c", "--out", tmp_path / "o",
+                  "--reference-report", tmp_path / "nothing")
+    assert res.returncode == 2 and "--reference-report" in res.stderr and res.stderr.count("\n") == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_gate_reads_the_summary(tmp_path):
+    (tmp_path / "policy.toml").write_text(
+        'model = "timm:test_vit"\n[audit]\nperturbations = "imagenet-c"\n'
+        '[[check]]\nmetric = "audit.imagenet_c.mean_radius_15"\nmax = 0.5\n'
+        '[[check]]\nmetric = "audit.imagenet_c.fog.radius"\nmax = 0.5\n')
+    plan = run_cli("gate", tmp_path / "policy.toml", "--dry-run")
+    assert plan.returncode == 0, plan.stderr
+    assert "audit.imagenet_c.mean_radius_15" in plan.stdout and "audit.imagenet_c.fog.radius" in plan.stdout
