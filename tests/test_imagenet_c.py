@@ -243,3 +243,16 @@ def test_pixel_scale_mode_scales_the_pixel_parameters_only():
     assert BY_NAME["contrast"].table.at(3, 2.0) == {"c": 0.2}  # not a length: unchanged
     img = np.random.default_rng(0).integers(0, 256, (448, 448, 3), dtype=np.uint8)
     assert not np.array_equal(corrupt(img, "gaussian_blur", 3, pixels="scale"), corrupt(img, "gaussian_blur", 3))
+
+
+@pytest.mark.parametrize("sigma,shape", [(2.44, (224, 224)), (19.52, (224, 300)), (170.8, (224, 224)), (2.44, (31, 17))])
+def test_elastic_displacement_smoothing_is_skimages_reflect_gaussian(sigma, shape):
+    """The field is skimage.filters.gaussian(mode='reflect', truncate=3) of the same draws, whether the
+    kernel fits the image (OpenCV) or reaches past it many times (the folded matrices)."""
+    from skimage.filters import gaussian
+
+    from vfmaudit.perturb.families.imagenet_c.digital import _smooth_field
+
+    ours_field = _smooth_field(np.random.default_rng(0), *shape, sigma)
+    theirs = gaussian(np.random.default_rng(0).uniform(-1, 1, size=shape), sigma, mode="reflect", truncate=3)
+    assert np.abs(ours_field - theirs).max() < 1e-12

@@ -65,9 +65,17 @@ def _reflect_gaussian_matrix(n: int, sigma: float, truncate: float = 3.0) -> np.
 
 
 def _smooth_field(g: np.random.Generator, h: int, w: int, sigma: float) -> np.ndarray:
+    """skimage.filters.gaussian(U(-1, 1), sigma, mode='reflect', truncate=3) of an (h, w) field."""
     field = g.uniform(-1, 1, size=(h, w))
     if sigma <= 0:
         return field
+    radius = int(3.0 * sigma + 0.5)
+    if radius < min(h, w):  # the kernel fits: OpenCV's separable blur, BORDER_REFLECT is scipy's 'reflect'
+        taps = np.arange(-radius, radius + 1)
+        kernel = np.exp(-0.5 * (taps / sigma) ** 2)
+        kernel /= kernel.sum()
+        return cv2.sepFilter2D(field, -1, kernel, kernel, borderType=cv2.BORDER_REFLECT)
+    # wider than the image (severities 1 and 2 at 224 px): the reflections folded into two matrices
     return _reflect_gaussian_matrix(h, float(sigma)) @ field @ _reflect_gaussian_matrix(w, float(sigma)).T
 
 
