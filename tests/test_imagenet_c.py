@@ -256,3 +256,36 @@ def test_elastic_displacement_smoothing_is_skimages_reflect_gaussian(sigma, shap
     ours_field = _smooth_field(np.random.default_rng(0), *shape, sigma)
     theirs = gaussian(np.random.default_rng(0).uniform(-1, 1, size=shape), sigma, mode="reflect", truncate=3)
     assert np.abs(ours_field - theirs).max() < 1e-12
+
+
+def test_the_release_protocol_is_torchvisions_crop_then_the_corruption_then_jpeg_85(photo224):
+    """Resize(256) + CenterCrop(224) as torchvision does it, the corruption, PIL JPEG quality 85."""
+    import io
+
+    from PIL import Image
+    from torchvision import transforms
+
+    from skimage import data
+
+    wide = data.chelsea()  # 300 x 451: not square, not 224
+    cropped = np.asarray(transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224)])(
+        Image.fromarray(wide)))
+    buf = io.BytesIO()
+    Image.fromarray(ours(cropped, "contrast", 3)).save(buf, "JPEG", quality=85, optimize=True)
+    expected = np.asarray(Image.open(buf))
+    got = corrupt(wide, "contrast", 3, protocol="imagenet-c")
+    assert got.shape == (224, 224, 3) and np.array_equal(got, expected)
+    with pytest.raises(Exception, match="unknown protocol 'imagenet'"):
+        corrupt(wide, "contrast", 3, protocol="imagenet")
+
+
+def test_the_audit_pipeline_applies_the_protocol_to_imagenet_c_variants_only(photo_batch):
+    from vfmaudit.audit.pipeline import CleanChunk, _variants
+    from vfmaudit.perturb import FamilyPlan
+    from vfmaudit.perturb.families.imagenet_c.protocol import as_released
+
+    chunk = CleanChunk(["a", "b", "c", "d"], photo_batch, [], [])
+    fog = _variants(chunk, FamilyPlan("imagenet_c_fog", (2.0,)), 0, "imagenet-c")
+    assert np.array_equal(fog.images, as_released(perturb.apply(photo_batch, "imagenet_c_fog", 2.0)))
+    jpeg = _variants(chunk, FamilyPlan("brightness", (1.5,)), 0, "imagenet-c")
+    assert np.array_equal(jpeg.images, perturb.apply(photo_batch, "brightness", 1.5))  # everyday edits as they are

@@ -72,3 +72,13 @@ def test_the_gate_reads_the_summary(tmp_path):
     plan = run_cli("gate", tmp_path / "policy.toml", "--dry-run")
     assert plan.returncode == 0, plan.stderr
     assert "audit.imagenet_c.mean_radius_15" in plan.stdout and "audit.imagenet_c.fog.radius" in plan.stdout
+
+
+def test_audit_under_the_release_protocol(folder, tmp_path):
+    res = run_cli("audit", folder, *ARGS, "-p", "imagenet_c_contrast", "--levels", "2", "--protocol", "imagenet-c",
+                  "--out", tmp_path / "p")
+    assert res.returncode == 0, res.stderr
+    report = json.loads((tmp_path / "p" / "report.json").read_text())
+    assert report["protocol"] == "imagenet-c" and report["images"]["audited"] == 2
+    bad = run_cli("audit", folder, *ARGS, "--protocol", "imagenet", "--out", tmp_path / "q")
+    assert bad.returncode == 2 and "unknown --protocol 'imagenet'" in bad.stderr and not (tmp_path / "q").exists()

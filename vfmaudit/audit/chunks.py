@@ -25,14 +25,15 @@ class ChunkResult:
     small: list[tuple[str, int, int]]  # (id, height, width) of inputs far below the model's size
 
 
-def audit_chunks(items, encoder: Encoder, plans, batch_size: int, seed: int) -> Iterator[ChunkResult]:
+def audit_chunks(items, encoder: Encoder, plans, batch_size: int, seed: int,
+                 protocol: str | None = None) -> Iterator[ChunkResult]:
     """Score items chunk by chunk: decoding and perturbing run ahead in a thread, the encoder gets full
     batches across families, and every finished chunk is yielded."""
     rebatch = Rebatcher(encoder, batch_size)
     chunk: CleanChunk | None = None
     clean_emb = np.empty((0, encoder.embed_dim), np.float32)
     family_embs: list[tuple[FamilyVariants, np.ndarray]] = []
-    for unit in produce(items, batch_size, encoder.preprocess, plans, seed):
+    for unit in produce(items, batch_size, encoder.preprocess, plans, seed, protocol=protocol):
         if isinstance(unit, CleanChunk):
             chunk = unit
             if not unit.ids:

@@ -31,6 +31,7 @@ class AuditConfig:
     overwrite: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
     reference_report: str | None = None  # an earlier audit: the ImageNet-C summary is also given relative to it
+    protocol: str | None = None  # "imagenet-c": the released dataset's crop and JPEG 85 (perturb/families/imagenet_c)
     # where it runs (not part of the fingerprint: results do not depend on it)
     engine: str = "local"  # local | ray
     ray_address: str | None = None  # None: start a local Ray instance; "auto" or ray://host:10001
@@ -44,6 +45,9 @@ class AuditConfig:
         if self.workers < 1 or self.shard_size < 1 or self.gpus_per_worker < 0:
             raise VfmauditError("workers and shard_size must be >= 1, gpus_per_worker >= 0",
                                 param=("workers", "shard_size", "gpus_per_worker"))
+        from vfmaudit.perturb.families.imagenet_c.protocol import check_protocol
+
+        check_protocol(self.protocol)
         if self.reference_report:  # unreadable: said before the work, not after it
             from vfmaudit.audit.imagenet_c import load_reference
 
@@ -55,7 +59,7 @@ class AuditConfig:
         return {
             "inputs": sorted(self.inputs), "model": self.model, "pretrained": self.pretrained,
             "backend": self.backend, "seed": self.seed, "metrics": list(metrics()),
-            "plan": plan_json(self.plan()),
+            "plan": plan_json(self.plan()), **({"protocol": self.protocol} if self.protocol else {}),
         }
 
     def open_encoder(self) -> Encoder:

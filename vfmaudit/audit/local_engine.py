@@ -20,7 +20,7 @@ def run(config: AuditConfig, plans, items, encoder: Encoder, progress: ProgressF
         config.fingerprint(), resume=config.resume, overwrite=config.overwrite)
     todo = [it for it in items if it.id not in store.done and it.id not in store.skipped]
     progress("start", len(todo))
-    for done in audit_chunks(todo, encoder, plans, config.batch_size, config.seed):
+    for done in audit_chunks(todo, encoder, plans, config.batch_size, config.seed, config.protocol):
         for item_id, reason in done.skipped:
             store.add_skipped(item_id, reason)
         if done.ids:  # on disk before anything else

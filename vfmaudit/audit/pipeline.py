@@ -16,6 +16,8 @@ from vfmaudit.perturb.plan import FamilyPlan
 from vfmaudit.data.sources import ImageItem
 from vfmaudit.errors import ImageDecodeError
 from vfmaudit.models.preprocess import PreprocessSpec
+from vfmaudit.perturb.families.imagenet_c import PREFIX
+from vfmaudit.perturb.families.imagenet_c.protocol import as_released, imagenet_c_crop
 from vfmaudit.prefetch import prefetched
 
 
@@ -39,13 +41,13 @@ class FamilyVariants:
     encode_levels: list[int]  # indices of levels that need encoding (others equal the clean image)
 
 
-def _prepare_chunk(items: list[ImageItem], spec: PreprocessSpec) -> CleanChunk:
+def _prepare_chunk(items: list[ImageItem], spec: PreprocessSpec, protocol: str | None = None) -> CleanChunk:
     ids, images, skipped, small = [], [], [], []
     side = min(spec.size)
     for item in items:
         try:
             image = item.load()
-            images.append(spec.prepare(image))
+            images.append(spec.prepare(imagenet_c_crop(image) if protocol else image))
             ids.append(item.id)
             if SMALL_INPUT_FACTOR * min(image.shape[:2]) < side:
                 small.append((item.id, int(image.shape[0]), int(image.shape[1])))
@@ -58,25 +60,28 @@ def _prepare_chunk(items: list[ImageItem], spec: PreprocessSpec) -> CleanChunk:
     return CleanChunk(ids, arr, skipped, small)
 
 
-def _variants(chunk: CleanChunk, plan: FamilyPlan, seed: int) -> FamilyVariants:
+def _variants(chunk: CleanChunk, plan: FamilyPlan, seed: int, protocol: str | None = None) -> FamilyVariants:
     fam = perturb.get(plan.name)
     encode_levels = [i for i, lv in enumerate(plan.levels) if not fam.is_identity(lv)]
     parts = [perturb.apply(chunk.images, plan.name, plan.levels[i], seed=seed) for i in encode_levels]
+    if protocol and plan.name.startswith(PREFIX):  # the release stored each corrupted image as JPEG 85
+        parts = [as_released(p) for p in parts]
     h, w = chunk.images.shape[1:3]
     images = np.concatenate(parts) if parts else np.empty((0, h, w, 3), np.uint8)
     return FamilyVariants(plan, images, encode_levels)
 
 
 def produce(items: list[ImageItem], chunk_size: int, spec: PreprocessSpec, plans: list[FamilyPlan],
-            seed: int, prefetch: int = 2) -> Iterator[CleanChunk | FamilyVariants]:
-    """Yield, per chunk of images, a CleanChunk then one FamilyVariants per family (made ahead in a thread)."""
+            seed: int, prefetch: int = 2, protocol: str | None = None) -> Iterator[CleanChunk | FamilyVariants]:
+    """Yield, per chunk of images, a CleanChunk then one FamilyVariants per family (made ahead in a thread).
+    protocol="imagenet-c": inputs are Resize(256) + CenterCrop(224) first, ImageNet-C variants JPEG 85 after."""
 
     def units():
         for start in range(0, len(items), chunk_size):
-            chunk = _prepare_chunk(items[start:start + chunk_size], spec)
+            chunk = _prepare_chunk(items[start:start + chunk_size], spec, protocol)
             yield chunk
             if chunk.ids:
                 for plan in plans:
-                    yield _variants(chunk, plan, seed)
+                    yield _variants(chunk, plan, seed, protocol)
 
     return prefetched(units, prefetch, "vfmaudit-producer")

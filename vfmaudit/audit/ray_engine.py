@@ -79,7 +79,8 @@ class ShardAuditor:
             # unreadable images keep their place, so chunks (and rows) fall as in the local engine
             items = [ImageItem(i, _loader(img, reason)) for i, img, reason in shard["entries"]]
             image_rows, level_rows, skipped, small = [], [], [], []
-            for chunk in audit_chunks(items, self.encoder, self.plans, self.config.batch_size, self.config.seed):
+            for chunk in audit_chunks(items, self.encoder, self.plans, self.config.batch_size, self.config.seed,
+                                      self.config.protocol):
                 image_rows += chunk.image_rows
                 level_rows += chunk.level_rows
                 skipped += chunk.skipped

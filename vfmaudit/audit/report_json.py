@@ -52,6 +52,7 @@ def build_report(config, encoder_desc: dict, plans, families: dict, skipped: dic
         "backend": {k: v for k, v in encoder_desc.items() if k not in ("spec", "weights", "preprocess", "embedding_dim")},
         "seed": config.seed,
         "levels": config.levels,
+        "protocol": getattr(config, "protocol", None),
         "perturbations": [p.name for p in plans],
         "metrics": {name: m.description for name, m in metrics().items()},
         "metric_directions": {name: m.direction for name, m in metrics().items()},

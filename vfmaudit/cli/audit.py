@@ -40,6 +40,10 @@ def audit(
     gpus_per_worker: Annotated[float, typer.Option(help="GPUs per encoder actor with --engine ray.")] = 0.0,
     shard_size: Annotated[int, typer.Option(
         help="Images per shard with --engine ray: the unit of work, retry and resume.")] = 256,
+    protocol: Annotated[Optional[str], typer.Option(
+        help="imagenet-c: the released ImageNet-C dataset's protocol: every input Resize(256) + CenterCrop(224) "
+             "first, each ImageNet-C variant re-encoded as JPEG quality 85 (how the published images were made).")]
+        = None,
     reference_report: Annotated[Optional[Path], typer.Option(
         help="An earlier audit (its --out folder or report.json): the ImageNet-C summary is also given relative "
              "to it, per corruption and as the mean ratio over the 15.")] = None,
@@ -62,7 +66,7 @@ def audit(
                          batch_size=batch_size, seed=seed, out=str(out_dir), resume=resume,
                          overwrite=overwrite, max_pixels=max_pixels, engine=engine, ray_address=ray_address,
                          workers=workers, gpus_per_worker=gpus_per_worker, shard_size=shard_size,
-                         reference_report=str(reference_report) if reference_report else None)
+                         reference_report=str(reference_report) if reference_report else None, protocol=protocol)
     early = plan_warnings(config.plan())  # validates families and levels before loading anything heavy
     for warning in early:  # said before the minutes they cost, and again in report.json
         err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)

@@ -13,19 +13,28 @@ import numpy as np
 
 from vfmaudit.perturb.families.imagenet_c.catalogue import BY_NAME, EXTRA, FIFTEEN, PREFIX, SPECS, family_name
 from vfmaudit.perturb.families.imagenet_c.frost import frost_source, set_frost_dir
+from vfmaudit.perturb.families.imagenet_c.protocol import PROTOCOLS
 
 PIXEL_MODES = ("imagenet", "scale")
 
-__all__ = ["corrupt", "FIFTEEN", "EXTRA", "SPECS", "PREFIX", "family_name", "set_frost_dir", "frost_source",
+__all__ = ["corrupt", "PROTOCOLS", "FIFTEEN", "EXTRA", "SPECS", "PREFIX", "family_name", "set_frost_dir", "frost_source",
            "PIXEL_MODES"]
 
 
-def corrupt(image: np.ndarray, corruption: str, severity: float, seed: int = 0, pixels: str = "imagenet") -> np.ndarray:
+def corrupt(image: np.ndarray, corruption: str, severity: float, seed: int = 0, pixels: str = "imagenet",
+            protocol: str | None = None) -> np.ndarray:
     """One ImageNet-C corruption of a uint8 RGB image (H, W, 3) at a severity in [0, 5].
 
     pixels="imagenet" keeps the pixel-unit parameters of the 224-px original at every size (what
-    published numbers mean); "scale" multiplies them by min(H, W) / 224.
+    published numbers mean); "scale" multiplies them by min(H, W) / 224. protocol="imagenet-c" is
+    the released dataset's: Resize(256), CenterCrop(224), the corruption, JPEG quality 85 (the
+    result is 224 x 224).
     """
+    if protocol:
+        from vfmaudit.perturb.families.imagenet_c.protocol import as_released, check_protocol, imagenet_c_crop
+
+        check_protocol(protocol)
+        return as_released(corrupt(imagenet_c_crop(image), corruption, severity, seed, pixels))
     from vfmaudit.errors import VfmauditError
     from vfmaudit.perturb import apply
     from vfmaudit.perturb._batch import as_batch, image_seeds
