@@ -34,6 +34,9 @@ def downstream(
     max_per_class: Annotated[Optional[int], typer.Option(help="Use at most this many images per class.")] = None,
     prompts: Annotated[str, typer.Option(help="Zero-shot templates, '|'-separated, {} = class name "
                                               "(class names come from the folder names).")] = DEFAULT_PROMPTS,
+    baseline_report: Annotated[Optional[Path], typer.Option(
+        help="An earlier downstream run (its --out folder or downstream.json): ImageNet-C CE and mCE per task "
+             "normalised by its errors (beside the AlexNet-normalised ones).")] = None,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for the results.")] = Path(DEFAULT_OUT),
     resume: Annotated[bool, typer.Option(help="Reuse the embeddings an interrupted run left in --out.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Discard an earlier run in --out and start again.")] = False,
@@ -58,7 +61,8 @@ def downstream(
                               tasks=tasks, perturbations=perturbations, levels=levels, batch_size=batch_size,
                               seed=seed, test_fraction=test_fraction, max_per_class=max_per_class, prompts=prompts,
                               out=str(out_dir), resume=resume, overwrite=overwrite, engine=engine,
-                              ray_address=ray_address, workers=workers, gpus_per_worker=gpus_per_worker)
+                              ray_address=ray_address, workers=workers, gpus_per_worker=gpus_per_worker,
+                              baseline_report=str(baseline_report) if baseline_report else None)
     config.plan(), config.task_list()  # validate before loading anything heavy
     stages = Stages(quiet)
     with stages, AuditProgress(quiet, label="encoding", unit="variants") as bar:

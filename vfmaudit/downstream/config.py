@@ -28,6 +28,7 @@ class DownstreamConfig:
     test_fraction: float = 0.3
     max_per_class: int | None = None
     prompts: str = DEFAULT_PROMPTS  # zero-shot templates, "|"-separated, "{}" is the class name
+    baseline_report: str | None = None  # an earlier run: ImageNet-C CE and mCE normalised by its errors
     out: str = DEFAULT_OUT
     resume: bool = False
     overwrite: bool = False
@@ -38,6 +39,10 @@ class DownstreamConfig:
     gpus_per_worker: float = 0.0
 
     def plan(self) -> list[FamilyPlan]:
+        if self.baseline_report:  # unreadable: said before the work, not after it
+            from vfmaudit.downstream.imagenet_c import load_baseline
+
+            load_baseline(self.baseline_report)
         return parse_perturbations(self.perturbations, self.levels)
 
     def task_list(self) -> list[str]:

@@ -20,6 +20,7 @@ from vfmaudit.artefact.provenance import package_versions, report_header
 from vfmaudit.data.datasets import LabelledSet, load_dataset
 from vfmaudit.downstream.cache import ArrayCache
 from vfmaudit.downstream.config import DownstreamConfig, text_source
+from vfmaudit.downstream.imagenet_c import corruption_errors, load_baseline
 from vfmaudit.downstream.tasks import (KNN_KS, LinearProbe, knn_predict, zero_shot_proba,
                                        zero_shot_weights)
 from vfmaudit.downstream.ray_variants import encode_ahead_on_ray
@@ -154,6 +155,8 @@ def _run_locked(config, tasks, plans, templates, data: LabelledSet, train_idx, t
         stage("retrieval on clean and perturbed queries", 0, 0)
         results["retrieval"] = _retrieval_results(np.asarray(clean), emb, plans, y_test)
     prediction = {task: _prediction(results[task], robustness, flips_for[task]) for task in flips_for}
+    baseline = load_baseline(config.baseline_report) if config.baseline_report else None
+    corruption = corruption_errors(results, baseline)
     desc = encoder.describe()
     report = {**report_header(SCHEMA, 1),
               "dataset": {"name": data.name, "classes": data.class_names, "train_images": int(len(train_ids)),
@@ -163,6 +166,7 @@ def _run_locked(config, tasks, plans, templates, data: LabelledSet, train_idx, t
                           "notes": data.notes},
               "model": desc, "random_weights": desc.get("weights", {}).get("kind") == "random",
               "tasks": results, "robustness": robustness, "prediction": prediction,
+              **({"imagenet_c": corruption | {"baseline": config.baseline_report}} if corruption else {}),
               "perturbations": [p.name for p in plans], "levels": config.levels, "seed": config.seed,
               "embeddings_reused": cache.reused, "skipped": skipped_train + skipped_test,
               "versions": package_versions()}
