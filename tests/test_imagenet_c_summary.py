@@ -82,3 +82,15 @@ def test_audit_under_the_release_protocol(folder, tmp_path):
     assert report["protocol"] == "imagenet-c" and report["images"]["audited"] == 2
     bad = run_cli("audit", folder, *ARGS, "--protocol", "imagenet", "--out", tmp_path / "q")
     assert bad.returncode == 2 and "unknown --protocol 'imagenet'" in bad.stderr and not (tmp_path / "q").exists()
+
+
+def test_a_calibration_set_from_the_imagenet_c_preset_holds_its_severities(tmp_path):
+    from vfmaudit.calibration.dataset import build_calibration_set
+    from vfmaudit.data.sources import sample_items
+    from vfmaudit.models.preprocess import PreprocessSpec
+
+    spec = PreprocessSpec(size=(64, 64), resize=64)
+    calib = build_calibration_set(sample_items()[:4], spec, size=40, cache_dir=tmp_path, perturbations="imagenet-c")
+    edits = {(e["edit"], e["level"]) for e in calib.index}
+    assert {f for f, _ in edits} - {"clean"} <= {family_name(c) for c in FIFTEEN}
+    assert {lv for f, lv in edits if f != "clean"} <= {1.0, 2.0, 3.0, 4.0, 5.0} and len(edits) > 10

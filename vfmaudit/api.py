@@ -163,7 +163,8 @@ def export_tensorrt(onnx_path: str | Path, out: str | Path, min_batch: int = 1, 
 def calibrate(onnx_path: str | Path, out: str | Path, images: list[str] | None = None, method: str = "minmax",
               perturbed: bool = True, size: int = 256, seed: int = 0, cache_dir: str | Path | None = None,
               min_median_cosine: float = 0.98, html: str | Path | None = None, target: str | None = None,
-              sensitivity: bool = False, progress=None, overwrite: bool = False) -> CalibrationResult:
+              sensitivity: bool = False, progress=None, overwrite: bool = False,
+              perturbations: str = "calibration") -> CalibrationResult:
     """Quantize to INT8, audit it against fp32 on held-out images, write the HTML page next to `out`.
 
     An existing `out` (or page) is replaced only with overwrite."""
@@ -172,7 +173,7 @@ def calibrate(onnx_path: str | Path, out: str | Path, images: list[str] | None =
     with lock_output_file(out):  # a second calibration into the same file stops with one line
         result = calibrate_int8(onnx_path, out, images=images, method=method, perturbed=perturbed, size=size,
                                 seed=seed, cache_dir=cache_dir, min_median_cosine=min_median_cosine, target=target,
-                                sensitivity=sensitivity, progress=progress)
+                                sensitivity=sensitivity, progress=progress, perturbations=perturbations)
         html_path = Path(html) if html else Path(out).with_suffix(".html")
         result.html_path = write_calibration_html(result.report, html_path)
     return result

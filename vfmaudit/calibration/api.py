@@ -45,7 +45,7 @@ def calibrate_int8(onnx_path: str | Path, out: str | Path, images: list[str] | N
               perturbed: bool = True, size: int = 256, seed: int = 0, cache_dir: str | Path | None = None,
               min_median_cosine: float = MIN_MEDIAN_COSINE, held_out_fraction: float = 0.25,
               batch_size: int = 8, target: str | None = None, sensitivity: bool = False,
-              progress=None) -> CalibrationResult:
+              progress=None, perturbations: str = "calibration") -> CalibrationResult:
     """Quantize an fp32 ONNX export to INT8 and audit the result against it on held-out images.
 
     sensitivity: rank the quantizable nodes by the error each introduces alone. target (e.g.
@@ -64,11 +64,15 @@ def calibrate_int8(onnx_path: str | Path, out: str | Path, images: list[str] | N
     if out.resolve() == onnx_path.resolve():
         raise VfmauditError("out would overwrite the fp32 model; choose another file", param="out")
     stage = progress or no_stages
+    if perturbed:
+        from vfmaudit import perturb
+
+        perturb.parse_perturbations(perturbations, 1)  # unknown names: one line before any work
     items = collect_items(images) if images else sample_items()
     calib_items, held_out = split_held_out(items, held_out_fraction, seed)
     stage("building the calibration set", 0, 0)
     calib = build_calibration_set(calib_items, info.preprocess, size=size, perturbed=perturbed, seed=seed,
-                                  cache_dir=cache_dir)
+                                  cache_dir=cache_dir, perturbations=perturbations)
     stage(f"quantizing ({method}, {len(calib)} calibration images)", 0, 0)
     q = quantize_onnx(onnx_path, out, calib, method=method, batch_size=batch_size, cache_dir=cache_dir)
     fp32_enc = create_encoder("onnx", model=str(onnx_path))

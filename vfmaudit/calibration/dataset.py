@@ -53,29 +53,30 @@ def split_held_out(items: list[ImageItem], fraction: float = 0.25, seed: int = 0
     return calib, held
 
 
-def _variants(perturbed: bool) -> list[tuple[str, float]]:
+def _variants(perturbed: bool, perturbations: str = CALIBRATION_PRESET) -> list[tuple[str, float]]:
     # clean images weigh as much as one family (LEVELS_PER_EDIT slots): production is mostly clean
     out = [("clean", 0.0)] * (LEVELS_PER_EDIT if perturbed else 1)
-    if perturbed:
-        for e in perturb.get_preset(CALIBRATION_PRESET).entries:
-            lo, hi = e.bounds()
-            out += [(e.family, float(lv)) for lv in perturb.levels(e.family, LEVELS_PER_EDIT, lo, hi)]
+    if perturbed:  # a preset's explicit levels (ImageNet-C's severities) are kept, others get LEVELS_PER_EDIT
+        out += [(p.name, float(lv)) for p in perturb.parse_perturbations(perturbations, LEVELS_PER_EDIT)
+                for lv in p.levels]
     return out
 
 
-def _cache_key(spec: PreprocessSpec, items: list[ImageItem], size: int, perturbed: bool, seed: int) -> str:
+def _cache_key(spec: PreprocessSpec, items: list[ImageItem], size: int, perturbed: bool, seed: int,
+               perturbations: str = CALIBRATION_PRESET) -> str:
     sources = []
     for it in items:
         p = Path(it.id)
         stat = p.stat() if p.is_file() else None
         sources.append([it.id, stat.st_size if stat else 0, stat.st_mtime_ns if stat else 0])
     blob = json.dumps({"spec": spec.to_dict(), "sources": sources, "size": size, "perturbed": perturbed,
-                       "seed": seed, "edits": [(e.family, *e.bounds()) for e in perturb.get_preset(CALIBRATION_PRESET).entries], "version": __version__}, sort_keys=True)
+                       "seed": seed, "edits": _variants(perturbed, perturbations), "version": __version__}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
 def build_calibration_set(items: list[ImageItem], spec: PreprocessSpec, size: int = 256, perturbed: bool = True,
-                          seed: int = 0, cache_dir: str | Path | None = None) -> CalibrationSet:
+                          seed: int = 0, cache_dir: str | Path | None = None,
+                          perturbations: str = CALIBRATION_PRESET) -> CalibrationSet:
     """At most `size` images at the model's input size, stratified across (image, edit, level).
 
     Slots are dealt round-robin over the shuffled images and the shuffled edit list, so every
@@ -87,7 +88,7 @@ def build_calibration_set(items: list[ImageItem], spec: PreprocessSpec, size: in
         raise VfmauditError("no calibration images; pass image files or folders as images", param="images")
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    key = _cache_key(spec, items, size, perturbed, seed)
+    key = _cache_key(spec, items, size, perturbed, seed, perturbations)
     data_path, index_path = cache / f"{key}.npy", cache / f"{key}.json"
     if data_path.exists() and index_path.exists():
         return CalibrationSet(np.load(data_path, mmap_mode="r"), json.loads(index_path.read_text()), data_path, True)
@@ -102,7 +103,7 @@ def build_calibration_set(items: list[ImageItem], spec: PreprocessSpec, size: in
     if not images:
         raise VfmauditError("none of the calibration images could be read")
     img_order = rng.permutation(len(images))
-    variants = _variants(perturbed)
+    variants = _variants(perturbed, perturbations)
     var_order = rng.permutation(len(variants))
     n = min(size, len(images) * len(variants))
     h, w = spec.size

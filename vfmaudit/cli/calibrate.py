@@ -22,6 +22,9 @@ def calibrate(
     perturbed: Annotated[bool, typer.Option(
         "--perturbed/--clean-only",
         help="Add perturbed variants (the 'calibration' preset: JPEG, brightness, blur, noise, ...) to the set.")] = True,
+    perturbations: Annotated[str, typer.Option(
+        "--perturbations", "-p", help="The edits of the perturbed variants: a preset (default calibration; e.g. "
+                                      "imagenet-c) or families, as audit's --perturbations.")] = "calibration",
     size: Annotated[int, typer.Option(help="At most this many calibration images (memory and time stay bounded).")] = 256,
     seed: Annotated[int, typer.Option(help="Seed of the set's shuffling and perturbations.")] = 0,
     cache_dir: Annotated[Optional[Path], typer.Option(
@@ -53,7 +56,7 @@ def calibrate(
         result = run_calibration(onnx_file, out_file, images=paths(images), method=method, perturbed=perturbed,
                                  size=size, seed=seed, cache_dir=cache_dir, min_median_cosine=min_median_cosine,
                                  html=html_out, target=target, sensitivity=sensitivity, overwrite=overwrite,
-                                 progress=progress)
+                                 progress=progress, perturbations=perturbations)
     print_calibration(result, result.html_path, out)
     write_result_json(result, json_out)
     if not result.passed:
