@@ -93,6 +93,23 @@ def write_json(data: dict, path: str | Path) -> Path:
     return write_text_atomic(path, json.dumps(json_safe(data), indent=2))
 
 
+def read_earlier_report(path: str | Path, filename: str, needs: str, option: str, command: str) -> dict:
+    """An earlier run's JSON report, given as the file or the output folder holding `filename`; one
+    line naming `option` if it is unreadable or lacks the `needs` mapping."""
+    p = Path(path)
+    p = p / filename if p.is_dir() else p
+    try:
+        report = json.loads(p.read_text())
+    except (OSError, ValueError) as e:
+        raise VfmauditError(f"{option} {path}: cannot read a {filename} ({e}); pass the output folder or "
+                            f"{filename} of an earlier vfmaudit {command}", param=option.lstrip("-").replace("-", "_")
+                            ) from None
+    if not isinstance(report, dict) or not isinstance(report.get(needs), dict):
+        raise VfmauditError(f"{option} {path} is not a vfmaudit {command} report (no {needs})",
+                            param=option.lstrip("-").replace("-", "_"))
+    return report
+
+
 def file_sha256(path: str | Path) -> str:
     """Content hash of a file (weights, the ONNX source of an engine), read in 1 MiB blocks."""
     import hashlib

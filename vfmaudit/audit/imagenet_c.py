@@ -4,10 +4,9 @@ audit, the ratio of each and their mean ("0.8x the drift of our last release und
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from vfmaudit.errors import VfmauditError
+from vfmaudit.files import read_earlier_report
 from vfmaudit.perturb.families.imagenet_c import EXTRA, FIFTEEN, family_name
 
 METRIC = "divergence_radius"
@@ -20,17 +19,7 @@ DEFINITION = ("radius: per image, the radius of the smallest ball holding the em
 
 def load_reference(path: str | Path) -> dict:
     """A reference audit's report.json (a file, or the output folder that holds it)."""
-    p = Path(path)
-    p = p / "report.json" if p.is_dir() else p
-    try:
-        report = json.loads(p.read_text())
-    except (OSError, ValueError) as e:
-        raise VfmauditError(f"--reference-report {path}: cannot read an audit report.json ({e}); pass the output "
-                            f"folder or report.json of an earlier vfmaudit audit", param="reference_report") from None
-    if not isinstance(report, dict) or not isinstance(report.get("families"), dict):
-        raise VfmauditError(f"--reference-report {path} is not a vfmaudit audit report (no families)",
-                            param="reference_report")
-    return report
+    return read_earlier_report(path, "report.json", "families", "--reference-report", "audit")
 
 
 def _radius(entry: dict | None) -> float | None:

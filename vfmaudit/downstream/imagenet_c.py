@@ -9,12 +9,11 @@ published errors (the numbers the paper's mCE is normalised by; their source bel
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from vfmaudit.errors import VfmauditError
+from vfmaudit.files import read_earlier_report
 from vfmaudit.perturb.families.imagenet_c import FIFTEEN, PREFIX
 
 SEVERITIES = [1.0, 2.0, 3.0, 4.0, 5.0]
@@ -43,17 +42,8 @@ ALEXNET_CLEAN_ERROR = 0.43478
 
 
 def load_baseline(path: str | Path) -> dict:
-    p = Path(path)
-    p = p / "downstream.json" if p.is_dir() else p
-    try:
-        report = json.loads(p.read_text())
-    except (OSError, ValueError) as e:
-        raise VfmauditError(f"--baseline-report {path}: cannot read a downstream.json ({e}); pass the output "
-                            f"folder or downstream.json of an earlier vfmaudit downstream", param="baseline_report") from None
-    if not isinstance(report, dict) or not isinstance(report.get("tasks"), dict):
-        raise VfmauditError(f"--baseline-report {path} is not a vfmaudit downstream report (no tasks)",
-                            param="baseline_report")
-    return report
+    """A baseline downstream run's downstream.json (a file, or the output folder that holds it)."""
+    return read_earlier_report(path, "downstream.json", "tasks", "--baseline-report", "downstream")
 
 
 def _ratio(num: float, den: float) -> float | None:
