@@ -342,10 +342,33 @@ def fog_blend(img: np.ndarray, layer: np.ndarray, strength: float, out: np.ndarr
     for v in img.ravel():
         peak = max(peak, v)
     m = peak / 255.0
-    scale = m / (m + strength)
+    scale = np.float32(m / (m + strength) * 255.0)  # the final * 255 folded in
+    inv = np.float32(1.0 / 255.0)
+    for y in range(h):
+        row = layer[y]
+        for x in range(w):
+            add = np.float32(strength * row[x])
+            for ch in range(c):
+                v = (np.float32(img[y, x, ch]) * inv + add) * scale
+                out[y, x, ch] = np.uint8(min(max(v, np.float32(0.0)), np.float32(255.0)))
+
+
+@njit(cache=True, nogil=True)
+def snow_finish(img: np.ndarray, flakes: np.ndarray, mix: float, amount: float, out: np.ndarray) -> None:
+    """make_imagenet_c.py's last two lines of snow in one pass, x on [0, 1]:
+    x = mix x + (1 - mix) max(x, grey(x) 1.5 + 0.5); out = uint8(clip(x + f + rot180(f), 0, 1) 255),
+    f = amount * flakes / 255 (grey: OpenCV's RGB2GRAY weights)."""
+    h, w, c = img.shape
+    inv = np.float32(1.0 / 255.0)
+    m = np.float32(mix)
+    k = np.float32(amount) * inv
     for y in range(h):
         for x in range(w):
-            add = strength * layer[y, x]
+            r, g, b = np.float32(img[y, x, 0]) * inv, np.float32(img[y, x, 1]) * inv, np.float32(img[y, x, 2]) * inv
+            grey = (np.float32(0.299) * r + np.float32(0.587) * g + np.float32(0.114) * b) * np.float32(1.5) \
+                + np.float32(0.5)
+            snow = (np.float32(flakes[y, x]) + np.float32(flakes[h - 1 - y, w - 1 - x])) * k
             for ch in range(c):
-                v = (img[y, x, ch] * (1.0 / 255.0) + add) * scale
-                out[y, x, ch] = np.uint8(min(max(v, 0.0), 1.0) * 255.0)
+                v = np.float32(img[y, x, ch]) * inv
+                v = m * v + (np.float32(1.0) - m) * max(v, grey) + snow
+                out[y, x, ch] = np.uint8(min(max(v, np.float32(0.0)), np.float32(1.0)) * np.float32(255.0))

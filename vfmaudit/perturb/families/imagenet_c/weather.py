@@ -12,8 +12,8 @@ from vfmaudit.perturb.families.imagenet_c.frost import frost_texture
 
 
 def clipped_zoom_2d(layer: np.ndarray, z: float) -> np.ndarray:
-    out = np.zeros(layer.shape + (1,), np.float64)
-    _kernels.zoom_accumulate(np.ascontiguousarray(layer[..., None], dtype=np.float64), np.array([z]), out)
+    out = np.zeros(layer.shape + (1,), np.float32)
+    _kernels.zoom_accumulate(np.ascontiguousarray(layer[..., None], dtype=np.float32), np.array([z]), out)
     return out[..., 0]
 
 
@@ -22,18 +22,15 @@ def snow(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
         return img.copy()
     g = rng(seed)
     h, w = img.shape[:2]
-    x = unit(img)
-    layer = g.normal(loc=p["loc"], scale=p["scale"], size=(h, w))
+    layer = g.standard_normal((h, w), dtype=np.float32) * np.float32(p["scale"]) + np.float32(p["loc"])
     layer = clipped_zoom_2d(layer, p["zoom"])
     layer[layer < p["threshold"]] = 0
     # the original round-trips the layer through an 8-bit PNG for ImageMagick's motion blur
     flakes = (np.clip(layer, 0, 1) * 255).astype(np.uint8)
     flakes = motion_blur_uint8(flakes, p["radius"], p["sigma"], g.uniform(-135, -45))
-    flakes = flakes.astype(np.float32)[..., None] * np.float32(p["amount"] / 255.0)
-    mix = np.float32(p["mix"])
-    grey = cv2.cvtColor(x, cv2.COLOR_RGB2GRAY)[..., None] * np.float32(1.5) + np.float32(0.5)
-    x = mix * x + (1 - mix) * np.maximum(x, grey)
-    return to_uint8(x + flakes + np.rot90(flakes, k=2))
+    out = np.empty_like(img)
+    _kernels.snow_finish(img, flakes, float(p["mix"]), float(p["amount"]), out)
+    return out
 
 
 def frost(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
