@@ -41,6 +41,7 @@ def test_catalogue_commands_list_every_entry():
     assert all(name in listing for name in perturb.families())
     presets = run_cli("presets").stdout
     assert "jpeg@30" in presets and "jpeg:30:90" in presets
+    assert "imagenet_c_fog@1,2,3,4,5" in re.sub(r"\s+", "", presets)  # explicit severities are shown
 
 
 def test_json_is_the_result_objects_to_json(tmp_path):

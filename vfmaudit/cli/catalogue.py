@@ -25,6 +25,8 @@ def list_presets() -> None:
 
     def edit(e) -> str:
         lo, hi = e.bounds()
+        if e.levels:  # explicit levels, e.g. ImageNet-C's severities: imagenet_c_fog@1,2,3,4,5
+            return f"{e.family}@{','.join(f'{v:g}' for v in e.levels)}"
         return e.family if lo is None else (f"{e.family}@{lo:g}" if lo == hi else f"{e.family}:{lo:g}:{hi:g}")
 
     rows = [[p.name, ", ".join(edit(e) for e in p.entries), p.description] for p in perturb.presets().values()]
