@@ -42,8 +42,8 @@ def test_audit_reports_the_summary_and_its_ratio_to_a_reference_audit(folder, tm
     plan = ["-p", "imagenet_c_fog,imagenet_c_contrast,imagenet_c_pixelate", "--levels", "2"]
     first = run_cli("audit", folder, *ARGS, *plan, "--out", tmp_path / "a")
     assert first.returncode == 0, first.stderr
-    second = run_cli("audit", folder, *ARGS, *plan, "--seed", "3", "--out", tmp_path / "b",
-                     "--reference-report", tmp_path / "a" / "report.json")
+    second = run_cli("audit", folder, *[a for a in ARGS if a != "-q"], *plan, "--seed", "3", "--out",
+                     tmp_path / "b", "--reference-report", tmp_path / "a" / "report.json")
     assert second.returncode == 0, second.stderr
     a = json.loads((tmp_path / "a" / "report.json").read_text())
     b = json.loads((tmp_path / "b" / "report.json").read_text())
@@ -53,8 +53,7 @@ def test_audit_reports_the_summary_and_its_ratio_to_a_reference_audit(folder, tm
         assert mine["relative"] == pytest.approx(mine["radius"] / ref)
         assert not mine["imagenet_c_severities"]  # two levels over [0, 5], not severities 1..5: said so
     assert b["imagenet_c"]["mean_radius_15"] is None and b["imagenet_c"]["reference"].endswith("report.json")
-    verbose = run_cli("audit", folder, "-m", "timm:test_vit", *plan, "--out", tmp_path / "c")
-    assert "ImageNet-C: 3 corruption(s) measured" in verbose.stdout and "missing: gaussian_noise" in verbose.stdout
+    assert "ImageNet-C: 3 corruption(s) measured" in second.stdout and "missing: gaussian_noise" in second.stdout
 
 
 def test_an_unreadable_reference_is_one_line_before_any_work(folder, tmp_path):
@@ -94,3 +93,31 @@ def test_a_calibration_set_from_the_imagenet_c_preset_holds_its_severities(tmp_p
     edits = {(e["edit"], e["level"]) for e in calib.index}
     assert {f for f, _ in edits} - {"clean"} <= {family_name(c) for c in FIFTEEN}
     assert {lv for f, lv in edits if f != "clean"} <= {1.0, 2.0, 3.0, 4.0, 5.0} and len(edits) > 10
+
+
+def test_pixel_mode_and_frost_folder_options_reach_the_corruptions_and_the_report(folder, tmp_path, monkeypatch):
+    import cv2
+
+    from vfmaudit.perturb.families.imagenet_c import set_frost_dir
+    from vfmaudit.perturb.families.imagenet_c.frost import ORIGINAL_FILES
+
+    monkeypatch.setenv("VFMAUDIT_IMAGENET_C_PIXELS", "imagenet")  # restored after the test: the CLI sets both
+    monkeypatch.setenv("VFMAUDIT_FROST_DIR", "")
+    frost = tmp_path / "frost"
+    frost.mkdir()
+    for name, (w, h) in ORIGINAL_FILES:
+        cv2.imwrite(str(frost / name), np.full((h, w, 3), 90, np.uint8))
+    try:
+        res = run_cli("audit", folder, *ARGS, "-p", "imagenet_c_frost,imagenet_c_defocus_blur", "--levels", "2",
+                      "--imagenet-c-pixels", "scale", "--frost-dir", frost, "--out", tmp_path / "o")
+        assert res.returncode == 0, res.stderr
+        options = json.loads((tmp_path / "o" / "report.json").read_text())["imagenet_c"]["options"]
+        assert options["pixels"] == "scale" and options["frost"]["textures"] == str(frost)
+        assert set(options["frost"]["sha256"]) == {n for n, _ in ORIGINAL_FILES}
+        (frost / "frost3.png").unlink()
+        bad = run_cli("audit", folder, *ARGS, "-p", "imagenet_c_frost", "--frost-dir", frost, "--out", tmp_path / "b")
+        assert bad.returncode == 2 and "frost3.png is missing" in bad.stderr and not (tmp_path / "b").exists()
+        wrong = run_cli("audit", folder, *ARGS, "--imagenet-c-pixels", "px", "--out", tmp_path / "c")
+        assert wrong.returncode == 2 and "pixel mode 'px'" in wrong.stderr
+    finally:
+        set_frost_dir(None)

@@ -32,6 +32,8 @@ class AuditConfig:
     max_pixels: int = DEFAULT_MAX_PIXELS
     reference_report: str | None = None  # an earlier audit: the ImageNet-C summary is also given relative to it
     protocol: str | None = None  # "imagenet-c": the released dataset's crop and JPEG 85 (perturb/families/imagenet_c)
+    imagenet_c_pixels: str = "imagenet"  # or "scale": pixel-unit parameters x min(H, W) / 224
+    frost_dir: str | None = None  # the original frost textures (else procedural ones)
     # where it runs (not part of the fingerprint: results do not depend on it)
     engine: str = "local"  # local | ray
     ray_address: str | None = None  # None: start a local Ray instance; "auto" or ray://host:10001
@@ -45,9 +47,11 @@ class AuditConfig:
         if self.workers < 1 or self.shard_size < 1 or self.gpus_per_worker < 0:
             raise VfmauditError("workers and shard_size must be >= 1, gpus_per_worker >= 0",
                                 param=("workers", "shard_size", "gpus_per_worker"))
+        from vfmaudit.perturb.families.imagenet_c import set_options
         from vfmaudit.perturb.families.imagenet_c.protocol import check_protocol
 
         check_protocol(self.protocol)
+        set_options(self.imagenet_c_pixels, self.frost_dir)  # here, so Ray actors (which plan too) get them
         if self.reference_report:  # unreadable: said before the work, not after it
             from vfmaudit.audit.imagenet_c import load_reference
 
@@ -60,6 +64,8 @@ class AuditConfig:
             "inputs": sorted(self.inputs), "model": self.model, "pretrained": self.pretrained,
             "backend": self.backend, "seed": self.seed, "metrics": list(metrics()),
             "plan": plan_json(self.plan()), **({"protocol": self.protocol} if self.protocol else {}),
+            **({"imagenet_c_pixels": self.imagenet_c_pixels} if self.imagenet_c_pixels != "imagenet" else {}),
+            **({"frost_dir": self.frost_dir} if self.frost_dir else {}),
         }
 
     def open_encoder(self) -> Encoder:

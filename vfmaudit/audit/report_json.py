@@ -10,6 +10,7 @@ from vfmaudit.audit.pipeline import SMALL_INPUT_FACTOR
 from vfmaudit.audit.result import REPORT_JSON, AuditResult
 from vfmaudit.audit.store import ResultsStore
 from vfmaudit.audit.imagenet_c import imagenet_c_summary, load_reference
+from vfmaudit.perturb.families.imagenet_c import options as imagenet_c_options
 from vfmaudit.audit.summary import family_summaries
 from vfmaudit.audit.tables import PER_IMAGE, PER_LEVEL, iter_rows
 from vfmaudit.files import write_json
@@ -58,7 +59,7 @@ def build_report(config, encoder_desc: dict, plans, families: dict, skipped: dic
         "metric_directions": {name: m.direction for name, m in metrics().items()},
         "images": {"audited": n_inputs_done, "skipped": len(skipped)},
         "families": families,
-        **({"imagenet_c": corruption_summary} if corruption_summary else {}),
+        **({"imagenet_c": corruption_summary | {"options": imagenet_c_options()}} if corruption_summary else {}),
         "skipped": [{"input": k, "reason": v} for k, v in skipped.items()],
         "warnings": list(warnings or []),
         "small_inputs": [{"input": k, "size": v} for k, v in (small or {}).items()],

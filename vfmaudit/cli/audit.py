@@ -44,6 +44,12 @@ def audit(
         help="imagenet-c: the released ImageNet-C dataset's protocol: every input Resize(256) + CenterCrop(224) "
              "first, each ImageNet-C variant re-encoded as JPEG quality 85 (how the published images were made).")]
         = None,
+    imagenet_c_pixels: Annotated[str, typer.Option(
+        help="ImageNet-C pixel-unit parameters (blur radii, offsets): imagenet keeps the 224-px values at every "
+             "size (what published numbers mean); scale multiplies them by min(H, W) / 224.")] = "imagenet",
+    frost_dir: Annotated[Optional[Path], typer.Option(
+        help="A folder with the original ImageNet-C frost textures (frost1.png ... frost5.jpg; their sizes are "
+             "checked); default: $VFMAUDIT_FROST_DIR, else procedural frost.")] = None,
     reference_report: Annotated[Optional[Path], typer.Option(
         help="An earlier audit (its --out folder or report.json): the ImageNet-C summary is also given relative "
              "to it, per corruption and as the mean ratio over the 15.")] = None,
@@ -66,7 +72,8 @@ def audit(
                          batch_size=batch_size, seed=seed, out=str(out_dir), resume=resume,
                          overwrite=overwrite, max_pixels=max_pixels, engine=engine, ray_address=ray_address,
                          workers=workers, gpus_per_worker=gpus_per_worker, shard_size=shard_size,
-                         reference_report=str(reference_report) if reference_report else None, protocol=protocol)
+                         reference_report=str(reference_report) if reference_report else None, protocol=protocol,
+                         imagenet_c_pixels=imagenet_c_pixels, frost_dir=str(frost_dir) if frost_dir else None)
     early = plan_warnings(config.plan())  # validates families and levels before loading anything heavy
     for warning in early:  # said before the minutes they cost, and again in report.json
         err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from vfmaudit.perturb.families.imagenet_c.catalogue import BY_NAME, EXTRA, FIFTEEN, PREFIX, SPECS, family_name
+from vfmaudit.perturb.families.imagenet_c.catalogue import (BY_NAME, EXTRA, FIFTEEN, PIXEL_MODES, PIXELS_ENV, PREFIX,
+                                                            SPECS, family_name, pixel_mode, pixel_scale)
 from vfmaudit.perturb.families.imagenet_c.frost import frost_source, set_frost_dir
 from vfmaudit.perturb.families.imagenet_c.protocol import PROTOCOLS
 
-PIXEL_MODES = ("imagenet", "scale")
-
-__all__ = ["corrupt", "PROTOCOLS", "FIFTEEN", "EXTRA", "SPECS", "PREFIX", "family_name", "set_frost_dir", "frost_source",
+__all__ = ["corrupt", "set_options", "options", "pixel_mode", "PROTOCOLS", "FIFTEEN", "EXTRA", "SPECS", "PREFIX", "family_name", "set_frost_dir", "frost_source",
            "PIXEL_MODES"]
 
 
@@ -44,12 +43,35 @@ def corrupt(image: np.ndarray, corruption: str, severity: float, seed: int = 0, 
         raise VfmauditError(f"unknown ImageNet-C corruption '{corruption}'; choose from {', '.join(BY_NAME)}")
     if pixels not in PIXEL_MODES:
         raise VfmauditError(f"pixels must be one of {', '.join(PIXEL_MODES)}, got '{pixels}'")
-    if pixels == "imagenet":
+    if pixels == pixel_mode():
         return apply(image, family_name(name), severity, seed)
     batch, single = as_batch(image)
     spec = BY_NAME[name]
     severity = min(max(float(severity), 0.0), 5.0)
     seeds = image_seeds(batch, seed, family_name(name), severity)
-    out = np.stack([spec.fn(img, spec.table.at(severity, min(img.shape[:2]) / 224.0), int(s))
+    out = np.stack([spec.fn(img, spec.table.at(severity, pixel_scale(*img.shape[:2], pixels)), int(s))
                     for img, s in zip(batch, seeds)]) if severity > 0 else batch.copy()
     return out[0] if single else out
+
+
+def set_options(pixels: str | None = None, frost_dir: str | None = None) -> None:
+    """The process's ImageNet-C options, as environment variables (inherited by Ray workers and
+    subprocesses): the pixel mode and the folder of the original frost textures (checked now)."""
+    import os
+
+    from vfmaudit.errors import VfmauditError
+    from vfmaudit.perturb.families.imagenet_c.frost import ENV as FROST_ENV
+
+    if pixels is not None:
+        if pixels not in PIXEL_MODES:
+            raise VfmauditError(f"unknown ImageNet-C pixel mode '{pixels}'; choose from {', '.join(PIXEL_MODES)}",
+                                param="imagenet_c_pixels")
+        os.environ[PIXELS_ENV] = pixels
+    if frost_dir:
+        set_frost_dir(frost_dir)  # sizes checked here, before any work
+        os.environ[FROST_ENV] = str(frost_dir)
+
+
+def options() -> dict:
+    """What report.json records of them."""
+    return {"pixels": pixel_mode(), "frost": frost_source()}

@@ -8,6 +8,7 @@ algorithms), ../shared/imagenet_c_params.md in the repository history of this pr
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Callable
 
@@ -133,9 +134,28 @@ def family_name(corruption: str) -> str:
     return PREFIX + corruption
 
 
+PIXELS_ENV = "VFMAUDIT_IMAGENET_C_PIXELS"
+PIXEL_MODES = ("imagenet", "scale")
+
+
+def pixel_mode() -> str:
+    """imagenet (the 224-px parameters at every size, the default) or scale (pixel lengths x min(H, W) / 224),
+    from VFMAUDIT_IMAGENET_C_PIXELS: an environment variable, so Ray workers and subprocesses see it too."""
+    mode = os.environ.get(PIXELS_ENV, "imagenet") or "imagenet"
+    if mode not in PIXEL_MODES:
+        from vfmaudit.errors import VfmauditError
+
+        raise VfmauditError(f"{PIXELS_ENV}={mode}: choose from {', '.join(PIXEL_MODES)}")
+    return mode
+
+
+def pixel_scale(height: int, width: int, mode: str | None = None) -> float:
+    return min(height, width) / 224.0 if (mode or pixel_mode()) == "scale" else 1.0
+
+
 def _apply_batch(spec: Spec) -> Callable[[np.ndarray, float, np.ndarray], np.ndarray]:
     def apply(batch: np.ndarray, level: float, seeds: np.ndarray) -> np.ndarray:
-        params = spec.table.at(level)
+        params = spec.table.at(level, pixel_scale(*batch.shape[1:3]))
         return map_images(lambda img, i: spec.fn(img, params, int(seeds[i])), batch)
     return apply
 
