@@ -54,6 +54,9 @@ def test_audit_reports_the_summary_and_its_ratio_to_a_reference_audit(folder, tm
         assert not mine["imagenet_c_severities"]  # two levels over [0, 5], not severities 1..5: said so
     assert b["imagenet_c"]["mean_radius_15"] is None and b["imagenet_c"]["reference"].endswith("report.json")
     assert "ImageNet-C: 3 corruption(s) measured" in second.stdout and "missing: gaussian_noise" in second.stdout
+    page = (tmp_path / "b" / "report.html").read_text()
+    assert 'id="imagenet-c-summary"' in page and "ImageNet-C: 3 corruption(s) measured" in page
+    assert f"{b['imagenet_c']['corruptions']['fog']['relative']:.4f}" in page
 
 
 def test_an_unreadable_reference_is_one_line_before_any_work(folder, tmp_path):

@@ -198,6 +198,24 @@ def _image_table(families: list[str], columns: list[dict], n_rows: int) -> str:
 <div class="scroll"><table id="per-image"><thead><tr>{head}</tr></thead><tbody></tbody></table></div>"""
 
 
+def _imagenet_c_section(report: dict) -> str:
+    """The label-free ImageNet-C summary: the headline number, then one row per corruption."""
+    block = report.get("imagenet_c")
+    if not block:
+        return ""
+    from vfmaudit.audit.imagenet_c import summary_line
+
+    esc = html.escape
+    rows = "".join(
+        f'<tr><th scope="row">{esc(name)}</th><td>{_fmt(e["radius"])}</td><td>{_fmt(e.get("reference_radius"))}</td>'
+        f'<td>{_fmt(e.get("relative"))}</td><td>{esc(", ".join(f"{v:g}" for v in e["severities"]))}</td></tr>'
+        for name, e in block["corruptions"].items())
+    return (f'<h2>ImageNet-C</h2><p id="imagenet-c-summary"><strong>{esc(summary_line(block))}</strong></p>'
+            f'<div class="scroll"><table><thead><tr><th scope="col">corruption</th><th scope="col">radius</th>'
+            f'<th scope="col">reference radius</th><th scope="col">relative</th><th scope="col">severities</th>'
+            f'</tr></thead><tbody>{rows}</tbody></table></div><p class="muted">{esc(block["definition"])}</p>')
+
+
 def render_html(report: dict, values: dict, image_rows: list[dict] | None = None, strips: dict | None = None) -> str:
     """values[family][metric]: per-image arrays (plots); image_rows: per_image.csv rows; strips: build_strips()."""
     families = list(report["families"])
@@ -222,6 +240,7 @@ def render_html(report: dict, values: dict, image_rows: list[dict] | None = None
 <main>
 <h2>Summary</h2>
 {_summary_table(report, families, names)}
+{_imagenet_c_section(report)}
 {plots}
 <h2>Worst images per family</h2>
 <p class="muted">Clean image, then every level of the family; under each variant its {esc(variant.label)} to the clean embedding.</p>
