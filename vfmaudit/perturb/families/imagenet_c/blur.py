@@ -40,10 +40,11 @@ def glass_blur(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
     sigma, delta, iterations = p["sigma"], int(p["max_delta"]), int(p["iterations"])
     if sigma <= 0:
         return img.copy()
-    out = np.clip(blur_float(img, sigma), 0, 255).astype(np.uint8)  # truncated before the shuffle, as the original
+    # a normalised blur of uint8 values stays in [0, 255]: truncation needs no clip (as the original, before the shuffle)
+    out = blur_float(img, sigma).astype(np.uint8)
     if delta > 0 and iterations > 0:
         _kernels.glass_shuffle(out, np.uint64(seed), delta, iterations)
-    return np.clip(blur_float(out, sigma), 0, 255).astype(np.uint8)
+    return blur_float(out, sigma).astype(np.uint8)
 
 
 @lru_cache(maxsize=256)
@@ -97,4 +98,4 @@ def zoom_blur(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
 def gaussian_blur(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
     if p["sigma"] <= 0:
         return img.copy()
-    return np.clip(blur_float(img, p["sigma"]), 0, 255).astype(np.uint8)
+    return blur_float(img, p["sigma"]).astype(np.uint8)  # in [0, 255] already: truncation, as the original
