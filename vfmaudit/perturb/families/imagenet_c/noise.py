@@ -11,8 +11,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from scipy.special import ndtr, ndtri, pdtr
-
 from vfmaudit.perturb.families.imagenet_c import _kernels
 
 _LEVELS = np.arange(256, dtype=np.float64)
@@ -24,15 +22,9 @@ def _tables(cdf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     below = np.maximum.accumulate(below, axis=1)
     thresholds = np.round(below * 2.0 ** 32).astype(np.uint64)
     thresholds[:, 256] = 2 ** 32  # no uniform reaches it
-    # uint32 halves the table (the kernel stops at 255, so the sentinel column never needs 2^32)
     starts = np.arange(256, dtype=np.uint64) << np.uint64(24)
     guide = np.stack([np.searchsorted(t, starts, side="right") - 1 for t in thresholds]).clip(0, 255)
     return thresholds, guide.astype(np.int32)
-
-
-def _first_above(values: np.ndarray) -> np.ndarray:
-    """For each k = 0..255, the threshold (k + 1) / 255 that a [0, 1] value must reach for uint8(x 255) > k."""
-    return (np.arange(256) + 1.0) / 255.0
 
 
 _GUIDE_BITS = 12
@@ -42,6 +34,8 @@ _GUIDE_BITS = 12
 def gaussian_offsets(c: float) -> tuple[np.ndarray, np.ndarray, int]:
     """uint8(clip(v / 255 + c n, 0, 1) 255) is clip(v + K) with K = floor(255 c n), whatever v: K's
     law P(K < k) = Phi(k / (255 c)) as thresholds, its first k, and a 2^12-bucket search guide."""
+    from scipy.special import ndtr  # here, not at import: scipy.special costs every process a quarter second
+
     s = 255.0 * c
     kmin, kmax = int(np.floor(-8.0 * s)) - 1, int(np.ceil(8.0 * s)) + 1
     ks = np.arange(kmin, kmax + 2)
@@ -52,13 +46,19 @@ def gaussian_offsets(c: float) -> tuple[np.ndarray, np.ndarray, int]:
     return thresholds, guide, kmin  # small enough to stay in L1: the draws are gathers
 
 
-# 2^12 + 1 quantiles of N(0, 1), float32 (16 KB, in L1); the kernel indexes it with a uniform's top 12 bits
-_QUANTILES = ndtri(np.clip(np.linspace(0.0, 1.0, 2 ** 12 + 1), 0.5 / 2 ** 12, 1 - 0.5 / 2 ** 12)).astype(np.float32)
+@lru_cache(maxsize=1)
+def normal_quantiles() -> np.ndarray:
+    """2^12 + 1 quantiles of N(0, 1), float32 (16 KB, in L1); the kernel indexes it with a uniform's top 12 bits."""
+    from scipy.special import ndtri
+
+    return ndtri(np.clip(np.linspace(0.0, 1.0, 2 ** 12 + 1), 0.5 / 2 ** 12, 1 - 0.5 / 2 ** 12)).astype(np.float32)
 
 
 @lru_cache(maxsize=64)
 def shot_tables(c: float) -> tuple[np.ndarray, np.ndarray]:
     # poisson(x c) / c truncated: out <= k  <=>  N <= n_k, the largest count whose uint8(N / c * 255) <= k
+    from scipy.special import pdtr
+
     counts = np.arange(int(np.ceil(c)) + 2, dtype=np.float64)
     out = (np.clip(counts / c, 0, 1) * 255).astype(np.uint8)  # the original's float arithmetic, count by count
     n_k = np.searchsorted(out, np.arange(256), side="right") - 1  # out is non-decreasing in N
@@ -88,7 +88,7 @@ def shot_noise(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
 
 def speckle_noise(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
     out = np.empty_like(img)
-    _kernels.speckle(img, np.uint64(seed), float(p["c"]), _QUANTILES, out)
+    _kernels.speckle(img, np.uint64(seed), float(p["c"]), normal_quantiles(), out)
     return out
 
 
