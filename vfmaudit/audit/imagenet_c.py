@@ -7,10 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from vfmaudit.files import read_earlier_report
-from vfmaudit.perturb.families.imagenet_c import EXTRA, FIFTEEN, family_name
+from vfmaudit.perturb.families.imagenet_c import EXTRA, FIFTEEN, SEVERITIES, family_name
 
 METRIC = "divergence_radius"
-SEVERITIES = [1.0, 2.0, 3.0, 4.0, 5.0]
 DEFINITION = ("radius: per image, the radius of the smallest ball holding the embeddings of the clean image and "
               "of the corruption at each measured severity, averaged over images; mean_radius_15: its mean over "
               "the 15 corruptions (a label-free mCE analogue); relative: the ratio to the reference audit's radius, "
@@ -44,7 +43,7 @@ def imagenet_c_summary(families: dict, reference: dict | None = None, reference_
         ref = _radius(ref_families.get(family_name(c))) if reference is not None else None
         levels = [float(v) for v in entry.get("levels", [])]
         corruptions[c] = {"family": family_name(c), "radius": radius, "severities": levels,
-                          "imagenet_c_severities": levels == SEVERITIES,
+                          "imagenet_c_severities": levels == list(SEVERITIES),
                           "reference_radius": ref,
                           "relative": radius / ref if radius is not None and ref else None}
     fifteen = [c for c in FIFTEEN if c in corruptions]

@@ -14,9 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from vfmaudit.files import read_earlier_report
-from vfmaudit.perturb.families.imagenet_c import FIFTEEN, PREFIX
+from vfmaudit.perturb.families.imagenet_c import FIFTEEN, PREFIX, SEVERITIES
 
-SEVERITIES = [1.0, 2.0, 3.0, 4.0, 5.0]
 # AlexNet's top-1 errors on ImageNet-C per corruption and severity 1..5: the per-severity list whose
 # means are google-research/augmix's ALEXNET_ERR ("Raw AlexNet errors taken from
 # https://github.com/hendrycks/robustness"); clean error 0.43478 is torchvision's AlexNet (acc@1
@@ -79,7 +78,7 @@ def corruption_errors(tasks: dict, baseline: dict | None = None) -> dict | None:
             c = family[len(PREFIX):]
             levels, errors = _errors(task, family)
             entry = {"severities": levels, "error": errors, "mean_error": float(np.mean(errors))}
-            at_severities = levels == SEVERITIES
+            at_severities = levels == list(SEVERITIES)
             if c in ALEXNET_ERRORS and at_severities:
                 alex = ALEXNET_ERRORS[c]
                 entry["ce_alexnet"] = _ratio(sum(errors), sum(alex))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vfmaudit.catalogue import Catalogue
+from vfmaudit.perturb.families.imagenet_c.catalogue import EXTRA, FIFTEEN, SEVERITIES, family_name
 from vfmaudit.perturb.registry import get
 
 
@@ -70,16 +71,12 @@ register_preset(Preset(
     name="everyday", description="the everyday edits (JPEG, colour, blur, noise, resize) over their whole domains: "
                                  "the default",
     entries=tuple(E(family=f) for f in EVERYDAY)))
-SEVERITIES = (1.0, 2.0, 3.0, 4.0, 5.0)
 register_preset(Preset(
     name="imagenet-c", description="the 15 ImageNet-C corruptions at severities 1..5 (Hendrycks & Dietterich 2019)",
-    entries=tuple(E(family="imagenet_c_" + c, levels=SEVERITIES) for c in (
-        "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
-        "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression"))))
+    entries=tuple(E(family=family_name(c), levels=SEVERITIES) for c in FIFTEEN)))
 register_preset(Preset(
     name="imagenet-c-extra", description="ImageNet-C's 4 extra (validation) corruptions at severities 1..5",
-    entries=tuple(E(family="imagenet_c_" + c, levels=SEVERITIES)
-                  for c in ("speckle_noise", "gaussian_blur", "spatter", "saturate"))))
+    entries=tuple(E(family=family_name(c), levels=SEVERITIES) for c in EXTRA)))
 register_preset(Preset(
     name="parity", description="one strong everyday edit per kind: parity must hold off the clean manifold too",
     entries=(E(family="jpeg", level=30.0), E(family="gaussian_blur", level=2.0), E(family="brightness", level=1.5),

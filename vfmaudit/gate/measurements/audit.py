@@ -7,6 +7,7 @@ from pathlib import Path
 from vfmaudit.gate.measurements._registry import INF, Measurement, MetricInfo, Option, as_float, register_measurement
 from vfmaudit.metrics import SUMMARY_STATS, metrics
 from vfmaudit.perturb import parse_perturbations
+from vfmaudit.perturb.families.imagenet_c import PREFIX
 
 
 # the ImageNet-C summary (report.json's "imagenet_c"): lower is better for every one
@@ -17,10 +18,10 @@ def _paths(policy, options) -> dict[str, MetricInfo]:
     plans = parse_perturbations(options["perturbations"], options["levels"])
     paths = {f"audit.{p.name}.{name}.{stat}": MetricInfo(m.higher_is_better, m.range)
              for p in plans for name, m in metrics().items() for stat in SUMMARY_STATS}
-    if any(p.name.startswith("imagenet_c_") for p in plans):
+    if any(p.name.startswith(PREFIX) for p in plans):
         paths.update({path: MetricInfo(False, (0.0, INF)) for path in IMAGENET_C_PATHS})
-        paths.update({f"audit.imagenet_c.{p.name[len('imagenet_c_'):]}.{key}": MetricInfo(False, (0.0, INF))
-                      for p in plans if p.name.startswith("imagenet_c_") for key in ("radius", "relative")})
+        paths.update({f"audit.imagenet_c.{p.name[len(PREFIX):]}.{key}": MetricInfo(False, (0.0, INF))
+                      for p in plans if p.name.startswith(PREFIX) for key in ("radius", "relative")})
     return paths
 
 

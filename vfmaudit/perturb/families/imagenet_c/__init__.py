@@ -12,11 +12,11 @@ from __future__ import annotations
 import numpy as np
 
 from vfmaudit.perturb.families.imagenet_c.catalogue import (BY_NAME, EXTRA, FIFTEEN, PIXEL_MODES, PIXELS_ENV, PREFIX,
-                                                            SPECS, family_name, pixel_mode, pixel_scale)
+                                                            SEVERITIES, SPECS, corrupt_batch, family_name, pixel_mode)
 from vfmaudit.perturb.families.imagenet_c.frost import frost_source, set_frost_dir
 from vfmaudit.perturb.families.imagenet_c.protocol import PROTOCOLS
 
-__all__ = ["corrupt", "set_options", "options", "pixel_mode", "PROTOCOLS", "FIFTEEN", "EXTRA", "SPECS", "PREFIX", "family_name", "set_frost_dir", "frost_source",
+__all__ = ["corrupt", "set_options", "options", "pixel_mode", "PROTOCOLS", "FIFTEEN", "EXTRA", "SPECS", "PREFIX", "SEVERITIES", "family_name", "set_frost_dir", "frost_source",
            "PIXEL_MODES"]
 
 
@@ -35,7 +35,7 @@ def corrupt(image: np.ndarray, corruption: str, severity: float, seed: int = 0, 
         check_protocol(protocol)
         return as_released(corrupt(imagenet_c_crop(image), corruption, severity, seed, pixels))
     from vfmaudit.errors import VfmauditError
-    from vfmaudit.perturb import apply
+    from vfmaudit.perturb import apply, get
     from vfmaudit.perturb._batch import as_batch, image_seeds
 
     name = corruption[len(PREFIX):] if corruption.startswith(PREFIX) else corruption
@@ -45,12 +45,14 @@ def corrupt(image: np.ndarray, corruption: str, severity: float, seed: int = 0, 
         raise VfmauditError(f"pixels must be one of {', '.join(PIXEL_MODES)}, got '{pixels}'")
     if pixels == pixel_mode():
         return apply(image, family_name(name), severity, seed)
+    # the other mode than the process's: the family's own path, with the mode passed down
+    fam = get(family_name(name))
+    severity = fam.check_level(severity)
     batch, single = as_batch(image)
-    spec = BY_NAME[name]
-    severity = min(max(float(severity), 0.0), 5.0)
-    seeds = image_seeds(batch, seed, family_name(name), severity)
-    out = np.stack([spec.fn(img, spec.table.at(severity, pixel_scale(*img.shape[:2], pixels)), int(s))
-                    for img, s in zip(batch, seeds)]) if severity > 0 else batch.copy()
+    if fam.is_identity(severity):
+        out = batch.copy()
+    else:
+        out = corrupt_batch(BY_NAME[name], batch, severity, image_seeds(batch, seed, fam.name, severity), pixels)
     return out[0] if single else out
 
 

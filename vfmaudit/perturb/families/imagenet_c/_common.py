@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
+
+from vfmaudit.perturb.families.filters import gaussian_ksize
 
 
 def unit(img: np.ndarray) -> np.ndarray:
@@ -21,9 +24,5 @@ def rng(seed: int) -> np.random.Generator:
 
 def blur_float(img: np.ndarray, sigma: float) -> np.ndarray:
     """skimage.filters.gaussian (mode 'nearest', truncate 4) in float32, on the values as given."""
-    import cv2
-
-    from vfmaudit.perturb.families.filters import gaussian_ksize
-
     k = gaussian_ksize(sigma)
     return cv2.GaussianBlur(img.astype(np.float32), (k, k), sigma, sigmaY=sigma, borderType=cv2.BORDER_REPLICATE)

@@ -126,6 +126,7 @@ SPECS: tuple[Spec, ...] = (
 del P
 
 FIFTEEN = tuple(s.name for s in SPECS if s.category != "extra")
+SEVERITIES = (1.0, 2.0, 3.0, 4.0, 5.0)  # the benchmark's: the presets' levels, what the summaries call complete
 EXTRA = tuple(s.name for s in SPECS if s.category == "extra")
 BY_NAME = {s.name: s for s in SPECS}
 
@@ -153,11 +154,14 @@ def pixel_scale(height: int, width: int, mode: str | None = None) -> float:
     return min(height, width) / 224.0 if (mode or pixel_mode()) == "scale" else 1.0
 
 
+def corrupt_batch(spec: Spec, batch: np.ndarray, level: float, seeds: np.ndarray, mode: str | None = None) -> np.ndarray:
+    """spec's corruption of a uint8 (N, H, W, 3) batch, one seed per image, in pixel mode `mode` (None: the process's)."""
+    params = spec.table.at(level, pixel_scale(*batch.shape[1:3], mode))
+    return map_images(lambda img, i: spec.fn(img, params, int(seeds[i])), batch)
+
+
 def _apply_batch(spec: Spec) -> Callable[[np.ndarray, float, np.ndarray], np.ndarray]:
-    def apply(batch: np.ndarray, level: float, seeds: np.ndarray) -> np.ndarray:
-        params = spec.table.at(level, pixel_scale(*batch.shape[1:3]))
-        return map_images(lambda img, i: spec.fn(img, params, int(seeds[i])), batch)
-    return apply
+    return lambda batch, level, seeds: corrupt_batch(spec, batch, level, seeds)
 
 
 for _spec in SPECS:
