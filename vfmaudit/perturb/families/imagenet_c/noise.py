@@ -1,7 +1,7 @@
 """ImageNet-C noise: gaussian, shot (Poisson), impulse (salt and pepper), speckle.
 
 Each output value depends on its input grey level and one random draw, so each is drawn from the
-original's law with one 32-bit uniform: gaussian noise as an integer offset whose law is exact
+original's law with one 32-bit uniform (a splitmix64 stream per image): gaussian noise as an integer offset whose law is exact
 (the original's truncation included), shot noise from per-grey-level tables of the Poisson law
 under the original's float arithmetic, speckle through the normal's quantile table.
 """
@@ -27,23 +27,30 @@ def _tables(cdf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return thresholds, guide.astype(np.int32)
 
 
-_GUIDE_BITS = 12
+_TABLE_BITS = 14  # 2^14 buckets of uint16: 32 KB, in L1 beside the values
 
 
 @lru_cache(maxsize=64)
-def gaussian_offsets(c: float) -> tuple[np.ndarray, np.ndarray, int]:
+def gaussian_offsets(c: float) -> tuple[np.ndarray, np.ndarray, int, int]:
     """uint8(clip(v / 255 + c n, 0, 1) 255) is clip(v + K) with K = floor(255 c n), whatever v: K's
-    law P(K < k) = Phi(k / (255 c)) as thresholds, its first k, and a 2^12-bucket search guide."""
+    law P(K < k) = Phi(k / (255 c)) as thresholds over k = -256..256 (K beyond +-256 clips as +-256
+    does, for every v), and a table by the top 14 bits of the uniform: the k of that bucket, or its
+    first k and the top bit set where a threshold falls inside the bucket.
+    -> (table, thresholds, kmin, shift)."""
     from scipy.special import ndtr  # here, not at import: scipy.special costs every process a quarter second
 
     s = 255.0 * c
-    kmin, kmax = int(np.floor(-8.0 * s)) - 1, int(np.ceil(8.0 * s)) + 1
-    ks = np.arange(kmin, kmax + 2)
+    ks = np.arange(-256, 256 + 2)
     thresholds = np.round(ndtr(ks / s) * 2.0 ** 32).astype(np.uint64)
     thresholds[0], thresholds[-1] = 0, 2 ** 32
-    starts = np.arange(1 << _GUIDE_BITS, dtype=np.uint64) << np.uint64(32 - _GUIDE_BITS)
-    guide = (np.searchsorted(thresholds, starts, side="right") - 1).clip(0, len(ks) - 2).astype(np.int16)
-    return thresholds, guide, kmin  # small enough to stay in L1: the draws are gathers
+    shift = 32 - _TABLE_BITS
+    starts = np.arange(1 << _TABLE_BITS, dtype=np.uint64) << np.uint64(shift)
+    ends = starts + np.uint64((1 << shift) - 1)
+    last_k = len(ks) - 2
+    first = (np.searchsorted(thresholds, starts, side="right") - 1).clip(0, last_k)
+    last = (np.searchsorted(thresholds, ends, side="right") - 1).clip(0, last_k)
+    table = (first | np.where(first != last, 0x8000, 0)).astype(np.uint16)
+    return table, thresholds, -256, shift
 
 
 @lru_cache(maxsize=1)
@@ -69,26 +76,27 @@ def shot_tables(c: float) -> tuple[np.ndarray, np.ndarray]:
     return _tables(cdf)
 
 
-def _sample(img: np.ndarray, seed: int, tables: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    out = np.empty_like(img)
-    _kernels.sample_levels(img, np.uint64(seed), tables[0], tables[1], out)
-    return out
+def _uniforms(img: np.ndarray, seed: int) -> np.ndarray:
+    return _kernels.uniforms(np.uint64(seed), img.size)
 
 
 def gaussian_noise(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
-    thresholds, guide, kmin = gaussian_offsets(float(p["c"]))
+    table, thresholds, kmin, shift = gaussian_offsets(float(p["c"]))
     out = np.empty_like(img)
-    _kernels.add_offsets(img, np.uint64(seed), thresholds, guide, kmin, 32 - _GUIDE_BITS, out)
+    _kernels.add_offsets(img, _uniforms(img, seed), table, thresholds, kmin, shift, out)
     return out
 
 
 def shot_noise(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
-    return _sample(img, seed, shot_tables(float(p["c"])))
+    thresholds, guide = shot_tables(float(p["c"]))
+    out = np.empty_like(img)
+    _kernels.sample_levels(img, _uniforms(img, seed), thresholds, guide, out)
+    return out
 
 
 def speckle_noise(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
     out = np.empty_like(img)
-    _kernels.speckle(img, np.uint64(seed), float(p["c"]), normal_quantiles(), out)
+    _kernels.speckle(img, _uniforms(img, seed), float(p["c"]), normal_quantiles(), out)
     return out
 
 
@@ -96,5 +104,5 @@ def impulse_noise(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
     # skimage random_noise(mode='s&p', amount=c): each channel value is flipped with probability c,
     # then to 1 or 0 with equal odds (salt_vs_pepper 0.5); one uniform decides both
     out = np.empty_like(img)
-    _kernels.salt_and_pepper(img, np.uint64(seed), float(p["c"]), out)
+    _kernels.salt_and_pepper(img, _uniforms(img, seed), float(p["c"]), out)
     return out
