@@ -7,7 +7,6 @@ import math
 import numpy as np
 from numba import njit
 
-from vfmaudit.perturb.families.noise import _hash32
 
 
 @njit(cache=True, nogil=True)
@@ -178,13 +177,21 @@ def hsv_saturation_affine(img: np.ndarray, gain: float, offset: float, out: np.n
             out[y, x, 2] = v - k * (v - b)
 
 
-@njit(cache=True)
-def _splitmix_next(state: np.uint64) -> tuple[np.uint64, np.uint64]:
-    state = state + np.uint64(0x9E3779B97F4A7C15)
-    z = state
+_GAMMA = np.uint64(0x9E3779B97F4A7C15)  # splitmix64's increment (2^64 / golden ratio)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _mix64(z: np.uint64) -> np.uint64:
+    # splitmix64's output function (Stafford's Mix13)
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return state, z ^ (z >> np.uint64(31))
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True)
+def _splitmix_next(state: np.uint64) -> tuple[np.uint64, np.uint64]:
+    state = state + _GAMMA
+    return state, _mix64(state)
 
 
 @njit(cache=True, nogil=True)
@@ -208,21 +215,6 @@ def glass_shuffle(img: np.ndarray, seed: np.uint64, delta: int, iterations: int)
                     img[hh, ww, c] = img[hp, wp, c]
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _uniform(j: int, k1: np.uint32, k2: np.uint32) -> np.uint32:
-    # counter-based: value j's 32 bits depend on (j, key) only, so the loop has no carried state
-    return _hash32(np.uint32(_hash32(np.uint32(np.uint32(j) ^ k1)) + k2))
-
-
-_GAMMA = np.uint64(0x9E3779B97F4A7C15)  # splitmix64's increment (2^64 / golden ratio)
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _mix64(z: np.uint64) -> np.uint64:
-    # splitmix64's output function (Stafford's Mix13)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
 
 
 @njit(cache=True, nogil=True)
@@ -312,47 +304,57 @@ def speckle(img: np.ndarray, u: np.ndarray, c: float, quantiles: np.ndarray, out
 
 @njit(cache=True, nogil=True)
 def plasma(mapsize: int, wibbledecay: float, seed: np.uint64) -> np.ndarray:
-    """The diamond-square fractal of make_imagenet_c.py on a mapsize x mapsize torus, in [0, 1]: each
-    new point is the mean of its four neighbours plus wibble * U(-wibble, wibble); wibble starts at
-    100 and is divided by wibbledecay per octave."""
+    """The diamond-square fractal of make_imagenet_c.py on a mapsize x mapsize torus (mapsize a power
+    of two), in [0, 1]: each new point is the mean of its four neighbours plus wibble * U(-wibble,
+    wibble); wibble starts at 100 and is divided by wibbledecay per octave. The mapsize^2 - 1 draws
+    come from one vectorised uniform stream, taken in order."""
     grid = np.zeros((mapsize, mapsize), np.float64)
-    k1, k2 = np.uint32(seed & np.uint64(0xFFFFFFFF)), np.uint32(seed >> np.uint64(32))
-    draw = 0
-    step, wibble = mapsize, 100.0
-    while step >= 2:
-        half = step // 2
-        cells = mapsize // step
+    g = grid.ravel()  # flat, unsigned indices: no negative-index checks in the loops
+    u = uniforms(seed, mapsize * mapsize)
+    n = np.uint64(mapsize)
+    wrap = n - np.uint64(1)  # x % mapsize as x & wrap: no division in the loops
+    draw = np.uint64(0)
+    step, wibble = n, 100.0
+    to_signed = 2.0 / 4294967296.0
+    while step >= np.uint64(2):
+        half = step >> np.uint64(1)
+        cells = n // step
+        amp = wibble * wibble
         for i in range(cells):  # squares: the centre of each cell
+            y = np.uint64(i) * step
+            y2 = (y + step) & wrap
             for j in range(cells):
-                y, x = i * step, j * step
-                y2, x2 = (y + step) % mapsize, (x + step) % mapsize
-                total = grid[y, x] + grid[y2, x] + grid[y, x2] + grid[y2, x2]
-                u = _uniform(draw, k1, k2) * (1.0 / 4294967296.0)
-                draw += 1
-                grid[y + half, x + half] = total / 4 + wibble * wibble * (2.0 * u - 1.0)
+                x = np.uint64(j) * step
+                x2 = (x + step) & wrap
+                total = g[y * n + x] + g[y2 * n + x] + g[y * n + x2] + g[y2 * n + x2]
+                g[(y + half) * n + x + half] = total * 0.25 + amp * (u[draw] * to_signed - 1.0)
+                draw += np.uint64(1)
         for i in range(cells):  # diamonds: the midpoints of the cell edges
+            y = np.uint64(i) * step
+            yu = (y - half) & wrap
             for j in range(cells):
-                y, x = i * step, j * step
-                total = (grid[y + half, x + half] + grid[(y - half) % mapsize, x + half] + grid[y, x]
-                         + grid[y, (x + step) % mapsize])
-                u = _uniform(draw, k1, k2) * (1.0 / 4294967296.0)
-                draw += 1
-                grid[y, x + half] = total / 4 + wibble * wibble * (2.0 * u - 1.0)
+                x = np.uint64(j) * step
+                total = (g[(y + half) * n + x + half] + g[yu * n + x + half] + g[y * n + x]
+                         + g[y * n + ((x + step) & wrap)])
+                g[y * n + x + half] = total * 0.25 + amp * (u[draw] * to_signed - 1.0)
+                draw += np.uint64(1)
         for i in range(cells):
+            y = np.uint64(i) * step
+            yd = (y + step) & wrap
             for j in range(cells):
-                y, x = i * step, j * step
-                total = (grid[y + half, x + half] + grid[y + half, (x - half) % mapsize] + grid[y, x]
-                         + grid[(y + step) % mapsize, x])
-                u = _uniform(draw, k1, k2) * (1.0 / 4294967296.0)
-                draw += 1
-                grid[y + half, x] = total / 4 + wibble * wibble * (2.0 * u - 1.0)
+                x = np.uint64(j) * step
+                total = (g[(y + half) * n + x + half] + g[(y + half) * n + ((x - half) & wrap)] + g[y * n + x]
+                         + g[yd * n + x])
+                g[(y + half) * n + x] = total * 0.25 + amp * (u[draw] * to_signed - 1.0)
+                draw += np.uint64(1)
         step = half
         wibble /= wibbledecay
-    lo, hi = grid.min(), grid.max()
+    flat = grid.ravel()
+    lo, hi = flat.min(), flat.max()
     if hi > lo:
-        for i in range(mapsize):
-            for j in range(mapsize):
-                grid[i, j] = (grid[i, j] - lo) / (hi - lo)
+        scale = 1.0 / (hi - lo)
+        for k in range(flat.size):
+            flat[k] = (flat[k] - lo) * scale
     else:
         grid[:] = 0.0
     return grid
@@ -362,19 +364,26 @@ def plasma(mapsize: int, wibbledecay: float, seed: np.uint64) -> np.ndarray:
 def fog_blend(img: np.ndarray, layer: np.ndarray, strength: float, out: np.ndarray) -> None:
     """uint8(clip((x + strength plasma) max(x) / (max(x) + strength), 0, 1) 255), x on [0, 1]."""
     h, w, c = img.shape
-    peak = 0
-    for v in img.ravel():
-        peak = max(peak, v)
+    src = img.ravel()
+    dst = out.ravel()
+    peak = np.uint8(0)
+    for k in range(src.size):
+        peak = max(peak, src[k])
     m = peak / 255.0
     scale = np.float32(m / (m + strength) * 255.0)  # the final * 255 folded in
-    inv = np.float32(1.0 / 255.0)
+    inv = np.float32(1.0 / 255.0) * scale
+    add = np.empty(w * c, np.float32)  # the row's fog per value, so the value loop is one vector loop
     for y in range(h):
         row = layer[y]
         for x in range(w):
-            add = np.float32(strength * row[x])
+            a = np.float32(strength * row[x]) * scale
             for ch in range(c):
-                v = (np.float32(img[y, x, ch]) * inv + add) * scale
-                out[y, x, ch] = np.uint8(min(max(v, np.float32(0.0)), np.float32(255.0)))
+                add[x * c + ch] = a
+        s = src[y * w * c:(y + 1) * w * c]
+        d = dst[y * w * c:(y + 1) * w * c]
+        for k in range(s.size):
+            v = np.float32(s[k]) * inv + add[k]
+            d[k] = np.uint8(min(max(v, np.float32(0.0)), np.float32(255.0)))
 
 
 @njit(cache=True, nogil=True)
