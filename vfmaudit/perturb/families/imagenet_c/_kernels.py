@@ -117,9 +117,11 @@ def _reflect(i: int, n: int) -> int:
 
 @njit(cache=True, nogil=True)
 def remap_reflect(img: np.ndarray, dy: np.ndarray, dx: np.ndarray, out: np.ndarray) -> None:
-    """out[y, x] = img bilinearly sampled at (y + dy, x + dx), reflected at the borders
-    (scipy.ndimage.map_coordinates(order=1, mode='reflect'))."""
+    """out[y, x] = uint8(clip(v, 0, 1) 255) of v = img bilinearly sampled at (y + dy, x + dx),
+    reflected at the borders (scipy.ndimage.map_coordinates(order=1, mode='reflect')), float32 v as
+    the original's float32 image: the sampling and its truncation in one pass."""
     h, w, c = img.shape
+    one, top_value = np.float32(1.0), np.float32(255.0)
     for y in range(h):
         for x in range(w):
             sy = y + dy[y, x]
@@ -128,12 +130,16 @@ def remap_reflect(img: np.ndarray, dy: np.ndarray, dx: np.ndarray, out: np.ndarr
             x0 = int(math.floor(sx))
             fy = sy - y0
             fx = sx - x0
-            ya, yb = _reflect(y0, h), _reflect(y0 + 1, h)
-            xa, xb = _reflect(x0, w), _reflect(x0 + 1, w)
+            if 0 <= y0 and y0 + 1 < h and 0 <= x0 and x0 + 1 < w:  # inside: no reflection (most pixels)
+                ya, yb, xa, xb = y0, y0 + 1, x0, x0 + 1
+            else:  # the reflection's divisions only here
+                ya, yb = _reflect(y0, h), _reflect(y0 + 1, h)
+                xa, xb = _reflect(x0, w), _reflect(x0 + 1, w)
             for ch in range(c):
                 top = img[ya, xa, ch] * (1.0 - fx) + img[ya, xb, ch] * fx
                 bottom = img[yb, xa, ch] * (1.0 - fx) + img[yb, xb, ch] * fx
-                out[y, x, ch] = top * (1.0 - fy) + bottom * fy
+                v = np.float32(top * (1.0 - fy) + bottom * fy)
+                out[y, x, ch] = np.uint8(min(max(v, np.float32(0.0)), one) * top_value)
 
 
 @njit(cache=True, nogil=True)
