@@ -77,7 +77,8 @@ def _smooth_field(g: np.random.Generator, h: int, w: int, sigma: float) -> np.nd
         kernel = (kernel / kernel.sum()).astype(np.float32)
         return cv2.sepFilter2D(field, -1, kernel, kernel, borderType=cv2.BORDER_REFLECT)
     # wider than the image (severities 1 and 2 at 224 px): the reflections folded into two matrices
-    return _reflect_gaussian_matrix(h, float(sigma)) @ field @ _reflect_gaussian_matrix(w, float(sigma)).T
+    smooth = _reflect_gaussian_matrix(h, float(sigma)) @ field @ _reflect_gaussian_matrix(w, float(sigma)).T
+    return smooth.astype(np.float32)
 
 
 def elastic_transform(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
