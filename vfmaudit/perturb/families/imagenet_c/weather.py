@@ -9,6 +9,7 @@ from vfmaudit.perturb.families.imagenet_c import _kernels
 from vfmaudit.perturb.families.imagenet_c._common import blur_float, rng, to_uint8, unit
 from vfmaudit.perturb.families.imagenet_c.blur import motion_blur_uint8
 from vfmaudit.perturb.families.imagenet_c.frost import frost_texture
+from vfmaudit.perturb.families.imagenet_c.noise import normal_quantiles
 
 
 def clipped_zoom_2d(layer: np.ndarray, z: float) -> np.ndarray:
@@ -22,11 +23,12 @@ def snow(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
         return img.copy()
     g = rng(seed)
     h, w = img.shape[:2]
-    layer = g.standard_normal((h, w), dtype=np.float32) * np.float32(p["scale"]) + np.float32(p["loc"])
-    layer = clipped_zoom_2d(layer, p["zoom"])
-    layer[layer < p["threshold"]] = 0
-    # the original round-trips the layer through an 8-bit PNG for ImageMagick's motion blur
-    flakes = (np.clip(layer, 0, 1) * 255).astype(np.uint8)
+    normals = _kernels.standard_normals(np.uint64(g.integers(2 ** 63)), (h, w), normal_quantiles())
+    layer = clipped_zoom_2d(normals, p["zoom"])
+    # N(loc, scale) draws, thresholded; the original round-trips them through an 8-bit PNG for
+    # ImageMagick's motion blur
+    flakes = np.empty((h, w), np.uint8)
+    _kernels.snow_flakes(layer, float(p["scale"]), float(p["loc"]), float(p["threshold"]), flakes)
     flakes = motion_blur_uint8(flakes, p["radius"], p["sigma"], g.uniform(-135, -45))
     out = np.empty_like(img)
     _kernels.snow_finish(img, flakes, float(p["mix"]), float(p["amount"]), out)
