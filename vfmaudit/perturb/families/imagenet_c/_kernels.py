@@ -12,37 +12,38 @@ from numba import njit
 @njit(cache=True, nogil=True)
 def motion_blur(img: np.ndarray, weights: np.ndarray, dy: np.ndarray, dx: np.ndarray, out: np.ndarray) -> None:
     """out[y, x] = round(sum_i w_i img[clamp(y + dy_i), clamp(x + dx_i)]) per channel: ImageMagick's
-    MotionBlurImage on uint8 (H, W, C) with edge virtual pixels. Tap by tap, each row a shifted
-    contiguous run plus its clamped ends, so the inner loop is a vectorised multiply-add."""
+    MotionBlurImage on uint8 (H, W, C) with edge virtual pixels. The rows are padded once with their
+    edge pixels, so each tap is one contiguous vectorised multiply-add of a shifted source row into
+    the output row's sums, which stay in L1 (the taps summed in order)."""
     h, w, c = img.shape
-    acc = np.zeros((h, w * c), np.float32)
-    src = np.empty((h, w * c), np.float32)  # converted once, not once per tap
-    flat_in = img.ravel()
-    flat_src = src.ravel()
-    for k in range(flat_in.size):
-        flat_src[k] = np.float32(flat_in[k])
-    for i in range(weights.size):
-        wt = np.float32(weights[i])
-        ox = dx[i]
-        lo = min(max(-ox, 0), w)  # x in [lo, hi) reads x + ox inside the row
-        hi = max(min(w - ox, w), lo)
-        for y in range(h):
-            row = src[min(max(y + dy[i], 0), h - 1)]
-            dst = acc[y]
-            for x in range(lo):
-                for ch in range(c):
-                    dst[x * c + ch] += wt * row[ch]
-            a = dst[lo * c:hi * c]  # views indexed from 0: no negative-index checks, so LLVM vectorises
-            b = row[lo * c + ox * c:hi * c + ox * c]
-            for k in range(a.size):
-                a[k] += wt * b[k]
-            for x in range(hi, w):
-                for ch in range(c):
-                    dst[x * c + ch] += wt * row[(w - 1) * c + ch]
-    flat = out.ravel()
-    total = acc.ravel()
-    for k in range(total.size):
-        flat[k] = np.uint8(min(max(total[k] + np.float32(0.5), np.float32(0.0)), np.float32(255.0)))  # >= 0: truncation rounds
+    pad = 0
+    for i in range(dx.size):
+        pad = max(pad, abs(dx[i]))
+    wide = (w + 2 * pad) * c
+    padded = np.empty((h, wide), np.uint8)
+    src = img.reshape(h, w * c)
+    for y in range(h):
+        row, prow = src[y], padded[y]
+        for x in range(pad):
+            for ch in range(c):
+                prow[x * c + ch] = row[ch]
+                prow[(pad + w + x) * c + ch] = row[(w - 1) * c + ch]
+        inner = prow[pad * c:(pad + w) * c]
+        for k in range(w * c):
+            inner[k] = row[k]
+    dst_rows = out.reshape(h, w * c)
+    acc = np.empty(w * c, np.float32)
+    for y in range(h):
+        acc[:] = 0.0
+        for i in range(weights.size):
+            wt = np.float32(weights[i])
+            start = (pad + dx[i]) * c
+            b = padded[min(max(y + dy[i], 0), h - 1), start:start + w * c]  # views indexed from 0: LLVM vectorises
+            for k in range(acc.size):
+                acc[k] += wt * np.float32(b[k])
+        d = dst_rows[y]
+        for k in range(acc.size):  # >= 0: truncation of + 0.5 rounds
+            d[k] = np.uint8(min(max(acc[k] + np.float32(0.5), np.float32(0.0)), np.float32(255.0)))
 
 
 @njit(cache=True, nogil=True)
