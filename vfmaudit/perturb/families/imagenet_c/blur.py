@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from vfmaudit.perturb.families.imagenet_c import _kernels
-from vfmaudit.perturb.families.imagenet_c._common import blur_float, rng, to_uint8, unit
+from vfmaudit.perturb.families.imagenet_c._common import blur_float, rng, to_uint8
 
 
 @lru_cache(maxsize=64)
@@ -89,10 +89,9 @@ def zoom_blur(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
     factors = zoom_factors(p)
     if factors.size == 0:
         return img.copy()
-    x = unit(img)
-    acc = np.zeros(x.shape, np.float32)  # float32 as the original's accumulator
-    _kernels.zoom_accumulate(x, factors.astype(np.float64), acc)
-    return to_uint8((x + acc) / (factors.size + 1))
+    out = np.empty_like(img)  # float32 sums as the original's accumulator, truncated to uint8 in the kernel
+    _kernels.zoom_blur(np.ascontiguousarray(img), factors.astype(np.float64), out)
+    return out
 
 
 def gaussian_blur(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
