@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from vfmaudit.perturb.families.imagenet_c import _kernels
-from vfmaudit.perturb.families.imagenet_c._common import blur_float, rng, to_uint8
+from vfmaudit.perturb.families.imagenet_c._common import blur_truncated, rng, to_uint8
 
 
 @lru_cache(maxsize=64)
@@ -40,11 +40,11 @@ def glass_blur(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
     sigma, delta, iterations = p["sigma"], int(p["max_delta"]), int(p["iterations"])
     if sigma <= 0:
         return img.copy()
-    # a normalised blur of uint8 values stays in [0, 255]: truncation needs no clip (as the original, before the shuffle)
-    out = blur_float(img, sigma).astype(np.uint8)
+    # truncated to uint8 before the shuffle, as the original
+    out = blur_truncated(img, sigma)
     if delta > 0 and iterations > 0:
         _kernels.glass_shuffle(out, np.uint64(seed), delta, iterations)
-    return blur_float(out, sigma).astype(np.uint8)
+    return blur_truncated(out, sigma)
 
 
 @lru_cache(maxsize=256)
@@ -97,4 +97,4 @@ def zoom_blur(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
 def gaussian_blur(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
     if p["sigma"] <= 0:
         return img.copy()
-    return blur_float(img, p["sigma"]).astype(np.uint8)  # in [0, 255] already: truncation, as the original
+    return blur_truncated(img, p["sigma"])  # truncation, as the original
