@@ -15,7 +15,7 @@ LAYERS = [
     {"artefact"},
     {"runtime"},
     {"export", "calibration"},
-    {"audit", "bench", "gate", "downstream", "finetune"},
+    {"audit", "bench", "gate", "downstream", "finetune", "attack"},
     {"report"},
     {"api"},
     {"cli", "__main__"},

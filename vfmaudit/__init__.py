@@ -26,6 +26,8 @@ _LAZY = {
     "run_gate": "vfmaudit.api",
     "run_downstream": "vfmaudit.api",
     "run_finetune": "vfmaudit.api",
+    "run_attack": "vfmaudit.attack",
+    "AttackConfig": "vfmaudit.attack",
     "compare_reports": "vfmaudit.api",
     "FinetuneConfig": "vfmaudit.finetune",
     "DownstreamConfig": "vfmaudit.downstream",
@@ -50,7 +52,7 @@ _LAZY = {
     "read_onnx_info": "vfmaudit.artefact",
 }
 _SUBMODULES = ("perturb", "metrics", "data", "models", "artefact", "runtime", "export", "calibration", "audit",
-               "bench", "gate", "downstream", "finetune", "report", "api", "engines", "plugins")
+               "bench", "gate", "downstream", "finetune", "report", "api", "engines", "plugins", "attack")
 
 __all__ = ["__version__", "VfmauditError", *_LAZY, "perturb", "metrics"]
 

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from vfmaudit.cli import audit, bench, calibrate, catalogue, downstream, export, finetune, gate, report
+from vfmaudit.cli import attack, audit, bench, calibrate, catalogue, downstream, export, finetune, gate, report
 from vfmaudit.cli.common import err
 from vfmaudit.errors import one_line
 
@@ -20,12 +20,12 @@ SUCCESS, CHECK_FAILED, UNUSABLE_INPUT, INTERNAL_ERROR = 0, 1, 2, 3
 
 app = typer.Typer(
     help="Audit and deploy vision encoders: how far embeddings drift under everyday image edits "
-         "(audit) and what that costs downstream (downstream), whether an exported ONNX/TensorRT artefact is still the same model (export), "
+         "(audit), in the worst case within a budget (attack), and what that costs downstream (downstream), whether an exported ONNX/TensorRT artefact is still the same model (export), "
          "INT8 calibration audited against fp32 (calibrate), how fast each runs (bench), and whether it passes "
          "an acceptance policy in CI (gate); robust fine-tuning to ship again (finetune).",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
 )
-for _group in (audit, downstream, finetune, export, calibrate, bench, gate, report, catalogue):
+for _group in (audit, attack, downstream, finetune, export, calibrate, bench, gate, report, catalogue):
     _group.register(app)
 
 

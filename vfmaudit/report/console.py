@@ -280,3 +280,23 @@ def print_scaling(res, console: Console) -> None:
         t.add_row(r["engine"], str(r["workers"]), f"{r['seconds']:.1f}", f"{r['images_per_s']:.2f}",
                   "–" if s is None else f"{s:.2f}x")
     console.print(t)
+
+
+def print_attack(result, console: Console) -> None:
+    cfg = result.config
+    unit = "/255" if cfg.norm == "linf" else " (L2, [0, 1] pixels)"
+    t = Table(title=f"{cfg.method.upper()} ({cfg.loss} loss, {cfg.steps} steps x {cfg.restarts} restart(s)) on "
+                    f"{len(result.images)} images, {cfg.norm}")
+    for col in ("eps", "cosine mean", "cosine p5", "cosine worst", "radius mean", "radius worst", "max change"):
+        t.add_column(col, justify="right")
+    for b in result.budgets:
+        change = f"{b['max_linf_levels']:.0f}/255" if cfg.norm == "linf" else f"{b['max_l2']:.3f}"
+        t.add_row(f"{b['eps']:g}{unit}", f"{b['cosine']['mean']:.4f}", f"{b['cosine']['p5']:.4f}",
+                  f"{b['cosine']['worst']:.4f}", f"{b['divergence_radius']['mean']:.4f}",
+                  f"{b['divergence_radius']['worst']:.4f}", change)
+    console.print(t)
+    if result.skipped:
+        _plain(console, f"skipped {len(result.skipped)} unreadable input(s): "
+                        + "; ".join(f"{i} ({why})" for i, why in result.skipped[:5]))
+    if result.out:
+        _plain(console, f"wrote {result.out}/attack.json and per_image.csv")

@@ -1,0 +1,8 @@
+"""Worst case, not average case: embedding-space attacks within a stated budget (white-box PGD and
+APGD on the torch model), reported on the audit's scale."""
+
+from vfmaudit.attack.runner import METHODS, THREAT_MODEL, AttackConfig, AttackResult, run_attack
+from vfmaudit.attack.threat import NORMS
+from vfmaudit.attack.whitebox import LOSSES
+
+__all__ = ["AttackConfig", "AttackResult", "run_attack", "METHODS", "NORMS", "LOSSES", "THREAT_MODEL"]

@@ -1,0 +1,210 @@
+"""`run_attack`: white-box embedding attacks on a torch model at several budgets, every reported
+number from the rounded uint8 images encoded through the ordinary encode path."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from vfmaudit.attack.threat import NORMS, budget, measured_norms, to_uint8
+from vfmaudit.attack.whitebox import LOSSES, apgd, embedding_loss, pgd
+from vfmaudit.errors import ImageDecodeError, VfmauditError
+from vfmaudit.files import check_output_folder, write_json, write_text_atomic
+from vfmaudit.metrics import divergence_radius, summarize
+
+SCHEMA_VERSION = 1
+METHODS = ("pgd", "apgd")
+THREAT_MODEL = ("eps in units of 1/255 for linf and on the [0, 1] image for l2, at the model's input size "
+                "after its resize and crop; the model's normalisation inside the attacked function; the "
+                "adversarial image rounded to uint8 inside the budget; every number from that uint8 image "
+                "encoded through the ordinary encode path")
+
+
+@dataclass
+class AttackConfig:
+    """What `vfmaudit attack` runs. eps: budgets (see THREAT_MODEL); steps: iterations per restart;
+    step_size: PGD's step in eps units (default 1/4 of eps, at least 1/255 for linf as RobustVLM's)."""
+
+    images: list[str] | None = None
+    model: str = "openclip:ViT-S-32"
+    pretrained: str | None = None
+    seed: int = 0
+    norm: str = "linf"
+    eps: tuple[float, ...] = (1.0, 2.0, 4.0)
+    method: str = "pgd"
+    loss: str = "cosine"
+    steps: int = 10
+    restarts: int = 1
+    step_size: float | None = None
+    momentum: float = 0.9
+    batch_size: int = 8
+    device: str = "cpu"
+    out: str | None = None
+    save_images: bool = False
+
+    def check(self) -> None:
+        if self.norm not in NORMS:
+            raise VfmauditError(f"--norm must be one of {', '.join(NORMS)}, got '{self.norm}'", param="norm")
+        if self.method not in METHODS:
+            hint = " (the black-box square attack and the edit search are not built yet)" \
+                if self.method in ("square", "search") else ""
+            raise VfmauditError(f"--method must be one of {', '.join(METHODS)}, got '{self.method}'{hint}",
+                                param="method")
+        if self.loss not in LOSSES:
+            raise VfmauditError(f"--loss must be one of {', '.join(LOSSES)}, got '{self.loss}'", param="loss")
+        if not self.eps or any(not math.isfinite(e) or e < 0 for e in self.eps):
+            raise VfmauditError(f"eps must be finite budgets >= 0, got {list(self.eps)}", param="eps")
+        for name in ("steps", "restarts", "batch_size"):
+            if getattr(self, name) < 1:
+                raise VfmauditError(f"{name} must be >= 1, got {getattr(self, name)}", param=name)
+        from vfmaudit.runtime import is_artefact_path
+
+        if is_artefact_path(self.model):
+            raise VfmauditError(f"{self.method} is a white-box attack: it needs a torch model spec "
+                                f"(openclip:ARCH or timm:NAME), not the artefact {self.model}; attack the model it "
+                                "was exported from", param="model")
+
+
+@dataclass
+class AttackResult:
+    config: AttackConfig
+    model: dict
+    images: list[str]
+    skipped: list[tuple[str, str]]
+    budgets: list[dict]  # one per eps: the summaries
+    per_image: list[dict]  # one row per (image, eps)
+    out: str | None = None
+    files: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"schema_version": SCHEMA_VERSION, "command": "attack", "threat_model": THREAT_MODEL,
+                "config": asdict(self.config), "model": self.model,
+                "images": {"attacked": len(self.images), "skipped": [list(s) for s in self.skipped]},
+                "budgets": self.budgets, "per_image": self.per_image, "files": self.files}
+
+
+def _load(config: AttackConfig, prepare) -> tuple[list[str], np.ndarray, list[tuple[str, str]]]:
+    from vfmaudit.data.sources import collect_items, sample_items
+
+    items = collect_items(config.images) if config.images else sample_items()
+    ids, arrays, skipped = [], [], []
+    for it in items:
+        try:
+            arrays.append(prepare(it.load()))
+            ids.append(it.id)
+        except (ImageDecodeError, OSError, ValueError) as e:
+            skipped.append((it.id, str(e).splitlines()[0] if str(e) else type(e).__name__))
+    if not arrays:
+        raise VfmauditError("no readable image to attack" + (f" ({len(skipped)} skipped)" if skipped else ""),
+                            param="images")
+    return ids, np.stack(arrays), skipped
+
+
+def _default_step(config: AttackConfig, radius: float) -> float:
+    if config.step_size is not None:
+        return config.step_size * radius
+    return max(radius / 4.0, 1.0 / 255.0) if config.norm == "linf" else radius / 4.0
+
+
+def run_attack(config: AttackConfig, progress: Callable[[str, int, int], None] | None = None) -> AttackResult:
+    """Attack config.model at each budget in config.eps; see AttackConfig and THREAT_MODEL."""
+    import torch
+
+    from vfmaudit.attack.threat import Normalize
+    from vfmaudit.models.factory import build_model
+    from vfmaudit.runtime.torch_backend import TorchEncoder, resolve_device
+
+    config.check()
+    progress = progress or (lambda *a: None)
+    out_dir = check_output_folder(config.out) if config.out else None
+    device = resolve_device(config.device)
+    built = build_model(config.model, pretrained=config.pretrained, seed=config.seed)
+    encoder = TorchEncoder(built, device=config.device, batch_size=config.batch_size)
+    ids, clean, skipped = _load(config, built.preprocess.prepare)
+    progress("encoding the clean images")
+    e_clean = encoder.encode(clean)
+    module = encoder.module
+    for p in module.parameters():
+        p.requires_grad_(False)  # no gradient to the weights
+    normalize = Normalize(built.preprocess, device, torch.float32)
+    loss = embedding_loss(config.loss)
+
+    def fn(x01: "torch.Tensor") -> "torch.Tensor":
+        return module(normalize(x01))
+
+    generator = torch.Generator().manual_seed(int(config.seed))
+    eps_sorted = sorted(set(float(e) for e in config.eps))
+    adv_embeddings: dict[float, np.ndarray] = {}
+    adv_images: dict[float, np.ndarray] = {}
+    total = len(eps_sorted) * len(ids)
+    done = 0
+    for eps in eps_sorted:
+        radius = budget(config.norm, eps)
+        batch_out = np.empty_like(clean)
+        for start in range(0, len(ids), config.batch_size):
+            chunk = clean[start:start + config.batch_size]
+            x01 = torch.from_numpy(chunk.astype(np.float32) / np.float32(255.0)).permute(0, 3, 1, 2).to(device)
+            e0 = torch.from_numpy(e_clean[start:start + len(chunk)]).to(device)
+            with torch.autocast(device_type=device.type, enabled=False):
+                if config.method == "pgd":
+                    delta, _ = pgd(fn, x01, e0, loss, config.norm, radius, config.steps, _default_step(config, radius),
+                                   config.restarts, generator, momentum=config.momentum)
+                else:
+                    delta, _ = apgd(fn, x01, e0, loss, config.norm, radius, config.steps, config.restarts, generator)
+            adv01 = (x01 + delta).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy().astype(np.float64)
+            batch_out[start:start + len(chunk)] = to_uint8(chunk, adv01, config.norm, eps)
+            done += len(chunk)
+            progress(f"attacking at eps {eps:g}", done, total)
+        adv_images[eps] = batch_out
+        adv_embeddings[eps] = encoder.encode(batch_out)  # the ordinary path, on the rounded images
+
+    budgets, rows = [], []
+    for j, eps in enumerate(eps_sorted):
+        adv = adv_embeddings[eps]
+        cos = np.sum(adv * e_clean, axis=1) / np.maximum(
+            np.linalg.norm(adv, axis=1) * np.linalg.norm(e_clean, axis=1), 1e-12)
+        # worst case on the audit's scale: the ball over the clean embedding and its adversarial
+        # embeddings at every budget up to this one
+        pts = np.stack([e_clean] + [adv_embeddings[e] for e in eps_sorted[:j + 1]], axis=1)
+        radius = divergence_radius(pts)
+        linf, l2 = measured_norms(clean, adv_images[eps])
+        budgets.append({"eps": eps, "norm": config.norm, "cosine": summarize(cos, True),
+                        "divergence_radius": summarize(radius, False),
+                        "max_linf_levels": float(linf.max()), "max_l2": float(l2.max())})
+        rows += [{"image": ids[i], "eps": eps, "cosine": float(cos[i]), "divergence_radius": float(radius[i]),
+                  "linf_levels": float(linf[i]), "l2": float(l2[i])} for i in range(len(ids))]
+    result = AttackResult(config=config, model=encoder.describe(), images=ids, skipped=skipped, budgets=budgets,
+                          per_image=rows, out=str(out_dir) if out_dir else None)
+    if out_dir:
+        _write(result, out_dir, clean, adv_images)
+    return result
+
+
+def _write(result: AttackResult, out: Path, clean: np.ndarray, adv_images: dict[float, np.ndarray]) -> None:
+    from PIL import Image
+
+    out.mkdir(parents=True, exist_ok=True)
+    if result.config.save_images:
+        (out / "clean").mkdir(exist_ok=True)
+        for i, img in enumerate(clean):
+            Image.fromarray(img).save(out / "clean" / f"{i:05d}.png")
+        for eps, images in adv_images.items():
+            folder = out / "adversarial" / f"eps_{eps:g}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for i, img in enumerate(images):
+                Image.fromarray(img).save(folder / f"{i:05d}.png")  # PNG: the bytes that were encoded
+        result.files["images"] = {"clean": "clean/", "adversarial": "adversarial/eps_<eps>/",
+                                  "names": "<index>.png, the index of images.attacked order"}
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=["image", "eps", "cosine", "divergence_radius", "linf_levels", "l2"])
+    writer.writeheader()
+    writer.writerows(result.per_image)
+    write_text_atomic(out / "per_image.csv", buf.getvalue())
+    result.files.update({"json": "attack.json", "csv": "per_image.csv"})
+    write_json(result.to_json(), out / "attack.json")

@@ -1,0 +1,82 @@
+"""The threat model: budgets in pixel units at the model's input size, the model's normalisation
+inside the attacked function, projections, and the rounding back to uint8 that every reported
+number goes through.
+
+- L-inf: eps in units of 1/255 (eps = 4 means |delta| <= 4/255 on [0, 1] pixels, 4 grey levels).
+- L2: eps on the [0, 1] image of the model's input size (the whole (3, H, W) tensor).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from vfmaudit.errors import VfmauditError
+
+if TYPE_CHECKING:
+    import torch
+
+    from vfmaudit.models.preprocess import PreprocessSpec
+
+NORMS = ("linf", "l2")
+
+
+def budget(norm: str, eps: float) -> float:
+    """eps as given on the command line -> the radius on [0, 1] pixels."""
+    if norm not in NORMS:
+        raise VfmauditError(f"--norm must be one of {', '.join(NORMS)}, got '{norm}'", param="norm")
+    if eps < 0:
+        raise VfmauditError(f"eps must be >= 0, got {eps:g}", param="eps")
+    return eps / 255.0 if norm == "linf" else float(eps)
+
+
+class Normalize:
+    """The backends' numpy normalisation (PreprocessSpec.normalize) as a differentiable torch function
+    of [0, 1] images (N, 3, H, W): (x - mean) / std per channel."""
+
+    def __init__(self, spec: "PreprocessSpec", device: "torch.device", dtype: "torch.dtype"):
+        import torch
+
+        self.mean = torch.tensor(spec.mean, dtype=dtype, device=device).view(1, 3, 1, 1)
+        self.std = torch.tensor(spec.std, dtype=dtype, device=device).view(1, 3, 1, 1)
+
+    def __call__(self, x01: "torch.Tensor") -> "torch.Tensor":
+        return (x01 - self.mean) / self.std
+
+
+def project(delta: "torch.Tensor", norm: str, radius: float) -> "torch.Tensor":
+    """The nearest perturbation inside the budget (per image)."""
+    if norm == "linf":
+        return delta.clamp(-radius, radius)
+    flat = delta.flatten(1)
+    scale = (radius / flat.norm(dim=1).clamp_min(1e-12)).clamp(max=1.0)
+    return delta * scale.view(-1, *([1] * (delta.dim() - 1)))
+
+
+def steepest(grad: "torch.Tensor", norm: str) -> "torch.Tensor":
+    """The unit steepest-ascent direction of a gradient: its sign (L-inf), or itself over its norm (L2)."""
+    if norm == "linf":
+        return grad.sign()
+    return grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (grad.dim() - 1)))
+
+
+def to_uint8(clean: np.ndarray, adv01: np.ndarray, norm: str, eps: float) -> np.ndarray:
+    """Adversarial [0, 1] images (N, H, W, 3) -> uint8 inside the budget: L-inf rounds to the nearest
+    grey level and clips to +-floor(eps) levels around the clean value; L2 rounds each change toward
+    zero (no component grows, so the norm cannot), which keeps a fractional budget a budget."""
+    target = np.clip(adv01, 0.0, 1.0) * 255.0
+    base = clean.astype(np.float64)
+    if norm == "linf":
+        levels = np.floor(eps + 1e-9)
+        moved = np.clip(np.rint(target), base - levels, base + levels)
+    else:
+        moved = base + np.trunc(target - base)
+    return np.clip(moved, 0, 255).astype(np.uint8)
+
+
+def measured_norms(clean: np.ndarray, adv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per image: max |delta| in grey levels (L-inf's unit) and ||delta||_2 on [0, 1] pixels (L2's)."""
+    d = adv.astype(np.float64) - clean.astype(np.float64)
+    flat = d.reshape(d.shape[0], -1)
+    return np.abs(flat).max(axis=1), np.linalg.norm(flat / 255.0, axis=1)

@@ -1,0 +1,80 @@
+"""`vfmaudit attack`: one call of vfmaudit.attack.run_attack, rendered."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+
+from vfmaudit.cli.common import (DeviceOpt, JsonOpt, PretrainedOpt, QuietOpt, Stages, out, paths, user_errors,
+                                 write_result_json)
+from vfmaudit.errors import VfmauditError
+from vfmaudit.models.spec import DEFAULT_MODEL
+
+
+def _budgets(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise VfmauditError(f"eps must be comma-separated numbers, e.g. 1,2,4, got '{text}'", param="eps") from None
+    if not values:
+        raise VfmauditError("eps needs at least one budget, e.g. 1,2,4", param="eps")
+    return values
+
+
+@user_errors
+def attack(
+    images: Annotated[Optional[List[Path]], typer.Argument(
+        help="Image files or folders (recursive). Default: the built-in sample photographs.")] = None,
+    model: Annotated[str, typer.Option("--model", "-m", help="openclip:ARCH or timm:NAME: the torch model (white-box "
+                                       "attacks need its gradients; attack the model an artefact came from).")]
+        = DEFAULT_MODEL,
+    pretrained: PretrainedOpt = None,
+    norm: Annotated[str, typer.Option(help="linf or l2.")] = "linf",
+    eps: Annotated[str, typer.Option(
+        help="Budgets, comma-separated: units of 1/255 for linf (4 = 4/255), the L2 norm of the change on the "
+             "[0, 1] image for l2; at the model's input size, after its resize and crop.")] = "1,2,4",
+    method: Annotated[str, typer.Option(
+        help="pgd (random start, momentum 0.9, as RobustVLM) or apgd (AutoAttack's step-size rule).")] = "pgd",
+    loss: Annotated[str, typer.Option(
+        help="cosine (1 - cos to the clean embedding) or l2 (FARE's squared distance).")] = "cosine",
+    steps: Annotated[int, typer.Option(help="Iterations per restart (RobustVLM: 10 for PGD, 100 for APGD).")] = 10,
+    restarts: Annotated[int, typer.Option(help="Random restarts; the best per image is kept.")] = 1,
+    step_size: Annotated[Optional[float], typer.Option(
+        help="PGD's step as a fraction of eps (default: eps / 4, at least 1/255 for linf).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the random weights and of the random starts.")] = 0,
+    batch_size: Annotated[int, typer.Option(help="Images attacked together.")] = 8,
+    device: DeviceOpt = "cpu",
+    out_dir: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", help="Folder for attack.json, per_image.csv and (--save-images) the images.")] = None,
+    save_images: Annotated[bool, typer.Option(
+        "--save-images", help="Write the clean and adversarial images (PNG, the exact bytes encoded) under --out.")]
+        = False,
+    json_out: JsonOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Worst-case drift within a budget: white-box embedding attacks (PGD, APGD) on a torch model.
+
+    Each image is attacked at its model input size; the adversarial image is rounded to uint8
+    inside the budget, and every number (cosine to the clean embedding, the divergence radius over
+    the clean and adversarial embeddings at every budget up to each one) comes from encoding that
+    uint8 image through the ordinary encode path. Exit 0 on success, 2 on unusable input.
+    """
+    from vfmaudit.attack import AttackConfig, run_attack
+    from vfmaudit.report.console import print_attack
+
+    if save_images and out_dir is None:
+        raise VfmauditError("save_images writes under out: pass --out DIR too", param=("save_images", "out"))
+    config = AttackConfig(images=paths(images), model=model, pretrained=pretrained, seed=seed, norm=norm,
+                          eps=_budgets(eps), method=method, loss=loss, steps=steps, restarts=restarts,
+                          step_size=step_size, batch_size=batch_size, device=device,
+                          out=str(out_dir) if out_dir else None, save_images=save_images)
+    with Stages(quiet) as progress:
+        result = run_attack(config, progress=progress)
+    print_attack(result, out)
+    write_result_json(result, json_out)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(attack)
