@@ -19,7 +19,8 @@ from vfmaudit.files import check_output_folder, write_json, write_text_atomic
 from vfmaudit.metrics import divergence_radius, summarize
 
 SCHEMA_VERSION = 1
-METHODS = ("pgd", "apgd")
+METHODS = ("pgd", "apgd", "square")
+WHITE_BOX = ("pgd", "apgd")
 THREAT_MODEL = ("eps in units of 1/255 for linf and on the [0, 1] image for l2, at the model's input size "
                 "after its resize and crop; the model's normalisation inside the attacked function; the "
                 "adversarial image rounded to uint8 inside the budget; every number from that uint8 image "
@@ -29,7 +30,9 @@ THREAT_MODEL = ("eps in units of 1/255 for linf and on the [0, 1] image for l2, 
 @dataclass
 class AttackConfig:
     """What `vfmaudit attack` runs. eps: budgets (see THREAT_MODEL); steps: iterations per restart;
-    step_size: PGD's step in eps units (default 1/4 of eps, at least 1/255 for linf as RobustVLM's)."""
+    step_size: PGD's step in eps units (default 1/4 of eps, at least 1/255 for linf as RobustVLM's);
+    queries: the Square attack's encodes per image; backend: for square, how to open the model
+    (auto: by the file's suffix)."""
 
     images: list[str] | None = None
     model: str = "openclip:ViT-S-32"
@@ -47,25 +50,28 @@ class AttackConfig:
     device: str = "cpu"
     out: str | None = None
     save_images: bool = False
+    queries: int = 1000
+    backend: str = "auto"
 
     def check(self) -> None:
         if self.norm not in NORMS:
             raise VfmauditError(f"--norm must be one of {', '.join(NORMS)}, got '{self.norm}'", param="norm")
         if self.method not in METHODS:
-            hint = " (the black-box square attack and the edit search are not built yet)" \
-                if self.method in ("square", "search") else ""
+            hint = " (the oracle-gated edit search is not built yet)" if self.method == "search" else ""
             raise VfmauditError(f"--method must be one of {', '.join(METHODS)}, got '{self.method}'{hint}",
                                 param="method")
         if self.loss not in LOSSES:
             raise VfmauditError(f"--loss must be one of {', '.join(LOSSES)}, got '{self.loss}'", param="loss")
         if not self.eps or any(not math.isfinite(e) or e < 0 for e in self.eps):
             raise VfmauditError(f"eps must be finite budgets >= 0, got {list(self.eps)}", param="eps")
-        for name in ("steps", "restarts", "batch_size"):
+        for name in ("steps", "restarts", "batch_size", "queries"):
             if getattr(self, name) < 1:
                 raise VfmauditError(f"{name} must be >= 1, got {getattr(self, name)}", param=name)
         from vfmaudit.runtime import is_artefact_path
 
-        if is_artefact_path(self.model):
+        if self.method == "square" and self.norm != "linf":
+            raise VfmauditError("square runs the L-inf attack here; --norm l2 is not built yet", param="norm")
+        if self.method in WHITE_BOX and is_artefact_path(self.model):
             raise VfmauditError(f"{self.method} is a white-box attack: it needs a torch model spec "
                                 f"(openclip:ARCH or timm:NAME), not the artefact {self.model}; attack the model it "
                                 "was exported from", param="model")
@@ -112,23 +118,12 @@ def _default_step(config: AttackConfig, radius: float) -> float:
     return max(radius / 4.0, 1.0 / 255.0) if config.norm == "linf" else radius / 4.0
 
 
-def run_attack(config: AttackConfig, progress: Callable[[str, int, int], None] | None = None) -> AttackResult:
-    """Attack config.model at each budget in config.eps; see AttackConfig and THREAT_MODEL."""
+def _whitebox(config: AttackConfig, progress, ids, clean, e_clean, built, encoder, eps_sorted):
     import torch
 
     from vfmaudit.attack.threat import Normalize
-    from vfmaudit.models.factory import build_model
-    from vfmaudit.runtime.torch_backend import TorchEncoder, resolve_device
 
-    config.check()
-    progress = progress or (lambda *a: None)
-    out_dir = check_output_folder(config.out) if config.out else None
-    device = resolve_device(config.device)
-    built = build_model(config.model, pretrained=config.pretrained, seed=config.seed)
-    encoder = TorchEncoder(built, device=config.device, batch_size=config.batch_size)
-    ids, clean, skipped = _load(config, built.preprocess.prepare)
-    progress("encoding the clean images")
-    e_clean = encoder.encode(clean)
+    device = encoder.device
     module = encoder.module
     for p in module.parameters():
         p.requires_grad_(False)  # no gradient to the weights
@@ -139,11 +134,7 @@ def run_attack(config: AttackConfig, progress: Callable[[str, int, int], None] |
         return module(normalize(x01))
 
     generator = torch.Generator().manual_seed(int(config.seed))
-    eps_sorted = sorted(set(float(e) for e in config.eps))
-    adv_embeddings: dict[float, np.ndarray] = {}
-    adv_images: dict[float, np.ndarray] = {}
-    total = len(eps_sorted) * len(ids)
-    done = 0
+    adv_images, done, total = {}, 0, len(eps_sorted) * len(ids)
     for eps in eps_sorted:
         radius = budget(config.norm, eps)
         batch_out = np.empty_like(clean)
@@ -162,7 +153,60 @@ def run_attack(config: AttackConfig, progress: Callable[[str, int, int], None] |
             done += len(chunk)
             progress(f"attacking at eps {eps:g}", done, total)
         adv_images[eps] = batch_out
-        adv_embeddings[eps] = encoder.encode(batch_out)  # the ordinary path, on the rounded images
+    return adv_images
+
+
+def _square(config: AttackConfig, progress, ids, clean, e_clean, encoder, eps_sorted):
+    from vfmaudit.attack.square import numpy_loss, square_linf
+
+    loss = numpy_loss(config.loss)
+    rng = np.random.default_rng(config.seed)
+    adv_images, done, total = {}, 0, len(eps_sorted) * len(ids)
+    for eps in eps_sorted:
+        batch_out = np.empty_like(clean)
+        for start in range(0, len(ids), config.batch_size):
+            chunk = clean[start:start + config.batch_size]
+            best_imgs, best = chunk.copy(), np.full(len(chunk), -np.inf)
+            for _ in range(config.restarts):
+                imgs, values, _ = square_linf(encoder.encode, chunk, e_clean[start:start + len(chunk)], loss,
+                                              int(np.floor(eps + 1e-9)), config.queries, rng)
+                better = values > best
+                best_imgs[better], best = imgs[better], np.where(better, values, best)
+            batch_out[start:start + len(chunk)] = best_imgs
+            done += len(chunk)
+            progress(f"square attack at eps {eps:g}", done, total)
+        adv_images[eps] = batch_out
+    return adv_images
+
+
+def run_attack(config: AttackConfig, progress: Callable[[str, int, int], None] | None = None) -> AttackResult:
+    """Attack config.model at each budget in config.eps; see AttackConfig and THREAT_MODEL."""
+    config.check()
+    progress = progress or (lambda *a: None)
+    out_dir = check_output_folder(config.out) if config.out else None
+    built = None
+    if config.method in WHITE_BOX:
+        from vfmaudit.models.factory import build_model
+        from vfmaudit.runtime.torch_backend import TorchEncoder, resolve_device
+
+        resolve_device(config.device)
+        built = build_model(config.model, pretrained=config.pretrained, seed=config.seed)
+        encoder = TorchEncoder(built, device=config.device, batch_size=config.batch_size)
+    else:
+        from vfmaudit.runtime import open_encoder
+
+        encoder = open_encoder(config.model, config.pretrained, config.backend, device=config.device,
+                               batch_size=config.batch_size, seed=config.seed)
+    ids, clean, skipped = _load(config, encoder.preprocess.prepare)
+    progress("encoding the clean images")
+    e_clean = encoder.encode(clean)
+    eps_sorted = sorted(set(float(e) for e in config.eps))
+    if built is not None:
+        adv_images = _whitebox(config, progress, ids, clean, e_clean, built, encoder, eps_sorted)
+    else:
+        adv_images = _square(config, progress, ids, clean, e_clean, encoder, eps_sorted)
+    # every number from the rounded images through the ordinary encode path
+    adv_embeddings = {eps: encoder.encode(images) for eps, images in adv_images.items()}
 
     budgets, rows = [], []
     for j, eps in enumerate(eps_sorted):

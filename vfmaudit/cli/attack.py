@@ -27,22 +27,27 @@ def _budgets(text: str) -> tuple[float, ...]:
 def attack(
     images: Annotated[Optional[List[Path]], typer.Argument(
         help="Image files or folders (recursive). Default: the built-in sample photographs.")] = None,
-    model: Annotated[str, typer.Option("--model", "-m", help="openclip:ARCH or timm:NAME: the torch model (white-box "
-                                       "attacks need its gradients; attack the model an artefact came from).")]
-        = DEFAULT_MODEL,
+    model: Annotated[str, typer.Option("--model", "-m", help="openclip:ARCH or timm:NAME (a torch model: pgd and apgd "
+                                       "need its gradients), or for square also an artefact (model.onnx, "
+                                       "model.engine).")] = DEFAULT_MODEL,
     pretrained: PretrainedOpt = None,
     norm: Annotated[str, typer.Option(help="linf or l2.")] = "linf",
     eps: Annotated[str, typer.Option(
         help="Budgets, comma-separated: units of 1/255 for linf (4 = 4/255), the L2 norm of the change on the "
              "[0, 1] image for l2; at the model's input size, after its resize and crop.")] = "1,2,4",
     method: Annotated[str, typer.Option(
-        help="pgd (random start, momentum 0.9, as RobustVLM) or apgd (AutoAttack's step-size rule).")] = "pgd",
+        help="pgd (random start, momentum 0.9, as RobustVLM) or apgd (AutoAttack's step-size rule): white-box, on "
+             "a torch model; square (the score-based Square attack, L-inf): black-box, on any model or artefact "
+             "(.onnx, INT8, .engine).")] = "pgd",
     loss: Annotated[str, typer.Option(
         help="cosine (1 - cos to the clean embedding) or l2 (FARE's squared distance).")] = "cosine",
     steps: Annotated[int, typer.Option(help="Iterations per restart (RobustVLM: 10 for PGD, 100 for APGD).")] = 10,
     restarts: Annotated[int, typer.Option(help="Random restarts; the best per image is kept.")] = 1,
     step_size: Annotated[Optional[float], typer.Option(
         help="PGD's step as a fraction of eps (default: eps / 4, at least 1/255 for linf).")] = None,
+    queries: Annotated[int, typer.Option(help="square: encodes per image and restart (AutoAttack: 5,000).")] = 1000,
+    backend: Annotated[str, typer.Option(help="square: the backend that runs the model (auto: by the file suffix).")]
+        = "auto",
     seed: Annotated[int, typer.Option(help="Seed of the random weights and of the random starts.")] = 0,
     batch_size: Annotated[int, typer.Option(help="Images attacked together.")] = 8,
     device: DeviceOpt = "cpu",
@@ -54,7 +59,8 @@ def attack(
     json_out: JsonOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Worst-case drift within a budget: white-box embedding attacks (PGD, APGD) on a torch model.
+    """Worst-case drift within a budget: embedding attacks, white-box (PGD, APGD) on a torch model or
+    black-box (Square) on any model or exported artefact.
 
     Each image is attacked at its model input size; the adversarial image is rounded to uint8
     inside the budget, and every number (cosine to the clean embedding, the divergence radius over
@@ -68,7 +74,7 @@ def attack(
         raise VfmauditError("save_images writes under out: pass --out DIR too", param=("save_images", "out"))
     config = AttackConfig(images=paths(images), model=model, pretrained=pretrained, seed=seed, norm=norm,
                           eps=_budgets(eps), method=method, loss=loss, steps=steps, restarts=restarts,
-                          step_size=step_size, batch_size=batch_size, device=device,
+                          step_size=step_size, batch_size=batch_size, device=device, queries=queries, backend=backend,
                           out=str(out_dir) if out_dir else None, save_images=save_images)
     with Stages(quiet) as progress:
         result = run_attack(config, progress=progress)
