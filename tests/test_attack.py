@@ -230,3 +230,24 @@ def test_square_attacks_an_onnx_export_directly(folder, tmp_path):
     # measured: Square-100 on the ONNX file reaches about 1/200 of PGD-10's drift on the torch model
     # (1/50 with 1,000 queries); the gradient-free attack is far weaker on this random ViT
     assert p / 1000 < s < p, (s, p)
+
+
+def test_transfer_to_the_models_own_onnx_export_has_no_gap(folder, tmp_path):
+    """The images found by PGD on the torch model, replayed on its ONNX export: the export is the same
+    model, so its figures are the attacked model's (gap ~0); replayed through the CLI on two files."""
+    from vfmaudit.export import export_onnx
+
+    onnx = export_onnx(MODEL, tmp_path / "tv.onnx", exporter="torchscript", seed=0).path
+    result = run_attack(AttackConfig(images=[str(folder)], model=MODEL, eps=(2, 4), steps=5,
+                                     transfer_to=[str(onnx)]))
+    assert [(r["artefact"], r["eps"]) for r in result.transfer] == [(str(onnx), 2.0), (str(onnx), 4.0)]
+    for r, source in zip(result.transfer, result.budgets):
+        assert r["backend"] == "onnx"
+        assert r["cosine"]["mean"] == pytest.approx(source["cosine"]["mean"], abs=1e-5)
+        assert abs(r["gap"]["cosine_worst"]) < 1e-5 and abs(r["gap"]["radius_mean"]) < 1e-5
+    res = run_cli("attack", folder, "-m", MODEL, "--eps", "4", "--steps", "2", "--transfer-to", onnx, "--transfer-to",
+                  onnx, "--json", tmp_path / "t.json", "-q")
+    assert res.returncode == 0, res.stderr
+    assert len(json.loads((tmp_path / "t.json").read_text())["transfer"]) == 2 and "gap cosine worst" in res.stdout
+    res = run_cli("attack", folder, "-m", MODEL, "--transfer-to", tmp_path / "missing.onnx", "-q")
+    assert res.returncode == 2 and "--transfer-to" in res.stderr and "is not a file" in res.stderr

@@ -32,7 +32,7 @@ class AttackConfig:
     """What `vfmaudit attack` runs. eps: budgets (see THREAT_MODEL); steps: iterations per restart;
     step_size: PGD's step in eps units (default 1/4 of eps, at least 1/255 for linf as RobustVLM's);
     queries: the Square attack's encodes per image; backend: for square, how to open the model
-    (auto: by the file's suffix)."""
+    (auto: by the file's suffix); transfer_to: artefacts that the images found are replayed on."""
 
     images: list[str] | None = None
     model: str = "openclip:ViT-S-32"
@@ -52,6 +52,7 @@ class AttackConfig:
     save_images: bool = False
     queries: int = 1000
     backend: str = "auto"
+    transfer_to: list[str] = field(default_factory=list)
 
     def check(self) -> None:
         if self.norm not in NORMS:
@@ -71,6 +72,10 @@ class AttackConfig:
 
         if self.method == "square" and self.norm != "linf":
             raise VfmauditError("square runs the L-inf attack here; --norm l2 is not built yet", param="norm")
+        for path in self.transfer_to:
+            if not Path(path).is_file():
+                raise VfmauditError(f"transfer_to {path} is not a file: pass exported artefacts (.onnx, .engine)",
+                                    param="transfer_to")
         if self.method in WHITE_BOX and is_artefact_path(self.model):
             raise VfmauditError(f"{self.method} is a white-box attack: it needs a torch model spec "
                                 f"(openclip:ARCH or timm:NAME), not the artefact {self.model}; attack the model it "
@@ -85,6 +90,7 @@ class AttackResult:
     skipped: list[tuple[str, str]]
     budgets: list[dict]  # one per eps: the summaries
     per_image: list[dict]  # one row per (image, eps)
+    transfer: list[dict] = field(default_factory=list)  # per artefact and eps: the replayed images' figures
     out: str | None = None
     files: dict = field(default_factory=dict)
 
@@ -92,7 +98,7 @@ class AttackResult:
         return {"schema_version": SCHEMA_VERSION, "command": "attack", "threat_model": THREAT_MODEL,
                 "config": asdict(self.config), "model": self.model,
                 "images": {"attacked": len(self.images), "skipped": [list(s) for s in self.skipped]},
-                "budgets": self.budgets, "per_image": self.per_image, "files": self.files}
+                "budgets": self.budgets, "per_image": self.per_image, "transfer": self.transfer, "files": self.files}
 
 
 def _load(config: AttackConfig, prepare) -> tuple[list[str], np.ndarray, list[tuple[str, str]]]:
@@ -210,9 +216,7 @@ def run_attack(config: AttackConfig, progress: Callable[[str, int, int], None] |
 
     budgets, rows = [], []
     for j, eps in enumerate(eps_sorted):
-        adv = adv_embeddings[eps]
-        cos = np.sum(adv * e_clean, axis=1) / np.maximum(
-            np.linalg.norm(adv, axis=1) * np.linalg.norm(e_clean, axis=1), 1e-12)
+        cos = _cosines(adv_embeddings[eps], e_clean)
         # worst case on the audit's scale: the ball over the clean embedding and its adversarial
         # embeddings at every budget up to this one
         pts = np.stack([e_clean] + [adv_embeddings[e] for e in eps_sorted[:j + 1]], axis=1)
@@ -223,11 +227,40 @@ def run_attack(config: AttackConfig, progress: Callable[[str, int, int], None] |
                         "max_linf_levels": float(linf.max()), "max_l2": float(l2.max())})
         rows += [{"image": ids[i], "eps": eps, "cosine": float(cos[i]), "divergence_radius": float(radius[i]),
                   "linf_levels": float(linf[i]), "l2": float(l2[i])} for i in range(len(ids))]
+    transfer = _transfer(config, progress, clean, adv_images, budgets, eps_sorted)
     result = AttackResult(config=config, model=encoder.describe(), images=ids, skipped=skipped, budgets=budgets,
-                          per_image=rows, out=str(out_dir) if out_dir else None)
+                          per_image=rows, transfer=transfer, out=str(out_dir) if out_dir else None)
     if out_dir:
         _write(result, out_dir, clean, adv_images)
     return result
+
+
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.sum(a * b, axis=1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
+
+
+def _transfer(config: AttackConfig, progress, clean: np.ndarray, adv_images: dict[float, np.ndarray],
+              budgets: list[dict], eps_sorted: list[float]) -> list[dict]:
+    """The images found on the attacked model, replayed on each artefact: "does INT8 change the
+    vulnerability?" as the gap of the artefact's worst-case figures to the source model's."""
+    from vfmaudit.runtime import open_encoder
+
+    rows = []
+    for path in config.transfer_to:
+        progress(f"replaying on {Path(path).name}")
+        target = open_encoder(str(path), device=config.device, batch_size=config.batch_size)
+        e_clean = target.encode(clean)
+        embedded = {eps: target.encode(adv_images[eps]) for eps in eps_sorted}
+        for j, (eps, source) in enumerate(zip(eps_sorted, budgets)):
+            cos = _cosines(embedded[eps], e_clean)
+            pts = np.stack([e_clean] + [embedded[e] for e in eps_sorted[:j + 1]], axis=1)
+            radius = divergence_radius(pts)
+            rows.append({"artefact": str(path), "backend": target.backend, "eps": eps,
+                         "cosine": summarize(cos, True), "divergence_radius": summarize(radius, False),
+                         "gap": {"cosine_mean": float(cos.mean() - source["cosine"]["mean"]),
+                                 "cosine_worst": float(cos.min() - source["cosine"]["worst"]),
+                                 "radius_mean": float(radius.mean() - source["divergence_radius"]["mean"])}})
+    return rows
 
 
 def _write(result: AttackResult, out: Path, clean: np.ndarray, adv_images: dict[float, np.ndarray]) -> None:

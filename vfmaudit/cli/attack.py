@@ -48,6 +48,10 @@ def attack(
     queries: Annotated[int, typer.Option(help="square: encodes per image and restart (AutoAttack: 5,000).")] = 1000,
     backend: Annotated[str, typer.Option(help="square: the backend that runs the model (auto: by the file suffix).")]
         = "auto",
+    transfer_to: Annotated[Optional[List[Path]], typer.Option(
+        "--transfer-to", help="Artefacts (.onnx, INT8 .onnx, .engine) to replay the images found on: per artefact "
+                              "and eps the worst-case cosine and radius and the gap to the attacked model. "
+                              "Repeat the flag for several.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random weights and of the random starts.")] = 0,
     batch_size: Annotated[int, typer.Option(help="Images attacked together.")] = 8,
     device: DeviceOpt = "cpu",
@@ -75,6 +79,7 @@ def attack(
     config = AttackConfig(images=paths(images), model=model, pretrained=pretrained, seed=seed, norm=norm,
                           eps=_budgets(eps), method=method, loss=loss, steps=steps, restarts=restarts,
                           step_size=step_size, batch_size=batch_size, device=device, queries=queries, backend=backend,
+                          transfer_to=paths(transfer_to) or [],
                           out=str(out_dir) if out_dir else None, save_images=save_images)
     with Stages(quiet) as progress:
         result = run_attack(config, progress=progress)

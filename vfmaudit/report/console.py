@@ -295,6 +295,16 @@ def print_attack(result, console: Console) -> None:
                   f"{b['cosine']['worst']:.4f}", f"{b['divergence_radius']['mean']:.4f}",
                   f"{b['divergence_radius']['worst']:.4f}", change)
     console.print(t)
+    if result.transfer:
+        t = Table(title="The same images on the artefacts (gap: artefact - attacked model)")
+        for col in ("artefact", "eps", "cosine mean", "cosine worst", "radius mean", "gap cosine mean",
+                    "gap cosine worst"):
+            t.add_column(col, justify="left" if col == "artefact" else "right")
+        for r in result.transfer:
+            t.add_row(r["artefact"][-40:], f"{r['eps']:g}", f"{r['cosine']['mean']:.4f}",
+                      f"{r['cosine']['worst']:.4f}", f"{r['divergence_radius']['mean']:.4f}",
+                      f"{r['gap']['cosine_mean']:+.4f}", f"{r['gap']['cosine_worst']:+.4f}")
+        console.print(t)
     if result.skipped:
         _plain(console, f"skipped {len(result.skipped)} unreadable input(s): "
                         + "; ".join(f"{i} ({why})" for i, why in result.skipped[:5]))
