@@ -28,6 +28,13 @@ def folder(tmp_path_factory, photo_batch):
 
 
 @pytest.fixture(scope="module")
+def onnx_export(tmp_path_factory):
+    from vfmaudit.export import export_onnx
+
+    return export_onnx(MODEL, tmp_path_factory.mktemp("attack_onnx") / "tv.onnx", exporter="torchscript", seed=0).path
+
+
+@pytest.fixture(scope="module")
 def linf_run(folder, tmp_path_factory):
     out = tmp_path_factory.mktemp("attack") / "linf"
     cfg = AttackConfig(images=[str(folder)], model=MODEL, eps=(0, 1, 2, 4), steps=6, out=str(out), save_images=True)
@@ -213,10 +220,8 @@ def test_square_beats_random_search_of_the_same_queries(folder):
     assert np.allclose(loss(encoder.encode(adv), e0), square, atol=1e-6)  # the kept losses are the images'
 
 
-def test_square_attacks_an_onnx_export_directly(folder, tmp_path):
-    from vfmaudit.export import export_onnx
-
-    onnx = export_onnx(MODEL, tmp_path / "tv.onnx", exporter="torchscript", seed=0).path
+def test_square_attacks_an_onnx_export_directly(folder, tmp_path, onnx_export):
+    onnx = onnx_export
     out = tmp_path / "sq"
     square = run_attack(AttackConfig(images=[str(folder)], model=str(onnx), eps=(4,), method="square", queries=100,
                                      out=str(out), save_images=True))
@@ -232,12 +237,10 @@ def test_square_attacks_an_onnx_export_directly(folder, tmp_path):
     assert p / 1000 < s < p, (s, p)
 
 
-def test_transfer_to_the_models_own_onnx_export_has_no_gap(folder, tmp_path):
+def test_transfer_to_the_models_own_onnx_export_has_no_gap(folder, tmp_path, onnx_export):
     """The images found by PGD on the torch model, replayed on its ONNX export: the export is the same
     model, so its figures are the attacked model's (gap ~0); replayed through the CLI on two files."""
-    from vfmaudit.export import export_onnx
-
-    onnx = export_onnx(MODEL, tmp_path / "tv.onnx", exporter="torchscript", seed=0).path
+    onnx = onnx_export
     result = run_attack(AttackConfig(images=[str(folder)], model=MODEL, eps=(2, 4), steps=5,
                                      transfer_to=[str(onnx)]))
     assert [(r["artefact"], r["eps"]) for r in result.transfer] == [(str(onnx), 2.0), (str(onnx), 4.0)]
