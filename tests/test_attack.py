@@ -254,3 +254,27 @@ def test_transfer_to_the_models_own_onnx_export_has_no_gap(folder, tmp_path, onn
     assert len(json.loads((tmp_path / "t.json").read_text())["transfer"]) == 2 and "gap cosine worst" in res.stdout
     res = run_cli("attack", folder, "-m", MODEL, "--transfer-to", tmp_path / "missing.onnx", "-q")
     assert res.returncode == 2 and "--transfer-to" in res.stderr and "is not a file" in res.stderr
+
+
+def test_the_worst_case_example_policy_gates_on_attack_metrics(tmp_path):
+    """examples/policies/worst-case.toml passes; the same attack with a bar no 2/255 attack meets fails
+    with exit 1; the gate's values are the attack report's."""
+    from pathlib import Path
+
+    example = Path(__file__).parent.parent / "examples" / "policies" / "worst-case.toml"
+    res = run_cli("gate", example, "--out", tmp_path / "g")
+    assert res.returncode == 0, res.stdout + res.stderr
+    gate = json.loads((tmp_path / "g" / "gate.json").read_text())
+    report = json.loads((tmp_path / "g" / "attack.json").read_text())
+    two = next(b for b in report["budgets"] if b["eps"] == 2.0)
+    assert gate["values"]["attack.linf_2.divergence_radius.worst"] == two["divergence_radius"]["worst"]
+    strict = tmp_path / "strict.toml"
+    strict.write_text('model = "timm:test_vit"\n[attack]\neps = "2"\nsteps = 3\nmax_images = 2\n'
+                      '[[check]]\nmetric = "attack.linf_2.cosine.worst"\nmin = 0.9999\n')
+    res = run_cli("gate", strict, "--out", tmp_path / "s")
+    assert res.returncode == 1, res.stdout + res.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text('model = "timm:test_vit"\n[attack]\neps = "2"\n[[check]]\nmetric = "attack.linf_3.cosine.worst"\n'
+                   'min = 0.5\n')
+    res = run_cli("gate", bad, "--out", tmp_path / "b")
+    assert res.returncode == 2 and "attack.linf_3.cosine.worst" in res.stderr

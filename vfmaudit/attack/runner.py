@@ -32,7 +32,8 @@ class AttackConfig:
     """What `vfmaudit attack` runs. eps: budgets (see THREAT_MODEL); steps: iterations per restart;
     step_size: PGD's step in eps units (default 1/4 of eps, at least 1/255 for linf as RobustVLM's);
     queries: the Square attack's encodes per image; backend: for square, how to open the model
-    (auto: by the file's suffix); transfer_to: artefacts that the images found are replayed on."""
+    (auto: by the file's suffix); transfer_to: artefacts that the images found are replayed on;
+    max_images: the first this many readable images (None: all)."""
 
     images: list[str] | None = None
     model: str = "openclip:ViT-S-32"
@@ -53,6 +54,7 @@ class AttackConfig:
     queries: int = 1000
     backend: str = "auto"
     transfer_to: list[str] = field(default_factory=list)
+    max_images: int | None = None
 
     def check(self) -> None:
         if self.norm not in NORMS:
@@ -65,6 +67,8 @@ class AttackConfig:
             raise VfmauditError(f"--loss must be one of {', '.join(LOSSES)}, got '{self.loss}'", param="loss")
         if not self.eps or any(not math.isfinite(e) or e < 0 for e in self.eps):
             raise VfmauditError(f"eps must be finite budgets >= 0, got {list(self.eps)}", param="eps")
+        if self.max_images is not None and self.max_images < 1:
+            raise VfmauditError(f"max_images must be >= 1, got {self.max_images}", param="max_images")
         for name in ("steps", "restarts", "batch_size", "queries"):
             if getattr(self, name) < 1:
                 raise VfmauditError(f"{name} must be >= 1, got {getattr(self, name)}", param=name)
@@ -107,6 +111,8 @@ def _load(config: AttackConfig, prepare) -> tuple[list[str], np.ndarray, list[tu
     items = collect_items(config.images) if config.images else sample_items()
     ids, arrays, skipped = [], [], []
     for it in items:
+        if config.max_images is not None and len(arrays) >= config.max_images:
+            break
         try:
             arrays.append(prepare(it.load()))
             ids.append(it.id)
