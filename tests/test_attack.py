@@ -193,6 +193,10 @@ def test_cli_runs_and_refuses_unusable_input(folder, tmp_path):
     assert res.returncode == 0, res.stderr
     assert json.loads((tmp_path / "a.json").read_text())["budgets"][0]["eps"] == 2.0
     assert "cosine worst" in res.stdout
+    page = (tmp_path / "o" / "report.html").read_text()
+    assert json.loads((tmp_path / "o" / "attack.json").read_text())["files"]["html"] == "report.html"
+    assert "The worst images at eps 2" in page and page.count("<img") == 3 * 4  # clean, adversarial, change
+    assert "Random weights" in page and "Threat model" in page
     for args, needle in ((["--eps", "two"], "--eps must be comma-separated numbers"),
                          (["--method", "search"], "not built yet"),
                          (["--method", "square", "--norm", "l2"], "--norm l2 is not built yet"),
@@ -278,3 +282,13 @@ def test_the_worst_case_example_policy_gates_on_attack_metrics(tmp_path):
                    'min = 0.5\n')
     res = run_cli("gate", bad, "--out", tmp_path / "b")
     assert res.returncode == 2 and "attack.linf_3.cosine.worst" in res.stderr
+
+
+def test_the_amplified_change_is_mid_grey_where_nothing_moved_and_full_range_at_the_largest_change():
+    from vfmaudit.report.attack_html import amplified
+
+    clean = np.full((2, 2, 3), 100, np.uint8)
+    adv = clean.copy()
+    adv[0, 0, 0], adv[1, 1, 2] = 104, 96
+    out = amplified(clean, adv)
+    assert out[0, 1, 1] == 127 and out[0, 0, 0] == 255 and out[1, 1, 2] == 0

@@ -26,7 +26,7 @@ _LAZY = {
     "run_gate": "vfmaudit.api",
     "run_downstream": "vfmaudit.api",
     "run_finetune": "vfmaudit.api",
-    "run_attack": "vfmaudit.attack",
+    "run_attack": "vfmaudit.api",
     "AttackConfig": "vfmaudit.attack",
     "compare_reports": "vfmaudit.api",
     "FinetuneConfig": "vfmaudit.finetune",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vfmaudit.audit import AuditConfig, AuditResult, measure_audit
 from vfmaudit.audit.result import ProgressFn
@@ -32,6 +33,9 @@ from vfmaudit.report.finetune_html import write_finetune_html
 from vfmaudit.report.junit import write_gate_error_junit, write_gate_junit
 from vfmaudit.report.markdown import write_gate_markdown
 from vfmaudit.runtime import Encoder
+
+if TYPE_CHECKING:
+    from vfmaudit.attack import AttackConfig, AttackResult
 
 
 def run_audit(config: AuditConfig, progress: ProgressFn | None = None, encoder: Encoder | None = None,
@@ -279,3 +283,18 @@ def compare_reports(a: str | Path, b: str | Path | None = None, out: str | Path 
     comparison = compare_paths(a, b)
     comparison.path = write_compare(comparison, out, title="vfmaudit: A against B")
     return comparison
+
+
+def run_attack(config: "AttackConfig", progress=None) -> "AttackResult":
+    """`vfmaudit attack`: the attack (vfmaudit.attack.run_attack), then, with config.out, report.html
+    there (the budgets, the transfer table, the worst images with the change amplified)."""
+    from vfmaudit.attack import run_attack as attack
+    from vfmaudit.report.attack_html import write_attack_html
+
+    result = attack(config, progress)
+    if result.out:
+        out = Path(result.out)
+        write_attack_html(result, out / "report.html")
+        result.files["html"] = "report.html"
+        write_json(result.to_json(), out / "attack.json")
+    return result

@@ -97,6 +97,9 @@ class AttackResult:
     transfer: list[dict] = field(default_factory=list)  # per artefact and eps: the replayed images' figures
     out: str | None = None
     files: dict = field(default_factory=dict)
+    # the uint8 images at the model's input size, for the page (not serialised)
+    clean_images: np.ndarray | None = field(default=None, repr=False)
+    adversarial_images: dict | None = field(default=None, repr=False)
 
     def to_json(self) -> dict:
         return {"schema_version": SCHEMA_VERSION, "command": "attack", "threat_model": THREAT_MODEL,
@@ -235,7 +238,8 @@ def run_attack(config: AttackConfig, progress: Callable[[str, int, int], None] |
                   "linf_levels": float(linf[i]), "l2": float(l2[i])} for i in range(len(ids))]
     transfer = _transfer(config, progress, clean, adv_images, budgets, eps_sorted)
     result = AttackResult(config=config, model=encoder.describe(), images=ids, skipped=skipped, budgets=budgets,
-                          per_image=rows, transfer=transfer, out=str(out_dir) if out_dir else None)
+                          per_image=rows, transfer=transfer, out=str(out_dir) if out_dir else None,
+                          clean_images=clean, adversarial_images=adv_images)
     if out_dir:
         _write(result, out_dir, clean, adv_images)
     return result

@@ -56,7 +56,8 @@ def attack(
     batch_size: Annotated[int, typer.Option(help="Images attacked together.")] = 8,
     device: DeviceOpt = "cpu",
     out_dir: Annotated[Optional[Path], typer.Option(
-        "--out", "-o", help="Folder for attack.json, per_image.csv and (--save-images) the images.")] = None,
+        "--out", "-o", help="Folder for attack.json, per_image.csv, report.html and (--save-images) the images.")]
+        = None,
     save_images: Annotated[bool, typer.Option(
         "--save-images", help="Write the clean and adversarial images (PNG, the exact bytes encoded) under --out.")]
         = False,
@@ -71,7 +72,8 @@ def attack(
     the clean and adversarial embeddings at every budget up to each one) comes from encoding that
     uint8 image through the ordinary encode path. Exit 0 on success, 2 on unusable input.
     """
-    from vfmaudit.attack import AttackConfig, run_attack
+    from vfmaudit.api import run_attack
+    from vfmaudit.attack import AttackConfig
     from vfmaudit.report.console import print_attack
 
     if save_images and out_dir is None:

@@ -309,4 +309,4 @@ def print_attack(result, console: Console) -> None:
         _plain(console, f"skipped {len(result.skipped)} unreadable input(s): "
                         + "; ".join(f"{i} ({why})" for i, why in result.skipped[:5]))
     if result.out:
-        _plain(console, f"wrote {result.out}/attack.json and per_image.csv")
+        _plain(console, f"wrote {result.out}: attack.json, per_image.csv, report.html")
