@@ -314,3 +314,23 @@ def test_readme_metric_names_are_valid_paths(tmp_path):
     valid = {p for name, m in measurements().items() if m.available
              for p in m.metric_paths(policy, policy.options[name])}
     assert len(names) >= 10 and not names - valid, names - valid
+
+
+def test_gate_json_and_its_copy_are_one_document_whatever_the_clock(tmp_path, monkeypatch):
+    """gate.json and --json are the same to_json(): the time stamps are taken once (a run that crossed
+    a second boundary between the two writes used to differ in 'created')."""
+    import itertools
+
+    from vfmaudit.artefact import provenance
+    from vfmaudit.gate import load_policy
+    from vfmaudit.gate.runner import GateResult
+
+    ticks = itertools.count()
+    monkeypatch.setattr(provenance, "utc_now", lambda: f"2026-01-01T00:00:{next(ticks):02d}+00:00")
+    policy = write_policy(tmp_path, FAST_AUDIT + """
+        [[check]]
+        metric = "audit.jpeg.cosine.mean"
+        min = 0
+        """, "p.toml")
+    result = GateResult(policy=load_policy(policy))
+    assert result.to_json() == result.to_json()

@@ -67,6 +67,8 @@ class GateResult:
     out_dir: Path | None = None
     compare_path: Path | None = None  # baseline against candidate audit, when both exist
     durations: dict[str, float] = field(default_factory=dict)  # measurement -> seconds it ran
+    # when and on what, stamped at the first to_json(): gate.json and --json are the same document
+    _stamp: dict | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def passed(self) -> bool:
@@ -77,12 +79,15 @@ class GateResult:
         return sum(not c.passed for c in self.checks)
 
     def to_json(self) -> dict:
-        return {**report_header(SCHEMA, 1), "dry_run": self.dry_run, "passed": self.passed,
+        if self._stamp is None:
+            self._stamp = {"header": report_header(SCHEMA, 1), "versions": package_versions(),
+                           "fingerprint": fingerprint() if not self.dry_run else None}
+        return {**self._stamp["header"], "dry_run": self.dry_run, "passed": self.passed,
                 "policy": self.policy.to_json(), "baseline": self.baseline_source,
                 "counts": {"checks": len(self.checks), "failures": self.failures},
                 "checks": [c.to_json() for c in self.checks], "values": self.values, "reports": self.reports,
                 "durations_s": self.durations,
-                "versions": package_versions(), "fingerprint": fingerprint() if not self.dry_run else None}
+                "versions": self._stamp["versions"], "fingerprint": self._stamp["fingerprint"]}
 
 
 def load_baseline(path: str | Path) -> tuple[dict, str]:
