@@ -292,3 +292,17 @@ def test_the_amplified_change_is_mid_grey_where_nothing_moved_and_full_range_at_
     adv[0, 0, 0], adv[1, 1, 2] = 104, 96
     out = amplified(clean, adv)
     assert out[0, 1, 1] == 127 and out[0, 0, 0] == 255 and out[1, 1, 2] == 0
+
+
+def test_attack_json_carries_the_report_header_stamped_once(monkeypatch):
+    import itertools
+
+    from vfmaudit.artefact import provenance
+    from vfmaudit.attack import AttackResult
+
+    ticks = itertools.count()
+    monkeypatch.setattr(provenance, "utc_now", lambda: f"2026-01-01T00:00:{next(ticks):02d}+00:00")
+    result = AttackResult(config=AttackConfig(), model={}, images=[], skipped=[], budgets=[], per_image=[])
+    first = result.to_json()
+    assert first == result.to_json()
+    assert first["schema"] == "vfmaudit.attack" and first["schema_version"] == 1 and "vfmaudit_version" in first

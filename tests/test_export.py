@@ -273,3 +273,17 @@ def test_fallback_to_torchscript_is_a_console_warning(tmp_path, monkeypatch, cap
     assert "warning: the dynamo exporter failed" in err and "torchscript" in err
     assert "unsupported operator for this test" in err
     assert read_onnx_info(tmp_path / "r.onnx").exporter == "torchscript"
+
+
+def test_a_parity_report_is_one_document_whatever_the_clock(monkeypatch):
+    import itertools
+
+    from vfmaudit.artefact import provenance
+    from vfmaudit.export.parity import ParityReport
+
+    ticks = itertools.count()
+    monkeypatch.setattr(provenance, "utc_now", lambda: f"2026-01-01T00:00:{next(ticks):02d}+00:00")
+    report = ParityReport(artefact="m.onnx", reference={}, precision="fp32", min_cosine_required=0.999,
+                          rows=[{"image": "a", "variant": "clean", "cosine": 1.0, "max_abs_diff": 0.0,
+                                 "max_rel_diff": 0.0}])
+    assert report.to_json() == report.to_json()

@@ -100,9 +100,14 @@ class AttackResult:
     # the uint8 images at the model's input size, for the page (not serialised)
     clean_images: np.ndarray | None = field(default=None, repr=False)
     adversarial_images: dict | None = field(default=None, repr=False)
+    _header: dict | None = field(default=None, init=False, repr=False, compare=False)
 
     def to_json(self) -> dict:
-        return {"schema_version": SCHEMA_VERSION, "command": "attack", "threat_model": THREAT_MODEL,
+        if self._header is None:  # stamped once: attack.json and --json are one document
+            from vfmaudit.artefact.provenance import report_header
+
+            self._header = report_header("vfmaudit.attack", SCHEMA_VERSION)
+        return {**self._header, "command": "attack", "threat_model": THREAT_MODEL,
                 "config": asdict(self.config), "model": self.model,
                 "images": {"attacked": len(self.images), "skipped": [list(s) for s in self.skipped]},
                 "budgets": self.budgets, "per_image": self.per_image, "transfer": self.transfer, "files": self.files}

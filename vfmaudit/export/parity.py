@@ -37,6 +37,8 @@ class ParityReport:
     # label-free neighbour agreement (metrics/agreement.py) of the artefact with the reference,
     # averaged over the clean images and each edit
     agreement: dict = field(default_factory=dict)
+    # when and with what, stamped at the first to_json(): every copy of the report is one document
+    _stamp: dict | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def cosines(self) -> np.ndarray:
@@ -59,10 +61,12 @@ class ParityReport:
                 "would_pass": {"min_cosine": float(cos.min()), "atol": float(abs_d.max()), "rtol": float(rel_d.max())}}
 
     def to_json(self) -> dict:
-        return {**report_header("vfmaudit.parity", 1), "passed": self.passed, "artefact": self.artefact, "artefact_info": self.artefact_info,
-                "reference": self.reference, "precision": self.precision,
+        if self._stamp is None:
+            self._stamp = {"header": report_header("vfmaudit.parity", 1), "versions": package_versions()}
+        return {**self._stamp["header"], "passed": self.passed, "artefact": self.artefact,
+                "artefact_info": self.artefact_info, "reference": self.reference, "precision": self.precision,
                 "min_cosine_required": self.min_cosine_required, "summary": self.summary(),
-                "per_image": self.rows, "skipped": self.skipped, "versions": package_versions()}
+                "per_image": self.rows, "skipped": self.skipped, "versions": self._stamp["versions"]}
 
 
 def _images(paths: list[str] | None, max_images: int) -> tuple[list[tuple[str, np.ndarray]], list[dict]]:
