@@ -291,10 +291,8 @@ def run_attack(config: "AttackConfig", progress=None) -> "AttackResult":
     from vfmaudit.attack import run_attack as attack
     from vfmaudit.report.attack_html import write_attack_html
 
-    result = attack(config, progress)
-    if result.out:
-        out = Path(result.out)
+    def page(result: "AttackResult", out: Path) -> dict:
         write_attack_html(result, out / "report.html")
-        result.files["html"] = "report.html"
-        write_json(result.to_json(), out / "attack.json")
-    return result
+        return {"html": "report.html"}
+
+    return attack(config, progress, on_complete=page)

@@ -12,11 +12,11 @@ from typing import Callable
 
 import numpy as np
 
-from vfmaudit.attack.threat import NORMS, budget, measured_norms, to_uint8
+from vfmaudit.attack.threat import NORMS, budget, levels, measured_norms, to_uint8
 from vfmaudit.attack.whitebox import LOSSES, apgd, embedding_loss, pgd
 from vfmaudit.errors import ImageDecodeError, VfmauditError
 from vfmaudit.files import check_output_folder, write_json, write_text_atomic
-from vfmaudit.metrics import divergence_radius, summarize
+from vfmaudit.metrics import cosine, divergence_radius, summarize
 
 SCHEMA_VERSION = 1
 METHODS = ("pgd", "apgd", "square")
@@ -189,7 +189,7 @@ def _square(config: AttackConfig, progress, ids, clean, e_clean, encoder, eps_so
             best_imgs, best = chunk.copy(), np.full(len(chunk), -np.inf)
             for _ in range(config.restarts):
                 imgs, values, _ = square_linf(encoder.encode, chunk, e_clean[start:start + len(chunk)], loss,
-                                              int(np.floor(eps + 1e-9)), config.queries, rng)
+                                              levels(eps), config.queries, rng)
                 better = values > best
                 best_imgs[better], best = imgs[better], np.where(better, values, best)
             batch_out[start:start + len(chunk)] = best_imgs
@@ -199,8 +199,11 @@ def _square(config: AttackConfig, progress, ids, clean, e_clean, encoder, eps_so
     return adv_images
 
 
-def run_attack(config: AttackConfig, progress: Callable[[str, int, int], None] | None = None) -> AttackResult:
-    """Attack config.model at each budget in config.eps; see AttackConfig and THREAT_MODEL."""
+def run_attack(config: AttackConfig, progress: Callable[[str, int, int], None] | None = None,
+               on_complete: Callable[[AttackResult, Path], dict] | None = None) -> AttackResult:
+    """Attack config.model at each budget in config.eps; see AttackConfig and THREAT_MODEL. With
+    config.out, on_complete(result, out) writes more outputs there (the page) before attack.json and
+    returns their entries for its `files`."""
     config.check()
     progress = progress or (lambda *a: None)
     out_dir = check_output_folder(config.out) if config.out else None
@@ -229,12 +232,7 @@ def run_attack(config: AttackConfig, progress: Callable[[str, int, int], None] |
     adv_embeddings = {eps: encoder.encode(images) for eps, images in adv_images.items()}
 
     budgets, rows = [], []
-    for j, eps in enumerate(eps_sorted):
-        cos = _cosines(adv_embeddings[eps], e_clean)
-        # worst case on the audit's scale: the ball over the clean embedding and its adversarial
-        # embeddings at every budget up to this one
-        pts = np.stack([e_clean] + [adv_embeddings[e] for e in eps_sorted[:j + 1]], axis=1)
-        radius = divergence_radius(pts)
+    for eps, (cos, radius) in zip(eps_sorted, _figures(e_clean, adv_embeddings, eps_sorted)):
         linf, l2 = measured_norms(clean, adv_images[eps])
         budgets.append({"eps": eps, "norm": config.norm, "cosine": summarize(cos, True),
                         "divergence_radius": summarize(radius, False),
@@ -246,12 +244,17 @@ def run_attack(config: AttackConfig, progress: Callable[[str, int, int], None] |
                           per_image=rows, transfer=transfer, out=str(out_dir) if out_dir else None,
                           clean_images=clean, adversarial_images=adv_images)
     if out_dir:
-        _write(result, out_dir, clean, adv_images)
+        _write(result, out_dir, on_complete)
     return result
 
 
-def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.sum(a * b, axis=1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
+def _figures(e_clean: np.ndarray, embedded: dict[float, np.ndarray], eps_sorted: list[float]):
+    """Per budget, in order: each image's cosine to its clean embedding, and its divergence radius:
+    the ball over the clean embedding and its adversarial embeddings at every budget up to this one
+    (the worst case on the audit's scale)."""
+    for j, eps in enumerate(eps_sorted):
+        pts = np.stack([e_clean] + [embedded[e] for e in eps_sorted[:j + 1]], axis=1)
+        yield cosine(e_clean, embedded[eps][:, None]), divergence_radius(pts)
 
 
 def _transfer(config: AttackConfig, progress, clean: np.ndarray, adv_images: dict[float, np.ndarray],
@@ -266,10 +269,7 @@ def _transfer(config: AttackConfig, progress, clean: np.ndarray, adv_images: dic
         target = open_encoder(str(path), device=config.device, batch_size=config.batch_size)
         e_clean = target.encode(clean)
         embedded = {eps: target.encode(adv_images[eps]) for eps in eps_sorted}
-        for j, (eps, source) in enumerate(zip(eps_sorted, budgets)):
-            cos = _cosines(embedded[eps], e_clean)
-            pts = np.stack([e_clean] + [embedded[e] for e in eps_sorted[:j + 1]], axis=1)
-            radius = divergence_radius(pts)
+        for eps, source, (cos, radius) in zip(eps_sorted, budgets, _figures(e_clean, embedded, eps_sorted)):
             rows.append({"artefact": str(path), "backend": target.backend, "eps": eps,
                          "cosine": summarize(cos, True), "divergence_radius": summarize(radius, False),
                          "gap": {"cosine_mean": float(cos.mean() - source["cosine"]["mean"]),
@@ -278,15 +278,15 @@ def _transfer(config: AttackConfig, progress, clean: np.ndarray, adv_images: dic
     return rows
 
 
-def _write(result: AttackResult, out: Path, clean: np.ndarray, adv_images: dict[float, np.ndarray]) -> None:
+def _write(result: AttackResult, out: Path, on_complete) -> None:
     from PIL import Image
 
     out.mkdir(parents=True, exist_ok=True)
     if result.config.save_images:
         (out / "clean").mkdir(exist_ok=True)
-        for i, img in enumerate(clean):
+        for i, img in enumerate(result.clean_images):
             Image.fromarray(img).save(out / "clean" / f"{i:05d}.png")
-        for eps, images in adv_images.items():
+        for eps, images in result.adversarial_images.items():
             folder = out / "adversarial" / f"eps_{eps:g}"
             folder.mkdir(parents=True, exist_ok=True)
             for i, img in enumerate(images):
@@ -299,4 +299,6 @@ def _write(result: AttackResult, out: Path, clean: np.ndarray, adv_images: dict[
     writer.writerows(result.per_image)
     write_text_atomic(out / "per_image.csv", buf.getvalue())
     result.files.update({"json": "attack.json", "csv": "per_image.csv"})
+    if on_complete:
+        result.files.update(on_complete(result, out))
     write_json(result.to_json(), out / "attack.json")

@@ -23,12 +23,25 @@ NORMS = ("linf", "l2")
 
 
 def budget(norm: str, eps: float) -> float:
-    """eps as given on the command line -> the radius on [0, 1] pixels."""
-    if norm not in NORMS:
-        raise VfmauditError(f"--norm must be one of {', '.join(NORMS)}, got '{norm}'", param="norm")
-    if eps < 0:
-        raise VfmauditError(f"eps must be >= 0, got {eps:g}", param="eps")
+    """eps as given on the command line -> the radius on [0, 1] pixels (norm and eps checked by AttackConfig)."""
     return eps / 255.0 if norm == "linf" else float(eps)
+
+
+def levels(eps: float) -> int:
+    """An L-inf budget in whole grey levels: what a uint8 image can move by within it."""
+    return int(np.floor(eps + 1e-9))
+
+
+def parse_budgets(text: str, where: str = "") -> tuple[float, ...]:
+    """'1,2,4' -> (1.0, 2.0, 4.0), for --eps and the gate's [attack] eps; where: the message's prefix."""
+    try:
+        values = tuple(float(t) for t in str(text).split(",") if t.strip())
+    except ValueError:
+        raise VfmauditError(f"{where}eps must be comma-separated numbers, e.g. 1,2,4, got '{text}'",
+                            param="eps") from None
+    if not values:
+        raise VfmauditError(f"{where}eps needs at least one budget, e.g. 1,2,4", param="eps")
+    return values
 
 
 class Normalize:
@@ -68,8 +81,7 @@ def to_uint8(clean: np.ndarray, adv01: np.ndarray, norm: str, eps: float) -> np.
     target = np.clip(adv01, 0.0, 1.0) * 255.0
     base = clean.astype(np.float64)
     if norm == "linf":
-        levels = np.floor(eps + 1e-9)
-        moved = np.clip(np.rint(target), base - levels, base + levels)
+        moved = np.clip(np.rint(target), base - levels(eps), base + levels(eps))
     else:
         moved = base + np.trunc(target - base)
     return np.clip(moved, 0, 255).astype(np.uint8)

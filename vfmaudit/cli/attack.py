@@ -13,16 +13,6 @@ from vfmaudit.errors import VfmauditError
 from vfmaudit.models.spec import DEFAULT_MODEL
 
 
-def _budgets(text: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(t) for t in text.split(",") if t.strip())
-    except ValueError:
-        raise VfmauditError(f"eps must be comma-separated numbers, e.g. 1,2,4, got '{text}'", param="eps") from None
-    if not values:
-        raise VfmauditError("eps needs at least one budget, e.g. 1,2,4", param="eps")
-    return values
-
-
 @user_errors
 def attack(
     images: Annotated[Optional[List[Path]], typer.Argument(
@@ -74,12 +64,13 @@ def attack(
     """
     from vfmaudit.api import run_attack
     from vfmaudit.attack import AttackConfig
+    from vfmaudit.attack.threat import parse_budgets
     from vfmaudit.report.console import print_attack
 
     if save_images and out_dir is None:
         raise VfmauditError("save_images writes under out: pass --out DIR too", param=("save_images", "out"))
     config = AttackConfig(images=paths(images), model=model, pretrained=pretrained, seed=seed, norm=norm,
-                          eps=_budgets(eps), method=method, loss=loss, steps=steps, restarts=restarts,
+                          eps=parse_budgets(eps), method=method, loss=loss, steps=steps, restarts=restarts,
                           step_size=step_size, batch_size=batch_size, device=device, queries=queries, backend=backend,
                           transfer_to=paths(transfer_to) or [],
                           out=str(out_dir) if out_dir else None, save_images=save_images)

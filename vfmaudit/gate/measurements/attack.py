@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vfmaudit.errors import VfmauditError
 from vfmaudit.gate.measurements._registry import Measurement, MetricInfo, Option, as_float, register_measurement
 from vfmaudit.metrics import SUMMARY_STATS
 
@@ -15,15 +14,10 @@ def budget_key(norm: str, eps: float) -> str:
     return f"{norm}_{eps:g}".replace(".", "p")
 
 
-def _budgets(options) -> list[float]:
-    try:
-        values = [float(t) for t in str(options["eps"]).split(",") if t.strip()]
-    except ValueError:
-        raise VfmauditError(f"[attack] eps must be comma-separated numbers, e.g. \"2,4\", got {options['eps']!r}",
-                            param="eps") from None
-    if not values:
-        raise VfmauditError("[attack] eps needs at least one budget, e.g. \"2,4\"", param="eps")
-    return values
+def _budgets(options) -> tuple[float, ...]:
+    from vfmaudit.attack.threat import parse_budgets  # here: the attack package loads metrics (Numba)
+
+    return parse_budgets(options["eps"], where="[attack] ")
 
 
 def _paths(policy, options) -> dict[str, MetricInfo]:
@@ -40,7 +34,7 @@ def _run(policy, options, out_dir: Path) -> dict:
     from vfmaudit.attack import AttackConfig, run_attack
 
     config = AttackConfig(images=policy.images or None, model=policy.model, pretrained=policy.pretrained,
-                          seed=policy.seed, device=policy.device, norm=options["norm"], eps=tuple(_budgets(options)),
+                          seed=policy.seed, device=policy.device, norm=options["norm"], eps=_budgets(options),
                           method=options["method"], loss=options["loss"], steps=options["steps"],
                           queries=options["queries"], max_images=options["max_images"])
     return run_attack(config).to_json()

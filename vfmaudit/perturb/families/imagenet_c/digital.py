@@ -95,8 +95,8 @@ def elastic_transform(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
         pts2 = pts1 + g.uniform(-jitter, jitter, size=pts1.shape).astype(np.float32)
         matrix = cv2.getAffineTransform(pts1, pts2)
         x = cv2.warpAffine(x, matrix, (w, h), borderMode=cv2.BORDER_REFLECT_101)
-    dx = (_smooth_field(g, h, w, sigma) * np.float32(alpha)).astype(np.float32)
-    dy = (_smooth_field(g, h, w, sigma) * np.float32(alpha)).astype(np.float32)
+    dx = _smooth_field(g, h, w, sigma) * np.float32(alpha)  # float32 fields, float32 displacements
+    dy = _smooth_field(g, h, w, sigma) * np.float32(alpha)
     out = np.empty_like(img)
     _kernels.remap_reflect(np.ascontiguousarray(x), dy, dx, out)
     return out
