@@ -1,4 +1,4 @@
-"""The audit on a Ray cluster (Ray Data), with exactly the outputs of the local engine.
+"""The audit on a Ray cluster, with exactly the outputs of the local engine.
 
 The images are cut into shards (a multiple of the batch size, so rows come out in the local
 engine's order). A CPU stage of Ray tasks decodes and prepares each shard's images; an actor pool

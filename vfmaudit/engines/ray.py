@@ -1,6 +1,9 @@
 """Ray, in one place: importing it with a one-line error, starting or joining a cluster, and an
-actor pool (Ray Data) that maps work items over workers which build their state once.
+actor pool that maps work items over workers which build their state once.
 
+The pool is Ray core (actors and tasks), not Ray Data: on a 2-CPU machine Ray Data took about 13 s
+to plan and start an actor pool before the first item ran, plain actors under 2 s, and an audit
+is a short list of large items, which needs none of Ray Data's streaming.
 A dead worker is restarted by Ray and its item redone (`max_restarts`, `max_task_retries`); the
 items' own outputs (shard files, cache files) are written atomically by the workers, which is
 what makes a retried or resumed item safe.
@@ -12,19 +15,20 @@ import contextlib
 import logging
 import os
 import socket
-import warnings
 from typing import Callable, Iterator
+
+import numpy as np
 
 from vfmaudit.errors import VfmauditError
 
 RESTARTS = 3
+IN_FLIGHT = 2  # items queued on each actor: the next one's CPU stage runs while the actor works
 
 
 def import_ray():
-    """The ray module (with Ray Data), or one line saying how to install it."""
+    """The ray module, or one line saying how to install it."""
     try:
         import ray  # noqa: PLC0415
-        import ray.data  # noqa: F401, PLC0415
     except ImportError:
         raise VfmauditError("the ray engine needs Ray: pip install 'vfmaudit[ray]' (or engine local)",
                             param="engine") from None
@@ -35,9 +39,8 @@ def import_ray():
 def ray_session(address: str | None = None) -> Iterator[object]:
     """Join the running Ray instance, or start one (a local instance, or `address`: "auto",
     ray://host:10001) and shut it down at the end; vfmaudit's console keeps to its own lines."""
-    ray = import_ray()  # its Python loggers report what is no error (progress bars off): errors only
-    for name in ("ray", "ray.data"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    ray = import_ray()  # its Python loggers report what is no error: errors only
+    logging.getLogger("ray").setLevel(logging.ERROR)
     started = not ray.is_initialized()
     if started:
         check_reachable(address)
@@ -51,7 +54,6 @@ def ray_session(address: str | None = None) -> Iterator[object]:
             raise VfmauditError(f"cannot join the Ray cluster at {address}: {first}{hint}",
                                 param="ray_address") from None
     try:
-        ray.data.DataContext.get_current().enable_progress_bars = False
         yield ray
     finally:
         if started:
@@ -79,9 +81,10 @@ def map_actor_pool(items: list[dict], worker: type, worker_kwargs: dict, workers
                    prepare: Callable[..., dict] | None = None, prepare_kwargs: dict | None = None) -> Iterator[dict]:
     """Run `worker(**worker_kwargs)(batch)` over `items`, one item per call, on `workers` actors.
 
-    prepare: an optional CPU stage (Ray tasks, not counted against the actors' CPUs) that turns an
-    item into what the worker receives (e.g. decoded images). Yields each call's output row as it
-    finishes. Call inside `ray_session()`.
+    Each item reaches the worker as a batch of one: {key: numpy array of its one value}; the worker
+    returns such a batch, and each yielded row is {key: that value}, as calls finish (any order).
+    prepare: an optional CPU stage (a Ray task, not counted against the actors' CPUs) that turns an
+    item's batch into what the worker receives (e.g. decoded images). Call inside `ray_session()`.
     """
     ray = import_ray()
     if gpus_per_worker:  # else Ray waits for GPUs that never come: the run would hang without a word
@@ -90,14 +93,34 @@ def map_actor_pool(items: list[dict], worker: type, worker_kwargs: dict, workers
             raise VfmauditError(f"gpus_per_worker {gpus_per_worker:g} asks each actor for a GPU share, but the Ray "
                                 f"cluster has {have:g} GPU(s); pass gpus_per_worker 0, or a ray_address of a "
                                 f"cluster whose GPU nodes are up", param="gpus_per_worker")
-    ds = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
-    if prepare is not None:
-        ds = ds.map_batches(prepare, batch_size=1, fn_kwargs=prepare_kwargs or {}, batch_format="numpy",
-                            num_cpus=0)  # light: never waits behind the encoders
-    with warnings.catch_warnings():  # Ray collects the restart options under a deprecated name
-        warnings.simplefilter("ignore")
-        ds = ds.map_batches(worker, batch_size=1, batch_format="numpy",
-                            compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1,
-                            num_gpus=gpus_per_worker or None, fn_constructor_kwargs=worker_kwargs,
-                            max_restarts=RESTARTS, max_task_retries=RESTARTS)
-    yield from ds.iter_rows()
+    if not items:
+        return
+    actor_class = ray.remote(num_cpus=1, num_gpus=gpus_per_worker or 0, max_restarts=RESTARTS,
+                             max_task_retries=RESTARTS)(worker)
+    stage = ray.remote(num_cpus=0, max_retries=RESTARTS)(prepare) if prepare is not None else None
+    actors = [actor_class.remote(**worker_kwargs) for _ in range(max(1, min(workers, len(items))))]
+    todo = iter(items)
+    running: dict = {}  # the call's ObjectRef -> its actor
+
+    def submit(actor) -> None:
+        item = next(todo, None)
+        if item is None:
+            return
+        batch = {k: np.asarray([v]) for k, v in item.items()}
+        arg = stage.remote(batch, **(prepare_kwargs or {})) if stage is not None else batch
+        running[actor.__call__.remote(arg)] = actor
+
+    try:
+        for _ in range(IN_FLIGHT):
+            for actor in actors:
+                submit(actor)
+        while running:
+            (ref,), _ = ray.wait(list(running), num_returns=1)
+            actor = running.pop(ref)
+            out = ray.get(ref)  # an error in the worker is raised here, as the worker's own exception
+            submit(actor)
+            yield from ({k: v[i] for k, v in out.items()} for i in range(len(next(iter(out.values())))))
+    finally:
+        for actor in actors:
+            with contextlib.suppress(Exception):
+                ray.kill(actor, no_restart=True)

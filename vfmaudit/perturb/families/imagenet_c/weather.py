@@ -54,9 +54,9 @@ def fog(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
         return img.copy()
     h, w = img.shape[:2]
     mapsize = 1 << max(1, int(np.ceil(np.log2(max(h, w, 2)))))  # 256 at 224, as the original
-    layer = _kernels.plasma(mapsize, float(p["wibbledecay"]), np.uint64(seed))
+    planes, lo, hi = _kernels.plasma_planes(mapsize, float(p["wibbledecay"]), np.uint64(seed))
     out = np.empty_like(img)
-    _kernels.fog_blend(img, layer, float(strength), out)
+    _kernels.fog_blend(img, planes, lo, hi, float(strength), out)
     return out
 
 
