@@ -250,15 +250,21 @@ def test_pixel_scale_mode_scales_the_pixel_parameters_only():
 @pytest.mark.parametrize("sigma,shape", [(2.44, (224, 224)), (19.52, (224, 300)), (170.8, (224, 224)), (2.44, (31, 17))])
 def test_elastic_displacement_smoothing_is_skimages_reflect_gaussian(sigma, shape):
     """The field is skimage.filters.gaussian(mode='reflect', truncate=3) of the same draws, whether the
-    kernel fits the image (OpenCV) or reaches past it many times (the folded matrices)."""
+    kernel fits the image (OpenCV) or reaches past it many times (the folded matrices); the draws are
+    U(-1, 1)."""
+    from scipy import stats
     from skimage.filters import gaussian
 
-    from vfmaudit.perturb.families.imagenet_c.digital import _smooth_field
+    from vfmaudit.perturb.families.imagenet_c._kernels import signed_uniforms
+    from vfmaudit.perturb.families.imagenet_c.digital import reflect_gaussian
 
-    ours_field = _smooth_field(np.random.default_rng(0), *shape, sigma)
     draws = np.random.default_rng(0).random(shape, dtype=np.float32) * np.float32(2) - np.float32(1)  # U(-1, 1)
+    ours_field = reflect_gaussian(draws, sigma)
     theirs = gaussian(draws.astype(np.float64), sigma, mode="reflect", truncate=3)
     assert ours_field.dtype == np.float32 and np.abs(ours_field - theirs).max() < 1e-6  # float32 arithmetic
+    ours_draws = signed_uniforms(np.uint64(7), shape)
+    assert ours_draws.dtype == np.float32 and ours_draws.min() >= -1 and ours_draws.max() < 1
+    assert stats.kstest(ours_draws.ravel(), "uniform", args=(-1, 2)).pvalue > 1e-3
 
 
 def test_the_release_protocol_is_torchvisions_crop_then_the_corruption_then_jpeg_85(photo224):

@@ -65,9 +65,15 @@ def _reflect_gaussian_matrix(n: int, sigma: float, truncate: float = 3.0) -> np.
 
 
 def _smooth_field(g: np.random.Generator, h: int, w: int, sigma: float) -> np.ndarray:
-    """skimage.filters.gaussian(U(-1, 1), sigma, mode='reflect', truncate=3) of an (h, w) field, in
+    """An (h, w) displacement field: U(-1, 1) draws (the splitmix64 stream of the noises, seeded from
+    g: a tenth of numpy's float32 draws) smoothed by reflect_gaussian."""
+    return reflect_gaussian(_kernels.signed_uniforms(np.uint64(g.integers(2 ** 63)), (h, w)), sigma)
+
+
+def reflect_gaussian(field: np.ndarray, sigma: float) -> np.ndarray:
+    """skimage.filters.gaussian(field, sigma, mode='reflect', truncate=3) of a float32 (h, w) field, in
     float32 (the displacements are float32 in the end; half the time of float64)."""
-    field = g.random((h, w), dtype=np.float32) * np.float32(2.0) - np.float32(1.0)
+    h, w = field.shape
     if sigma <= 0:
         return field
     radius = int(3.0 * sigma + 0.5)
