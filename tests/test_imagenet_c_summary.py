@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from cli_runner import run_cli
-from helpers import noisy_photos
+from helpers import noisy_photos, rows
 from vfmaudit.audit.imagenet_c import imagenet_c_summary
 from vfmaudit.perturb.families.imagenet_c import EXTRA, FIFTEEN, family_name
 
@@ -122,5 +122,29 @@ def test_pixel_mode_and_frost_folder_options_reach_the_corruptions_and_the_repor
         assert bad.returncode == 2 and "frost3.png is missing" in bad.stderr and not (tmp_path / "b").exists()
         wrong = run_cli("audit", folder, *ARGS, "--imagenet-c-pixels", "px", "--out", tmp_path / "c")
         assert wrong.returncode == 2 and "pixel mode 'px'" in wrong.stderr
+        # one run's options do not leak into the next run of the process; the environment is the default
+        after = run_cli("audit", folder, *ARGS, "-p", "imagenet_c_defocus_blur", "--levels", "1", "--out", tmp_path / "d")
+        assert after.returncode == 0, after.stderr
+        options = json.loads((tmp_path / "d" / "report.json").read_text())["imagenet_c"]["options"]
+        assert options["pixels"] == "imagenet" and options["frost"]["textures"] == "procedural"
+        monkeypatch.setenv("VFMAUDIT_IMAGENET_C_PIXELS", "scale")
+        from_env = run_cli("audit", folder, *ARGS, "-p", "imagenet_c_defocus_blur", "--levels", "1", "--out",
+                           tmp_path / "e")
+        assert from_env.returncode == 0, from_env.stderr
+        assert json.loads((tmp_path / "e" / "report.json").read_text())["imagenet_c"]["options"]["pixels"] == "scale"
+        d, e = rows(tmp_path / "d" / "per_image.csv"), rows(tmp_path / "e" / "per_image.csv")
+        assert [r["divergence_radius"] for r in d] != [r["divergence_radius"] for r in e]  # scaled radii differ
     finally:
         set_frost_dir(None)
+
+
+def test_downstream_takes_the_imagenet_c_options_and_records_them(tmp_path):
+    common = ["downstream", "builtin:textures", "-m", "timm:test_vit", "--max-per-class", "4", "--tasks", "knn",
+              "-p", "imagenet_c_defocus_blur", "--levels", "1", "-q"]
+    res = run_cli(*common, "--imagenet-c-pixels", "scale", "--out", tmp_path / "s")
+    assert res.returncode == 0, res.stderr
+    report = json.loads((tmp_path / "s" / "downstream.json").read_text())
+    assert report["imagenet_c"]["options"]["pixels"] == "scale"
+    # a resume with the other pixel mode would mix embeddings of two corruptions: refused
+    again = run_cli(*common, "--out", tmp_path / "s", "--resume")
+    assert again.returncode == 2 and "cannot resume" in again.stderr and "imagenet_c_pixels" in again.stderr

@@ -9,6 +9,7 @@ from vfmaudit.engines import engines, get_engine
 from vfmaudit.errors import VfmauditError
 from vfmaudit.metrics import metrics
 from vfmaudit.models.spec import DEFAULT_MODEL
+from vfmaudit.perturb.families.imagenet_c import options_fingerprint, resolve_options
 from vfmaudit.perturb.plan import FamilyPlan, parse_perturbations, plan_json
 from vfmaudit.runtime import Encoder, open_encoder
 
@@ -32,14 +33,17 @@ class AuditConfig:
     max_pixels: int = DEFAULT_MAX_PIXELS
     reference_report: str | None = None  # an earlier audit: the ImageNet-C summary is also given relative to it
     protocol: str | None = None  # "imagenet-c": the released dataset's crop and JPEG 85 (perturb/families/imagenet_c)
-    imagenet_c_pixels: str = "imagenet"  # or "scale": pixel-unit parameters x min(H, W) / 224
-    frost_dir: str | None = None  # the original frost textures (else procedural ones)
+    imagenet_c_pixels: str | None = None  # imagenet | scale (pixel-unit parameters x min(H, W) / 224); None: env
+    frost_dir: str | None = None  # the original frost textures; None: $VFMAUDIT_FROST_DIR, else procedural
     # where it runs (not part of the fingerprint: results do not depend on it)
     engine: str = "local"  # local | ray
     ray_address: str | None = None  # None: start a local Ray instance; "auto" or ray://host:10001
     workers: int = 2  # encoder actors (ray)
     gpus_per_worker: float = 0.0
     shard_size: int = 256  # images per shard (ray): the unit of work, of resume and of retry
+
+    def __post_init__(self) -> None:
+        self.imagenet_c_pixels, self.frost_dir = resolve_options(self.imagenet_c_pixels, self.frost_dir)
 
     def plan(self) -> list[FamilyPlan]:
         if self.engine not in engines():
@@ -64,8 +68,7 @@ class AuditConfig:
             "inputs": sorted(self.inputs), "model": self.model, "pretrained": self.pretrained,
             "backend": self.backend, "seed": self.seed, "metrics": list(metrics()),
             "plan": plan_json(self.plan()), **({"protocol": self.protocol} if self.protocol else {}),
-            **({"imagenet_c_pixels": self.imagenet_c_pixels} if self.imagenet_c_pixels != "imagenet" else {}),
-            **({"frost_dir": self.frost_dir} if self.frost_dir else {}),
+            **options_fingerprint(self.imagenet_c_pixels, self.frost_dir),
         }
 
     def open_encoder(self) -> Encoder:

@@ -9,8 +9,9 @@ import typer
 
 from vfmaudit.audit.config import DEFAULT_OUT
 from vfmaudit.models.spec import DEFAULT_MODEL
-from vfmaudit.cli.common import (AuditProgress, DeviceOpt, JsonOpt, LevelsOpt, ModelSpecOpt, PerturbationsOpt,
-                                 PretrainedOpt, backend_help, err, out, user_errors, write_result_json)
+from vfmaudit.cli.common import (AuditProgress, DeviceOpt, FrostDirOpt, ImagenetCPixelsOpt, JsonOpt, LevelsOpt,
+                                 ModelSpecOpt, PerturbationsOpt, PretrainedOpt, backend_help, err, out, user_errors,
+                                 write_result_json)
 from vfmaudit.data.decode import DEFAULT_MAX_PIXELS
 
 
@@ -44,12 +45,8 @@ def audit(
         help="imagenet-c: the released ImageNet-C dataset's protocol: every input Resize(256) + CenterCrop(224) "
              "first, each ImageNet-C variant re-encoded as JPEG quality 85 (how the published images were made).")]
         = None,
-    imagenet_c_pixels: Annotated[str, typer.Option(
-        help="ImageNet-C pixel-unit parameters (blur radii, offsets): imagenet keeps the 224-px values at every "
-             "size (what published numbers mean); scale multiplies them by min(H, W) / 224.")] = "imagenet",
-    frost_dir: Annotated[Optional[Path], typer.Option(
-        help="A folder with the original ImageNet-C frost textures (frost1.png ... frost5.jpg; their sizes are "
-             "checked); default: $VFMAUDIT_FROST_DIR, else procedural frost.")] = None,
+    imagenet_c_pixels: ImagenetCPixelsOpt = None,
+    frost_dir: FrostDirOpt = None,
     reference_report: Annotated[Optional[Path], typer.Option(
         help="An earlier audit (its --out folder or report.json): the ImageNet-C summary is also given relative "
              "to it, per corruption and as the mean ratio over the 15.")] = None,

@@ -52,6 +52,13 @@ PerturbationsOpt = Annotated[str, typer.Option(
 LevelsOpt = Annotated[int, typer.Option(help="Levels per family, equally spaced over its domain; 1: the strongest "
                                              "level (the end farthest from the identity, e.g. JPEG quality 10). "
                                              "More than 32 (or than a discrete family has) warns.")]
+ImagenetCPixelsOpt = Annotated[Optional[str], typer.Option(
+    help="ImageNet-C pixel-unit parameters (blur radii, offsets): imagenet keeps the 224-px values at every "
+         "size (what published numbers mean); scale multiplies them by min(H, W) / 224. Default: "
+         "$VFMAUDIT_IMAGENET_C_PIXELS, else imagenet.")]
+FrostDirOpt = Annotated[Optional[Path], typer.Option(
+    help="A folder with the original ImageNet-C frost textures (frost1.png ... frost5.jpg; their sizes are "
+         "checked); default: $VFMAUDIT_FROST_DIR, else procedural frost.")]
 OverwriteFileOpt = Annotated[bool, typer.Option(
     "--overwrite", help="Replace --out if it exists (without it an existing file is refused).")]
 

@@ -8,8 +8,9 @@ from typing import Annotated, Optional
 import typer
 
 from vfmaudit.models.spec import DEFAULT_MODEL
-from vfmaudit.cli.common import (AuditProgress, DeviceOpt, JsonOpt, ModelSpecOpt, PerturbationsOpt, PretrainedOpt,
-                                 Stages, backend_help, out, user_errors, write_result_json)
+from vfmaudit.cli.common import (AuditProgress, DeviceOpt, FrostDirOpt, ImagenetCPixelsOpt, JsonOpt, ModelSpecOpt,
+                                 PerturbationsOpt, PretrainedOpt, Stages, backend_help, out, user_errors,
+                                 write_result_json)
 from vfmaudit.downstream.config import DEFAULT_OUT, DEFAULT_PROMPTS, TASKS
 
 
@@ -37,6 +38,8 @@ def downstream(
     baseline_report: Annotated[Optional[Path], typer.Option(
         help="An earlier downstream run (its --out folder or downstream.json): ImageNet-C CE and mCE per task "
              "normalised by its errors (beside the AlexNet-normalised ones).")] = None,
+    imagenet_c_pixels: ImagenetCPixelsOpt = None,
+    frost_dir: FrostDirOpt = None,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for the results.")] = Path(DEFAULT_OUT),
     resume: Annotated[bool, typer.Option(help="Reuse the embeddings an interrupted run left in --out.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Discard an earlier run in --out and start again.")] = False,
@@ -62,7 +65,8 @@ def downstream(
                               seed=seed, test_fraction=test_fraction, max_per_class=max_per_class, prompts=prompts,
                               out=str(out_dir), resume=resume, overwrite=overwrite, engine=engine,
                               ray_address=ray_address, workers=workers, gpus_per_worker=gpus_per_worker,
-                              baseline_report=str(baseline_report) if baseline_report else None)
+                              baseline_report=str(baseline_report) if baseline_report else None,
+                              imagenet_c_pixels=imagenet_c_pixels, frost_dir=str(frost_dir) if frost_dir else None)
     config.plan(), config.task_list()  # validate before loading anything heavy
     stages = Stages(quiet)
     with stages, AuditProgress(quiet, label="encoding", unit="variants") as bar:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vfmaudit.models.spec import DEFAULT_MODEL
+from vfmaudit.perturb.families.imagenet_c import options_fingerprint, resolve_options, set_options
 from vfmaudit.perturb.plan import FamilyPlan, parse_perturbations
 from vfmaudit.errors import VfmauditError
 
@@ -29,6 +30,8 @@ class DownstreamConfig:
     max_per_class: int | None = None
     prompts: str = DEFAULT_PROMPTS  # zero-shot templates, "|"-separated, "{}" is the class name
     baseline_report: str | None = None  # an earlier run: ImageNet-C CE and mCE normalised by its errors
+    imagenet_c_pixels: str | None = None  # as audit's: imagenet | scale; None: $VFMAUDIT_IMAGENET_C_PIXELS
+    frost_dir: str | None = None  # as audit's: the original frost textures; None: $VFMAUDIT_FROST_DIR
     out: str = DEFAULT_OUT
     resume: bool = False
     overwrite: bool = False
@@ -38,7 +41,11 @@ class DownstreamConfig:
     workers: int = 2
     gpus_per_worker: float = 0.0
 
+    def __post_init__(self) -> None:
+        self.imagenet_c_pixels, self.frost_dir = resolve_options(self.imagenet_c_pixels, self.frost_dir)
+
     def plan(self) -> list[FamilyPlan]:
+        set_options(self.imagenet_c_pixels, self.frost_dir)
         if self.baseline_report:  # unreadable: said before the work, not after it
             from vfmaudit.downstream.imagenet_c import load_baseline
 
@@ -70,7 +77,8 @@ class DownstreamConfig:
         """What must match for resume to reuse computed embeddings."""
         return {"dataset": self.dataset, "model": self.model, "pretrained": self.pretrained, "backend": self.backend,
                 "seed": self.seed, "test_fraction": self.test_fraction, "max_per_class": self.max_per_class,
-                "plan": [{"family": p.name, "levels": list(p.levels)} for p in self.plan()]}
+                "plan": [{"family": p.name, "levels": list(p.levels)} for p in self.plan()],
+                **options_fingerprint(self.imagenet_c_pixels, self.frost_dir)}
 
 
 def is_openclip(model: str) -> bool:

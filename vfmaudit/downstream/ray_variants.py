@@ -16,11 +16,13 @@ import numpy as np
 from vfmaudit.downstream.cache import ArrayCache, array_path, save_array
 from vfmaudit.downstream.variants import Variant, encode_variant, variant_name
 from vfmaudit.engines.ray import map_actor_pool, ray_session
+from vfmaudit.perturb.families.imagenet_c import set_options
 from vfmaudit.runtime import open_encoder
 
 
 class VariantEncoder:
-    def __init__(self, model: dict, folder: str, images: str, batch_size: int, seed: int):
+    def __init__(self, model: dict, folder: str, images: str, batch_size: int, seed: int, imagenet_c: dict):
+        set_options(**imagenet_c)  # the driver's, explicitly: an actor's environment may differ
         self.encoder = open_encoder(**model, batch_size=batch_size, seed=seed)
         self.folder = Path(folder)
         self.images = np.load(array_path(self.folder, images), mmap_mode="r")
@@ -44,7 +46,8 @@ def encode_ahead_on_ray(config, cache: ArrayCache, images: str, variants: list[V
     with ray_session(config.ray_address):
         for row in map_actor_pool([{"family": f, "level": lv} for f, lv in variants], VariantEncoder,
                                   {"model": model, "folder": str(cache.dir), "images": images,
-                                   "batch_size": config.batch_size, "seed": config.seed},
+                                   "batch_size": config.batch_size, "seed": config.seed,
+                                   "imagenet_c": {"pixels": config.imagenet_c_pixels, "frost_dir": config.frost_dir}},
                                   config.workers, config.gpus_per_worker):
             advance(int(row["done"]))
     return set(variants)

@@ -30,6 +30,7 @@ from vfmaudit.engines import get_engine
 from vfmaudit.engines.ray import check_reachable
 from vfmaudit.errors import ImageDecodeError, VfmauditError
 from vfmaudit.files import check_output_folder, FolderResult, lock_folder, write_json
+from vfmaudit.perturb.families.imagenet_c import options as imagenet_c_options
 from vfmaudit.metrics import (auroc, divergence_radius, expected_calibration_error, l2_normalize, linear_fit,
                               mean_average_precision, recall_at_k, threshold_at_precision)
 from vfmaudit.progress import StageFn, no_stages
@@ -166,7 +167,8 @@ def _run_locked(config, tasks, plans, templates, data: LabelledSet, train_idx, t
                           "notes": data.notes},
               "model": desc, "random_weights": desc.get("weights", {}).get("kind") == "random",
               "tasks": results, "robustness": robustness, "prediction": prediction,
-              **({"imagenet_c": corruption | {"baseline": config.baseline_report}} if corruption else {}),
+              **({"imagenet_c": corruption | {"baseline": config.baseline_report, "options": imagenet_c_options()}}
+                 if corruption else {}),
               "perturbations": [p.name for p in plans], "levels": config.levels, "seed": config.seed,
               "embeddings_reused": cache.reused, "skipped": skipped_train + skipped_test,
               "versions": package_versions()}

@@ -12,11 +12,12 @@ from __future__ import annotations
 import numpy as np
 
 from vfmaudit.perturb.families.imagenet_c.catalogue import (BY_NAME, EXTRA, FIFTEEN, PIXEL_MODES, PIXELS_ENV, PREFIX,
-                                                            SEVERITIES, SPECS, corrupt_batch, family_name, pixel_mode)
+                                                            SEVERITIES, SPECS, corrupt_batch, family_name, pixel_mode,
+                                                            set_pixel_mode)
 from vfmaudit.perturb.families.imagenet_c.frost import frost_source, set_frost_dir
 from vfmaudit.perturb.families.imagenet_c.protocol import PROTOCOLS
 
-__all__ = ["corrupt", "set_options", "options", "pixel_mode", "PROTOCOLS", "FIFTEEN", "EXTRA", "SPECS", "PREFIX", "SEVERITIES", "family_name", "set_frost_dir", "frost_source",
+__all__ = ["corrupt", "resolve_options", "set_options", "options", "options_fingerprint", "pixel_mode", "PROTOCOLS", "FIFTEEN", "EXTRA", "SPECS", "PREFIX", "SEVERITIES", "family_name", "set_frost_dir", "frost_source",
            "PIXEL_MODES"]
 
 
@@ -56,22 +57,35 @@ def corrupt(image: np.ndarray, corruption: str, severity: float, seed: int = 0, 
     return out[0] if single else out
 
 
-def set_options(pixels: str | None = None, frost_dir: str | None = None) -> None:
-    """The process's ImageNet-C options, as environment variables (inherited by Ray workers and
-    subprocesses): the pixel mode and the folder of the original frost textures (checked now)."""
+def resolve_options(pixels: str | None = None, frost_dir: str | None = None) -> tuple[str, str | None]:
+    """A run's ImageNet-C options with the environment's defaults filled in (VFMAUDIT_IMAGENET_C_PIXELS, else
+    imagenet; VFMAUDIT_FROST_DIR, else procedural frost), so a config carries them explicitly to Ray actors
+    (whose environment may differ) and into its resume fingerprint. The pixel mode is checked here."""
     import os
 
     from vfmaudit.errors import VfmauditError
     from vfmaudit.perturb.families.imagenet_c.frost import ENV as FROST_ENV
 
-    if pixels is not None:
-        if pixels not in PIXEL_MODES:
-            raise VfmauditError(f"unknown ImageNet-C pixel mode '{pixels}'; choose from {', '.join(PIXEL_MODES)}",
-                                param="imagenet_c_pixels")
-        os.environ[PIXELS_ENV] = pixels
-    if frost_dir:
-        set_frost_dir(frost_dir)  # sizes checked here, before any work
-        os.environ[FROST_ENV] = str(frost_dir)
+    pixels = pixels or os.environ.get(PIXELS_ENV) or "imagenet"
+    if pixels not in PIXEL_MODES:
+        raise VfmauditError(f"unknown ImageNet-C pixel mode '{pixels}'; choose from {', '.join(PIXEL_MODES)}",
+                            param="imagenet_c_pixels")
+    return pixels, (frost_dir or os.environ.get(FROST_ENV) or None)
+
+
+def set_options(pixels: str | None = None, frost_dir: str | None = None) -> None:
+    """This process's ImageNet-C options for a run: the pixel mode and the folder of the original frost
+    textures (checked now); None: the environment's (see resolve_options). Nothing is written to the
+    environment, so one run's options do not leak into the next run in the same process."""
+    pixels, frost_dir = resolve_options(pixels, frost_dir)
+    set_pixel_mode(pixels)
+    set_frost_dir(frost_dir)  # sizes checked here, before any work
+
+
+def options_fingerprint(pixels: str, frost_dir: str | None) -> dict:
+    """The options where they change results, for resume fingerprints: {} at the defaults."""
+    return {**({"imagenet_c_pixels": pixels} if pixels != "imagenet" else {}),
+            **({"frost_dir": frost_dir} if frost_dir else {})}
 
 
 def options() -> dict:

@@ -137,12 +137,18 @@ def family_name(corruption: str) -> str:
 
 PIXELS_ENV = "VFMAUDIT_IMAGENET_C_PIXELS"
 PIXEL_MODES = ("imagenet", "scale")
+_pixel_mode: str | None = None  # set_pixel_mode's, for this process (a run's option); None: the environment
+
+
+def set_pixel_mode(mode: str | None) -> None:
+    global _pixel_mode
+    _pixel_mode = mode
 
 
 def pixel_mode() -> str:
-    """imagenet (the 224-px parameters at every size, the default) or scale (pixel lengths x min(H, W) / 224),
-    from VFMAUDIT_IMAGENET_C_PIXELS: an environment variable, so Ray workers and subprocesses see it too."""
-    mode = os.environ.get(PIXELS_ENV, "imagenet") or "imagenet"
+    """imagenet (the 224-px parameters at every size, the default) or scale (pixel lengths x min(H, W) / 224):
+    the run's option (set_pixel_mode), else VFMAUDIT_IMAGENET_C_PIXELS, else imagenet."""
+    mode = _pixel_mode or os.environ.get(PIXELS_ENV, "imagenet") or "imagenet"
     if mode not in PIXEL_MODES:
         from vfmaudit.errors import VfmauditError
 
