@@ -91,8 +91,8 @@ def test_resume_continues_from_the_checkpoint_and_ends_where_an_uninterrupted_ru
     from vfmaudit import FinetuneConfig, run_finetune
     from vfmaudit.finetune.runner import run_finetune as measure
 
-    base = dict(inputs=[str(photos_dir)], perturbations="jpeg", batch_size=2, steps=6, lr=3e-4, train="last:1",
-                eval_perturbations="jpeg", eval_levels=2)
+    base = dict(inputs=[str(photos_dir)], model=MODEL, perturbations="jpeg", batch_size=2, steps=6, lr=3e-4,
+                train="last:1", eval_perturbations="jpeg", eval_levels=2)
 
     def stop_at_4(step, total, row):
         if step == 4:
@@ -101,9 +101,10 @@ def test_resume_continues_from_the_checkpoint_and_ends_where_an_uninterrupted_ru
     with pytest.raises(KeyboardInterrupt):
         measure(FinetuneConfig(**base, out=str(tmp_path / "r")), progress=stop_at_4)
     assert (tmp_path / "r" / "checkpoint.pt").exists() and not (tmp_path / "r" / "weights.safetensors").exists()
-    refused = run_cli("finetune", photos_dir, "-p", "jpeg", "--batch-size", "2", "--steps", "6", "--out", tmp_path / "r")
+    refused = run_cli("finetune", photos_dir, "-m", MODEL, "-p", "jpeg", "--batch-size", "2", "--steps", "6", "--out",
+                      tmp_path / "r")
     assert refused.returncode == 2 and "--resume" in refused.stderr
-    other = run_cli("finetune", photos_dir, "-p", "jpeg", "--batch-size", "2", "--steps", "7", "--lr", "3e-4",
+    other = run_cli("finetune", photos_dir, "-m", MODEL, "-p", "jpeg", "--batch-size", "2", "--steps", "7", "--lr", "3e-4",
                     "--train", "last:1", "--out", tmp_path / "r", "--resume")
     assert other.returncode == 2 and "cannot resume" in other.stderr and "steps" in other.stderr
     resumed = run_finetune(FinetuneConfig(**base, out=str(tmp_path / "r"), resume=True))

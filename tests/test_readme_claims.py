@@ -193,7 +193,7 @@ def test_optimize_cpu_through_the_cli_writes_a_cpu_file_that_gives_the_same_embe
     from vfmaudit.data import sample_items
     from vfmaudit.runtime import create_encoder
 
-    res = run_cli("export", "onnx", "-m", "timm:resnet18", "--exporter", "torchscript", "--optimize-cpu",
+    res = run_cli("export", "onnx", "-m", "timm:test_resnet", "--exporter", "torchscript", "--optimize-cpu",
                   "--out", tmp_path / "r18.onnx")
     assert res.returncode == 0, res.stderr
     cpu_file = tmp_path / "r18.cpu.onnx"
