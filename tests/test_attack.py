@@ -284,6 +284,32 @@ def test_the_worst_case_example_policy_gates_on_attack_metrics(tmp_path):
     assert res.returncode == 2 and "attack.linf_3.cosine.worst" in res.stderr
 
 
+def test_the_gate_reads_the_transfer_to_an_artefact(tmp_path, onnx_export):
+    """attack.transfer.<artefact>.<budget>.* are the attack report's transfer rows, the artefact named
+    relative to the policy's folder; a check on an artefact not in transfer_to is refused before any work."""
+    import shutil
+
+    shutil.copy(onnx_export, tmp_path / "tv-int8.onnx")  # a stem that is no identifier: tv_int8
+    policy = tmp_path / "transfer.toml"
+    policy.write_text(f'model = "{MODEL}"\n[attack]\neps = "2"\nsteps = 2\nmax_images = 2\ntransfer_to = "tv-int8.onnx"\n'
+                      '[[check]]\nmetric = "attack.transfer.tv_int8.linf_2.cosine.worst"\nmin = -1\n'
+                      '[[check]]\nmetric = "attack.transfer.tv_int8.linf_2.gap.cosine_worst"\nmin = -0.01\n')
+    res = run_cli("gate", policy, "--out", tmp_path / "g")
+    assert res.returncode == 0, res.stdout + res.stderr
+    values = json.loads((tmp_path / "g" / "gate.json").read_text())["values"]
+    row = json.loads((tmp_path / "g" / "attack.json").read_text())["transfer"][0]
+    assert row["artefact"] == str(tmp_path / "tv-int8.onnx")
+    assert values["attack.transfer.tv_int8.linf_2.cosine.worst"] == row["cosine"]["worst"]
+    assert values["attack.transfer.tv_int8.linf_2.divergence_radius.p95"] == row["divergence_radius"]["p95"]
+    assert values["attack.transfer.tv_int8.linf_2.gap.cosine_worst"] == row["gap"]["cosine_worst"]
+    assert abs(row["gap"]["cosine_worst"]) < 1e-4  # the export of the attacked model: no gap
+    other = tmp_path / "other.toml"
+    other.write_text(policy.read_text().replace("tv_int8.linf_2.cosine", "tv_fp16.linf_2.cosine"))
+    res = run_cli("gate", other, "--out", tmp_path / "o")
+    assert res.returncode == 2 and "attack.transfer.tv_fp16.linf_2.cosine.worst" in res.stderr
+    assert not (tmp_path / "o" / "attack.json").exists()  # refused before any work
+
+
 def test_the_amplified_change_is_mid_grey_where_nothing_moved_and_full_range_at_the_largest_change():
     from vfmaudit.report.attack_html import amplified
 

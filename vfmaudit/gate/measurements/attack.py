@@ -1,11 +1,16 @@
 """attack.NORM_EPS.{cosine,divergence_radius}.STAT: the worst case within a budget (vfmaudit attack),
 e.g. attack.linf_2.cosine.p5 for PGD at 2/255; a fractional budget's point is written p
-(attack.l2_0p5.cosine.worst)."""
+(attack.l2_0p5.cosine.worst). With transfer_to, the images found are replayed on each artefact:
+attack.transfer.ARTEFACT.NORM_EPS.{cosine,divergence_radius}.STAT and .gap.{cosine_mean,cosine_worst,
+radius_mean} (the artefact's figure minus the attacked model's), ARTEFACT the file's stem in
+[A-Za-z0-9_] (e.g. attack.transfer.model_int8.linf_2.cosine.worst)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+from vfmaudit.errors import VfmauditError
 from vfmaudit.gate.measurements._registry import Measurement, MetricInfo, Option, as_float, register_measurement
 from vfmaudit.metrics import SUMMARY_STATS
 
@@ -20,13 +25,47 @@ def _budgets(options) -> tuple[float, ...]:
     return parse_budgets(options["eps"], where="[attack] ")
 
 
+GAPS = {"cosine_mean": True, "cosine_worst": True, "radius_mean": False}  # higher is better?
+
+
+def artefact_key(path: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", Path(path).stem)
+
+
+def _artefacts(policy, options) -> dict[str, str]:
+    """transfer_to's files by metric key, relative paths read from the policy's folder."""
+    base = Path(policy.source).parent
+    found: dict[str, str] = {}
+    for item in (t.strip() for t in options["transfer_to"].split(",")):
+        if not item:
+            continue
+        path = item if Path(item).expanduser().is_absolute() else str(base / item)
+        key = artefact_key(path)
+        if key in found:
+            raise VfmauditError(f"{policy.source}: [attack] transfer_to: {found[key]} and {path} would both be "
+                                f"attack.transfer.{key}: give the files distinct names")
+        found[key] = path
+    return found
+
+
+def _stats(prefix: str) -> dict[str, MetricInfo]:
+    paths = {}
+    for s in SUMMARY_STATS:
+        paths[f"{prefix}.cosine.{s}"] = MetricInfo(True, (-1, 1))
+        paths[f"{prefix}.divergence_radius.{s}"] = MetricInfo(False, (0, 2))
+    return paths
+
+
 def _paths(policy, options) -> dict[str, MetricInfo]:
     paths = {}
+    artefacts = _artefacts(policy, options)
     for eps in _budgets(options):
         key = budget_key(options["norm"], eps)
-        for s in SUMMARY_STATS:
-            paths[f"attack.{key}.cosine.{s}"] = MetricInfo(True, (-1, 1))
-            paths[f"attack.{key}.divergence_radius.{s}"] = MetricInfo(False, (0, 2))
+        paths.update(_stats(f"attack.{key}"))
+        for name in artefacts:
+            paths.update(_stats(f"attack.transfer.{name}.{key}"))
+            for gap, higher in GAPS.items():
+                paths[f"attack.transfer.{name}.{key}.gap.{gap}"] = MetricInfo(higher, (-2, 2))
     return paths
 
 
@@ -36,7 +75,8 @@ def _run(policy, options, out_dir: Path) -> dict:
     config = AttackConfig(images=policy.images or None, model=policy.model, pretrained=policy.pretrained,
                           seed=policy.seed, device=policy.device, norm=options["norm"], eps=_budgets(options),
                           method=options["method"], loss=options["loss"], steps=options["steps"],
-                          queries=options["queries"], max_images=options["max_images"])
+                          queries=options["queries"], max_images=options["max_images"],
+                          transfer_to=list(_artefacts(policy, options).values()))
     return run_attack(config).to_json()
 
 
@@ -47,6 +87,13 @@ def _values(report: dict) -> dict:
         for metric in ("cosine", "divergence_radius"):
             for s in SUMMARY_STATS:
                 values[f"attack.{key}.{metric}.{s}"] = as_float(b[metric][s])
+    for row in report.get("transfer", []):
+        prefix = f"attack.transfer.{artefact_key(row['artefact'])}.{budget_key(report['config']['norm'], row['eps'])}"
+        for metric in ("cosine", "divergence_radius"):
+            for s in SUMMARY_STATS:
+                values[f"{prefix}.{metric}.{s}"] = as_float(row[metric][s])
+        for gap in GAPS:
+            values[f"{prefix}.gap.{gap}"] = as_float(row["gap"][gap])
     return values
 
 
@@ -58,5 +105,7 @@ register_measurement(Measurement(
              "loss": Option(str, "cosine", "cosine or l2"),
              "steps": Option(int, 10, "iterations (pgd, apgd)"),
              "queries": Option(int, 1000, "encodes per image (square)"),
-             "max_images": Option(int, 16, "images attacked (the first readable ones)")},
+             "max_images": Option(int, 16, "images attacked (the first readable ones)"),
+             "transfer_to": Option(str, "", "artefacts the images found are replayed on, comma-separated "
+                                            "(relative to the policy's folder)")},
     metric_paths=_paths, run=_run, values=_values))
