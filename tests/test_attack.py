@@ -199,7 +199,7 @@ def test_cli_runs_and_refuses_unusable_input(folder, tmp_path):
     assert "Random weights" in page and "Threat model" in page
     for args, needle in ((["--eps", "two"], "--eps must be comma-separated numbers"),
                          (["--method", "search"], "not built yet"),
-                         (["--method", "square", "--norm", "l2"], "--norm l2 is not built yet"),
+                         (["--method", "square", "--queries", "0"], "queries must be >= 1"),
                          (["-m", "model.onnx"], "white-box attack: it needs a torch --model spec"),
                          (["--save-images"], "pass --out DIR too"),
                          (["--norm", "l1"], "--norm must be one of linf, l2")):
@@ -224,6 +224,31 @@ def test_square_beats_random_search_of_the_same_queries(folder):
     assert np.allclose(loss(encoder.encode(adv), e0), square, atol=1e-6)  # the kept losses are the images'
 
 
+def test_square_l2_beats_random_search_of_the_same_queries_inside_the_budget(folder):
+    """Square's L2 update (the paper's Algorithm 3) against the best of as many random directions at
+    norm eps; both on the rounded uint8 images, whose norm never exceeds eps."""
+    from vfmaudit.attack.square import numpy_loss, random_search_l2, square_l2, two_lobes
+    from vfmaudit.attack.threat import measured_norms
+    from vfmaudit.data.sources import collect_items
+
+    pattern = two_lobes(9, np.random.default_rng(0))
+    halves = (pattern[:4], pattern[4:]) if np.all(pattern[:4] > 0) else (pattern[:, :4], pattern[:, 4:])
+    assert abs(np.linalg.norm(pattern) - 1) < 1e-12  # unit norm, one lobe up and one down
+    assert np.all(halves[0] > 0) and np.all(halves[1] < 0)
+    encoder = create_encoder("torch", model=MODEL, seed=0)
+    clean = np.stack([encoder.preprocess.prepare(it.load()) for it in collect_items([str(folder)])])
+    e0 = encoder.encode(clean)
+    loss = numpy_loss("cosine")
+    adv, square, spent = square_l2(encoder.encode, clean, e0, loss, 8.0, 100, np.random.default_rng(0))
+    rand_img, random = random_search_l2(encoder.encode, clean, e0, loss, 8.0, 100, np.random.default_rng(0))
+    norms = measured_norms(clean, adv)[1]
+    assert spent == 100 and np.all(norms <= 8.0) and np.all(norms > 0.9 * 8.0)  # the budget, nearly all used
+    assert np.all(measured_norms(clean, rand_img)[1] <= 8.0)
+    # measured here: 1.3-1.9x the drift of the best of 100 random directions (1,000 queries widen it)
+    assert square.mean() > 1.2 * random.mean(), (square, random)
+    assert np.allclose(loss(encoder.encode(adv), e0), square, atol=1e-6)
+
+
 def test_square_attacks_an_onnx_export_directly(folder, tmp_path, onnx_export):
     onnx = onnx_export
     out = tmp_path / "sq"
@@ -239,6 +264,13 @@ def test_square_attacks_an_onnx_export_directly(folder, tmp_path, onnx_export):
     # measured: Square-100 on the ONNX file reaches about 1/200 of PGD-10's drift on the torch model
     # (1/50 with 1,000 queries); the gradient-free attack is far weaker on this random ViT
     assert p / 1000 < s < p, (s, p)
+    l2 = run_attack(AttackConfig(images=[str(folder)], model=str(onnx), norm="l2", eps=(8,), method="square",
+                                 queries=10, max_images=2, out=str(tmp_path / "l2"), save_images=True))
+    adv = _reread(tmp_path / "l2", 8, 2)
+    clean = np.stack([np.asarray(Image.open(tmp_path / "l2" / "clean" / f"{i:05d}.png")) for i in range(2)])
+    from vfmaudit.attack.threat import measured_norms
+
+    assert np.all(measured_norms(clean, adv)[1] <= 8.0) and l2.budgets[0]["cosine"]["mean"] < 1
 
 
 def test_transfer_to_the_models_own_onnx_export_has_no_gap(folder, tmp_path, onnx_export):

@@ -74,8 +74,6 @@ class AttackConfig:
                 raise VfmauditError(f"{name} must be >= 1, got {getattr(self, name)}", param=name)
         from vfmaudit.runtime import is_artefact_path
 
-        if self.method == "square" and self.norm != "linf":
-            raise VfmauditError("square runs the L-inf attack here; --norm l2 is not built yet", param="norm")
         for path in self.transfer_to:
             if not Path(path).is_file():
                 raise VfmauditError(f"transfer_to {path} is not a file: pass exported artefacts (.onnx, .engine)",
@@ -135,7 +133,9 @@ def _load(config: AttackConfig, prepare) -> tuple[list[str], np.ndarray, list[tu
 def _default_step(config: AttackConfig, radius: float) -> float:
     if config.step_size is not None:
         return config.step_size * radius
-    return max(radius / 4.0, 1.0 / 255.0) if config.norm == "linf" else radius / 4.0
+    from vfmaudit.attack.threat import default_step
+
+    return default_step(config.norm, radius)
 
 
 def _whitebox(config: AttackConfig, progress, ids, clean, e_clean, built, encoder, eps_sorted):
@@ -177,7 +177,7 @@ def _whitebox(config: AttackConfig, progress, ids, clean, e_clean, built, encode
 
 
 def _square(config: AttackConfig, progress, ids, clean, e_clean, encoder, eps_sorted):
-    from vfmaudit.attack.square import numpy_loss, square_linf
+    from vfmaudit.attack.square import numpy_loss, square_l2, square_linf
 
     loss = numpy_loss(config.loss)
     rng = np.random.default_rng(config.seed)
@@ -188,8 +188,12 @@ def _square(config: AttackConfig, progress, ids, clean, e_clean, encoder, eps_so
             chunk = clean[start:start + config.batch_size]
             best_imgs, best = chunk.copy(), np.full(len(chunk), -np.inf)
             for _ in range(config.restarts):
-                imgs, values, _ = square_linf(encoder.encode, chunk, e_clean[start:start + len(chunk)], loss,
-                                              levels(eps), config.queries, rng)
+                if config.norm == "linf":
+                    imgs, values, _ = square_linf(encoder.encode, chunk, e_clean[start:start + len(chunk)], loss,
+                                                  levels(eps), config.queries, rng)
+                else:
+                    imgs, values, _ = square_l2(encoder.encode, chunk, e_clean[start:start + len(chunk)], loss,
+                                                eps, config.queries, rng)
                 better = values > best
                 best_imgs[better], best = imgs[better], np.where(better, values, best)
             batch_out[start:start + len(chunk)] = best_imgs

@@ -27,6 +27,12 @@ def budget(norm: str, eps: float) -> float:
     return eps / 255.0 if norm == "linf" else float(eps)
 
 
+def default_step(norm: str, radius: float) -> float:
+    """PGD's step on [0, 1] pixels: a quarter of the radius, at least one grey level for L-inf (RobustVLM's
+    1/255 at 4/255)."""
+    return max(radius / 4.0, 1.0 / 255.0) if norm == "linf" else radius / 4.0
+
+
 def levels(eps: float) -> int:
     """An L-inf budget in whole grey levels: what a uint8 image can move by within it."""
     return int(np.floor(eps + 1e-9))

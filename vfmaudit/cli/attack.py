@@ -27,7 +27,7 @@ def attack(
              "[0, 1] image for l2; at the model's input size, after its resize and crop.")] = "1,2,4",
     method: Annotated[str, typer.Option(
         help="pgd (random start, momentum 0.9, as RobustVLM) or apgd (AutoAttack's step-size rule): white-box, on "
-             "a torch model; square (the score-based Square attack, L-inf): black-box, on any model or artefact "
+             "a torch model; square (the score-based Square attack, L-inf or L2): black-box, on any model or artefact "
              "(.onnx, INT8, .engine).")] = "pgd",
     loss: Annotated[str, typer.Option(
         help="cosine (1 - cos to the clean embedding) or l2 (FARE's squared distance).")] = "cosine",

@@ -45,11 +45,17 @@ def finetune(
         help="Run this acceptance policy on the result (the exported file when --export onnx).")] = None,
     eval_perturbations: Annotated[str, typer.Option(
         help="Families compared before and after on held-out images (trained and not trained).")] = "everyday",
+    adversarial: Annotated[Optional[str], typer.Option(
+        help="linf:EPS (EPS in 1/255) or l2:EPS: train against PGD examples made on the fly for each batch, with "
+             "FARE's loss ||f'(x_adv) - f(x)||^2 to the original's clean embedding (instead of -p's edits); the "
+             "report adds the held-out worst case before and after.")] = None,
+    attack_steps: Annotated[int, typer.Option(help="PGD steps per batch with --adversarial (RobustVLM: 10).")] = 10,
     json_out: JsonOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Fine-tune an encoder to be robust to chosen edits while it stays close to the original:
-    L = -mean cos(f'(x), f'(P(x,k))) - lam * mean cos(f(x), f'(x)).
+    L = -mean cos(f'(x), f'(P(x,k))) - lam * mean cos(f(x), f'(x)); with --adversarial linf:4,
+    L = mean ||f'(x_adv) - f(x)||^2 - lam * mean cos(f(x), f'(x)), x_adv by PGD on f' for each batch.
 
     Writes weights.safetensors (usable with --pretrained everywhere), train_log.csv, report.json and
     report.html (before/after on held-out images) to --out.
@@ -63,7 +69,8 @@ def finetune(
                             out=str(out_dir), perturbations=perturbations, lam=lam, epochs=epochs, steps=steps,
                             batch_size=batch_size, lr=lr, clip_grad=clip_grad, train=train, held_out=held_out,
                             seed=seed, device=device, resume=resume, overwrite=overwrite,
-                            eval_perturbations=eval_perturbations)
+                            eval_perturbations=eval_perturbations, adversarial=adversarial,
+                            attack_steps=attack_steps)
     config.validate()
     stages = Stages(quiet)
     # the step bar on a terminal; in a log the steps are stage lines like the rest (every tenth of the way)

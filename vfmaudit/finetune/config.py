@@ -35,6 +35,22 @@ class FinetuneConfig:
     eval_perturbations: str = "everyday"  # families compared before/after (trained and not trained)
     eval_levels: int = 3
     crops_per_image: int = 8  # built-in default only: crops per sample photograph
+    adversarial: str | None = None  # "linf:4" (1/255 units) or "l2:0.5": train against PGD with FARE's loss
+    attack_steps: int = 10  # PGD steps per training batch (and for the before/after worst case)
+
+    def adversarial_budget(self) -> tuple[str, float] | None:
+        """(norm, eps) of adversarial, or None; checked."""
+        if not self.adversarial:
+            return None
+        norm, sep, eps = str(self.adversarial).partition(":")
+        try:
+            value = float(eps)
+        except ValueError:
+            value = -1.0
+        if not sep or norm not in ("linf", "l2") or not value > 0:
+            raise VfmauditError(f"adversarial must be linf:EPS (EPS in 1/255) or l2:EPS (on [0, 1] pixels) with "
+                                f"EPS > 0, e.g. linf:4, got '{self.adversarial}'", param="adversarial")
+        return norm, value
 
     def plan(self) -> list[FamilyPlan]:
         return parse_perturbations(self.perturbations, 2)
@@ -54,13 +70,17 @@ class FinetuneConfig:
             raise VfmauditError(f"held_out must be between 0 and 1, got {self.held_out}", param="held_out")
         if self.lr <= 0 or self.lam < 0:
             raise VfmauditError("lr must be > 0 and lam >= 0", param=("lr", "lam"))
+        self.adversarial_budget()
+        if self.attack_steps < 1:
+            raise VfmauditError(f"attack_steps must be >= 1, got {self.attack_steps}", param="attack_steps")
         if not self.clip_grad > 0:  # clip_grad_norm_ to 0 would zero every step: no training at all
             raise VfmauditError(f"clip_grad must be > 0, got {self.clip_grad}", param="clip_grad")
 
     def fingerprint(self) -> dict:
         """What a checkpoint must match for resume (everything that changes the training itself)."""
         keep = ("inputs", "model", "pretrained", "perturbations", "lam", "epochs", "steps", "batch_size", "lr",
-                "weight_decay", "warmup", "clip_grad", "train", "held_out", "seed", "crops_per_image")
+                "weight_decay", "warmup", "clip_grad", "train", "held_out", "seed", "crops_per_image", "adversarial",
+                "attack_steps")
         d = asdict(self)
         return {k: d[k] for k in keep}
 

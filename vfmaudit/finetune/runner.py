@@ -116,6 +116,24 @@ def evaluate(before, after, images: np.ndarray, preprocess, device, eval_plans, 
             "agreement": neighbour_agreement(clean_b, clean_a), "families": families}
 
 
+def worst_case(config: FinetuneConfig, before, after, images: np.ndarray, preprocess, device,
+               stage: StageFn = no_stages) -> dict:
+    """The held-out worst case at the training budget, before and after: PGD (attack_steps, 1 - cos) on
+    each model, the rounded images encoded by the same model."""
+    from vfmaudit.finetune.adversarial import Adversary
+
+    norm, eps = config.adversarial_budget()
+    stage(f"the worst case at {norm} {eps:g} before and after (PGD-{config.attack_steps}, held-out images)", 0, 0)
+    adversary = Adversary(norm, eps, config.attack_steps, preprocess, device)
+    cos = {name: adversary.worst_case(m, images, lambda x, m=m: _embed(m, x, preprocess, device), config.seed)
+           for name, m in (("before", before), ("after", after))}
+    entry = {"norm": norm, "eps": eps, "method": "pgd", "steps": config.attack_steps, "loss": "cosine"}
+    for stat, fn in (("cosine_mean", np.mean), ("cosine_worst", np.min)):
+        b, a = float(fn(cos["before"])), float(fn(cos["after"]))
+        entry[stat] = {"before": b, "after": a, "change": a - b}
+    return entry
+
+
 def _check_one_batch(n_train: int, n_held: int, batch_size: int) -> None:
     if n_train < batch_size:
         raise VfmauditError(f"{n_train} training images (after holding out {n_held}) are fewer than one batch of "
@@ -175,6 +193,8 @@ def run_finetune(config: FinetuneConfig, progress: ProgressFn | None = None,
         t0 = time.perf_counter()
         held = evaluate(frozen, model, held_images, built.preprocess, device, eval_plans, trained, config.seed,
                         stage=stage)
+        if config.adversarial_budget():
+            held["worst_case"] = worst_case(config, frozen, model, held_images, built.preprocess, device, stage)
         report = {
             **report_header(SCHEMA, 1), "model": {"spec": str(built.spec), "weights": built.weights.describe(),
                                                   "embedding_dim": built.embed_dim},

@@ -1,4 +1,6 @@
-"""The training loop: L = -mean cos(f'(x), f'(P(x,k))) - lam * mean cos(f(x), f'(x)).
+"""The training loop: L = -mean cos(f'(x), f'(P(x,k))) - lam * mean cos(f(x), f'(x)); with
+`adversarial`, FARE's L = mean ||f'(x_adv) - f(x)||^2 - lam * mean cos(f(x), f'(x)), x_adv found by PGD
+on f' for each batch (finetune/adversarial.py).
 
 AdamW with a linear warm-up then cosine decay, gradient clipping, mixed precision on CUDA. A
 checkpoint (trainable parameters, optimizer, schedule, step) is written atomically every epoch,
@@ -93,6 +95,12 @@ def train(model: torch.nn.Module, trainable: list[tuple[str, torch.nn.Parameter]
         with open(log_path, "w", newline="") as f:
             csv.DictWriter(f, fieldnames=LOG_COLUMNS).writeheader()
 
+    threat = config.adversarial_budget()
+    adversary = None
+    if threat:
+        from vfmaudit.finetune.adversarial import Adversary
+
+        adversary = Adversary(*threat, config.attack_steps, preprocess_fn, device)
     first = last = {}
     t0 = time.perf_counter()
     done = 0
@@ -100,15 +108,23 @@ def train(model: torch.nn.Module, trainable: list[tuple[str, torch.nn.Parameter]
         writer = csv.DictWriter(log, fieldnames=LOG_COLUMNS)
         for batch in produce(images, plans, config.batch_size, config.seed, start, total, spe):
             x = _to_tensor(batch.clean, preprocess_fn, device)
-            xp = _to_tensor(batch.perturbed, preprocess_fn, device)
             ref = reference[torch.from_numpy(batch.index).to(device)]
+            if adversary is not None:  # the batch's PGD examples against the model as it is now
+                xp = adversary.normalize(adversary.examples(model, adversary.unit(batch.clean), ref,
+                                                            config.seed * 1_000_003 + batch.step))
+            else:
+                xp = _to_tensor(batch.perturbed, preprocess_fn, device)
             try:
                 with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
                     emb = model(torch.cat([x, xp]))
                 e, ep = emb[: len(x)].float(), emb[len(x):].float()
-                robust = (e * ep).sum(-1).mean()
                 utility = (ref * e).sum(-1).mean()
-                loss = -robust - config.lam * utility
+                if adversary is not None:  # FARE: the adversarial embedding held at the original's clean one
+                    robust = (ref * ep).sum(-1).mean()
+                    loss = ((ep - ref) ** 2).sum(-1).mean() - config.lam * utility
+                else:
+                    robust = (e * ep).sum(-1).mean()
+                    loss = -robust - config.lam * utility
                 opt.zero_grad(set_to_none=True)
                 if scaler:
                     scaler.scale(loss).backward()

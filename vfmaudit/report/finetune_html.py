@@ -50,6 +50,13 @@ def write_finetune_html(result, path: Path | None = None) -> Path:
                f"top-1 agreement with the original {held['agreement'].get('top1') or float('nan'):.3f}. "
                f"Weights: <code>{esc(report['weights_file']['use_with'])}</code>.</p>")
     extra = ""
+    if "worst_case" in held:
+        w = held["worst_case"]
+        unit = "/255" if w["norm"] == "linf" else " (L2)"
+        extra += (f"<p>Adversarially trained at {esc(w['norm'])} {w['eps']:g}{unit}. Held-out worst case (PGD-"
+                  f"{w['steps']}, the rounded images): mean cosine to the clean embedding "
+                  f"{w['cosine_mean']['before']:.4f} before, {w['cosine_mean']['after']:.4f} after; worst "
+                  f"{w['cosine_worst']['before']:.4f} before, {w['cosine_worst']['after']:.4f} after.</p>")
     if "export" in report:
         ex = report["export"]
         extra += (f"<p>Exported to <code>{esc(ex['onnx'])}</code> ({esc(ex['exporter'])}); parity with the fine-tuned "
