@@ -85,7 +85,7 @@ def test_baked_preprocessing_equals_python_preprocessing(vit_baked, vit_onnx, ph
 def test_audit_on_onnx_equals_torch_audit(tmp_path, vit_onnx):
     from vfmaudit import AuditConfig, run_audit
 
-    common = dict(perturbations="jpeg,brightness,gaussian_noise", levels=3, batch_size=8)
+    common = dict(perturbations="jpeg,gaussian_noise", levels=2, batch_size=8)  # a deterministic and a seeded edit
     run_audit(AuditConfig(out=str(tmp_path / "t"), model="openclip:ViT-S-32", **common))
     onnx_res = run_audit(AuditConfig(out=str(tmp_path / "o"), model=str(vit_onnx.path), **common))
     assert onnx_res.report["backend"]["backend"] == "onnx"
@@ -96,7 +96,7 @@ def test_audit_on_onnx_equals_torch_audit(tmp_path, vit_onnx):
             return {(r["image"], r["family"]): r for r in csv.DictReader(f)}
 
     t, o = load(tmp_path / "t"), load(tmp_path / "o")
-    assert t.keys() == o.keys() and len(t) == 12 * 3
+    assert t.keys() == o.keys() and len(t) == 12 * 2
     for k in t:
         for m in ("cosine", "euclidean", "divergence_radius"):
             assert abs(float(t[k][m]) - float(o[k][m])) < 1e-5, (k, m)  # parity is ~1e-7
