@@ -226,3 +226,18 @@ def test_bench_audit_on_ray_measures_scaling_beside_the_local_engine(tmp_path, p
     for row in data["rows"]:
         assert row["images_per_s"] == pytest.approx(4 / row["seconds"])
     assert ray_row["speedup_vs_1_ray_worker"] == 1.0 and data["fingerprint"]["cpu_cores"] == os.cpu_count()
+
+
+def test_a_user_error_in_a_worker_reaches_the_driver_as_its_own_one_line(cluster):
+    """A VfmauditError raised in an actor is raised again in the driver as itself (the CLI's one line),
+    not as Ray's wrapped traceback."""
+    from vfmaudit.engines.ray import map_actor_pool, ray_session
+    from vfmaudit.errors import VfmauditError
+
+    class Failing:  # local: pickled by value for the actors
+        def __call__(self, batch):
+            raise VfmauditError(f"item {int(batch['a'][0])} is unusable", param="inputs")
+
+    with pytest.raises(VfmauditError) as caught, ray_session(cluster[0]):
+        list(map_actor_pool([{"a": 7}], Failing, {}, 1))
+    assert str(caught.value) == "item 7 is unusable" and type(caught.value) is VfmauditError

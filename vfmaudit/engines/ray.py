@@ -117,7 +117,12 @@ def map_actor_pool(items: list[dict], worker: type, worker_kwargs: dict, workers
         while running:
             (ref,), _ = ray.wait(list(running), num_returns=1)
             actor = running.pop(ref)
-            out = ray.get(ref)  # an error in the worker is raised here, as the worker's own exception
+            try:
+                out = ray.get(ref)
+            except ray.exceptions.RayTaskError as e:  # a user error in a worker: its own one line, not Ray's
+                if isinstance(getattr(e, "cause", None), VfmauditError):
+                    raise e.cause from None
+                raise
             submit(actor)
             yield from ({k: v[i] for k, v in out.items()} for i in range(len(next(iter(out.values())))))
     finally:
