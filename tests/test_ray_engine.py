@@ -213,21 +213,6 @@ def test_an_unreachable_or_malformed_ray_address_is_one_line_in_seconds(folder, 
     assert not (tmp_path / "o").exists()  # before any work
 
 
-def test_bench_audit_on_ray_measures_scaling_beside_the_local_engine(tmp_path, photo_batch, model):
-    (tmp_path / "imgs").mkdir()
-    images = noisy_photos(tmp_path / "imgs", photo_batch, 4)
-    res = run_cli("bench", "audit", images, "-m", model, "-p", "jpeg", "--levels", "2", "--engine", "ray",
-                  "--workers", "1", "--json", tmp_path / "b.json")
-    assert res.returncode == 0, res.stderr
-    data = json.loads((tmp_path / "b.json").read_text())
-    assert data["schema"] == "vfmaudit.bench.audit_scaling" and data["images"] == 4
-    local, ray_row = data["rows"]
-    assert (local["engine"], ray_row["engine"], ray_row["workers"]) == ("local", "ray", 1)
-    for row in data["rows"]:
-        assert row["images_per_s"] == pytest.approx(4 / row["seconds"])
-    assert ray_row["speedup_vs_1_ray_worker"] == 1.0 and data["fingerprint"]["cpu_cores"] == os.cpu_count()
-
-
 def test_a_user_error_in_a_worker_reaches_the_driver_as_its_own_one_line(cluster):
     """A VfmauditError raised in an actor is raised again in the driver as itself (the CLI's one line),
     not as Ray's wrapped traceback."""
@@ -241,3 +226,18 @@ def test_a_user_error_in_a_worker_reaches_the_driver_as_its_own_one_line(cluster
     with pytest.raises(VfmauditError) as caught, ray_session(cluster[0]):
         list(map_actor_pool([{"a": 7}], Failing, {}, 1))
     assert str(caught.value) == "item 7 is unusable" and type(caught.value) is VfmauditError
+
+
+def test_bench_audit_on_ray_measures_scaling_beside_the_local_engine(tmp_path, photo_batch, model):
+    (tmp_path / "imgs").mkdir()
+    images = noisy_photos(tmp_path / "imgs", photo_batch, 4)
+    res = run_cli("bench", "audit", images, "-m", model, "-p", "jpeg", "--levels", "2", "--engine", "ray",
+                  "--workers", "1", "--json", tmp_path / "b.json")
+    assert res.returncode == 0, res.stderr
+    data = json.loads((tmp_path / "b.json").read_text())
+    assert data["schema"] == "vfmaudit.bench.audit_scaling" and data["images"] == 4
+    local, ray_row = data["rows"]
+    assert (local["engine"], ray_row["engine"], ray_row["workers"]) == ("local", "ray", 1)
+    for row in data["rows"]:
+        assert row["images_per_s"] == pytest.approx(4 / row["seconds"])
+    assert ray_row["speedup_vs_1_ray_worker"] == 1.0 and data["fingerprint"]["cpu_cores"] == os.cpu_count()
