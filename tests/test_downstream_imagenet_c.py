@@ -63,3 +63,20 @@ def test_downstream_reports_ce_per_task_and_against_a_baseline(tmp_path):
     assert "retrieval" not in b["imagenet_c"]["tasks"]
     bad = run_cli(*common, "--out", tmp_path / "c", "--baseline-report", tmp_path / "nothing")
     assert bad.returncode == 2 and "--baseline-report" in bad.stderr and not (tmp_path / "c").exists()
+
+
+def test_zero_shot_gets_its_corruption_errors_and_ce(tmp_path):
+    """The zero-shot classifier of an OpenCLIP model (its own text tower over the class names) is one
+    of the tasks that get ImageNet-C errors per severity and the AlexNet-normalised CE."""
+    res = run_cli("downstream", "builtin:textures", "-m", "openclip:ViT-S-32", "--max-per-class", "2", "--tasks",
+                  "zero-shot", "-p", "imagenet_c_contrast:1:5", "--levels", "5", "--out", tmp_path / "z", "-q")
+    assert res.returncode == 0, res.stderr
+    report = json.loads((tmp_path / "z" / "downstream.json").read_text())
+    (task,) = report["imagenet_c"]["tasks"]
+    assert task.startswith("zero")
+    entry = report["imagenet_c"]["tasks"][task]["corruptions"]["contrast"]
+    errors = [1 - a for a in report["tasks"][task]["families"]["imagenet_c_contrast"]["accuracy"]]
+    assert entry["severities"] == SEV and entry["error"] == pytest.approx(errors)
+    assert entry["ce_alexnet"] == pytest.approx(sum(errors) / sum(ALEXNET_ERRORS["contrast"]))
+    clean = 1 - report["tasks"][task]["clean"]["accuracy"]
+    assert report["imagenet_c"]["tasks"][task]["clean_error"] == pytest.approx(clean)
