@@ -208,3 +208,21 @@ def test_configurations_are_timed_in_interleaved_rounds(tmp_path):
     assert a["rounds"] == b["rounds"] == 3 and a["iterations"] == b["iterations"] == 6
     assert b["noisy"] and b["spread"] > 0.5 and b["round_throughput"]["min"] < b["round_throughput"]["median"]
     assert set(a["round_throughput"]) == {"median", "min", "max"}
+
+
+def test_one_onnx_file_serves_every_batch_size_and_engines_are_built_per_batch(tmp_path):
+    """An ONNX export has a dynamic batch axis: bench builds it once per precision, not once per batch
+    size; a TensorRT engine's optimisation profile is per batch, so its builder says so."""
+    import onnxruntime as ort
+
+    from vfmaudit.bench.encoder import _Artefacts
+    from vfmaudit.export.builders import get_builder
+    from vfmaudit.runtime import get_backend
+
+    art = _Artefacts("timm:test_resnet", None, 0, tmp_path)
+    onnx = get_backend("onnx")
+    one, four = art.model_for(onnx, "fp32", 1), art.model_for(onnx, "fp32", 4)
+    assert one == four and len(list(tmp_path.rglob("*.onnx"))) == 1
+    batch = ort.InferenceSession(one, providers=["CPUExecutionProvider"]).get_inputs()[0].shape[0]
+    assert not isinstance(batch, int)  # a symbolic batch axis: any batch size runs on it
+    assert get_builder("tensorrt").per_batch and not get_builder("onnx").per_batch

@@ -42,7 +42,7 @@ class _Artefacts:
     def __init__(self, model: str, pretrained: str | None, seed: int, workdir: Path, device: str = "cpu"):
         self.model, self.pretrained, self.seed, self.workdir, self.device = model, pretrained, seed, workdir, device
         self._built = None
-        self._files: dict[tuple[str, str, int], Path] = {}
+        self._files: dict[tuple[str, str, int | None], Path] = {}
 
     def built(self):
         from vfmaudit.models import build_model
@@ -64,11 +64,11 @@ class _Artefacts:
         if precision not in builder.precisions:
             raise VfmauditError(f"no {precision} {backend.name} artefact can be built here: "
                                 f"{builder.other_precisions_hint}")
-        key = (backend.name, precision, batch)
+        key = (backend.name, precision, batch if builder.per_batch else None)
         if key not in self._files:
             source = self.built() if builder.source is None else \
                 Path(self.model_for(get_backend(builder.source), precision, batch))  # precision is the graph's
-            out_dir = self.workdir / f"{backend.name}_{precision}_{batch}"
+            out_dir = self.workdir / "_".join(str(k) for k in key if k is not None)
             out_dir.mkdir(parents=True, exist_ok=True)
             self._files[key] = Path(builder.build(source, out_dir, precision, batch,
                                                   device=backend.device_for(self.device)))

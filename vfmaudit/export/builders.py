@@ -27,6 +27,9 @@ class ArtefactBuilder:
     build: BuildFn = field(repr=False)
     # what to tell a user who asks for another precision
     other_precisions_hint: str = ""
+    # whether the artefact depends on the batch size (a TensorRT engine's optimisation profile); an
+    # ONNX file with a dynamic batch axis serves every batch size, so it is built once
+    per_batch: bool = False
 
 
 _BUILDERS: Catalogue[ArtefactBuilder] = Catalogue("artefact builder")

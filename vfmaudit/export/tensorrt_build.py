@@ -125,6 +125,6 @@ def _build_for_backend(onnx_path: Path, out_dir: Path, precision: str, batch_siz
 
 
 register_builder(ArtefactBuilder(
-    backend="tensorrt", source="onnx", precisions=("fp32", "fp16", "bf16"), build=_build_for_backend,
+    backend="tensorrt", source="onnx", precisions=("fp32", "fp16", "bf16"), build=_build_for_backend, per_batch=True,
     other_precisions_hint="the precision of an engine is its ONNX file's: build the engine from an INT8 "
                           "ONNX file (vfmaudit calibrate) and pass it as model"))
