@@ -281,3 +281,20 @@ def test_vit_quantization_uint8_activations_float_attention_cached_ranges_and_cl
     first = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     second = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(again.path)).graph.initializer}
     assert first.keys() == second.keys() and all(np.array_equal(first[k], second[k]) for k in first)
+
+
+def test_the_imagenet_c_pixel_mode_is_part_of_the_calibration_cache_key(tmp_path):
+    """An ImageNet-C preset calibrated in scale mode is another set than in imagenet mode: not reused."""
+    from vfmaudit.perturb.families.imagenet_c import set_options
+
+    items = sample_items(2)
+    common = dict(size=6, seed=0, cache_dir=tmp_path / "c", perturbations="imagenet_c_defocus_blur")
+    try:
+        set_options("imagenet")
+        a = build_calibration_set(items, SPEC, **common)
+        set_options("scale")
+        b = build_calibration_set(items, SPEC, **common)
+    finally:
+        set_options("imagenet")
+    assert not b.cached and a.path != b.path
+    assert not np.array_equal(np.asarray(a.images), np.asarray(b.images))

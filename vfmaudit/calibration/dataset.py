@@ -69,8 +69,12 @@ def _cache_key(spec: PreprocessSpec, items: list[ImageItem], size: int, perturbe
         p = Path(it.id)
         stat = p.stat() if p.is_file() else None
         sources.append([it.id, stat.st_size if stat else 0, stat.st_mtime_ns if stat else 0])
+    from vfmaudit.perturb.families.imagenet_c import options as imagenet_c_options
+
+    # the ImageNet-C pixel mode and frost textures change the variants' bytes: part of the key
     blob = json.dumps({"spec": spec.to_dict(), "sources": sources, "size": size, "perturbed": perturbed,
-                       "seed": seed, "edits": _variants(perturbed, perturbations), "version": __version__}, sort_keys=True)
+                       "seed": seed, "edits": _variants(perturbed, perturbations), "version": __version__,
+                       "imagenet_c": imagenet_c_options()}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
