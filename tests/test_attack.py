@@ -208,14 +208,22 @@ def test_cli_runs_and_refuses_unusable_input(folder, tmp_path):
         assert res.returncode == 2 and len(lines) == 1 and needle in lines[0], (args, res.stderr)
 
 
-def test_square_beats_random_search_of_the_same_queries(folder):
-    from vfmaudit.attack.square import numpy_loss, random_search_linf, square_linf
+@pytest.fixture(scope="module")
+def square_setup(folder):
+    """For the Square tests: the torch model, the folder's images at its input size, their clean
+    embeddings, and the cosine loss on numpy embeddings."""
+    from vfmaudit.attack.square import numpy_loss
     from vfmaudit.data.sources import collect_items
 
     encoder = create_encoder("torch", model=MODEL, seed=0)
     clean = np.stack([encoder.preprocess.prepare(it.load()) for it in collect_items([str(folder)])])
-    e0 = encoder.encode(clean)
-    loss = numpy_loss("cosine")
+    return encoder, clean, encoder.encode(clean), numpy_loss("cosine")
+
+
+def test_square_beats_random_search_of_the_same_queries(square_setup):
+    from vfmaudit.attack.square import random_search_linf, square_linf
+
+    encoder, clean, e0, loss = square_setup
     adv, square, spent = square_linf(encoder.encode, clean, e0, loss, 4, 100, np.random.default_rng(0))
     _, random = random_search_linf(encoder.encode, clean, e0, loss, 4, 100, np.random.default_rng(0))
     assert spent == 100 and np.abs(adv.astype(int) - clean.astype(int)).max() <= 4
@@ -224,21 +232,17 @@ def test_square_beats_random_search_of_the_same_queries(folder):
     assert np.allclose(loss(encoder.encode(adv), e0), square, atol=1e-6)  # the kept losses are the images'
 
 
-def test_square_l2_beats_random_search_of_the_same_queries_inside_the_budget(folder):
+def test_square_l2_beats_random_search_of_the_same_queries_inside_the_budget(square_setup):
     """Square's L2 update (the paper's Algorithm 3) against the best of as many random directions at
     norm eps; both on the rounded uint8 images, whose norm never exceeds eps."""
-    from vfmaudit.attack.square import numpy_loss, random_search_l2, square_l2, two_lobes
+    from vfmaudit.attack.square import random_search_l2, square_l2, two_lobes
     from vfmaudit.attack.threat import measured_norms
-    from vfmaudit.data.sources import collect_items
 
     pattern = two_lobes(9, np.random.default_rng(0))
     halves = (pattern[:4], pattern[4:]) if np.all(pattern[:4] > 0) else (pattern[:, :4], pattern[:, 4:])
     assert abs(np.linalg.norm(pattern) - 1) < 1e-12  # unit norm, one lobe up and one down
     assert np.all(halves[0] > 0) and np.all(halves[1] < 0)
-    encoder = create_encoder("torch", model=MODEL, seed=0)
-    clean = np.stack([encoder.preprocess.prepare(it.load()) for it in collect_items([str(folder)])])
-    e0 = encoder.encode(clean)
-    loss = numpy_loss("cosine")
+    encoder, clean, e0, loss = square_setup
     adv, square, spent = square_l2(encoder.encode, clean, e0, loss, 8.0, 100, np.random.default_rng(0))
     rand_img, random = random_search_l2(encoder.encode, clean, e0, loss, 8.0, 100, np.random.default_rng(0))
     norms = measured_norms(clean, adv)[1]

@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from vfmaudit.attack.threat import NORMS, budget, levels, measured_norms, to_uint8
+from vfmaudit.attack.threat import NORMS, budget, default_step, levels, measured_norms, to_uint8, unit_images
 from vfmaudit.attack.whitebox import LOSSES, apgd, embedding_loss, pgd
 from vfmaudit.errors import ImageDecodeError, VfmauditError
 from vfmaudit.files import check_output_folder, write_json, write_text_atomic
@@ -133,8 +133,6 @@ def _load(config: AttackConfig, prepare) -> tuple[list[str], np.ndarray, list[tu
 def _default_step(config: AttackConfig, radius: float) -> float:
     if config.step_size is not None:
         return config.step_size * radius
-    from vfmaudit.attack.threat import default_step
-
     return default_step(config.norm, radius)
 
 
@@ -160,7 +158,7 @@ def _whitebox(config: AttackConfig, progress, ids, clean, e_clean, built, encode
         batch_out = np.empty_like(clean)
         for start in range(0, len(ids), config.batch_size):
             chunk = clean[start:start + config.batch_size]
-            x01 = torch.from_numpy(chunk.astype(np.float32) / np.float32(255.0)).permute(0, 3, 1, 2).to(device)
+            x01 = unit_images(chunk, device)
             e0 = torch.from_numpy(e_clean[start:start + len(chunk)]).to(device)
             with torch.autocast(device_type=device.type, enabled=False):
                 if config.method == "pgd":
@@ -180,20 +178,18 @@ def _square(config: AttackConfig, progress, ids, clean, e_clean, encoder, eps_so
     from vfmaudit.attack.square import numpy_loss, square_l2, square_linf
 
     loss = numpy_loss(config.loss)
+    attack = square_linf if config.norm == "linf" else square_l2
     rng = np.random.default_rng(config.seed)
     adv_images, done, total = {}, 0, len(eps_sorted) * len(ids)
     for eps in eps_sorted:
+        size = levels(eps) if config.norm == "linf" else eps  # square_linf's budget is in grey levels
         batch_out = np.empty_like(clean)
         for start in range(0, len(ids), config.batch_size):
             chunk = clean[start:start + config.batch_size]
             best_imgs, best = chunk.copy(), np.full(len(chunk), -np.inf)
             for _ in range(config.restarts):
-                if config.norm == "linf":
-                    imgs, values, _ = square_linf(encoder.encode, chunk, e_clean[start:start + len(chunk)], loss,
-                                                  levels(eps), config.queries, rng)
-                else:
-                    imgs, values, _ = square_l2(encoder.encode, chunk, e_clean[start:start + len(chunk)], loss,
-                                                eps, config.queries, rng)
+                imgs, values, _ = attack(encoder.encode, chunk, e_clean[start:start + len(chunk)], loss, size,
+                                         config.queries, rng)
                 better = values > best
                 best_imgs[better], best = imgs[better], np.where(better, values, best)
             batch_out[start:start + len(chunk)] = best_imgs

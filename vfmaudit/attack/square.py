@@ -43,20 +43,34 @@ def square_linf(encode: Callable[[np.ndarray], np.ndarray], clean: np.ndarray, e
         return np.clip(base + delta, 0, 255).astype(np.uint8)
 
     delta = (levels * rng.choice([-1, 1], size=(n, 1, w, c))).astype(np.int16).repeat(h, axis=1)  # stripes
+
+    def redraw(d: np.ndarray, _i: int, side: int) -> None:  # one random square, a new +-eps per channel
+        y, x = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+        window = d[y:y + side, x:x + side]
+        for _ in range(10):  # a new value for the square: not the one it has everywhere
+            signs = (levels * rng.choice([-1, 1], size=c)).astype(np.int16)
+            if not np.all(window == signs):
+                break
+        window[...] = signs
+
+    return _search(encode, e_clean, loss, make, delta, redraw, queries, p_init, 1, (max(h - 1, 1), max(w - 1, 1)))
+
+
+def _search(encode, e_clean, loss, make: Callable[[np.ndarray], np.ndarray], delta: np.ndarray,
+            update: Callable[[np.ndarray, int, int], None], queries: int, p_init: float, min_side: int,
+            largest: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, int]:
+    """Square's random search, both norms: each query changes every image's perturbation by
+    update(delta_i, i, side), the square's side on AutoAttack's schedule within [min_side, largest],
+    and keeps the change where the loss rose. -> (make(best delta), its losses, queries spent)."""
+    h, w = delta.shape[1:3]
     best = loss(encode(make(delta)), e_clean)
     spent = 1
     for it in range(1, queries):
         side = int(round(np.sqrt(_fraction(p_init, it, queries) * h * w)))
-        side = min(max(side, 1), h - 1 if h > 1 else 1, w - 1 if w > 1 else 1)
+        side = min(max(side, min_side), *largest)
         trial = delta.copy()
-        for i in range(n):
-            y, x = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
-            window = trial[i, y:y + side, x:x + side]
-            for _ in range(10):  # a new value for the square: not the one it has everywhere
-                signs = (levels * rng.choice([-1, 1], size=c)).astype(np.int16)
-                if not np.all(window == signs):
-                    break
-            window[...] = signs
+        for i in range(len(trial)):
+            update(trial[i], i, side)
         values = loss(encode(make(trial)), e_clean)
         spent += 1
         better = values > best
@@ -118,36 +132,26 @@ def square_l2(encode: Callable[[np.ndarray], np.ndarray], clean: np.ndarray, e_c
         return to_uint8(clean, x01 + delta, "l2", eps)
 
     delta = _l2_start(n, h, w, c, eps, rng)
-    best = loss(encode(make(delta)), e_clean)
-    spent = 1
-    for it in range(1, queries):
-        side = int(round(np.sqrt(_fraction(p_init, it, queries) * h * w)))
-        side = min(max(side, 3), h, w)
-        trial = delta.copy()
-        for i in range(n):
-            y1, x1 = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
-            y2, x2 = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
-            union = np.zeros((h, w), bool)
-            union[y1:y1 + side, x1:x1 + side] = True
-            union[y2:y2 + side, x2:x2 + side] = True
-            d = trial[i]
-            unused = max(eps ** 2 - float(np.sum(d ** 2)), 0.0)  # budget the clipping to the image freed
-            eta = two_lobes(side, rng)
-            for ch in range(c):  # the paper's update, channel by channel: the norm ends at eps
-                nu = d[..., ch]
-                old = nu[y1:y1 + side, x1:x1 + side]
-                n_old = np.linalg.norm(old)
-                mixed = rng.choice([-1.0, 1.0]) * eta + (old / n_old if n_old > 0 else 0.0)
-                available = np.sqrt(float(np.sum(nu[union] ** 2)) + unused / c)
-                nu[union] = 0.0  # the second square's share moves to the first
-                nu[y1:y1 + side, x1:x1 + side] = mixed * (available / max(np.linalg.norm(mixed), 1e-12))
-            d[...] = np.clip(x01[i] + d, 0.0, 1.0) - x01[i]  # inside the image: the norm can only shrink
-        values = loss(encode(make(trial)), e_clean)
-        spent += 1
-        better = values > best
-        delta[better] = trial[better]
-        best = np.where(better, values, best)
-    return make(delta), best, spent
+
+    def move(d: np.ndarray, i: int, side: int) -> None:  # the paper's update
+        y1, x1 = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+        y2, x2 = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+        union = np.zeros((h, w), bool)
+        union[y1:y1 + side, x1:x1 + side] = True
+        union[y2:y2 + side, x2:x2 + side] = True
+        unused = max(eps ** 2 - float(np.sum(d ** 2)), 0.0)  # budget the clipping to the image freed
+        eta = two_lobes(side, rng)
+        for ch in range(c):  # channel by channel: the norm ends at eps
+            nu = d[..., ch]
+            old = nu[y1:y1 + side, x1:x1 + side]
+            n_old = np.linalg.norm(old)
+            mixed = rng.choice([-1.0, 1.0]) * eta + (old / n_old if n_old > 0 else 0.0)
+            available = np.sqrt(float(np.sum(nu[union] ** 2)) + unused / c)
+            nu[union] = 0.0  # the second square's share moves to the first
+            nu[y1:y1 + side, x1:x1 + side] = mixed * (available / max(np.linalg.norm(mixed), 1e-12))
+        d[...] = np.clip(x01[i] + d, 0.0, 1.0) - x01[i]  # inside the image: the norm can only shrink
+
+    return _search(encode, e_clean, loss, make, delta, move, queries, p_init, 3, (h, w))
 
 
 def random_search_l2(encode, clean, e_clean, loss, eps: float, queries: int,
@@ -156,25 +160,29 @@ def random_search_l2(encode, clean, e_clean, loss, eps: float, queries: int,
     from vfmaudit.attack.threat import to_uint8
 
     x01 = clean.astype(np.float64) / 255.0
-    best_img, best = clean.copy(), np.full(clean.shape[0], -np.inf)
-    for _ in range(queries):
+
+    def draw() -> np.ndarray:
         z = rng.standard_normal(clean.shape)
         z *= eps / np.linalg.norm(z.reshape(len(z), -1), axis=1).reshape(-1, 1, 1, 1)
-        img = to_uint8(clean, x01 + z, "l2", eps)
-        values = loss(encode(img), e_clean)
-        better = values > best
-        best_img[better] = img[better]
-        best = np.where(better, values, best)
-    return best_img, best
+        return to_uint8(clean, x01 + z, "l2", eps)
+
+    return _best_of(encode, clean, e_clean, loss, draw, queries)
 
 
 def random_search_linf(encode, clean, e_clean, loss, levels: int, queries: int,
                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """The baseline of the same budget: random corners of the L-inf ball (+-eps per value), best kept."""
     base = clean.astype(np.int16)
+    return _best_of(encode, clean, e_clean, loss,
+                    lambda: np.clip(base + levels * rng.choice([-1, 1], size=clean.shape), 0, 255).astype(np.uint8),
+                    queries)
+
+
+def _best_of(encode, clean, e_clean, loss, draw: Callable[[], np.ndarray], queries: int) -> tuple[np.ndarray, np.ndarray]:
+    """The best per image of `queries` independent draws of images."""
     best_img, best = clean.copy(), np.full(clean.shape[0], -np.inf)
     for _ in range(queries):
-        img = np.clip(base + levels * rng.choice([-1, 1], size=clean.shape), 0, 255).astype(np.uint8)
+        img = draw()
         values = loss(encode(img), e_clean)
         better = values > best
         best_img[better] = img[better]

@@ -50,6 +50,13 @@ def parse_budgets(text: str, where: str = "") -> tuple[float, ...]:
     return values
 
 
+def unit_images(images: np.ndarray, device) -> "torch.Tensor":
+    """uint8 (N, H, W, 3) -> float32 [0, 1] (N, 3, H, W) on the device: what the attacks perturb."""
+    import torch
+
+    return torch.from_numpy(images.astype(np.float32) / np.float32(255.0)).permute(0, 3, 1, 2).to(device)
+
+
 class Normalize:
     """The backends' numpy normalisation (PreprocessSpec.normalize) as a differentiable torch function
     of [0, 1] images (N, 3, H, W): (x - mean) / std per channel."""

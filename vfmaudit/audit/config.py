@@ -9,7 +9,7 @@ from vfmaudit.engines import engines, get_engine
 from vfmaudit.errors import VfmauditError
 from vfmaudit.metrics import metrics
 from vfmaudit.models.spec import DEFAULT_MODEL
-from vfmaudit.perturb.families.imagenet_c import options_fingerprint, resolve_options
+from vfmaudit.perturb.families.imagenet_c import options_fingerprint, resolve_options, set_options
 from vfmaudit.perturb.plan import FamilyPlan, parse_perturbations, plan_json
 from vfmaudit.runtime import Encoder, open_encoder
 
@@ -51,7 +51,6 @@ class AuditConfig:
         if self.workers < 1 or self.shard_size < 1 or self.gpus_per_worker < 0:
             raise VfmauditError("workers and shard_size must be >= 1, gpus_per_worker >= 0",
                                 param=("workers", "shard_size", "gpus_per_worker"))
-        from vfmaudit.perturb.families.imagenet_c import set_options
         from vfmaudit.perturb.families.imagenet_c.protocol import check_protocol
 
         check_protocol(self.protocol)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vfmaudit.attack.threat import Normalize, budget, default_step, to_uint8
+from vfmaudit.attack.threat import Normalize, budget, default_step, to_uint8, unit_images
 from vfmaudit.attack.whitebox import embedding_loss, pgd
 
 
@@ -21,14 +21,12 @@ class Adversary:
         self.normalize = Normalize(preprocess, device, torch.float32)
         self.device = device
 
-    def unit(self, images: np.ndarray) -> torch.Tensor:
-        """uint8 (N, H, W, 3) -> [0, 1] (N, 3, H, W) on the device."""
-        return torch.from_numpy(images.astype(np.float32) / np.float32(255.0)).permute(0, 3, 1, 2).to(self.device)
-
-    def examples(self, model: torch.nn.Module, x01: torch.Tensor, target: torch.Tensor, seed: int,
+    def examples(self, model: torch.nn.Module, images: np.ndarray, target: torch.Tensor, seed: int,
                  loss: str = "l2") -> torch.Tensor:
-        """Adversarial [0, 1] images of x01 against `model`, the loss to `target` embeddings maximised.
-        Seeded by `seed` (a training step's), so a resumed run redraws the same random starts."""
+        """Adversarial [0, 1] images (N, 3, H, W) of uint8 `images` against `model`, the loss to `target`
+        embeddings maximised. Seeded by `seed` (a training step's), so a resumed run redraws the same
+        random starts."""
+        x01 = unit_images(images, self.device)
         generator = torch.Generator().manual_seed(int(seed))
 
         def fn(z: torch.Tensor) -> torch.Tensor:
@@ -45,9 +43,8 @@ class Adversary:
         clean = embed(images)
         adv = np.empty_like(images)
         for s in range(0, len(images), batch):
-            x01 = self.unit(images[s:s + batch])
             target = torch.from_numpy(clean[s:s + batch]).to(self.device)
-            found = self.examples(model, x01, target, seed + s, loss="cosine")
+            found = self.examples(model, images[s:s + batch], target, seed + s, loss="cosine")
             adv[s:s + batch] = to_uint8(images[s:s + batch], found.permute(0, 2, 3, 1).cpu().numpy().astype(np.float64),
                                         self.norm, self.eps)
         return np.sum(embed(adv) * clean, axis=1)

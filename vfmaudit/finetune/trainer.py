@@ -106,11 +106,12 @@ def train(model: torch.nn.Module, trainable: list[tuple[str, torch.nn.Parameter]
     done = 0
     with open(log_path, "a", newline="") as log:
         writer = csv.DictWriter(log, fieldnames=LOG_COLUMNS)
-        for batch in produce(images, plans, config.batch_size, config.seed, start, total, spe):
+        for batch in produce(images, plans, config.batch_size, config.seed, start, total, spe,
+                             with_edits=adversary is None):
             x = _to_tensor(batch.clean, preprocess_fn, device)
             ref = reference[torch.from_numpy(batch.index).to(device)]
             if adversary is not None:  # the batch's PGD examples against the model as it is now
-                xp = adversary.normalize(adversary.examples(model, adversary.unit(batch.clean), ref,
+                xp = adversary.normalize(adversary.examples(model, batch.clean, ref,
                                                             config.seed * 1_000_003 + batch.step))
             else:
                 xp = _to_tensor(batch.perturbed, preprocess_fn, device)
