@@ -198,7 +198,7 @@ def test_cli_runs_and_refuses_unusable_input(folder, tmp_path):
     assert "The worst images at eps 2" in page and page.count("<img") == 3 * 4  # clean, adversarial, change
     assert "Random weights" in page and "Threat model" in page
     for args, needle in ((["--eps", "two"], "--eps must be comma-separated numbers"),
-                         (["--method", "search"], "not built yet"),
+                         (["--method", "search"], "pass --oracle SPEC"),
                          (["--method", "square", "--queries", "0"], "queries must be >= 1"),
                          (["-m", "model.onnx"], "white-box attack: it needs a torch --model spec"),
                          (["--save-images"], "pass --out DIR too"),

@@ -289,10 +289,10 @@ def run_attack(config: "AttackConfig", progress=None) -> "AttackResult":
     """`vfmaudit attack`: the attack (vfmaudit.attack.run_attack), then, with config.out, report.html
     there (the budgets, the transfer table, the worst images with the change amplified)."""
     from vfmaudit.attack import run_attack as attack
-    from vfmaudit.report.attack_html import write_attack_html
+    from vfmaudit.report.attack_html import write_attack_html, write_search_html
 
     def page(result: "AttackResult", out: Path) -> dict:
-        write_attack_html(result, out / "report.html")
+        (write_search_html if config.method == "search" else write_attack_html)(result, out / "report.html")
         return {"html": "report.html"}
 
     return attack(config, progress, on_complete=page)

@@ -1,5 +1,6 @@
 """Worst case, not average case: embedding-space attacks within a stated budget (white-box PGD and
-APGD on the torch model), reported on the audit's scale."""
+APGD on the torch model, black-box Square on any artefact) and the oracle-gated edit search with
+FMR, reported on the audit's scale."""
 
 from vfmaudit.attack.runner import METHODS, THREAT_MODEL, AttackConfig, AttackResult, run_attack
 from vfmaudit.attack.threat import NORMS

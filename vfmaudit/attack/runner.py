@@ -19,7 +19,7 @@ from vfmaudit.files import check_output_folder, write_json, write_text_atomic
 from vfmaudit.metrics import cosine, divergence_radius, summarize
 
 SCHEMA_VERSION = 1
-METHODS = ("pgd", "apgd", "square")
+METHODS = ("pgd", "apgd", "square", "search")
 WHITE_BOX = ("pgd", "apgd")
 THREAT_MODEL = ("eps in units of 1/255 for linf and on the [0, 1] image for l2, at the model's input size "
                 "after its resize and crop; the model's normalisation inside the attacked function; the "
@@ -55,21 +55,32 @@ class AttackConfig:
     backend: str = "auto"
     transfer_to: list[str] = field(default_factory=list)
     max_images: int | None = None
+    # method search (vfmaudit.attack.search): the oracle, labelled data, the edits and the chain length
+    oracle: str | None = None
+    oracle_pretrained: str | None = None
+    oracle_mode: str = "auto"
+    dataset: str | None = None
+    max_per_class: int | None = None
+    test_fraction: float = 0.3
+    classifier: str = "auto"
+    perturbations: str = "everyday"
+    levels: int = 5
+    max_edits: int = 3
 
     def check(self) -> None:
         if self.norm not in NORMS:
             raise VfmauditError(f"--norm must be one of {', '.join(NORMS)}, got '{self.norm}'", param="norm")
         if self.method not in METHODS:
-            hint = " (the oracle-gated edit search is not built yet)" if self.method == "search" else ""
-            raise VfmauditError(f"--method must be one of {', '.join(METHODS)}, got '{self.method}'{hint}",
-                                param="method")
+            raise VfmauditError(f"--method must be one of {', '.join(METHODS)}, got '{self.method}'", param="method")
+        if self.method == "search":
+            self._check_search()
         if self.loss not in LOSSES:
             raise VfmauditError(f"--loss must be one of {', '.join(LOSSES)}, got '{self.loss}'", param="loss")
         if not self.eps or any(not math.isfinite(e) or e < 0 for e in self.eps):
             raise VfmauditError(f"eps must be finite budgets >= 0, got {list(self.eps)}", param="eps")
         if self.max_images is not None and self.max_images < 1:
             raise VfmauditError(f"max_images must be >= 1, got {self.max_images}", param="max_images")
-        for name in ("steps", "restarts", "batch_size", "queries"):
+        for name in ("steps", "restarts", "batch_size", "queries", "levels"):
             if getattr(self, name) < 1:
                 raise VfmauditError(f"{name} must be >= 1, got {getattr(self, name)}", param=name)
         from vfmaudit.runtime import is_artefact_path
@@ -82,6 +93,33 @@ class AttackConfig:
             raise VfmauditError(f"{self.method} is a white-box attack: it needs a torch model spec "
                                 f"(openclip:ARCH or timm:NAME), not the artefact {self.model}; attack the model it "
                                 "was exported from", param="model")
+
+    def _check_search(self) -> None:
+        from vfmaudit.attack.search import CLASSIFIERS, ORACLE_MODES
+
+        if not self.oracle:
+            raise VfmauditError("the edit search needs a model to gate its steps: pass --oracle SPEC (an OpenCLIP model for "
+                                "zero-shot over the class names, or any model for nearest-neighbour labels)",
+                                param="oracle")
+        if self.oracle_mode not in ORACLE_MODES:
+            raise VfmauditError(f"--oracle-mode must be one of {', '.join(ORACLE_MODES)}, got '{self.oracle_mode}'",
+                                param="oracle_mode")
+        if self.oracle_mode == "zero-shot" and not self.dataset:
+            raise VfmauditError("a zero-shot oracle needs class names: pass --dataset (labelled images) or "
+                                "--oracle-mode nearest", param="oracle_mode")
+        if self.classifier not in CLASSIFIERS:
+            raise VfmauditError(f"--classifier must be one of {', '.join(CLASSIFIERS)}, got '{self.classifier}'",
+                                param="classifier")
+        if self.dataset and self.images:
+            raise VfmauditError("pass either IMAGES (unlabelled) or --dataset (labelled), not both",
+                                param=("images", "dataset"))
+        if self.max_edits < 1:
+            raise VfmauditError(f"max_edits must be >= 1, got {self.max_edits}", param="max_edits")
+        if self.max_per_class is not None and self.max_per_class < 2:
+            raise VfmauditError(f"max_per_class must be >= 2, got {self.max_per_class}", param="max_per_class")
+        if not 0 < self.test_fraction < 1:
+            raise VfmauditError(f"test_fraction must be between 0 and 1, got {self.test_fraction}",
+                                param="test_fraction")
 
 
 @dataclass
@@ -111,7 +149,7 @@ class AttackResult:
                 "budgets": self.budgets, "per_image": self.per_image, "transfer": self.transfer, "files": self.files}
 
 
-def _load(config: AttackConfig, prepare) -> tuple[list[str], np.ndarray, list[tuple[str, str]]]:
+def load_images(config: AttackConfig, prepare) -> tuple[list[str], np.ndarray, list[tuple[str, str]]]:
     from vfmaudit.data.sources import collect_items, sample_items
 
     items = collect_items(config.images) if config.images else sample_items()
@@ -206,6 +244,10 @@ def run_attack(config: AttackConfig, progress: Callable[[str, int, int], None] |
     returns their entries for its `files`."""
     config.check()
     progress = progress or (lambda *a: None)
+    if config.method == "search":
+        from vfmaudit.attack.search_run import run_search
+
+        return run_search(config, progress, on_complete)
     out_dir = check_output_folder(config.out) if config.out else None
     built = None
     if config.method in WHITE_BOX:
@@ -220,7 +262,7 @@ def run_attack(config: AttackConfig, progress: Callable[[str, int, int], None] |
 
         encoder = open_encoder(config.model, config.pretrained, config.backend, device=config.device,
                                batch_size=config.batch_size, seed=config.seed)
-    ids, clean, skipped = _load(config, encoder.preprocess.prepare)
+    ids, clean, skipped = load_images(config, encoder.preprocess.prepare)
     progress("encoding the clean images")
     e_clean = encoder.encode(clean)
     eps_sorted = sorted(set(float(e) for e in config.eps))

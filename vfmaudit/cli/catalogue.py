@@ -2,20 +2,57 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
 
 from vfmaudit._version import __version__
-from vfmaudit.cli.common import out
+from vfmaudit.cli.common import out, user_errors
+from vfmaudit.errors import VfmauditError
 
 
-def list_perturbations() -> None:
-    """List the perturbation families: domain, identity, units and what each does."""
+@user_errors
+def list_perturbations(
+    image: Annotated[Optional[Path], typer.Argument(help="With --apply: the image to edit.")] = None,
+    apply: Annotated[Optional[str], typer.Option(
+        help="Apply a chain of edits FAMILY:LEVEL,FAMILY:LEVEL in order to IMAGE (the chain_spec that "
+             "`vfmaudit attack --method search` records) and write --out, instead of listing the families.")]
+        = None,
+    seed: Annotated[int, typer.Option(help="With --apply: the seed of stochastic edits (the run's --seed).")] = 0,
+    out_file: Annotated[Optional[Path], typer.Option("--out", "-o", help="With --apply: the edited image (PNG: "
+                                                     "the exact bytes).")] = None,
+) -> None:
+    """List the perturbation families: domain, identity, units and what each does; or, with
+    --apply, edit one image with a chain of them (byte for byte what the edit search did)."""
     from vfmaudit import perturb
     from vfmaudit.report.console import print_catalogue_table
+
+    if apply is not None or image is not None or out_file is not None:
+        _apply_chain(apply, image, seed, out_file)
+        return
 
     rows = [[name, f"[{f.lo:g}, {f.hi:g}]", f"{f.identity:g}", f.units, f.description]
             for name, f in perturb.families().items()]
     print_catalogue_table("Perturbation families", ["name", "domain", "identity", "units", "description"], rows, out)
+
+
+def _apply_chain(chain: str | None, image: Path | None, seed: int, out_file: Path | None) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from vfmaudit.attack.search import apply_chain, parse_chain
+    from vfmaudit.data.decode import load_image
+
+    edits = parse_chain(chain or "")
+    if image is None or out_file is None:
+        raise VfmauditError("--apply edits one image: pass IMAGE and --out FILE.png", param="apply")
+    if not image.is_file():
+        raise VfmauditError(f"{image} is not a file: pass the image to edit", param="image")
+    edited = apply_chain(np.ascontiguousarray(load_image(image)), edits, seed)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(edited).save(out_file, format="PNG")
+    out.print(f"wrote {out_file} ({len(edits)} edit(s))", markup=False, highlight=False)
 
 
 def list_presets() -> None:

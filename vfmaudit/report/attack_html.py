@@ -94,3 +94,47 @@ def write_attack_html(result, path: Path) -> Path:
             f"<li>{esc(i)}: {esc(why)}</li>" for i, why in result.skipped) + "</ul>"
     write_text_atomic(path, page(f"vfmaudit attack: {cfg.model}", body))
     return path
+
+
+def _search_images(result) -> str:
+    rows = sorted((i for i, r in enumerate(result.rows) if r["chain"]), key=lambda i: result.rows[i]["cosine"])
+    cells = []
+    for i in rows[:WORST_SHOWN]:
+        r, clean, edited = result.rows[i], result.data.images[i], result.final_images[i]
+        figures = "".join(f"<figure><img alt=\"{what}\" src=\"{thumbnail(img, 160, 85)}\"><figcaption>{what}"
+                          f"</figcaption></figure>" for what, img in (("clean", clean), ("last accepted edit", edited)))
+        label = f", label {html.escape(r['label'])}" if r["label"] is not None else ""
+        cells.append(f"<p>{html.escape(r['image'])}{label}: <code>{html.escape(r['chain_spec'])}</code>, cosine "
+                     f"{r['cosine']:.4f}, radius {r['divergence_radius']:.4f}, stopped: {html.escape(r['stop'])}</p>"
+                     f"<div class=\"strip\">{figures}</div>")
+    if not cells:
+        return "<p>No edit was accepted on any image.</p>"
+    return (f"<h2>The images that drifted most</h2><p>Each chain reproduces with <code>vfmaudit perturbations "
+            f"--apply CHAIN --seed {result.config.seed}</code> on the clean image at the model's input size.</p>"
+            + "".join(cells))
+
+
+def write_search_html(result, path: Path) -> Path:
+    """The edit search's page: SA, PA, FMR, the drift of the approved images, the chains that drifted most."""
+    from vfmaudit.attack.search import __doc__ as definitions
+
+    cfg, f, esc = result.config, result.figures, html.escape
+    num = lambda v: "–" if v is None else f"{v:.4f}"  # noqa: E731
+    table = ("<div class=\"scroll\"><table><thead><tr><th>approved</th><th>SA</th><th>PA</th><th>FMR</th>"
+             "<th>cosine mean</th><th>cosine worst</th><th>radius mean</th><th>radius worst</th><th>edits mean</th>"
+             f"</tr></thead><tbody><tr><td>{f['approved']}/{f['images']}</td><td>{num(f.get('sa'))}</td>"
+             f"<td>{num(f.get('pa'))}</td><td>{num(f.get('fmr'))}</td><td>{num(f['cosine']['mean'])}</td>"
+             f"<td>{num(f['cosine']['worst'])}</td><td>{num(f['divergence_radius']['mean'])}</td>"
+             f"<td>{num(f['divergence_radius']['worst'])}</td><td>{num(f['steps_mean'])}</td></tr></tbody></table>"
+             "</div>")
+    stops = ", ".join(f"{esc(k)}: {v}" for k, v in f["stops"].items() if v)
+    body = (f"<h1>Edit search on {esc(str(result.model.get('spec', cfg.model)))}</h1>"
+            f"<p>Oracle {esc(cfg.oracle)} ({esc(result.oracle['mode'])}: {esc(result.oracle['rule'])}); up to "
+            f"{cfg.max_edits} edits from {len(f['space'])} candidates, {cfg.queries} queries per image, seed "
+            f"{cfg.seed}; loss: {esc(f['classifier'] or '1 - cos to the clean embedding')}.</p>"
+            f"<p>{esc(' '.join(definitions.split()))}</p>{table}<p>Stops: {stops}</p>{_search_images(result)}")
+    if result.skipped:
+        body += "<h2>Skipped inputs</h2><ul>" + "".join(
+            f"<li>{esc(i)}: {esc(why)}</li>" for i, why in result.skipped) + "</ul>"
+    write_text_atomic(path, page(f"vfmaudit attack --method search: {cfg.model}", body))
+    return path

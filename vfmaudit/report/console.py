@@ -282,6 +282,29 @@ def print_scaling(res, console: Console) -> None:
     console.print(t)
 
 
+def print_search(result, console: Console) -> None:
+    """The oracle-gated edit search: SA, PA and FMR (labelled), the drift of the approved images, the stops."""
+    f, cfg = result.figures, result.config
+    t = Table(title=f"Edit search on {len(result.images)} images (up to {cfg.max_edits} edits, {cfg.queries} "
+                    f"queries each; oracle {cfg.oracle}, {result.oracle['mode']})")
+    for col in ("approved", "SA", "PA", "FMR", "cosine mean", "cosine worst", "radius mean", "radius worst",
+                "edits mean"):
+        t.add_column(col, justify="right")
+    t.add_row(f"{f['approved']}/{f['images']}", _f(f.get("sa")), _f(f.get("pa")), _f(f.get("fmr")),
+              _f(f["cosine"]["mean"]), _f(f["cosine"]["worst"]), _f(f["divergence_radius"]["mean"]),
+              _f(f["divergence_radius"]["worst"]), _f(f["steps_mean"]))
+    console.print(t)
+    _plain(console, "stops: " + ", ".join(f"{k} {v}" for k, v in f["stops"].items() if v))
+    worst = min((r for r in result.rows if r["chain"]), key=lambda r: r["cosine"], default=None)
+    if worst is not None:
+        _plain(console, f"worst approved: {worst['image']}: {worst['chain_spec']} (cosine {worst['cosine']:.4f})")
+    if result.skipped:
+        _plain(console, f"skipped {len(result.skipped)} unreadable input(s): "
+                        + "; ".join(f"{i} ({why})" for i, why in result.skipped[:5]))
+    if result.out:
+        _plain(console, f"wrote {result.out}: attack.json, per_image.csv, report.html")
+
+
 def print_attack(result, console: Console) -> None:
     cfg = result.config
     unit = "/255" if cfg.norm == "linf" else " (L2, [0, 1] pixels)"

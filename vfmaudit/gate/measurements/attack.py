@@ -3,7 +3,10 @@ e.g. attack.linf_2.cosine.p5 for PGD at 2/255; a fractional budget's point is wr
 (attack.l2_0p5.cosine.worst). With transfer_to, the images found are replayed on each artefact:
 attack.transfer.ARTEFACT.NORM_EPS.{cosine,divergence_radius}.STAT and .gap.{cosine_mean,cosine_worst,
 radius_mean} (the artefact's figure minus the attacked model's), ARTEFACT the file's stem in
-[A-Za-z0-9_] (e.g. attack.transfer.model_int8.linf_2.cosine.worst)."""
+[A-Za-z0-9_] (e.g. attack.transfer.model_int8.linf_2.cosine.worst). With method = "search" (the
+oracle-gated edit search): attack.fmr, attack.sa, attack.pa (on a labelled dataset), attack.approved
+(the fraction of images the oracle recognises clean) and attack.search.{cosine,divergence_radius}.STAT
+over the approved images."""
 
 from __future__ import annotations
 
@@ -11,7 +14,8 @@ import re
 from pathlib import Path
 
 from vfmaudit.errors import VfmauditError
-from vfmaudit.gate.measurements._registry import Measurement, MetricInfo, Option, as_float, register_measurement
+from vfmaudit.gate.measurements._registry import (INF, Measurement, MetricInfo, Option, as_float,
+                                                  register_measurement)
 from vfmaudit.metrics import SUMMARY_STATS
 
 
@@ -56,7 +60,13 @@ def _stats(prefix: str) -> dict[str, MetricInfo]:
     return paths
 
 
+SEARCH_FIGURES = {"fmr": MetricInfo(True, (0, INF)), "sa": MetricInfo(True, (0, 1)), "pa": MetricInfo(True, (0, 1)),
+                  "approved": MetricInfo(True, (0, 1))}
+
+
 def _paths(policy, options) -> dict[str, MetricInfo]:
+    if options["method"] == "search":
+        return {**{f"attack.{k}": info for k, info in SEARCH_FIGURES.items()}, **_stats("attack.search")}
     paths = {}
     artefacts = _artefacts(policy, options)
     for eps in _budgets(options):
@@ -77,11 +87,37 @@ def _run(policy, options, out_dir: Path) -> dict:
                           method=options["method"], loss=options["loss"], steps=options["steps"],
                           queries=options["queries"], max_images=options["max_images"],
                           transfer_to=list(_artefacts(policy, options).values()))
+    if options["method"] == "search":
+        config.oracle, config.oracle_mode = options["oracle"] or None, options["oracle_mode"]
+        config.oracle_pretrained = _relative(policy, options["oracle_pretrained"]) or None
+        config.dataset = _relative(policy, options["dataset"]) or None
+        if config.dataset:
+            config.images = None
+        config.max_per_class = options["max_per_class"] or None
+        config.classifier, config.perturbations = options["classifier"], options["perturbations"]
+        config.levels, config.max_edits = options["levels"], options["max_edits"]
     return run_attack(config).to_json()
+
+
+def _relative(policy, item: str) -> str:
+    """A file or folder named in the policy, read from the policy's folder where it is there; anything else
+    (builtin:NAME, a weights tag such as openai, an absolute path) as it is."""
+    if not item or Path(item).expanduser().is_absolute():
+        return item
+    there = Path(policy.source).parent / item
+    return str(there) if there.exists() else item
 
 
 def _values(report: dict) -> dict:
     values = {}
+    if report.get("method") == "search":
+        s = report["search"]
+        values = {f"attack.{k}": as_float(s.get(k)) for k in ("fmr", "sa", "pa")}
+        values["attack.approved"] = s["approved"] / s["images"] if s["images"] else None
+        for metric in ("cosine", "divergence_radius"):
+            for stat in SUMMARY_STATS:
+                values[f"attack.search.{metric}.{stat}"] = as_float(s[metric][stat])
+        return values
     for b in report["budgets"]:
         key = budget_key(b["norm"], b["eps"])
         for metric in ("cosine", "divergence_radius"):
@@ -101,11 +137,20 @@ register_measurement(Measurement(
     name="attack", description="the worst case within a budget: embedding attacks (vfmaudit attack)",
     options={"norm": Option(str, "linf", "linf or l2"),
              "eps": Option(str, "2,4", "budgets, comma-separated (1/255 for linf)"),
-             "method": Option(str, "pgd", "pgd, apgd or square"),
+             "method": Option(str, "pgd", "pgd, apgd, square or search (the oracle-gated edit search)"),
              "loss": Option(str, "cosine", "cosine or l2"),
              "steps": Option(int, 10, "iterations (pgd, apgd)"),
-             "queries": Option(int, 1000, "encodes per image (square)"),
+             "queries": Option(int, 1000, "encodes per image (square, search)"),
              "max_images": Option(int, 16, "images attacked (the first readable ones)"),
              "transfer_to": Option(str, "", "artefacts the images found are replayed on, comma-separated "
-                                            "(relative to the policy's folder)")},
+                                            "(relative to the policy's folder)"),
+             "oracle": Option(str, "", "search: the oracle model spec or artefact"),
+             "oracle_pretrained": Option(str, "", "search: the oracle's weights (a tag or a file)"),
+             "oracle_mode": Option(str, "auto", "search: zero-shot, nearest or auto"),
+             "dataset": Option(str, "", "search: labelled images (folder, CSV, builtin:NAME) for SA, PA, FMR"),
+             "max_per_class": Option(int, 0, "search: images per class (0: all)"),
+             "classifier": Option(str, "auto", "search: zero-shot, linear-probe, knn or auto"),
+             "perturbations": Option(str, "everyday", "search: the edits to compose (as audit's)"),
+             "levels": Option(int, 5, "search: candidate levels per family"),
+             "max_edits": Option(int, 3, "search: edits per chain at most")},
     metric_paths=_paths, run=_run, values=_values))

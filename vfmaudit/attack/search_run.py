@@ -1,0 +1,258 @@
+"""`run_attack` with method search: the data (labelled or not), the tested model's loss, the oracle,
+the search per image (vfmaudit.attack.search), and its outputs: attack.json, per_image.csv, the page
+and (--save-images) the clean and last accepted images."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from vfmaudit.attack.search import (KNN_K, ORACLE_TEMPLATE, apply_chain, drift, search_image, search_space,
+                                    summary)
+from vfmaudit.errors import VfmauditError
+from vfmaudit.files import check_output_folder, write_json, write_text_atomic
+
+SCHEMA_VERSION = 1
+PER_IMAGE_COLUMNS = ["image", "label", "oracle_clean", "steps", "chain", "stop", "queries", "cosine",
+                     "divergence_radius", "correct_clean", "correct_final"]
+
+
+@dataclass
+class SearchData:
+    ids: list[str]
+    images: np.ndarray  # the attacked images at the tested model's input size
+    skipped: list[tuple[str, str]]
+    labels: np.ndarray | None = None  # None: unlabelled
+    class_names: list[str] | None = None
+    train_images: np.ndarray | None = None
+    train_labels: np.ndarray | None = None
+
+
+@dataclass
+class SearchResult:
+    config: object
+    model: dict
+    oracle: dict
+    data: SearchData = field(repr=False)
+    rows: list[dict]
+    figures: dict
+    final_images: np.ndarray | None = field(default=None, repr=False)
+    out: str | None = None
+    files: dict = field(default_factory=dict)
+    _header: dict | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def images(self) -> list[str]:
+        return self.data.ids
+
+    @property
+    def skipped(self) -> list[tuple[str, str]]:
+        return self.data.skipped
+
+    def to_json(self) -> dict:
+        if self._header is None:
+            from vfmaudit.artefact.provenance import report_header
+
+            self._header = report_header("vfmaudit.attack", SCHEMA_VERSION)
+        return {**self._header, "command": "attack", "method": "search", "config": asdict(self.config),
+                "model": self.model, "oracle": self.oracle,
+                "images": {"attacked": len(self.data.ids), "skipped": [list(s) for s in self.data.skipped]},
+                "search": self.figures, "per_image": self.rows, "budgets": [], "transfer": [], "files": self.files}
+
+
+def _load(config, encoder) -> SearchData:
+    """The labelled test split (config.dataset) with its training split, or the unlabelled images."""
+    prepare = encoder.preprocess.prepare
+    if not config.dataset:
+        from vfmaudit.attack.runner import load_images
+
+        ids, images, skipped = load_images(config, prepare)
+        return SearchData(ids, images, skipped)
+    from vfmaudit.data.datasets import load_dataset
+    from vfmaudit.downstream.runner import _prepare
+
+    data = load_dataset(config.dataset, config.max_per_class)
+    train_idx, test_idx = data.split(config.test_fraction, config.seed)
+    train, train_kept, skip_train = _prepare([data.items[i] for i in train_idx], encoder.preprocess)
+    test, test_kept, skip_test = _prepare([data.items[i] for i in test_idx], encoder.preprocess)
+    if config.max_images is not None:
+        test, test_kept = test[:config.max_images], test_kept[:config.max_images]
+    train_ids, test_ids = np.asarray(train_idx)[train_kept], np.asarray(test_idx)[test_kept]
+    if len(test_ids) == 0 or len(np.unique(data.labels[train_ids])) < 2:
+        raise VfmauditError(f"{config.dataset}: too few readable images to split into training and test images "
+                            f"({len(train_ids)} and {len(test_ids)})", param="dataset")
+    skipped = [(s["input"], s["reason"]) for s in skip_train + skip_test]
+    return SearchData([data.items[i].id for i in test_ids], test, skipped, data.labels[test_ids],
+                      list(data.class_names), train, data.labels[train_ids])
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def _classifier(config, encoder, data: SearchData):
+    """The tested model's downstream classifier: (name, embeddings -> probabilities or kNN vote fractions)."""
+    from vfmaudit.downstream.config import DEFAULT_PROMPTS, is_openclip, text_source
+    from vfmaudit.downstream.tasks import LinearProbe, zero_shot_proba, zero_shot_weights
+
+    name = config.classifier
+    if name == "auto":
+        name = "zero-shot" if is_openclip(config.model) else "linear-probe"
+    if name == "zero-shot":
+        from vfmaudit.models.text import build_text_encoder
+
+        text = build_text_encoder(*text_source(config.model, config.pretrained, config.seed))
+        templates = DEFAULT_PROMPTS.split("|")
+        weights = zero_shot_weights(text.encode, data.class_names, templates)
+        return name, {"templates": templates}, lambda e: zero_shot_proba(e, weights)
+    train = _unit(encoder.encode(data.train_images).astype(np.float64))
+    if name == "linear-probe":
+        probe = LinearProbe(train, data.train_labels, seed=config.seed)
+        return name, {"C": probe.C, "C_chosen_by": probe.C_chosen}, probe.proba
+    n_classes = len(data.class_names)
+    k = min(KNN_K, len(train))
+
+    def votes(e: np.ndarray) -> np.ndarray:  # the fraction of the k nearest training images per class
+        sims = _unit(np.asarray(e, np.float64)) @ train.T
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        return np.stack([np.bincount(row, minlength=n_classes) for row in data.train_labels[top]]) / k
+
+    return name, {"k": k}, votes
+
+
+def _oracle(config, data: SearchData):
+    """(description, images -> the oracle's label per image, the label each attacked image must keep)."""
+    from vfmaudit.downstream.config import is_openclip, text_source
+    from vfmaudit.runtime import open_encoder
+
+    oracle = open_encoder(config.oracle, config.oracle_pretrained, "auto", device=config.device,
+                          batch_size=config.batch_size, seed=config.seed)
+    labelled = data.labels is not None
+    mode = config.oracle_mode
+    if mode == "auto":
+        mode = "zero-shot" if labelled and is_openclip(config.oracle) else "nearest"
+    if mode == "zero-shot":
+        from vfmaudit.downstream.tasks import zero_shot_weights
+        from vfmaudit.models.text import build_text_encoder
+
+        text = build_text_encoder(*text_source(config.oracle, config.oracle_pretrained, config.seed))
+        weights = zero_shot_weights(text.encode, data.class_names, [ORACLE_TEMPLATE])
+        predict = lambda images: np.argmax(oracle.encode(images) @ weights.T, axis=1)  # noqa: E731
+        how = f"zero-shot over the class names, prompt '{ORACLE_TEMPLATE}'"
+        keep = data.labels
+    else:
+        gallery = data.train_images if labelled else data.images
+        gallery_labels = data.train_labels if labelled else np.arange(len(data.images))
+        g = oracle.encode(gallery)
+        predict = lambda images: gallery_labels[np.argmax(oracle.encode(images) @ g.T, axis=1)]  # noqa: E731
+        how = ("the label of its nearest neighbour among the clean training images" if labelled else
+               "its nearest neighbour among the clean images must be the image itself")
+        keep = data.labels if labelled else np.arange(len(data.images))
+    return {"model": oracle.describe(), "mode": mode, "rule": how}, predict, keep
+
+
+def run_search(config, progress: Callable[[str, int, int], None],
+               on_complete: Callable[[SearchResult, Path], dict] | None = None) -> SearchResult:
+    """The oracle-gated edit search; see vfmaudit.attack.search for the algorithm and definitions."""
+    from vfmaudit.perturb.plan import parse_perturbations
+    from vfmaudit.runtime import open_encoder
+
+    space = search_space(parse_perturbations(config.perturbations, config.levels))
+    out_dir = check_output_folder(config.out) if config.out else None
+    progress(f"opening {config.model}", 0, 0)
+    encoder = open_encoder(config.model, config.pretrained, config.backend, device=config.device,
+                           batch_size=config.batch_size, seed=config.seed)
+    data = _load(config, encoder)
+    labelled = data.labels is not None
+    progress(f"opening the oracle {config.oracle}", 0, 0)
+    oracle_info, oracle_predict, keep = _oracle(config, data)
+    clean_emb = encoder.encode(data.images)
+    if labelled:
+        clf_name, clf_params, scores = _classifier(config, encoder, data)
+
+        def loss(emb: np.ndarray, i: int) -> np.ndarray:
+            p = scores(emb)[:, data.labels[i]]
+            if clf_name == "knn":  # vote fractions are steps of 1/k: 1 - cos to the clean embedding breaks ties
+                return 1.0 - p + 1e-3 * (1.0 - _unit(np.asarray(emb, np.float64)) @ clean_emb[i])
+            return -np.log(np.maximum(p, 1e-12))  # the classifier's cross-entropy at the label
+    else:
+        clf_name, clf_params = None, {}
+
+        def loss(emb: np.ndarray, i: int) -> np.ndarray:
+            return 1.0 - _unit(np.asarray(emb, np.float64)) @ clean_emb[i].astype(np.float64)
+
+    oracle_clean = oracle_predict(data.images) == keep
+    rows, finals = [], np.empty_like(data.images)
+    n = len(data.ids)
+    for i in range(n):
+        progress("searching edits", i, n)
+        clean_loss = float(loss(clean_emb[i:i + 1], i)[0])
+        if oracle_clean[i]:
+            chain = search_image(i, data.images[i], clean_loss, encoder.encode, loss,
+                                 lambda imgs, j: oracle_predict(imgs) == keep[j], space, config.max_edits,
+                                 config.queries, config.seed)
+        else:  # the oracle does not recognise the clean image: nothing to search from
+            from vfmaudit.attack.search import Chain
+
+            chain = Chain([], "oracle_rejects_clean", 0, 0, data.images[i], [])
+        finals[i] = chain.image
+        cos, radius = drift(clean_emb[i], chain)
+        row = {"image": data.ids[i], "label": data.class_names[data.labels[i]] if labelled else None,
+               "oracle_clean": bool(oracle_clean[i]), "chain": [s.to_json() for s in chain.steps],
+               "chain_spec": chain.spec(), "stop": chain.stop, "rejected": chain.rejected, "queries": chain.queries,
+               "oracle_queries": chain.oracle_queries, "loss_clean": clean_loss,
+               "loss_final": chain.steps[-1].loss if chain.steps else clean_loss, "cosine": cos,
+               "divergence_radius": radius}
+        if labelled:
+            final_emb = chain.embeddings[-1][None] if chain.embeddings else clean_emb[i:i + 1]
+            row["correct_clean"] = bool(np.argmax(scores(clean_emb[i:i + 1])[0]) == data.labels[i])
+            row["correct_final"] = bool(np.argmax(scores(final_emb)[0]) == data.labels[i])
+        rows.append(row)
+    progress("searching edits", n, n)
+    figures = summary(rows, labelled)
+    if figures["approved"] == 0:
+        raise VfmauditError(f"the oracle {config.oracle} gives none of the {n} clean images its label, so there is "
+                            "nothing to search from: pass an oracle that recognises these images (pretrained "
+                            "weights, --oracle-pretrained)", param="oracle")
+    figures.update({"classifier": clf_name, "classifier_params": clf_params,
+                    "space": [{"family": f, "level": lv} for f, lv in space], "max_edits": config.max_edits,
+                    "queries": config.queries, "seed": config.seed,
+                    "reproduce": "vfmaudit perturbations --apply CHAIN_SPEC --seed SEED CLEAN.png: the chain applies "
+                                 "to the image at the tested model's input size (clean/<index>.png with "
+                                 "--save-images)"})
+    result = SearchResult(config=config, model=encoder.describe(), oracle=oracle_info, data=data, rows=rows,
+                          figures=figures, final_images=finals, out=str(out_dir) if out_dir else None)
+    if out_dir:
+        _write(result, out_dir, on_complete)
+    return result
+
+
+def _write(result: SearchResult, out: Path, on_complete) -> None:
+    from PIL import Image
+
+    out.mkdir(parents=True, exist_ok=True)
+    if result.config.save_images:
+        for folder, images in (("clean", result.data.images), ("edited", result.final_images)):
+            (out / folder).mkdir(exist_ok=True)
+            for i, img in enumerate(images):
+                Image.fromarray(img).save(out / folder / f"{i:05d}.png")
+        result.files["images"] = {"clean": "clean/", "edited": "edited/ (the last accepted edit)",
+                                  "names": "<index>.png, the index of per_image order"}
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=PER_IMAGE_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for r in result.rows:
+        writer.writerow({**r, "steps": len(r["chain"]), "chain": r["chain_spec"]})
+    write_text_atomic(out / "per_image.csv", buf.getvalue())
+    result.files.update({"json": "attack.json", "csv": "per_image.csv"})
+    if on_complete:
+        result.files.update(on_complete(result, out))
+    write_json(result.to_json(), out / "attack.json")
+
+
+__all__ = ["run_search", "SearchResult", "apply_chain"]
