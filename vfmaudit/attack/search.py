@@ -19,7 +19,7 @@ import numpy as np
 
 from vfmaudit import perturb
 from vfmaudit.errors import VfmauditError
-from vfmaudit.metrics import divergence_radius, summarize
+from vfmaudit.metrics import cosine, divergence_radius, summarize
 
 ORACLE_TEMPLATE = "an image of {}"  # the paper's prompt
 CLASSIFIERS = ("auto", "zero-shot", "linear-probe", "knn")
@@ -149,9 +149,7 @@ def drift(clean_embedding: np.ndarray, chain: Chain) -> tuple[float, float]:
     if not chain.embeddings:
         return 1.0, 0.0
     pts = np.stack([clean_embedding] + chain.embeddings)
-    last = chain.embeddings[-1]
-    cos = float(np.dot(clean_embedding, last) / max(np.linalg.norm(clean_embedding) * np.linalg.norm(last), 1e-12))
-    return cos, float(divergence_radius(pts))
+    return cosine(clean_embedding, chain.embeddings[-1][None]), float(divergence_radius(pts))
 
 
 def fmr_figures(approved: np.ndarray, correct_clean: np.ndarray, correct_final: np.ndarray) -> dict:

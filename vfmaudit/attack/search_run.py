@@ -12,10 +12,11 @@ from typing import Callable
 
 import numpy as np
 
-from vfmaudit.attack.search import (KNN_K, ORACLE_TEMPLATE, apply_chain, drift, search_image, search_space,
+from vfmaudit.attack.search import (KNN_K, ORACLE_TEMPLATE, Chain, drift, search_image, search_space,
                                     summary)
 from vfmaudit.errors import VfmauditError
 from vfmaudit.files import check_output_folder, write_json, write_text_atomic
+from vfmaudit.metrics import l2_normalize
 
 SCHEMA_VERSION = 1
 PER_IMAGE_COLUMNS = ["image", "label", "oracle_clean", "steps", "chain", "stop", "queries", "cosine",
@@ -91,10 +92,6 @@ def _load(config, encoder) -> SearchData:
                       list(data.class_names), train, data.labels[train_ids])
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
 def _classifier(config, encoder, data: SearchData):
     """The tested model's downstream classifier: (name, embeddings -> probabilities or kNN vote fractions)."""
     from vfmaudit.downstream.config import DEFAULT_PROMPTS, is_openclip, text_source
@@ -110,7 +107,7 @@ def _classifier(config, encoder, data: SearchData):
         templates = DEFAULT_PROMPTS.split("|")
         weights = zero_shot_weights(text.encode, data.class_names, templates)
         return name, {"templates": templates}, lambda e: zero_shot_proba(e, weights)
-    train = _unit(encoder.encode(data.train_images).astype(np.float64))
+    train = l2_normalize(encoder.encode(data.train_images))
     if name == "linear-probe":
         probe = LinearProbe(train, data.train_labels, seed=config.seed)
         return name, {"C": probe.C, "C_chosen_by": probe.C_chosen}, probe.proba
@@ -118,7 +115,7 @@ def _classifier(config, encoder, data: SearchData):
     k = min(KNN_K, len(train))
 
     def votes(e: np.ndarray) -> np.ndarray:  # the fraction of the k nearest training images per class
-        sims = _unit(np.asarray(e, np.float64)) @ train.T
+        sims = l2_normalize(e) @ train.T
         top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
         return np.stack([np.bincount(row, minlength=n_classes) for row in data.train_labels[top]]) / k
 
@@ -178,15 +175,16 @@ def run_search(config, progress: Callable[[str, int, int], None],
         def loss(emb: np.ndarray, i: int) -> np.ndarray:
             p = scores(emb)[:, data.labels[i]]
             if clf_name == "knn":  # vote fractions are steps of 1/k: 1 - cos to the clean embedding breaks ties
-                return 1.0 - p + 1e-3 * (1.0 - _unit(np.asarray(emb, np.float64)) @ clean_emb[i])
+                return 1.0 - p + 1e-3 * (1.0 - l2_normalize(emb) @ clean_emb[i])
             return -np.log(np.maximum(p, 1e-12))  # the classifier's cross-entropy at the label
     else:
         clf_name, clf_params = None, {}
 
         def loss(emb: np.ndarray, i: int) -> np.ndarray:
-            return 1.0 - _unit(np.asarray(emb, np.float64)) @ clean_emb[i].astype(np.float64)
+            return 1.0 - l2_normalize(emb) @ clean_emb[i].astype(np.float64)
 
     oracle_clean = oracle_predict(data.images) == keep
+    clean_pred = np.argmax(scores(clean_emb), axis=1) if labelled else None
     rows, finals = [], np.empty_like(data.images)
     n = len(data.ids)
     for i in range(n):
@@ -197,8 +195,6 @@ def run_search(config, progress: Callable[[str, int, int], None],
                                  lambda imgs, j: oracle_predict(imgs) == keep[j], space, config.max_edits,
                                  config.queries, config.seed)
         else:  # the oracle does not recognise the clean image: nothing to search from
-            from vfmaudit.attack.search import Chain
-
             chain = Chain([], "oracle_rejects_clean", 0, 0, data.images[i], [])
         finals[i] = chain.image
         cos, radius = drift(clean_emb[i], chain)
@@ -210,7 +206,7 @@ def run_search(config, progress: Callable[[str, int, int], None],
                "divergence_radius": radius}
         if labelled:
             final_emb = chain.embeddings[-1][None] if chain.embeddings else clean_emb[i:i + 1]
-            row["correct_clean"] = bool(np.argmax(scores(clean_emb[i:i + 1])[0]) == data.labels[i])
+            row["correct_clean"] = bool(clean_pred[i] == data.labels[i])
             row["correct_final"] = bool(np.argmax(scores(final_emb)[0]) == data.labels[i])
         rows.append(row)
     progress("searching edits", n, n)
@@ -255,4 +251,4 @@ def _write(result: SearchResult, out: Path, on_complete) -> None:
     write_json(result.to_json(), out / "attack.json")
 
 
-__all__ = ["run_search", "SearchResult", "apply_chain"]
+__all__ = ["run_search", "SearchResult"]

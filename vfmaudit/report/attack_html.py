@@ -89,10 +89,15 @@ def write_attack_html(result, path: Path) -> Path:
             f"<p>The radius at a budget is the divergence radius of the ball over the clean embedding and its "
             f"adversarial embeddings at every budget up to that one: the audit's metric.</p>"
             f"{_budget_table(result)}{_transfer_table(result)}{_worst_images(result)}")
+    return _write_page(result, path, f"vfmaudit attack: {cfg.model}", body)
+
+
+def _write_page(result, path: Path, title: str, body: str) -> Path:
+    """Both attack pages: the body, then the inputs that could not be read."""
     if result.skipped:
         body += "<h2>Skipped inputs</h2><ul>" + "".join(
-            f"<li>{esc(i)}: {esc(why)}</li>" for i, why in result.skipped) + "</ul>"
-    write_text_atomic(path, page(f"vfmaudit attack: {cfg.model}", body))
+            f"<li>{html.escape(i)}: {html.escape(why)}</li>" for i, why in result.skipped) + "</ul>"
+    write_text_atomic(path, page(title, body))
     return path
 
 
@@ -133,8 +138,4 @@ def write_search_html(result, path: Path) -> Path:
             f"{cfg.max_edits} edits from {len(f['space'])} candidates, {cfg.queries} queries per image, seed "
             f"{cfg.seed}; loss: {esc(f['classifier'] or '1 - cos to the clean embedding')}.</p>"
             f"<p>{esc(' '.join(definitions.split()))}</p>{table}<p>Stops: {stops}</p>{_search_images(result)}")
-    if result.skipped:
-        body += "<h2>Skipped inputs</h2><ul>" + "".join(
-            f"<li>{esc(i)}: {esc(why)}</li>" for i, why in result.skipped) + "</ul>"
-    write_text_atomic(path, page(f"vfmaudit attack --method search: {cfg.model}", body))
-    return path
+    return _write_page(result, path, f"vfmaudit attack --method search: {cfg.model}", body)

@@ -282,6 +282,15 @@ def print_scaling(res, console: Console) -> None:
     console.print(t)
 
 
+def _attack_footer(result, console: Console) -> None:
+    """Both attack tables: the unreadable inputs and where the outputs went."""
+    if result.skipped:
+        _plain(console, f"skipped {len(result.skipped)} unreadable input(s): "
+                        + "; ".join(f"{i} ({why})" for i, why in result.skipped[:5]))
+    if result.out:
+        _plain(console, f"wrote {result.out}: attack.json, per_image.csv, report.html")
+
+
 def print_search(result, console: Console) -> None:
     """The oracle-gated edit search: SA, PA and FMR (labelled), the drift of the approved images, the stops."""
     f, cfg = result.figures, result.config
@@ -298,11 +307,7 @@ def print_search(result, console: Console) -> None:
     worst = min((r for r in result.rows if r["chain"]), key=lambda r: r["cosine"], default=None)
     if worst is not None:
         _plain(console, f"worst approved: {worst['image']}: {worst['chain_spec']} (cosine {worst['cosine']:.4f})")
-    if result.skipped:
-        _plain(console, f"skipped {len(result.skipped)} unreadable input(s): "
-                        + "; ".join(f"{i} ({why})" for i, why in result.skipped[:5]))
-    if result.out:
-        _plain(console, f"wrote {result.out}: attack.json, per_image.csv, report.html")
+    _attack_footer(result, console)
 
 
 def print_attack(result, console: Console) -> None:
@@ -328,8 +333,4 @@ def print_attack(result, console: Console) -> None:
                       f"{r['cosine']['worst']:.4f}", f"{r['divergence_radius']['mean']:.4f}",
                       f"{r['gap']['cosine_mean']:+.4f}", f"{r['gap']['cosine_worst']:+.4f}")
         console.print(t)
-    if result.skipped:
-        _plain(console, f"skipped {len(result.skipped)} unreadable input(s): "
-                        + "; ".join(f"{i} ({why})" for i, why in result.skipped[:5]))
-    if result.out:
-        _plain(console, f"wrote {result.out}: attack.json, per_image.csv, report.html")
+    _attack_footer(result, console)
