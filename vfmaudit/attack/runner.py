@@ -12,9 +12,10 @@ from typing import Callable
 
 import numpy as np
 
+from vfmaudit.attack.inputs import load_images
 from vfmaudit.attack.threat import NORMS, budget, default_step, levels, measured_norms, to_uint8, unit_images
 from vfmaudit.attack.whitebox import LOSSES, apgd, embedding_loss, pgd
-from vfmaudit.errors import ImageDecodeError, VfmauditError
+from vfmaudit.errors import VfmauditError
 from vfmaudit.files import check_output_folder, write_json, write_text_atomic
 from vfmaudit.metrics import cosine, divergence_radius, summarize
 
@@ -147,25 +148,6 @@ class AttackResult:
                 "config": asdict(self.config), "model": self.model,
                 "images": {"attacked": len(self.images), "skipped": [list(s) for s in self.skipped]},
                 "budgets": self.budgets, "per_image": self.per_image, "transfer": self.transfer, "files": self.files}
-
-
-def load_images(config: AttackConfig, prepare) -> tuple[list[str], np.ndarray, list[tuple[str, str]]]:
-    from vfmaudit.data.sources import collect_items, sample_items
-
-    items = collect_items(config.images) if config.images else sample_items()
-    ids, arrays, skipped = [], [], []
-    for it in items:
-        if config.max_images is not None and len(arrays) >= config.max_images:
-            break
-        try:
-            arrays.append(prepare(it.load()))
-            ids.append(it.id)
-        except (ImageDecodeError, OSError, ValueError) as e:
-            skipped.append((it.id, str(e).splitlines()[0] if str(e) else type(e).__name__))
-    if not arrays:
-        raise VfmauditError("no readable image to attack" + (f" ({len(skipped)} skipped)" if skipped else ""),
-                            param="images")
-    return ids, np.stack(arrays), skipped
 
 
 def _default_step(config: AttackConfig, radius: float) -> float:

@@ -70,7 +70,7 @@ def _load(config, encoder) -> SearchData:
     """The labelled test split (config.dataset) with its training split, or the unlabelled images."""
     prepare = encoder.preprocess.prepare
     if not config.dataset:
-        from vfmaudit.attack.runner import load_images
+        from vfmaudit.attack.inputs import load_images
 
         ids, images, skipped = load_images(config, prepare)
         return SearchData(ids, images, skipped)
