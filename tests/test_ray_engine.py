@@ -190,6 +190,29 @@ def test_downstream_on_ray_gives_the_local_numbers(tmp_path, cluster, model):
     assert b["embeddings_reused"] >= 3
 
 
+def test_attack_on_ray_gives_the_local_images_and_numbers(folder, tmp_path, cluster, model):
+    """Square on the ONNX export, 3 shards over 2 actors: the same adversarial images (each batch has
+    its own generator) and figures as the local engine; a resume reuses every shard the actors wrote."""
+    common = ["attack", folder, "-m", model, "--method", "square", "--queries", "15", "--eps", "4", "--max-images",
+              "5", "--batch-size", "2", "--shard-size", "2", "-q"]
+    local = run_cli(*common, "--out", tmp_path / "local", "--save-images")
+    assert local.returncode == 0, local.stderr
+    ray = run_cli(*common, "--out", tmp_path / "ray", "--save-images", "--engine", "ray", "--workers", "2", *on(cluster))
+    assert ray.returncode == 0, ray.stderr
+    a = json.loads((tmp_path / "local" / "attack.json").read_text())
+    b = json.loads((tmp_path / "ray" / "attack.json").read_text())
+    assert b["engine"] == {"engine": "ray", "shards": 3, "reused": 0} and b["images"] == a["images"]
+    for name in sorted(p.name for p in (tmp_path / "local" / "adversarial" / "eps_4").iterdir()):
+        assert (tmp_path / "local" / "adversarial" / "eps_4" / name).read_bytes() == \
+            (tmp_path / "ray" / "adversarial" / "eps_4" / name).read_bytes()
+    assert len(a["per_image"]) == 5 and a["per_image"][0]["cosine"] < 1
+    for x, y in zip(a["per_image"], b["per_image"]):
+        assert x["image"] == y["image"] and x["cosine"] == pytest.approx(y["cosine"], abs=1e-6)
+    again = run_cli(*common, "--out", tmp_path / "ray", "--resume", "--engine", "ray", *on(cluster))
+    assert again.returncode == 0, again.stderr
+    assert json.loads((tmp_path / "ray" / "attack.json").read_text())["engine"]["reused"] == 3
+
+
 def test_gpus_per_worker_on_a_cluster_without_gpus_is_one_line_not_a_hang(folder, tmp_path, cluster):
     res = run_cli("audit", folder, *ARGS, "--out", tmp_path / "o", "--engine", "ray", "--workers", "1",
                   "--gpus-per-worker", "1", *on(cluster))

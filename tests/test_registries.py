@@ -67,10 +67,11 @@ def test_headline_metrics_lead_the_reports():
 
 
 def test_every_engine_runs_every_workload_that_has_an_engine_option():
+    from vfmaudit.attack.engines import ATTACK_ENGINES
     from vfmaudit.audit import AUDIT_ENGINES
     from vfmaudit.downstream.runner import VARIANT_ENGINES
 
-    assert list(AUDIT_ENGINES) == list(engines()) == list(VARIANT_ENGINES)
+    assert list(AUDIT_ENGINES) == list(engines()) == list(VARIANT_ENGINES) == list(ATTACK_ENGINES)
     for engine in engines().values():
         assert engine.description
 

@@ -60,16 +60,20 @@ _FINGERPRINT_OPTIONS = {"plan": "perturbations or levels", "metrics": "the regis
                         "inputs": "the inputs"}
 
 
-def check_resumable(previous: dict | None, current: dict, folder: Path) -> None:
-    """Resume only a run made with the same options: otherwise one line naming each option that differs."""
+def check_resumable(previous: dict | None, current: dict, folder: Path, restart: str = "overwrite to start again",
+                    restart_param: str = "overwrite") -> None:
+    """Resume only a run made with the same options: otherwise one line naming each option that differs
+    and how to start again (`restart`, naming the parameter `restart_param`)."""
     previous = previous or {}
     if previous == current:
         return
     changed = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
     named = ", ".join(f"{_FINGERPRINT_OPTIONS.get(k, k)} ({_short(previous.get(k))} then, {_short(current.get(k))} "
                       f"now)" for k in changed)
-    raise ResumeMismatch(f"cannot resume the run in {folder}: {named} differ; pass the same options, or overwrite "
-                         f"to start again", param="overwrite")
+    # "continue", not "resume", where resume is the parameter named: the CLI writes a named parameter as its flag
+    verb = "continue" if restart_param == "resume" else "resume"
+    raise ResumeMismatch(f"cannot {verb} the run in {folder}: {named} differ; pass the same options, or {restart}",
+                         param=restart_param)
 
 
 def _short(value) -> str:

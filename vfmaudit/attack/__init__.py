@@ -2,7 +2,8 @@
 APGD on the torch model, black-box Square on any artefact) and the oracle-gated edit search with
 FMR, reported on the audit's scale."""
 
-from vfmaudit.attack.runner import METHODS, THREAT_MODEL, AttackConfig, AttackResult, run_attack
+from vfmaudit.attack.config import METHODS, THREAT_MODEL, AttackConfig
+from vfmaudit.attack.runner import AttackResult, run_attack
 from vfmaudit.attack.threat import NORMS
 from vfmaudit.attack.whitebox import LOSSES
 

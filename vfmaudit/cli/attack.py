@@ -7,8 +7,9 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from vfmaudit.cli.common import (DeviceOpt, JsonOpt, LevelsOpt, PerturbationsOpt, PretrainedOpt, QuietOpt, Stages,
-                                 out, paths, user_errors, write_result_json)
+from vfmaudit.cli.common import (DeviceOpt, GpusPerWorkerOpt, JsonOpt, LevelsOpt, PerturbationsOpt, PretrainedOpt,
+                                 QuietOpt, RayAddressOpt, Stages, WorkersOpt, out, paths, user_errors,
+                                 write_result_json)
 from vfmaudit.errors import VfmauditError
 from vfmaudit.models.spec import DEFAULT_MODEL
 
@@ -66,6 +67,8 @@ def attack(
     perturbations: PerturbationsOpt = "everyday",
     levels: LevelsOpt = 5,
     max_edits: Annotated[int, typer.Option(help="search: at most this many edits per chain (each family once).")] = 3,
+    max_images: Annotated[Optional[int], typer.Option(
+        help="Attack only the first this many readable images (default: all).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random weights and of the random starts.")] = 0,
     batch_size: Annotated[int, typer.Option(help="Images attacked together.")] = 8,
     device: DeviceOpt = "cpu",
@@ -75,6 +78,18 @@ def attack(
     save_images: Annotated[bool, typer.Option(
         "--save-images", help="Write the clean and adversarial images (PNG, the exact bytes encoded) under --out.")]
         = False,
+    resume: Annotated[bool, typer.Option(
+        help="Continue an interrupted run in --out without redoing its finished shards (the same options).")]
+        = False,
+    engine: Annotated[str, typer.Option(
+        help="local, or ray: the shards attacked by Ray actors, one model each (pip install 'vfmaudit[ray]'; "
+             "needs --out, on a filesystem the cluster shares). Not for --method search.")] = "local",
+    ray_address: RayAddressOpt = None,
+    workers: WorkersOpt = 2,
+    gpus_per_worker: GpusPerWorkerOpt = 0.0,
+    shard_size: Annotated[int, typer.Option(
+        help="Images per shard (rounded up to a multiple of --batch-size): the unit of work, retry and resume.")]
+        = 64,
     json_out: JsonOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
@@ -97,11 +112,12 @@ def attack(
     config = AttackConfig(images=paths(images), model=model, pretrained=pretrained, seed=seed, norm=norm,
                           eps=parse_budgets(eps), method=method, loss=loss, steps=steps, restarts=restarts,
                           step_size=step_size, batch_size=batch_size, device=device, queries=queries, backend=backend,
-                          transfer_to=paths(transfer_to) or [],
+                          transfer_to=paths(transfer_to) or [], max_images=max_images,
                           out=str(out_dir) if out_dir else None, save_images=save_images, oracle=oracle,
                           oracle_pretrained=oracle_pretrained, oracle_mode=oracle_mode, dataset=dataset,
                           max_per_class=max_per_class, classifier=classifier, perturbations=perturbations,
-                          levels=levels, max_edits=max_edits)
+                          levels=levels, max_edits=max_edits, resume=resume, engine=engine, ray_address=ray_address,
+                          workers=workers, gpus_per_worker=gpus_per_worker, shard_size=shard_size)
     with Stages(quiet) as progress:
         result = run_attack(config, progress=progress)
     (print_search if method == "search" else print_attack)(result, out)

@@ -10,8 +10,8 @@ import typer
 from vfmaudit.audit.config import DEFAULT_OUT
 from vfmaudit.models.spec import DEFAULT_MODEL
 from vfmaudit.cli.common import (AuditProgress, DeviceOpt, FrostDirOpt, ImagenetCPixelsOpt, JsonOpt, LevelsOpt,
-                                 ModelSpecOpt, PerturbationsOpt, PretrainedOpt, backend_help, err, out, user_errors,
-                                 write_result_json)
+                                 ModelSpecOpt, PerturbationsOpt, PretrainedOpt, GpusPerWorkerOpt, RayAddressOpt, WorkersOpt,
+                                 backend_help, err, out, user_errors, write_result_json)
 from vfmaudit.data.decode import DEFAULT_MAX_PIXELS
 
 
@@ -35,10 +35,9 @@ def audit(
     engine: Annotated[str, typer.Option(
         help="local, or ray: the same audit on a Ray cluster (pip install 'vfmaudit[ray]'; docs/scale-out.md).")]
         = "local",
-    ray_address: Annotated[Optional[str], typer.Option(
-        help="Ray cluster: auto, or ray://HOST:10001. Default: start a local Ray instance.")] = None,
-    workers: Annotated[int, typer.Option(help="Encoder actors with --engine ray (one model each).")] = 2,
-    gpus_per_worker: Annotated[float, typer.Option(help="GPUs per encoder actor with --engine ray.")] = 0.0,
+    ray_address: RayAddressOpt = None,
+    workers: WorkersOpt = 2,
+    gpus_per_worker: GpusPerWorkerOpt = 0.0,
     shard_size: Annotated[int, typer.Option(
         help="Images per shard with --engine ray: the unit of work, retry and resume.")] = 256,
     protocol: Annotated[Optional[str], typer.Option(

@@ -59,6 +59,11 @@ ImagenetCPixelsOpt = Annotated[Optional[str], typer.Option(
 FrostDirOpt = Annotated[Optional[Path], typer.Option(
     help="A folder with the original ImageNet-C frost textures (frost1.png ... frost5.jpg; their sizes are "
          "checked); default: $VFMAUDIT_FROST_DIR, else procedural frost.")]
+# the Ray engine's options, one wording for every command that has --engine
+RayAddressOpt = Annotated[Optional[str], typer.Option(
+    help="With --engine ray: the cluster, auto or ray://HOST:10001. Default: start a local Ray instance.")]
+WorkersOpt = Annotated[int, typer.Option(help="With --engine ray: actors (one model each).")]
+GpusPerWorkerOpt = Annotated[float, typer.Option(help="With --engine ray: GPUs per actor.")]
 OverwriteFileOpt = Annotated[bool, typer.Option(
     "--overwrite", help="Replace --out if it exists (without it an existing file is refused).")]
 

@@ -9,8 +9,8 @@ import typer
 
 from vfmaudit.models.spec import DEFAULT_MODEL
 from vfmaudit.cli.common import (AuditProgress, DeviceOpt, FrostDirOpt, ImagenetCPixelsOpt, JsonOpt, ModelSpecOpt,
-                                 PerturbationsOpt, PretrainedOpt, Stages, backend_help, out, user_errors,
-                                 write_result_json)
+                                 PerturbationsOpt, PretrainedOpt, Stages, GpusPerWorkerOpt, RayAddressOpt,
+                                 WorkersOpt, backend_help, out, user_errors, write_result_json)
 from vfmaudit.downstream.config import DEFAULT_OUT, DEFAULT_PROMPTS, TASKS
 
 
@@ -45,10 +45,9 @@ def downstream(
     overwrite: Annotated[bool, typer.Option(help="Discard an earlier run in --out and start again.")] = False,
     engine: Annotated[str, typer.Option(
         help="local, or ray: the perturbed variants encoded by Ray actors (pip install 'vfmaudit[ray]').")] = "local",
-    ray_address: Annotated[Optional[str], typer.Option(help="With --engine ray: a cluster (default: local Ray).")]
-        = None,
-    workers: Annotated[int, typer.Option(help="With --engine ray: encoder actors.")] = 2,
-    gpus_per_worker: Annotated[float, typer.Option(help="With --engine ray: GPUs per actor.")] = 0.0,
+    ray_address: RayAddressOpt = None,
+    workers: WorkersOpt = 2,
+    gpus_per_worker: GpusPerWorkerOpt = 0.0,
     json_out: JsonOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output or summary.")] = False,
 ) -> None:

@@ -333,4 +333,7 @@ def print_attack(result, console: Console) -> None:
                       f"{r['cosine']['worst']:.4f}", f"{r['divergence_radius']['mean']:.4f}",
                       f"{r['gap']['cosine_mean']:+.4f}", f"{r['gap']['cosine_worst']:+.4f}")
         console.print(t)
+    shards = result.shards or {}
+    if shards.get("reused"):
+        console.print(f"resumed: {shards['reused']} of {shards['shards']} shards were finished before")
     _attack_footer(result, console)

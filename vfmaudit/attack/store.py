@@ -1,0 +1,95 @@
+"""An attack's finished work on disk (OUT/shards/): one file per shard of images holding its
+adversarial images at every budget, written by an atomic rename as each shard finishes.
+
+A killed or interrupted run resumes (`resume`) without redoing a finished shard, and Ray actors
+hand their shards to the driver through the same files. Without an output folder the shards stay
+in memory. A shard is a run of consecutive images, a multiple of the batch size, so each batch (and
+its random generator) is the same whatever the engine or the shard size.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from vfmaudit.downstream.cache import save_array
+from vfmaudit.engines import shard_plan
+from vfmaudit.errors import VfmauditError
+from vfmaudit.files import check_resumable
+
+FOLDER = "shards"
+RUN_FILE = "run.json"
+# options that change neither the plan nor an image attacked: a run may resume with others
+NOT_IN_FINGERPRINT = ("out", "save_images", "transfer_to", "engine", "workers", "gpus_per_worker", "ray_address",
+                      "resume", "device")
+
+
+def plan(n_images: int, shard_size: int, batch_size: int) -> list[tuple[int, int]]:
+    """[start, stop) of each shard: consecutive images, a multiple of the batch size."""
+    spans, start = [], 0
+    for ids in shard_plan(list(range(n_images)), shard_size, batch_size):
+        spans.append((start, start + len(ids)))
+        start += len(ids)
+    return spans
+
+
+def fingerprint(config, ids: list[str]) -> dict:
+    options = {k: v for k, v in asdict(config).items() if k not in NOT_IN_FINGERPRINT}
+    options["eps"] = sorted(set(float(e) for e in options["eps"]))
+    return {**options, "inputs": ids}
+
+
+class AttackStore:
+    """The shards of one run: files under folder (None: in memory)."""
+
+    def __init__(self, folder: Path | None) -> None:
+        self.folder = folder
+        self._memory: dict[int, np.ndarray] = {}
+
+    @classmethod
+    def open(cls, out: Path | None, print_: dict, resume: bool) -> "AttackStore":
+        """A fresh run clears the shards an earlier one left; resume keeps them if its options match."""
+        if out is None:
+            if resume:
+                raise VfmauditError("resume continues a run in out: pass --out DIR too", param=("resume", "out"))
+            return cls(None)
+        folder = out / FOLDER
+        run_file = folder / RUN_FILE
+        if resume and run_file.exists():
+            try:
+                previous = json.loads(run_file.read_text())["fingerprint"]
+            except (OSError, ValueError, KeyError):
+                raise VfmauditError(f"{run_file} is unreadable; rerun without resume to start again",
+                                    param="resume") from None
+            check_resumable(previous, print_, out, restart="rerun without resume to start again",
+                            restart_param="resume")
+            return cls(folder)
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        run_file.write_text(json.dumps({"fingerprint": print_}, indent=1))
+        return cls(folder)
+
+    def path(self, k: int) -> Path:
+        return self.folder / f"{k:05d}.npy"
+
+    def done(self, k: int) -> bool:
+        return k in self._memory if self.folder is None else self.path(k).exists()
+
+    def save(self, k: int, images: np.ndarray) -> None:
+        if self.folder is None:
+            self._memory[k] = images
+        else:
+            save_array(images, self.path(k))
+
+    def load(self, k: int) -> np.ndarray:
+        return self._memory[k] if self.folder is None else np.load(self.path(k))
+
+    def assemble(self, spans: list[tuple[int, int]], eps: list[float]) -> dict[float, np.ndarray]:
+        """{eps: uint8 (N, H, W, 3)}, every shard in image order."""
+        images = np.concatenate([self.load(k) for k in range(len(spans))], axis=1)
+        return {e: images[j] for j, e in enumerate(eps)}
