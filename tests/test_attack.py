@@ -120,6 +120,40 @@ def test_pgd_beats_random_noise_of_the_same_budget(folder):
     assert np.all(1 - pgd_cos > 500 * (1 - best_random)), (1 - pgd_cos, 1 - best_random)
 
 
+@pytest.mark.parametrize("norm, eps", [("linf", (0, 2, 4)), ("l2", (2.0,))])
+def test_the_average_case_beside_the_worst_is_random_changes_of_the_same_budget(folder, norm, eps):
+    """budgets[i].random: one random change of each budget per image (the generator (seed,
+    RANDOM_STREAM)), rebuilt here and encoded by an independent encoder; the radius is the ball over
+    the clean and random embeddings at every budget up to this one, by brute force."""
+    from vfmaudit.attack.runner import RANDOM_STREAM
+    from vfmaudit.attack.threat import levels, measured_norms, random_in_budget
+    from vfmaudit.data.sources import collect_items
+    from vfmaudit.metrics import divergence_radius
+
+    result = run_attack(AttackConfig(images=[str(folder)], model=MODEL, norm=norm, eps=eps, steps=3))
+    encoder = create_encoder("torch", model=MODEL, seed=0)
+    clean = np.stack([encoder.preprocess.prepare(it.load()) for it in collect_items([str(folder)])])
+    rng = np.random.default_rng([0, RANDOM_STREAM])
+    e0, seen = encoder.encode(clean), []
+    for b in result.budgets:
+        noisy = random_in_budget(clean, norm, b["eps"], rng)
+        linf, l2 = measured_norms(clean, noisy)
+        if norm == "linf":
+            assert linf.max() == levels(b["eps"])  # inside the budget, and using it
+        else:
+            assert np.all(l2 <= b["eps"]) and np.all(l2 > 0)
+        seen.append(encoder.encode(noisy))
+        cos = np.sum(seen[-1] * e0, axis=1)
+        radius = divergence_radius(np.stack([e0, *seen], axis=1))
+        assert b["random"]["cosine"]["mean"] == pytest.approx(cos.mean(), abs=1e-6)
+        assert b["random"]["divergence_radius"]["mean"] == pytest.approx(radius.mean(), abs=1e-6)
+        if b["eps"] == 0:
+            assert b["random"]["divergence_radius"]["worst"] == 0 and b["worst_to_random_radius"] is None
+        else:  # the attack's worst case is far beyond the average case (measured 36-80x here)
+            assert b["worst_to_random_radius"] == pytest.approx(b["divergence_radius"]["mean"] / radius.mean())
+            assert b["worst_to_random_radius"] > 5
+
+
 def test_apgd_checkpoints_are_croce_and_heins_and_apgd_is_as_strong_as_pgd(folder):
     assert _checkpoints(100) == [22, 41, 57, 70, 80, 87, 93, 99]
     common = dict(images=[str(folder)], model=MODEL, eps=(2, 4), steps=12)

@@ -18,13 +18,14 @@ from vfmaudit.attack.config import METHODS, THREAT_MODEL, AttackConfig
 from vfmaudit.attack.engines import ATTACK_ENGINES
 from vfmaudit.attack.inputs import load_images
 from vfmaudit.attack.store import AttackStore, fingerprint, plan
-from vfmaudit.attack.threat import measured_norms
+from vfmaudit.attack.threat import measured_norms, random_in_budget
 from vfmaudit.files import check_output_folder, lock_folder, write_json, write_text_atomic
 from vfmaudit.metrics import cosine, divergence_radius, summarize
 
 __all__ = ["AttackConfig", "AttackResult", "run_attack", "METHODS", "THREAT_MODEL"]
 
 SCHEMA_VERSION = 1
+RANDOM_STREAM = 0x52414E44  # the random changes' generator: (seed, this), apart from every batch's
 
 
 @dataclass
@@ -98,11 +99,20 @@ def _run(config: AttackConfig, progress, on_complete, out_dir: Path | None) -> A
     # every number from the rounded images through the ordinary encode path
     adv_embeddings = {eps: encoder.encode(images) for eps, images in adv_images.items()}
 
+    # the average case on the same scale: one random change of each budget per image
+    progress("encoding random changes of the same budgets")
+    rng = np.random.default_rng([int(config.seed), RANDOM_STREAM])
+    random_embeddings = {eps: encoder.encode(random_in_budget(clean, config.norm, eps, rng)) for eps in eps_sorted}
+    average = list(_figures(e_clean, random_embeddings, eps_sorted))
+
     budgets, rows = [], []
-    for eps, (cos, radius) in zip(eps_sorted, _figures(e_clean, adv_embeddings, eps_sorted)):
+    for j, (eps, (cos, radius)) in enumerate(zip(eps_sorted, _figures(e_clean, adv_embeddings, eps_sorted))):
         linf, l2 = measured_norms(clean, adv_images[eps])
+        random_radius = summarize(average[j][1], False)
         budgets.append({"eps": eps, "norm": config.norm, "cosine": summarize(cos, True),
                         "divergence_radius": summarize(radius, False),
+                        "random": {"cosine": summarize(average[j][0], True), "divergence_radius": random_radius},
+                        "worst_to_random_radius": _ratio(float(radius.mean()), random_radius["mean"]),
                         "max_linf_levels": float(linf.max()), "max_l2": float(l2.max())})
         rows += [{"image": ids[i], "eps": eps, "cosine": float(cos[i]), "divergence_radius": float(radius[i]),
                   "linf_levels": float(linf[i]), "l2": float(l2[i])} for i in range(len(ids))]
@@ -114,6 +124,11 @@ def _run(config: AttackConfig, progress, on_complete, out_dir: Path | None) -> A
     if out_dir:
         _write(result, out_dir, on_complete)
     return result
+
+
+def _ratio(worst: float, average: float) -> float | None:
+    """How many times the random change's mean radius the attack's is (None where the random one is 0)."""
+    return worst / average if average > 0 else None
 
 
 def _figures(e_clean: np.ndarray, embedded: dict[float, np.ndarray], eps_sorted: list[float]):

@@ -157,16 +157,9 @@ def square_l2(encode: Callable[[np.ndarray], np.ndarray], clean: np.ndarray, e_c
 def random_search_l2(encode, clean, e_clean, loss, eps: float, queries: int,
                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """The L2 baseline of the same budget: random Gaussian directions at norm eps, best kept."""
-    from vfmaudit.attack.threat import to_uint8
+    from vfmaudit.attack.threat import random_in_budget
 
-    x01 = clean.astype(np.float64) / 255.0
-
-    def draw() -> np.ndarray:
-        z = rng.standard_normal(clean.shape)
-        z *= eps / np.linalg.norm(z.reshape(len(z), -1), axis=1).reshape(-1, 1, 1, 1)
-        return to_uint8(clean, x01 + z, "l2", eps)
-
-    return _best_of(encode, clean, e_clean, loss, draw, queries)
+    return _best_of(encode, clean, e_clean, loss, lambda: random_in_budget(clean, "l2", eps, rng), queries)
 
 
 def random_search_linf(encode, clean, e_clean, loss, levels: int, queries: int,

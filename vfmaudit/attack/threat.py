@@ -105,3 +105,15 @@ def measured_norms(clean: np.ndarray, adv: np.ndarray) -> tuple[np.ndarray, np.n
     d = adv.astype(np.float64) - clean.astype(np.float64)
     flat = d.reshape(d.shape[0], -1)
     return np.abs(flat).max(axis=1), np.linalg.norm(flat / 255.0, axis=1)
+
+
+def random_in_budget(clean: np.ndarray, norm: str, eps: float, rng: np.random.Generator) -> np.ndarray:
+    """One random change of the same budget per image, rounded as the attacks' images are: the
+    average case beside the worst. linf: every value moved by a uniform integer in [-levels, levels];
+    l2: a Gaussian direction scaled to norm eps on the [0, 1] image."""
+    if norm == "linf":
+        k = levels(eps)
+        return np.clip(clean.astype(np.int16) + rng.integers(-k, k + 1, clean.shape), 0, 255).astype(np.uint8)
+    z = rng.standard_normal(clean.shape)
+    z *= eps / np.maximum(np.linalg.norm(z.reshape(len(z), -1), axis=1), 1e-12).reshape(-1, 1, 1, 1)
+    return to_uint8(clean, clean.astype(np.float64) / 255.0 + z, "l2", eps)

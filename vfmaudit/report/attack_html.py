@@ -21,16 +21,22 @@ def amplified(clean: np.ndarray, adv: np.ndarray) -> np.ndarray:
     return np.clip(127.5 + d * (127.5 / peak), 0, 255).astype(np.uint8)
 
 
+def _times(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:,.0f}x"
+
+
 def _budget_table(result) -> str:
     unit = "/255" if result.config.norm == "linf" else " (L2)"
     rows = "".join(
         f"<tr><td>{b['eps']:g}{unit}</td><td>{b['cosine']['mean']:.4f}</td><td>{b['cosine']['p5']:.4f}</td>"
         f"<td>{b['cosine']['worst']:.4f}</td><td>{b['divergence_radius']['mean']:.4f}</td>"
-        f"<td>{b['divergence_radius']['worst']:.4f}</td><td>{b['max_linf_levels']:.0f}</td>"
-        f"<td>{b['max_l2']:.4f}</td></tr>"
+        f"<td>{b['divergence_radius']['worst']:.4f}</td><td>{b['random']['cosine']['mean']:.4f}</td>"
+        f"<td>{b['random']['divergence_radius']['mean']:.5f}</td><td>{_times(b.get('worst_to_random_radius'))}</td>"
+        f"<td>{b['max_linf_levels']:.0f}</td><td>{b['max_l2']:.4f}</td></tr>"
         for b in result.budgets)
     return ("<div class=\"scroll\"><table><thead><tr><th>eps</th><th>cosine mean</th><th>cosine p5</th>"
-            "<th>cosine worst</th><th>radius mean</th><th>radius worst</th><th>max change (grey levels)</th>"
+            "<th>cosine worst</th><th>radius mean</th><th>radius worst</th><th>random: cosine mean</th>"
+            "<th>random: radius mean</th><th>worst / random radius</th><th>max change (grey levels)</th>"
             "<th>max L2</th></tr></thead>"
             f"<tbody>{rows}</tbody></table></div>")
 
@@ -87,7 +93,8 @@ def write_attack_html(result, path: Path) -> Path:
             f"{'steps' if cfg.method != 'square' else 'queries'} x {cfg.restarts} restart(s), seed {cfg.seed}. "
             f"Threat model: {esc(THREAT_MODEL)}.</p>"
             f"<p>The radius at a budget is the divergence radius of the ball over the clean embedding and its "
-            f"adversarial embeddings at every budget up to that one: the audit's metric.</p>"
+            f"adversarial embeddings at every budget up to that one: the audit's metric. Beside it, the average "
+            f"case on the same scale: one random change of each budget per image (random), the same ball.</p>"
             f"{_budget_table(result)}{_transfer_table(result)}{_worst_images(result)}")
     return _write_page(result, path, f"vfmaudit attack: {cfg.model}", body)
 

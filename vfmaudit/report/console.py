@@ -315,13 +315,16 @@ def print_attack(result, console: Console) -> None:
     unit = "/255" if cfg.norm == "linf" else " (L2, [0, 1] pixels)"
     t = Table(title=f"{cfg.method.upper()} ({cfg.loss} loss, {cfg.steps} steps x {cfg.restarts} restart(s)) on "
                     f"{len(result.images)} images, {cfg.norm}")
-    for col in ("eps", "cosine mean", "cosine p5", "cosine worst", "radius mean", "radius worst", "max change"):
+    for col in ("eps", "cosine mean", "cosine p5", "cosine worst", "radius mean", "radius worst",
+                "random radius mean", "worst / random", "max change"):
         t.add_column(col, justify="right")
     for b in result.budgets:
         change = f"{b['max_linf_levels']:.0f}/255" if cfg.norm == "linf" else f"{b['max_l2']:.3f}"
+        ratio = b.get("worst_to_random_radius")
         t.add_row(f"{b['eps']:g}{unit}", f"{b['cosine']['mean']:.4f}", f"{b['cosine']['p5']:.4f}",
                   f"{b['cosine']['worst']:.4f}", f"{b['divergence_radius']['mean']:.4f}",
-                  f"{b['divergence_radius']['worst']:.4f}", change)
+                  f"{b['divergence_radius']['worst']:.4f}", f"{b['random']['divergence_radius']['mean']:.5f}",
+                  f"{ratio:,.0f}x" if ratio is not None else "-", change)
     console.print(t)
     if result.transfer:
         t = Table(title="The same images on the artefacts (gap: artefact - attacked model)")

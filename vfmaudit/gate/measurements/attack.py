@@ -1,6 +1,7 @@
 """attack.NORM_EPS.{cosine,divergence_radius}.STAT: the worst case within a budget (vfmaudit attack),
 e.g. attack.linf_2.cosine.p5 for PGD at 2/255; a fractional budget's point is written p
-(attack.l2_0p5.cosine.worst). With transfer_to, the images found are replayed on each artefact:
+(attack.l2_0p5.cosine.worst); attack.NORM_EPS.random.* the same figures for one random change of
+the budget per image (the average case on the same scale). With transfer_to, the images found are replayed on each artefact:
 attack.transfer.ARTEFACT.NORM_EPS.{cosine,divergence_radius}.STAT and .gap.{cosine_mean,cosine_worst,
 radius_mean} (the artefact's figure minus the attacked model's), ARTEFACT the file's stem in
 [A-Za-z0-9_] (e.g. attack.transfer.model_int8.linf_2.cosine.worst). With method = "search" (the
@@ -72,6 +73,7 @@ def _paths(policy, options) -> dict[str, MetricInfo]:
     for eps in _budgets(options):
         key = budget_key(options["norm"], eps)
         paths.update(_stats(f"attack.{key}"))
+        paths.update(_stats(f"attack.{key}.random"))
         for name in artefacts:
             paths.update(_stats(f"attack.transfer.{name}.{key}"))
             for gap, higher in GAPS.items():
@@ -123,6 +125,8 @@ def _values(report: dict) -> dict:
         for metric in ("cosine", "divergence_radius"):
             for s in SUMMARY_STATS:
                 values[f"attack.{key}.{metric}.{s}"] = as_float(b[metric][s])
+                if "random" in b:  # reports before the average case was added have none
+                    values[f"attack.{key}.random.{metric}.{s}"] = as_float(b["random"][metric][s])
     for row in report.get("transfer", []):
         prefix = f"attack.transfer.{artefact_key(row['artefact'])}.{budget_key(report['config']['norm'], row['eps'])}"
         for metric in ("cosine", "divergence_radius"):
