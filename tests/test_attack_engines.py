@@ -100,7 +100,6 @@ def test_resume_with_other_options_is_refused_in_one_line(folder, reference, tmp
     (["--engine", "spark"], "'spark'; choose from local, ray"),
     (["--shard-size", "0"], "--shard-size must be >= 1"),
     (["--workers", "0"], "--workers must be >= 1"),
-    (["--method", "search", "--oracle", MODEL, "--engine", "ray", "--out", "x"], "runs on --engine local only"),
 ])
 def test_engine_options_are_checked_in_one_line(folder, args, needle):
     res = run_cli("attack", folder, "-m", MODEL, *args, "-q")

@@ -16,7 +16,7 @@ from PIL import Image
 
 from cli_runner import run_cli
 from vfmaudit.attack import AttackConfig, run_attack
-from helpers import noisy_photos
+from helpers import colour_classes, noisy_photos
 from vfmaudit.attack.search import apply_chain, fmr_figures, parse_chain
 from vfmaudit.data.datasets import load_dataset
 from vfmaudit.runtime import open_encoder
@@ -24,21 +24,11 @@ from vfmaudit.runtime import open_encoder
 TESTED = "timm:test_vit"  # its linear probe on the clean training split: the loss the search raises
 ORACLE = "openclip:ViT-S-32"  # zero-shot over the real class names, with its real tokenizer
 SPACE = ["-p", "hue:-0.3:0.3,saturation:0:1,jpeg:10:60", "--levels", "3"]
-TINTS = {"red": (200, 40, 40), "green": (40, 180, 60), "blue": (40, 60, 200)}
 
 
 @pytest.fixture(scope="module")
 def colours(tmp_path_factory):
-    """Three colour classes with their real names (16 noisy images each): what even a random encoder's
-    linear probe tells apart, and what hue and saturation edits can move across classes."""
-    root = tmp_path_factory.mktemp("colours")
-    rng = np.random.default_rng(0)
-    for name, tint in TINTS.items():
-        (root / name).mkdir()
-        for i in range(16):
-            img = np.clip(np.array(tint) + rng.normal(0, 40, (64, 64, 3)), 0, 255).astype(np.uint8)
-            Image.fromarray(img).save(root / name / f"{i:02d}.png")
-    return root
+    return colour_classes(tmp_path_factory.mktemp("colours") / "data")
 
 
 @pytest.fixture(scope="module")
@@ -246,3 +236,29 @@ def test_example_edit_search_policy_passes(tmp_path):
     assert res.returncode == 0, (res.stdout + res.stderr)
     gate = json.loads((tmp_path / "g" / "gate.json").read_text())
     assert {c["metric"] for c in gate["checks"]} == {"attack.approved", "attack.search.cosine.worst"}
+
+
+def test_a_search_in_shards_resumes_without_redoing_finished_shards(tmp_path, colours, labelled):
+    """Shards of 4 images give the one-shard run's chains; with the last shard's files gone (as after
+    a kill), --resume searches that shard only and gives the same rows."""
+    _, whole = labelled
+    out = tmp_path / "sharded"
+    common = ["attack", "--method", "search", "-m", TESTED, "--oracle", ORACLE, "--dataset", colours, *SPACE,
+              "--max-edits", "2", "--batch-size", "2", "--shard-size", "4", "--out", out, "-q"]
+    res = run_cli(*common)
+    assert res.returncode == 0, res.stderr
+    first = json.loads((out / "attack.json").read_text())
+    n = len(first["per_image"])
+    assert first["engine"] == {"engine": "local", "shards": -(-n // 4), "reused": 0}
+    assert [r["chain_spec"] for r in first["per_image"]] == [r["chain_spec"] for r in whole["per_image"]]
+    assert first["search"]["fmr"] == whole["search"]["fmr"]
+    last = first["engine"]["shards"] - 1
+    kept = {p.name: p.stat().st_mtime_ns for p in (out / "shards").glob("0*.npy") if p.stem != f"{last:05d}"}
+    for suffix in (".npy", ".json"):
+        (out / "shards" / f"{last:05d}{suffix}").unlink()
+    (out / "attack.json").unlink()
+    res = run_cli(*common, "--resume")
+    assert res.returncode == 0, res.stderr
+    again = json.loads((out / "attack.json").read_text())
+    assert again["engine"]["reused"] == last and again["per_image"] == first["per_image"]
+    assert all((out / "shards" / name).stat().st_mtime_ns == t for name, t in kept.items())

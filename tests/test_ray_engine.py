@@ -22,7 +22,7 @@ import psutil
 import ray  # noqa: F401 - declared in the dev extra: missing is a failure, not a skip
 
 from cli_runner import run_cli
-from helpers import noisy_photos, rows
+from helpers import colour_classes, noisy_photos, rows
 
 OPTIONS = ["-p", "jpeg,brightness,gaussian_noise", "--levels", "3", "--batch-size", "4", "-q"]
 ARGS: list[str] = []  # set by the `model` fixture: -m <the ONNX file> and OPTIONS
@@ -211,6 +211,30 @@ def test_attack_on_ray_gives_the_local_images_and_numbers(folder, tmp_path, clus
     again = run_cli(*common, "--out", tmp_path / "ray", "--resume", "--engine", "ray", *on(cluster))
     assert again.returncode == 0, again.stderr
     assert json.loads((tmp_path / "ray" / "attack.json").read_text())["engine"]["reused"] == 3
+
+
+def test_the_edit_search_on_ray_gives_the_local_chains(tmp_path, cluster):
+    """The oracle-gated search, 2 shards on 2 actors (each builds the tested model, the oracle and the
+    probe again): the local run's chains, figures and edited images."""
+    data = colour_classes(tmp_path / "colours", per_class=8)
+    common = ["attack", "--method", "search", "-m", "timm:test_vit", "--oracle", "openclip:ViT-S-32", "--dataset",
+              data, "-p", "hue:-0.3:0.3,jpeg:10:60", "--levels", "2", "--max-edits", "2", "--batch-size", "4",
+              "--shard-size", "4", "--save-images", "-q"]
+    local = run_cli(*common, "--out", tmp_path / "local")
+    assert local.returncode == 0, local.stderr
+    ray = run_cli(*common, "--out", tmp_path / "ray", "--engine", "ray", "--workers", "2", *on(cluster))
+    assert ray.returncode == 0, ray.stderr
+    a = json.loads((tmp_path / "local" / "attack.json").read_text())
+    b = json.loads((tmp_path / "ray" / "attack.json").read_text())
+    assert b["engine"] == {"engine": "ray", "shards": 2, "reused": 0}
+    assert [r["chain_spec"] for r in a["per_image"]] == [r["chain_spec"] for r in b["per_image"]]
+    assert any(r["chain_spec"] for r in a["per_image"])  # some edits were accepted
+    for key in ("sa", "pa", "fmr", "approved"):
+        assert a["search"][key] == b["search"][key]
+    for x, y in zip(a["per_image"], b["per_image"]):
+        assert x["cosine"] == pytest.approx(y["cosine"], abs=1e-6)
+    for p in sorted((tmp_path / "local" / "edited").iterdir()):
+        assert p.read_bytes() == (tmp_path / "ray" / "edited" / p.name).read_bytes()
 
 
 def test_gpus_per_worker_on_a_cluster_without_gpus_is_one_line_not_a_hang(folder, tmp_path, cluster):

@@ -100,16 +100,11 @@ class AttackConfig:
         get_engine(self.engine)  # an unknown engine, or Ray not installed: one line
         if self.gpus_per_worker < 0:
             raise VfmauditError(f"gpus_per_worker must be >= 0, got {self.gpus_per_worker:g}", param="gpus_per_worker")
-        if self.engine != "local" and self.method == "search":
-            raise VfmauditError("the edit search (method search) runs on engine local only",
-                                param=("engine", "method"))
         if self.engine != "local" and not self.out:
             raise VfmauditError(f"engine {self.engine} hands its shards back through files in out: pass --out DIR too",
                                 param=("engine", "out"))
         if self.resume and not self.out:
             raise VfmauditError("resume continues a run in out: pass --out DIR too", param=("resume", "out"))
-        if self.resume and self.method == "search":
-            raise VfmauditError("the edit search does not resume; rerun it without resume", param="resume")
 
     def _check_search(self) -> None:
         from vfmaudit.attack.search import CLASSIFIERS, ORACLE_MODES

@@ -15,9 +15,9 @@ import numpy as np
 
 from vfmaudit.attack.attacker import Attacker
 from vfmaudit.attack.config import METHODS, THREAT_MODEL, AttackConfig
-from vfmaudit.attack.engines import ATTACK_ENGINES
+from vfmaudit.attack.engines import AttackJob, run_shards
 from vfmaudit.attack.inputs import load_images
-from vfmaudit.attack.store import AttackStore, fingerprint, plan
+from vfmaudit.attack.store import AttackStore, fingerprint
 from vfmaudit.attack.threat import measured_norms, random_in_budget
 from vfmaudit.files import check_output_folder, lock_folder, write_json, write_text_atomic
 from vfmaudit.metrics import cosine, divergence_radius, summarize
@@ -64,14 +64,14 @@ def run_attack(config: AttackConfig, progress: Callable[[str, int, int], None] |
     returns their entries for its `files`."""
     config.check()
     progress = progress or (lambda *a: None)
-    if config.method == "search":
-        from vfmaudit.attack.search_run import run_search
-
-        return run_search(config, progress, on_complete)
     out_dir = check_output_folder(config.out) if config.out else None
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
     with lock_folder(out_dir) if out_dir else contextlib.nullcontext():
+        if config.method == "search":
+            from vfmaudit.attack.search_run import run_search
+
+            return run_search(config, progress, on_complete, out_dir)
         return _run(config, progress, on_complete, out_dir)
 
 
@@ -83,18 +83,8 @@ def _run(config: AttackConfig, progress, on_complete, out_dir: Path | None) -> A
     progress("encoding the clean images")
     e_clean = encoder.encode(clean)
     eps_sorted = attacker.eps
-    spans = plan(len(ids), config.shard_size, config.batch_size)
-    todo = [k for k in range(len(spans)) if not store.done(k)]
-    done = [sum(b - a for a, b in spans) - sum(spans[k][1] - spans[k][0] for k in todo)]
     what = f"{config.method} attack at eps {', '.join(f'{e:g}' for e in eps_sorted)}"
-
-    def advance(n: int) -> None:
-        done[0] += n
-        progress(what, done[0], len(ids))
-
-    if done[0]:
-        progress(what, done[0], len(ids))  # the shards a resumed run found finished
-    ATTACK_ENGINES[config.engine](config, attacker, clean, e_clean, store, todo, spans, advance)
+    spans, shards = run_shards(config, AttackJob(attacker, clean, e_clean), store, len(ids), what, progress)
     adv_images = store.assemble(spans, eps_sorted)
     # every number from the rounded images through the ordinary encode path
     adv_embeddings = {eps: encoder.encode(images) for eps, images in adv_images.items()}
@@ -119,7 +109,7 @@ def _run(config: AttackConfig, progress, on_complete, out_dir: Path | None) -> A
     transfer = _transfer(config, progress, clean, adv_images, budgets, eps_sorted)
     result = AttackResult(config=config, model=encoder.describe(), images=ids, skipped=skipped, budgets=budgets,
                           per_image=rows, transfer=transfer, out=str(out_dir) if out_dir else None,
-                          shards={"engine": config.engine, "shards": len(spans), "reused": len(spans) - len(todo)},
+                          shards=shards,
                           clean_images=clean, adversarial_images=adv_images)
     if out_dir:
         _write(result, out_dir, on_complete)

@@ -15,7 +15,7 @@ import numpy as np
 from vfmaudit.attack.search import (KNN_K, ORACLE_TEMPLATE, Chain, drift, search_image, search_space,
                                     summary)
 from vfmaudit.errors import VfmauditError
-from vfmaudit.files import check_output_folder, write_json, write_text_atomic
+from vfmaudit.files import write_json, write_text_atomic
 from vfmaudit.metrics import l2_normalize
 
 SCHEMA_VERSION = 1
@@ -45,6 +45,7 @@ class SearchResult:
     final_images: np.ndarray | None = field(default=None, repr=False)
     out: str | None = None
     files: dict = field(default_factory=dict)
+    shards: dict = field(default_factory=dict)  # the engine, how many shards, how many a resumed run reused
     _header: dict | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -63,7 +64,8 @@ class SearchResult:
         return {**self._header, "command": "attack", "method": "search", "config": asdict(self.config),
                 "model": self.model, "oracle": self.oracle,
                 "images": {"attacked": len(self.data.ids), "skipped": [list(s) for s in self.data.skipped]},
-                "search": self.figures, "per_image": self.rows, "budgets": [], "transfer": [], "files": self.files}
+                "engine": self.shards, "search": self.figures, "per_image": self.rows, "budgets": [], "transfer": [],
+                "files": self.files}
 
 
 def _load(config, encoder) -> SearchData:
@@ -153,76 +155,114 @@ def _oracle(config, data: SearchData):
     return {"model": oracle.describe(), "mode": mode, "rule": how}, predict, keep
 
 
-def run_search(config, progress: Callable[[str, int, int], None],
-               on_complete: Callable[[SearchResult, Path], dict] | None = None) -> SearchResult:
-    """The oracle-gated edit search; see vfmaudit.attack.search for the algorithm and definitions."""
-    from vfmaudit.perturb.plan import parse_perturbations
-    from vfmaudit.runtime import open_encoder
+class Searcher:
+    """Everything one image's search needs, built once per process (the driver, or each Ray actor):
+    the tested model, the data, the oracle, the classifier and the loss."""
 
-    space = search_space(parse_perturbations(config.perturbations, config.levels))
-    out_dir = check_output_folder(config.out) if config.out else None
-    progress(f"opening {config.model}", 0, 0)
-    encoder = open_encoder(config.model, config.pretrained, config.backend, device=config.device,
-                           batch_size=config.batch_size, seed=config.seed)
-    data = _load(config, encoder)
-    labelled = data.labels is not None
-    progress(f"opening the oracle {config.oracle}", 0, 0)
-    oracle_info, oracle_predict, keep = _oracle(config, data)
-    clean_emb = encoder.encode(data.images)
-    if labelled:
-        clf_name, clf_params, scores = _classifier(config, encoder, data)
+    def __init__(self, config, progress: Callable[[str, int, int], None] | None = None) -> None:
+        from vfmaudit.perturb.plan import parse_perturbations
+        from vfmaudit.runtime import open_encoder
 
-        def loss(emb: np.ndarray, i: int) -> np.ndarray:
-            p = scores(emb)[:, data.labels[i]]
-            if clf_name == "knn":  # vote fractions are steps of 1/k: 1 - cos to the clean embedding breaks ties
-                return 1.0 - p + 1e-3 * (1.0 - l2_normalize(emb) @ clean_emb[i])
-            return -np.log(np.maximum(p, 1e-12))  # the classifier's cross-entropy at the label
-    else:
-        clf_name, clf_params = None, {}
+        progress = progress or (lambda *a: None)
+        self.config = config
+        self.space = search_space(parse_perturbations(config.perturbations, config.levels))
+        progress(f"opening {config.model}", 0, 0)
+        self.encoder = open_encoder(config.model, config.pretrained, config.backend, device=config.device,
+                                    batch_size=config.batch_size, seed=config.seed)
+        self.data = data = _load(config, self.encoder)
+        self.labelled = data.labels is not None
+        progress(f"opening the oracle {config.oracle}", 0, 0)
+        self.oracle_info, self.oracle_predict, self.keep = _oracle(config, data)
+        self.clean_emb = self.encoder.encode(data.images)
+        if self.labelled:
+            self.clf_name, self.clf_params, self.scores = _classifier(config, self.encoder, data)
+        else:
+            self.clf_name, self.clf_params, self.scores = None, {}, None
+        self.oracle_clean = self.oracle_predict(data.images) == self.keep
+        self.clean_pred = np.argmax(self.scores(self.clean_emb), axis=1) if self.labelled else None
 
-        def loss(emb: np.ndarray, i: int) -> np.ndarray:
-            return 1.0 - l2_normalize(emb) @ clean_emb[i].astype(np.float64)
+    def loss(self, emb: np.ndarray, i: int) -> np.ndarray:
+        if not self.labelled:
+            return 1.0 - l2_normalize(emb) @ self.clean_emb[i].astype(np.float64)
+        p = self.scores(emb)[:, self.data.labels[i]]
+        if self.clf_name == "knn":  # vote fractions are steps of 1/k: 1 - cos to the clean embedding breaks ties
+            return 1.0 - p + 1e-3 * (1.0 - l2_normalize(emb) @ self.clean_emb[i])
+        return -np.log(np.maximum(p, 1e-12))  # the classifier's cross-entropy at the label
 
-    oracle_clean = oracle_predict(data.images) == keep
-    clean_pred = np.argmax(scores(clean_emb), axis=1) if labelled else None
-    rows, finals = [], np.empty_like(data.images)
-    n = len(data.ids)
-    for i in range(n):
-        progress("searching edits", i, n)
-        clean_loss = float(loss(clean_emb[i:i + 1], i)[0])
-        if oracle_clean[i]:
-            chain = search_image(i, data.images[i], clean_loss, encoder.encode, loss,
-                                 lambda imgs, j: oracle_predict(imgs) == keep[j], space, config.max_edits,
-                                 config.queries, config.seed)
+    def search(self, i: int) -> tuple[dict, np.ndarray]:
+        """Image i's chain as its per-image row, and the image after its last accepted edit."""
+        config, data = self.config, self.data
+        clean_loss = float(self.loss(self.clean_emb[i:i + 1], i)[0])
+        if self.oracle_clean[i]:
+            chain = search_image(i, data.images[i], clean_loss, self.encoder.encode, self.loss,
+                                 lambda imgs, j: self.oracle_predict(imgs) == self.keep[j], self.space,
+                                 config.max_edits, config.queries, config.seed)
         else:  # the oracle does not recognise the clean image: nothing to search from
             chain = Chain([], "oracle_rejects_clean", 0, 0, data.images[i], [])
-        finals[i] = chain.image
-        cos, radius = drift(clean_emb[i], chain)
-        row = {"image": data.ids[i], "label": data.class_names[data.labels[i]] if labelled else None,
-               "oracle_clean": bool(oracle_clean[i]), "chain": [s.to_json() for s in chain.steps],
+        cos, radius = drift(self.clean_emb[i], chain)
+        row = {"image": data.ids[i], "label": data.class_names[data.labels[i]] if self.labelled else None,
+               "oracle_clean": bool(self.oracle_clean[i]), "chain": [s.to_json() for s in chain.steps],
                "chain_spec": chain.spec(), "stop": chain.stop, "rejected": chain.rejected, "queries": chain.queries,
                "oracle_queries": chain.oracle_queries, "loss_clean": clean_loss,
                "loss_final": chain.steps[-1].loss if chain.steps else clean_loss, "cosine": cos,
                "divergence_radius": radius}
-        if labelled:
-            final_emb = chain.embeddings[-1][None] if chain.embeddings else clean_emb[i:i + 1]
-            row["correct_clean"] = bool(clean_pred[i] == data.labels[i])
-            row["correct_final"] = bool(np.argmax(scores(final_emb)[0]) == data.labels[i])
-        rows.append(row)
-    progress("searching edits", n, n)
-    figures = summary(rows, labelled)
+        if self.labelled:
+            final_emb = chain.embeddings[-1][None] if chain.embeddings else self.clean_emb[i:i + 1]
+            row["correct_clean"] = bool(self.clean_pred[i] == data.labels[i])
+            row["correct_final"] = bool(np.argmax(self.scores(final_emb)[0]) == data.labels[i])
+        return row, chain.image
+
+
+class SearchJob:
+    """The edit search over a shard of images: (the final images as (1, n, H, W, 3), the rows)."""
+
+    def __init__(self, searcher: Searcher) -> None:
+        self.searcher = searcher
+
+    def shard(self, span: tuple[int, int]) -> tuple[np.ndarray, list[dict]]:
+        rows, finals = [], []
+        for i in range(*span):
+            row, image = self.searcher.search(i)
+            rows.append(row)
+            finals.append(image)
+        return np.stack(finals)[None], rows
+
+    def share(self, folder: Path) -> None:
+        """Nothing: each actor loads the data and builds the models and classifier again (deterministic)."""
+
+    @classmethod
+    def on_actor(cls, config, folder: Path) -> "SearchJob":
+        return cls(Searcher(config))
+
+
+def run_search(config, progress: Callable[[str, int, int], None],
+               on_complete: Callable[[SearchResult, Path], dict] | None = None,
+               out_dir: Path | None = None) -> SearchResult:
+    """The oracle-gated edit search; see vfmaudit.attack.search for the algorithm and definitions.
+    out_dir: where the shards (and the outputs) go; the caller holds its lock."""
+    from vfmaudit.attack.engines import run_shards
+    from vfmaudit.attack.store import AttackStore, fingerprint
+
+    searcher = Searcher(config, progress)
+    data, n = searcher.data, len(searcher.data.ids)
+    store = AttackStore.open(out_dir, fingerprint(config, data.ids), config.resume)
+    spans, shards = run_shards(config, SearchJob(searcher), store, n, "searching edits", progress)
+    rows = [r for k in range(len(spans)) for r in store.rows(k)]
+    finals = store.assemble(spans, [0.0])[0.0]
+    figures = summary(rows, searcher.labelled)
     if figures["approved"] == 0:
         raise VfmauditError(f"the oracle {config.oracle} gives none of the {n} clean images its label, so there is "
                             "nothing to search from: pass an oracle that recognises these images (pretrained "
                             "weights, --oracle-pretrained)", param="oracle")
-    figures.update({"classifier": clf_name, "classifier_params": clf_params,
-                    "space": [{"family": f, "level": lv} for f, lv in space], "max_edits": config.max_edits,
+    figures.update({"classifier": searcher.clf_name, "classifier_params": searcher.clf_params,
+                    "space": [{"family": f, "level": lv} for f, lv in searcher.space], "max_edits": config.max_edits,
                     "queries": config.queries, "seed": config.seed,
                     "reproduce": "vfmaudit perturbations --apply CHAIN_SPEC --seed SEED CLEAN.png: the chain applies "
                                  "to the image at the tested model's input size (clean/<index>.png with "
                                  "--save-images)"})
-    result = SearchResult(config=config, model=encoder.describe(), oracle=oracle_info, data=data, rows=rows,
-                          figures=figures, final_images=finals, out=str(out_dir) if out_dir else None)
+    result = SearchResult(config=config, model=searcher.encoder.describe(), oracle=searcher.oracle_info, data=data,
+                          rows=rows, figures=figures, final_images=finals, out=str(out_dir) if out_dir else None,
+                          shards=shards)
     if out_dir:
         _write(result, out_dir, on_complete)
     return result

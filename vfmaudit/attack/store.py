@@ -19,7 +19,7 @@ import numpy as np
 from vfmaudit.downstream.cache import save_array
 from vfmaudit.engines import shard_plan
 from vfmaudit.errors import VfmauditError
-from vfmaudit.files import check_resumable
+from vfmaudit.files import check_resumable, write_json
 
 FOLDER = "shards"
 RUN_FILE = "run.json"
@@ -49,6 +49,7 @@ class AttackStore:
     def __init__(self, folder: Path | None) -> None:
         self.folder = folder
         self._memory: dict[int, np.ndarray] = {}
+        self._rows: dict[int, list[dict] | None] = {}
 
     @classmethod
     def open(cls, out: Path | None, print_: dict, resume: bool) -> "AttackStore":
@@ -80,14 +81,24 @@ class AttackStore:
     def done(self, k: int) -> bool:
         return k in self._memory if self.folder is None else self.path(k).exists()
 
-    def save(self, k: int, images: np.ndarray) -> None:
+    def save(self, k: int, images: np.ndarray, rows: list[dict] | None = None) -> None:
+        """A shard's images (and, for the edit search, its per-image rows: written first, so a shard
+        whose images file exists is whole)."""
         if self.folder is None:
             self._memory[k] = images
-        else:
-            save_array(images, self.path(k))
+            self._rows[k] = rows
+            return
+        if rows is not None:
+            write_json({"rows": rows}, self.folder / f"{k:05d}.json")
+        save_array(images, self.path(k))
 
     def load(self, k: int) -> np.ndarray:
         return self._memory[k] if self.folder is None else np.load(self.path(k))
+
+    def rows(self, k: int) -> list[dict]:
+        if self.folder is None:
+            return self._rows[k]
+        return json.loads((self.folder / f"{k:05d}.json").read_text())["rows"]
 
     def assemble(self, spans: list[tuple[int, int]], eps: list[float]) -> dict[float, np.ndarray]:
         """{eps: uint8 (N, H, W, 3)}, every shard in image order."""

@@ -83,7 +83,7 @@ def attack(
         = False,
     engine: Annotated[str, typer.Option(
         help="local, or ray: the shards attacked by Ray actors, one model each (pip install 'vfmaudit[ray]'; "
-             "needs --out, on a filesystem the cluster shares). Not for --method search.")] = "local",
+             "needs --out, on a filesystem the cluster shares).")] = "local",
     ray_address: RayAddressOpt = None,
     workers: WorkersOpt = 2,
     gpus_per_worker: GpusPerWorkerOpt = 0.0,
