@@ -244,13 +244,13 @@ def test_cli_runs_and_refuses_unusable_input(folder, tmp_path):
 
 @pytest.fixture(scope="module")
 def square_setup(folder):
-    """For the Square tests: the torch model, the folder's images at its input size, their clean
-    embeddings, and the cosine loss on numpy embeddings."""
+    """For the Square tests: the torch model, the folder's first two images at its input size (each
+    query encodes them all), their clean embeddings, and the cosine loss on numpy embeddings."""
     from vfmaudit.attack.square import numpy_loss
     from vfmaudit.data.sources import collect_items
 
     encoder = create_encoder("torch", model=MODEL, seed=0)
-    clean = np.stack([encoder.preprocess.prepare(it.load()) for it in collect_items([str(folder)])])
+    clean = np.stack([encoder.preprocess.prepare(it.load()) for it in collect_items([str(folder)])[:2]])
     return encoder, clean, encoder.encode(clean), numpy_loss("cosine")
 
 
