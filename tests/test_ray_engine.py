@@ -170,15 +170,21 @@ def test_without_ray_the_engine_is_one_line(monkeypatch, tmp_path, folder):
     assert res.returncode == 2 and "pip install 'vfmaudit[ray]'" in res.stderr and res.stderr.count("\n") == 1
 
 
-def test_downstream_on_ray_gives_the_local_numbers(tmp_path, cluster, model):
-    common = ["downstream", "builtin:textures", "-m", model, "--max-per-class", "6", "-p",
-              "gaussian_blur,jpeg", "--levels", "2", "--tasks", "linear-probe,knn,retrieval", "-q"]
+def local_and_ray(common: list, tmp_path: Path, cluster, report: str) -> tuple[dict, dict]:
+    """The same command on the local engine (in tmp_path/local) and on the module's cluster with 2
+    workers (tmp_path/ray): both reports."""
     local = run_cli(*common, "--out", tmp_path / "local")
     assert local.returncode == 0, local.stderr
     ray = run_cli(*common, "--out", tmp_path / "ray", "--engine", "ray", "--workers", "2", *on(cluster))
     assert ray.returncode == 0, ray.stderr
-    a = json.loads((tmp_path / "local" / "downstream.json").read_text())
-    b = json.loads((tmp_path / "ray" / "downstream.json").read_text())
+    return (json.loads((tmp_path / "local" / report).read_text()),
+            json.loads((tmp_path / "ray" / report).read_text()))
+
+
+def test_downstream_on_ray_gives_the_local_numbers(tmp_path, cluster, model):
+    common = ["downstream", "builtin:textures", "-m", model, "--max-per-class", "6", "-p",
+              "gaussian_blur,jpeg", "--levels", "2", "--tasks", "linear-probe,knn,retrieval", "-q"]
+    a, b = local_and_ray(common, tmp_path, cluster, "downstream.json")
     assert a["tasks"].keys() == b["tasks"].keys()
     for task in a["tasks"]:
         for fam, fam_rows in a["tasks"][task]["families"].items():
@@ -195,12 +201,7 @@ def test_attack_on_ray_gives_the_local_images_and_numbers(folder, tmp_path, clus
     its own generator) and figures as the local engine; a resume reuses every shard the actors wrote."""
     common = ["attack", folder, "-m", model, "--method", "square", "--queries", "15", "--eps", "4", "--max-images",
               "5", "--batch-size", "2", "--shard-size", "2", "-q"]
-    local = run_cli(*common, "--out", tmp_path / "local", "--save-images")
-    assert local.returncode == 0, local.stderr
-    ray = run_cli(*common, "--out", tmp_path / "ray", "--save-images", "--engine", "ray", "--workers", "2", *on(cluster))
-    assert ray.returncode == 0, ray.stderr
-    a = json.loads((tmp_path / "local" / "attack.json").read_text())
-    b = json.loads((tmp_path / "ray" / "attack.json").read_text())
+    a, b = local_and_ray([*common, "--save-images"], tmp_path, cluster, "attack.json")
     assert b["engine"] == {"engine": "ray", "shards": 3, "reused": 0} and b["images"] == a["images"]
     for name in sorted(p.name for p in (tmp_path / "local" / "adversarial" / "eps_4").iterdir()):
         assert (tmp_path / "local" / "adversarial" / "eps_4" / name).read_bytes() == \
@@ -220,12 +221,7 @@ def test_the_edit_search_on_ray_gives_the_local_chains(tmp_path, cluster):
     common = ["attack", "--method", "search", "-m", "timm:test_vit", "--oracle", "openclip:ViT-S-32", "--dataset",
               data, "-p", "hue:-0.3:0.3,jpeg:10:60", "--levels", "2", "--max-edits", "2", "--batch-size", "4",
               "--shard-size", "4", "--save-images", "-q"]
-    local = run_cli(*common, "--out", tmp_path / "local")
-    assert local.returncode == 0, local.stderr
-    ray = run_cli(*common, "--out", tmp_path / "ray", "--engine", "ray", "--workers", "2", *on(cluster))
-    assert ray.returncode == 0, ray.stderr
-    a = json.loads((tmp_path / "local" / "attack.json").read_text())
-    b = json.loads((tmp_path / "ray" / "attack.json").read_text())
+    a, b = local_and_ray(common, tmp_path, cluster, "attack.json")
     assert b["engine"] == {"engine": "ray", "shards": 2, "reused": 0}
     assert [r["chain_spec"] for r in a["per_image"]] == [r["chain_spec"] for r in b["per_image"]]
     assert any(r["chain_spec"] for r in a["per_image"])  # some edits were accepted
