@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
@@ -40,6 +40,11 @@ def downstream(
              "normalised by its errors (beside the AlexNet-normalised ones).")] = None,
     imagenet_c_pixels: ImagenetCPixelsOpt = None,
     frost_dir: FrostDirOpt = None,
+    ood: Annotated[Optional[List[str]], typer.Option(
+        "--ood", help="Out-of-distribution images (no training class): NAME=FOLDER or FOLDER (also a file list, "
+                      "a CSV or builtin:NAME); repeat for several. Per set: AUROC, FPR at 95 % TPR and AUPR-In of "
+                      "max softmax (probe, zero-shot), energy, max cosine to the class prototypes and kNN "
+                      "distance, clean and with the test images perturbed.")] = None,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for the results.")] = Path(DEFAULT_OUT),
     resume: Annotated[bool, typer.Option(help="Reuse the embeddings an interrupted run left in --out.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Discard an earlier run in --out and start again.")] = False,
@@ -65,8 +70,9 @@ def downstream(
                               out=str(out_dir), resume=resume, overwrite=overwrite, engine=engine,
                               ray_address=ray_address, workers=workers, gpus_per_worker=gpus_per_worker,
                               baseline_report=str(baseline_report) if baseline_report else None,
-                              imagenet_c_pixels=imagenet_c_pixels, frost_dir=str(frost_dir) if frost_dir else None)
-    config.plan(), config.task_list()  # validate before loading anything heavy
+                              imagenet_c_pixels=imagenet_c_pixels, frost_dir=str(frost_dir) if frost_dir else None,
+                              ood=tuple(ood or ()))
+    config.plan(), config.task_list(), config.ood_sets()  # validate before loading anything heavy
     stages = Stages(quiet)
     with stages, AuditProgress(quiet, label="encoding", unit="variants") as bar:
         def encoding(event: str, n: int) -> None:

@@ -32,6 +32,9 @@ class DownstreamConfig:
     baseline_report: str | None = None  # an earlier run: ImageNet-C CE and mCE normalised by its errors
     imagenet_c_pixels: str | None = None  # as audit's: imagenet | scale; None: $VFMAUDIT_IMAGENET_C_PIXELS
     frost_dir: str | None = None  # as audit's: the original frost textures; None: $VFMAUDIT_FROST_DIR
+    # out-of-distribution sets: "NAME=SPEC" or SPEC (a folder or file list of images of no training
+    # class, a CSV, builtin:NAME); NAME defaults to the folder's or the built-in set's name
+    ood: tuple[str, ...] = ()
     out: str = DEFAULT_OUT
     resume: bool = False
     overwrite: bool = False
@@ -78,7 +81,27 @@ class DownstreamConfig:
         return {"dataset": self.dataset, "model": self.model, "pretrained": self.pretrained, "backend": self.backend,
                 "seed": self.seed, "test_fraction": self.test_fraction, "max_per_class": self.max_per_class,
                 "plan": [{"family": p.name, "levels": list(p.levels)} for p in self.plan()],
+                **({"ood": dict(self.ood_sets())} if self.ood else {}),
                 **options_fingerprint(self.imagenet_c_pixels, self.frost_dir)}
+
+    def ood_sets(self) -> list[tuple[str, str]]:
+        """(name, spec) per OOD set; names are [A-Za-z0-9_] (gate paths, file names) and distinct."""
+        import re
+        from pathlib import Path
+
+        sets: list[tuple[str, str]] = []
+        for item in self.ood:
+            name, sep, spec = item.partition("=")
+            if not sep:
+                spec = item
+                name = spec.split(":", 1)[1] if spec.startswith("builtin:") else Path(spec.rstrip("/")).stem
+            name = re.sub(r"[^A-Za-z0-9_]", "_", name.strip())
+            if not name or not spec.strip():
+                raise VfmauditError(f"ood {item!r}: pass NAME=FOLDER or FOLDER", param="ood")
+            if name in dict(sets):
+                raise VfmauditError(f"ood: two sets are named {name}; name them NAME=FOLDER", param="ood")
+            sets.append((name, spec.strip()))
+        return sets
 
 
 def is_openclip(model: str) -> bool:

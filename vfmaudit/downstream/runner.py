@@ -21,7 +21,7 @@ from vfmaudit.data.datasets import LabelledSet, load_dataset
 from vfmaudit.downstream.cache import ArrayCache
 from vfmaudit.downstream.config import DownstreamConfig, text_source
 from vfmaudit.downstream.imagenet_c import corruption_errors, load_baseline
-from vfmaudit.downstream.tasks import (KNN_KS, LinearProbe, knn_predict, zero_shot_proba,
+from vfmaudit.downstream.tasks import (KNN_KS, LinearProbe, knn_predict, zero_shot_logits, zero_shot_proba,
                                        zero_shot_weights)
 from vfmaudit.downstream.ray_variants import encode_ahead_on_ray
 from vfmaudit.downstream.variants import (encode_ahead_locally, encode_images, load_variants, missing_variants,
@@ -155,6 +155,8 @@ def _run_locked(config, tasks, plans, templates, data: LabelledSet, train_idx, t
     if "retrieval" in tasks:
         stage("retrieval on clean and perturbed queries", 0, 0)
         results["retrieval"] = _retrieval_results(np.asarray(clean), emb, plans, y_test)
+    ood, skipped_ood = (_ood(config, cache, encoder, np.asarray(train), y_train, classifiers, np.asarray(clean), emb,
+                             plans, stage) if config.ood else (None, []))
     prediction = {task: _prediction(results[task], robustness, flips_for[task]) for task in flips_for}
     baseline = load_baseline(config.baseline_report) if config.baseline_report else None
     corruption = corruption_errors(results, baseline)
@@ -170,11 +172,41 @@ def _run_locked(config, tasks, plans, templates, data: LabelledSet, train_idx, t
               **({"imagenet_c": corruption | {"baseline": config.baseline_report, "options": imagenet_c_options()}}
                  if corruption else {}),
               "perturbations": [p.name for p in plans], "levels": config.levels, "seed": config.seed,
-              "embeddings_reused": cache.reused, "skipped": skipped_train + skipped_test,
+              **({"ood": ood} if ood is not None else {}),
+              "embeddings_reused": cache.reused, "skipped": skipped_train + skipped_test + skipped_ood,
               "versions": package_versions()}
     write_json(report, out / REPORT_JSON)
     _write_per_level(report, out / PER_LEVEL)
     return DownstreamResult(report=report, out_dir=out)
+
+
+def _ood(config, cache: ArrayCache, encoder, train: np.ndarray, y_train: np.ndarray, classifiers: dict,
+         clean: np.ndarray, emb: dict, plans, stage: StageFn) -> tuple[dict, list[dict]]:
+    """The OOD sets encoded (cached as the other embeddings) and every score's detection figures."""
+    from vfmaudit.data.sources import collect_items
+    from vfmaudit.downstream.ood import OOD_METRICS, ood_results, scorers
+
+    sets, skipped = {}, []
+    for name, spec in config.ood_sets():
+        stage(f"encoding the OOD set {name}", 0, 0)
+        is_dataset = spec.startswith("builtin:") or Path(spec).suffix.lower() == ".csv"
+        items = load_dataset(spec, config.max_per_class).items if is_dataset else collect_items([spec])
+        found: dict = {}
+
+        def compute(items=items, found=found):
+            images, _, skip = _prepare(items, encoder.preprocess)
+            found["skipped"] = skip
+            if len(images) < 2:
+                raise VfmauditError(f"ood set {name} ({spec}): fewer than two readable images", param="ood")
+            return encode_images(encoder, images, config.batch_size)
+
+        sets[name] = np.asarray(cache.get(f"emb_ood_{name}", compute))
+        skipped += found.get("skipped", [])
+    logits = {task: entry[2] for task, entry in classifiers.items() if len(entry) > 2}  # probe, zero-shot
+    fns, params = scorers(train, y_train, logits)
+    stage(f"OOD detection: {len(fns)} scores x {len(sets)} set(s)", 0, 0)
+    return {"params": params, "metrics": list(OOD_METRICS), "scores": list(fns),
+            "sets": ood_results(fns, clean, emb, plans, sets)}, skipped
 
 
 def _cumulative_radius(clean: np.ndarray, variants: list[np.ndarray], order: list[int]) -> np.ndarray:
@@ -204,12 +236,13 @@ def _robustness(plans, clean: np.ndarray, emb: dict) -> tuple[dict, dict]:
 
 def _classifiers(config, tasks, train: np.ndarray, y_train: np.ndarray, class_names: list[str],
                  templates: list[str], stage: StageFn = no_stages) -> dict:
-    """task key -> (embeddings -> probabilities or labels, parameters), fitted on the clean training set."""
+    """task key -> (embeddings -> probabilities or labels, parameters[, embeddings -> logits]), fitted on
+    the clean training set; the logits (probe, zero-shot) feed the OOD scores."""
     classifiers = {}
     if "linear-probe" in tasks:
         stage(f"fitting the linear probe on {len(train)} training embeddings", 0, 0)
         probe = LinearProbe(train, y_train, seed=config.seed)
-        classifiers["linear_probe"] = (probe.proba, {"C": probe.C, "C_chosen_by": probe.C_chosen})
+        classifiers["linear_probe"] = (probe.proba, {"C": probe.C, "C_chosen_by": probe.C_chosen}, probe.logits)
     if "knn" in tasks:
         for k in KNN_KS:
             classifiers[f"knn_{k}"] = (lambda x, k=k: knn_predict(train, y_train, x, k), {"k": k})
@@ -219,7 +252,8 @@ def _classifiers(config, tasks, train: np.ndarray, y_train: np.ndarray, class_na
         stage(f"zero-shot: encoding {len(templates)} prompt(s) for {len(class_names)} classes", 0, 0)
         text = build_text_encoder(*text_source(config.model, config.pretrained, config.seed))
         weights = zero_shot_weights(text.encode, class_names, templates)
-        classifiers["zero_shot"] = (lambda x: zero_shot_proba(x, weights), {"templates": templates})
+        classifiers["zero_shot"] = (lambda x: zero_shot_proba(x, weights), {"templates": templates},
+                                    lambda x: zero_shot_logits(x, weights))  # the third: logits, for OOD scores
     return classifiers
 
 
@@ -239,7 +273,7 @@ def _classification_results(classifiers: dict, clean: np.ndarray, emb: dict, pla
                             radius_of: dict, stage: StageFn = no_stages) -> tuple[dict, dict]:
     """Per classifier: clean metrics and per (family, level) accuracy, drop and ECE; the flips per image."""
     results, flips_for = {}, {}
-    for i, (task, (predict, params)) in enumerate(classifiers.items()):
+    for i, (task, (predict, params, *_)) in enumerate(classifiers.items()):
         stage("classifying clean and perturbed test images (classifiers)", i, len(classifiers))
         proba_clean, pred_clean = _outcome(predict(clean))
         entry = {"params": params, "clean": _class_metrics(proba_clean, pred_clean, y_test), "families": {}}

@@ -38,6 +38,11 @@ class LinearProbe:
         self.model = LogisticRegression(C=self.C, max_iter=2000).fit(x, y)
         self.n_classes = int(y.max()) + 1
 
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """(N, trained classes) logits whose softmax is proba's (a binary probe's d becomes [0, d])."""
+        d = self.model.decision_function(_unit(x))
+        return np.stack([np.zeros_like(d), d], axis=1) if d.ndim == 1 else d
+
     def proba(self, x: np.ndarray) -> np.ndarray:
         """(N, classes) probabilities, with a column for every class (absent ones: 0)."""
         p = self.model.predict_proba(_unit(x))
@@ -66,8 +71,12 @@ def zero_shot_weights(text_embed, class_names: list[str], templates: list[str]) 
     return _unit(np.stack(weights))
 
 
+def zero_shot_logits(x: np.ndarray, class_weights: np.ndarray, logit_scale: float = 100.0) -> np.ndarray:
+    return logit_scale * (_unit(x) @ class_weights.T)
+
+
 def zero_shot_proba(x: np.ndarray, class_weights: np.ndarray, logit_scale: float = 100.0) -> np.ndarray:
-    logits = logit_scale * (_unit(x) @ class_weights.T)
+    logits = zero_shot_logits(x, class_weights, logit_scale)
     logits -= logits.max(axis=1, keepdims=True)
     p = np.exp(logits)
     return p / p.sum(axis=1, keepdims=True)

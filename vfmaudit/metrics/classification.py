@@ -98,3 +98,30 @@ def threshold_at_precision(scores: np.ndarray, positive: np.ndarray, precision: 
         if pos[flagged].mean() >= precision:
             best = float(t)
     return best
+
+
+def fpr_at_tpr(scores: np.ndarray, positive: np.ndarray, tpr: float = 0.95) -> float | None:
+    """The false-positive rate at the highest threshold t that still flags (score >= t) at least `tpr`
+    of the positives: FPR@95 of out-of-distribution detection, in-distribution the positive class."""
+    s = np.asarray(scores, dtype=np.float64)
+    pos = np.asarray(positive, dtype=bool)
+    if not pos.any() or pos.all():
+        return None
+    ranked = np.sort(s[pos])[::-1]
+    t = ranked[int(np.ceil(tpr * len(ranked))) - 1]  # the k-th highest positive, k = ceil(tpr * n)
+    return float(np.mean(s[~pos] >= t))
+
+
+def average_precision(scores: np.ndarray, positive: np.ndarray) -> float | None:
+    """Area under the precision-recall curve as the step sum over thresholds (scikit-learn's
+    average_precision_score): sum over distinct scores of (recall gained) x (precision there)."""
+    s = np.asarray(scores, dtype=np.float64)
+    pos = np.asarray(positive, dtype=bool)
+    if not pos.any():
+        return None
+    order = np.argsort(-s, kind="mergesort")
+    s, pos = s[order], pos[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # the end of each run of equal scores
+    tp = np.cumsum(pos)[last]
+    precision, recall = tp / (last + 1), tp / pos.sum()
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))

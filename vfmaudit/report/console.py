@@ -243,7 +243,28 @@ def print_downstream(report: dict, out_dir: str, console: Console) -> None:
         au = "–" if im["auroc_radius_predicts_flip"] is None else f"{im['auroc_radius_predicts_flip']:.2f}"
         _plain(console, f"{task}: accuracy drop vs radius R² {r2}; AUROC of radius for a flipped prediction {au} "
                         f"({im['flips']} flips of {im['predictions']})")
+    if "ood" in report:
+        _print_ood(report, console)
     _plain(console, f"wrote {out_dir}/downstream.json, per_level.csv, report.html")
+
+
+def _num(v, fmt: str = ".3f") -> str:
+    return "–" if v is None else format(v, fmt)
+
+
+def _print_ood(report: dict, console: Console) -> None:
+    """Per OOD set and score: AUROC, FPR@95 and AUPR-In on clean test images, and the lowest AUROC over
+    the perturbed test images."""
+    for name, entry in report["ood"]["sets"].items():
+        t = Table(title=f"OOD detection: {name} ({entry['images']} images) against the test images")
+        for col in ("score", "AUROC", "FPR@95", "AUPR-In", "AUROC, perturbed test (lowest)"):
+            t.add_column(col, justify="left" if col == "score" else "right")
+        for score, row in entry["scores"].items():
+            perturbed = [a for fam in row["families"].values() for a in fam["auroc"] if a is not None]
+            c = row["clean"]
+            t.add_row(score, _num(c["auroc"]), _num(c["fpr95"]), _num(c["aupr_in"]),
+                      _num(min(perturbed)) if perturbed else "–")
+        console.print(t)
 
 
 def print_finetune(report: dict, out_dir: str, console: Console) -> None:

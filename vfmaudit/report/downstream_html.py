@@ -47,6 +47,29 @@ def _plots(report: dict) -> str:
     return responsive_svg(fig)
 
 
+def _ood_section(report: dict) -> str:
+    """Per OOD set: each score's AUROC, FPR@95 and AUPR-In on the clean test images, and its AUROC per
+    level with the test images perturbed."""
+    if "ood" not in report:
+        return ""
+    esc = html.escape
+    parts = ["<h2>Out-of-distribution detection</h2><p>The test images are the positives (in distribution); "
+             "every score is higher for what looks in distribution. Perturbed: the test images edited, the OOD "
+             f"images clean (kNN k = {report['ood']['params']['knn_k']}).</p>"]
+    for name, entry in report["ood"]["sets"].items():
+        fams = list(next(iter(entry["scores"].values()))["families"]) if entry["scores"] else []
+        head = "".join(f"<th>AUROC, {esc(f)} per level</th>" for f in fams)
+        rows = "".join(
+            f"<tr><th scope=\"row\">{esc(score)}</th><td>{_fmt(r['clean']['auroc'])}</td>"
+            f"<td>{_fmt(r['clean']['fpr95'])}</td><td>{_fmt(r['clean']['aupr_in'])}</td>"
+            + "".join(f"<td>{_per_level(r['families'][f]['levels'], r['families'][f]['auroc'])}</td>" for f in fams)
+            + "</tr>" for score, r in entry["scores"].items())
+        parts.append(f"<h3>{esc(name)} ({entry['images']} images)</h3><div class=\"scroll\"><table><thead><tr>"
+                     f"<th scope=\"col\">score</th><th>AUROC</th><th>FPR@95</th><th>AUPR-In</th>{head}</tr></thead>"
+                     f"<tbody>{rows}</tbody></table></div>")
+    return "".join(parts)
+
+
 def render_downstream_html(report: dict) -> str:
     esc = html.escape
     rows = []
@@ -80,7 +103,7 @@ Classifiers are fitted on clean training embeddings; test images are evaluated c
 <h2>Does the divergence radius predict the loss?</h2>
 <table><tr><th>task</th><th>slope (drop per radius)</th><th>R²</th><th>RMSE</th><th>R² vs 1−cosine</th>
 <th>AUROC radius → flip</th><th>radius at 95% precision</th><th>flips</th></tr>{''.join(pred)}</table>
-{_plots(report)}"""
+{_plots(report)}{_ood_section(report)}"""
     return page(f"vfmaudit downstream: {report['model'].get('spec')}", body)
 
 

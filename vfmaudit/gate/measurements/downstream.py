@@ -1,4 +1,7 @@
-"""downstream.TASK.(clean|FAMILY).METRIC[.STAT]: downstream task accuracy under perturbation."""
+"""downstream.TASK.(clean|FAMILY).METRIC[.STAT]: downstream task accuracy under perturbation; with
+ood, downstream.ood.NAME.SCORE.(auroc|fpr95|aupr_in|perturbed_auroc.min): out-of-distribution
+detection (SCORE: msp_linear_probe, energy_linear_probe, msp_zero_shot, energy_zero_shot,
+max_cosine, knn)."""
 
 from __future__ import annotations
 
@@ -15,7 +18,22 @@ def _config(policy, options, out_dir: Path | None = None):
     return DownstreamConfig(dataset=options["dataset"], model=policy.model, pretrained=policy.pretrained,
                             device=policy.device, tasks=options["tasks"], perturbations=options["perturbations"],
                             levels=options["levels"], seed=policy.seed, max_per_class=options["max_per_class"],
+                            ood=tuple(_ood_specs(policy, options["ood"])),
                             out=str(out_dir / "downstream") if out_dir else "", overwrite=True)
+
+
+def _ood_specs(policy, text: str) -> list[str]:
+    """ood's comma list, each NAME=FOLDER or FOLDER; relative folders are read from the policy's folder."""
+    specs = []
+    for item in (t.strip() for t in text.split(",")):
+        if not item:
+            continue
+        name, sep, spec = item.rpartition("=") if "=" in item else ("", "", item)
+        there = Path(policy.source).parent / spec
+        if not spec.startswith("builtin:") and not Path(spec).expanduser().is_absolute() and there.exists():
+            spec = str(there)
+        specs.append(f"{name}={spec}" if sep else spec)
+    return specs
 
 
 def _paths(policy, options) -> dict[str, MetricInfo]:
@@ -32,6 +50,15 @@ def _paths(policy, options) -> dict[str, MetricInfo]:
                 for p in config.plan():
                     for stat in STATS:
                         paths[f"downstream.{key}.{p.name}.{metric}.{stat}"] = MetricInfo(higher, rng)
+    if config.ood:
+        from vfmaudit.downstream.ood import score_names
+
+        for name, _ in config.ood_sets():
+            for score in score_names(config.task_list()):
+                paths[f"downstream.ood.{name}.{score}.auroc"] = MetricInfo(True, (0, 1))
+                paths[f"downstream.ood.{name}.{score}.aupr_in"] = MetricInfo(True, (0, 1))
+                paths[f"downstream.ood.{name}.{score}.fpr95"] = MetricInfo(False, (0, 1))
+                paths[f"downstream.ood.{name}.{score}.perturbed_auroc.min"] = MetricInfo(True, (0, 1))
     return paths
 
 
@@ -54,6 +81,11 @@ def _values(report: dict) -> dict:
                     values.update({f"downstream.{key}.{fam}.{metric}.max": max(series),
                                    f"downstream.{key}.{fam}.{metric}.mean": float(sum(series) / len(series)),
                                    f"downstream.{key}.{fam}.{metric}.min": min(series)})
+    for name, entry in report.get("ood", {}).get("sets", {}).items():
+        for score, row in entry["scores"].items():
+            values.update({f"downstream.ood.{name}.{score}.{m}": as_float(v) for m, v in row["clean"].items()})
+            perturbed = [a for fam in row["families"].values() for a in fam["auroc"] if a is not None]
+            values[f"downstream.ood.{name}.{score}.perturbed_auroc.min"] = min(perturbed) if perturbed else None
     return values
 
 
@@ -63,5 +95,7 @@ register_measurement(Measurement(
              "tasks": Option(str, "auto", "auto or a comma list of linear-probe, knn, retrieval, zero-shot"),
              "perturbations": Option(str, "everyday", "families, as --perturbations"),
              "levels": Option(int, 3, "levels per family"),
-             "max_per_class": Option((int, type(None)), None, "images per class (default: all)")},
+             "max_per_class": Option((int, type(None)), None, "images per class (default: all)"),
+             "ood": Option(str, "", "out-of-distribution sets, comma-separated NAME=FOLDER or FOLDER (relative to "
+                                    "the policy's folder) or builtin:NAME: downstream.ood.NAME.SCORE.*")},
     metric_paths=_paths, run=_run, values=_values, own_report="downstream/downstream.json"))
