@@ -18,7 +18,7 @@ from vfmaudit.downstream.config import DEFAULT_OUT, DEFAULT_PROMPTS, TASKS
 def downstream(
     dataset: Annotated[str, typer.Argument(
         help="A folder with one sub-folder per class (optionally under train/ and test/), a CSV of path,label, "
-             "or builtin:textures / builtin:shapes / builtin:digits (made here or from installed packages, no "
+             "or builtin:textures / shapes / digits / textures-sketch (made here or from installed packages, no "
              "download).")] = "builtin:textures",
     model: ModelSpecOpt = DEFAULT_MODEL,
     pretrained: PretrainedOpt = None,
@@ -45,6 +45,14 @@ def downstream(
                       "a CSV or builtin:NAME); repeat for several. Per set: AUROC, FPR at 95 % TPR and AUPR-In of "
                       "max softmax (probe, zero-shot), energy, max cosine to the class prototypes and kNN "
                       "distance, clean and with the test images perturbed.")] = None,
+    shift: Annotated[Optional[List[str]], typer.Option(
+        "--shift", help="A shifted set of the training classes (ImageNet-R / -Sketch style): NAME=FOLDER or FOLDER "
+                        "(class sub-folders, a CSV or builtin:NAME); repeat for several. Classified by the clean "
+                        "training split's classifiers: accuracy, ECE and the drop from the clean test images; a "
+                        "set holding a subset of the classes has its predictions restricted to that subset.")] = None,
+    class_map: Annotated[Optional[Path], typer.Option(
+        help="Folder name -> class name for --shift sets (a JSON object, or a CSV/TSV of folder,class), e.g. "
+             "WordNet ids to the training classes' names.")] = None,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for the results.")] = Path(DEFAULT_OUT),
     resume: Annotated[bool, typer.Option(help="Reuse the embeddings an interrupted run left in --out.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Discard an earlier run in --out and start again.")] = False,
@@ -71,8 +79,9 @@ def downstream(
                               ray_address=ray_address, workers=workers, gpus_per_worker=gpus_per_worker,
                               baseline_report=str(baseline_report) if baseline_report else None,
                               imagenet_c_pixels=imagenet_c_pixels, frost_dir=str(frost_dir) if frost_dir else None,
-                              ood=tuple(ood or ()))
-    config.plan(), config.task_list(), config.ood_sets()  # validate before loading anything heavy
+                              ood=tuple(ood or ()), shift=tuple(shift or ()),
+                              class_map=str(class_map) if class_map else None)
+    config.plan(), config.task_list(), config.ood_sets(), config.shift_sets()  # validate before anything heavy
     stages = Stages(quiet)
     with stages, AuditProgress(quiet, label="encoding", unit="variants") as bar:
         def encoding(event: str, n: int) -> None:

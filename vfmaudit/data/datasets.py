@@ -18,7 +18,7 @@ import numpy as np
 from vfmaudit.data.sources import ImageItem, collect_items
 from vfmaudit.errors import VfmauditError
 
-BUILTIN = ("textures", "shapes", "digits")
+BUILTIN = ("textures", "shapes", "digits", "textures-sketch")
 
 
 @dataclass
@@ -54,7 +54,8 @@ def load_dataset(spec: str, max_per_class: int | None = None) -> LabelledSet:
         if name not in BUILTIN:
             raise VfmauditError(f"unknown built-in data set '{name}'; choose from: "
                                 f"{', '.join('builtin:' + b for b in BUILTIN)}", param="dataset")
-        return {"textures": _textures, "shapes": _shapes, "digits": _digits}[name](max_per_class)
+        return {"textures": _textures, "shapes": _shapes, "digits": _digits,
+                "textures-sketch": _texture_sketches}[name](max_per_class)
     path = Path(spec).expanduser()
     if not path.exists():
         raise VfmauditError(f"data set not found: {spec}; pass a folder with one sub-folder per class, a CSV of "
@@ -191,6 +192,31 @@ def _textures(max_per_class: int | None) -> LabelledSet:
             labels.append(c)
     return LabelledSet("builtin:textures", items, np.array(labels, dtype=int), list(TEXTURES),
                        notes=["procedural textures (vfmaudit.data.datasets), deterministic"])
+
+
+def _texture_sketch(kind: str, rng: np.random.Generator) -> np.ndarray:
+    """A texture drawn as a sketch: its Canny edges as dark strokes on paper (a demo shift, not a benchmark)."""
+    import cv2
+
+    gray = cv2.cvtColor(_texture_image(kind, rng), cv2.COLOR_RGB2GRAY)
+    edges = cv2.dilate(cv2.Canny(cv2.GaussianBlur(gray, (3, 3), 0), 40, 120), np.ones((2, 2), np.uint8))
+    paper = np.full(gray.shape, 245, np.uint8) - rng.integers(0, 10, gray.shape).astype(np.uint8)
+    return np.repeat(np.where(edges > 0, 40, paper).astype(np.uint8)[..., None], 3, axis=2)
+
+
+def _texture_sketches(max_per_class: int | None) -> LabelledSet:
+    per_class = max_per_class or 40
+    items, labels = [], []
+    for c, kind in enumerate(TEXTURES):
+        for i in range(per_class):
+            def load(kind=kind, seed=1_000_000 + 2000 * c + i) -> np.ndarray:  # other textures than builtin:textures'
+                return _texture_sketch(kind, np.random.default_rng(seed))
+
+            items.append(ImageItem(id=f"builtin:textures-sketch/{kind}/{i:03d}", load=load))
+            labels.append(c)
+    return LabelledSet("builtin:textures-sketch", items, np.array(labels, dtype=int), list(TEXTURES),
+                       notes=["builtin:textures' classes drawn as sketches (edge detection): a demo shift set, "
+                              "not a benchmark"])
 
 
 def _digits(max_per_class: int | None) -> LabelledSet:

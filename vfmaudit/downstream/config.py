@@ -35,6 +35,10 @@ class DownstreamConfig:
     # out-of-distribution sets: "NAME=SPEC" or SPEC (a folder or file list of images of no training
     # class, a CSV, builtin:NAME); NAME defaults to the folder's or the built-in set's name
     ood: tuple[str, ...] = ()
+    # shift sets: "NAME=SPEC" or SPEC, labelled (class folders, a CSV, builtin:NAME) with the training
+    # classes' names or class_map's (folder name -> class name: JSON, or a CSV/TSV of two columns)
+    shift: tuple[str, ...] = ()
+    class_map: str | None = None
     out: str = DEFAULT_OUT
     resume: bool = False
     overwrite: bool = False
@@ -82,26 +86,36 @@ class DownstreamConfig:
                 "seed": self.seed, "test_fraction": self.test_fraction, "max_per_class": self.max_per_class,
                 "plan": [{"family": p.name, "levels": list(p.levels)} for p in self.plan()],
                 **({"ood": dict(self.ood_sets())} if self.ood else {}),
+                **({"shift": dict(self.shift_sets()), "class_map": self.class_map} if self.shift else {}),
                 **options_fingerprint(self.imagenet_c_pixels, self.frost_dir)}
 
     def ood_sets(self) -> list[tuple[str, str]]:
         """(name, spec) per OOD set; names are [A-Za-z0-9_] (gate paths, file names) and distinct."""
-        import re
-        from pathlib import Path
+        return named_sets(self.ood, "ood")
 
-        sets: list[tuple[str, str]] = []
-        for item in self.ood:
-            name, sep, spec = item.partition("=")
-            if not sep:
-                spec = item
-                name = spec.split(":", 1)[1] if spec.startswith("builtin:") else Path(spec.rstrip("/")).stem
-            name = re.sub(r"[^A-Za-z0-9_]", "_", name.strip())
-            if not name or not spec.strip():
-                raise VfmauditError(f"ood {item!r}: pass NAME=FOLDER or FOLDER", param="ood")
-            if name in dict(sets):
-                raise VfmauditError(f"ood: two sets are named {name}; name them NAME=FOLDER", param="ood")
-            sets.append((name, spec.strip()))
-        return sets
+    def shift_sets(self) -> list[tuple[str, str]]:
+        """(name, spec) per shift set, named as the OOD sets are."""
+        return named_sets(self.shift, "shift")
+
+
+def named_sets(items, param: str) -> list[tuple[str, str]]:
+    """NAME=SPEC or SPEC (named after the folder, file or built-in set) -> distinct [A-Za-z0-9_] names."""
+    import re
+    from pathlib import Path
+
+    sets: list[tuple[str, str]] = []
+    for item in items:
+        name, sep, spec = item.partition("=")
+        if not sep:
+            spec = item
+            name = spec.split(":", 1)[1] if spec.startswith("builtin:") else Path(spec.rstrip("/")).stem
+        name = re.sub(r"[^A-Za-z0-9_]", "_", name.strip())
+        if not name or not spec.strip():
+            raise VfmauditError(f"{param} {item!r}: pass NAME=FOLDER or FOLDER", param=param)
+        if name in dict(sets):
+            raise VfmauditError(f"{param}: two sets are named {name}; name them NAME=FOLDER", param=param)
+        sets.append((name, spec.strip()))
+    return sets
 
 
 def is_openclip(model: str) -> bool:

@@ -90,6 +90,12 @@ def run_downstream(config: DownstreamConfig, progress: ProgressFn | None = None,
     if len(train_idx) < 2 or len(test_idx) < 2:
         raise VfmauditError(f"{data.name} is too small to split into training and test images "
                             f"({len(train_idx)} and {len(test_idx)}); pass more images per class", param="dataset")
+    if config.shift:  # every shift class a training class: said before any encoding
+        from vfmaudit.downstream.shift import class_indices, read_class_map
+
+        class_map = read_class_map(config.class_map)
+        for _, spec in config.shift_sets():
+            class_indices(load_dataset(spec, config.max_per_class).class_names, data.class_names, class_map, spec)
     stage(f"opening {config.model}", 0, 0)
     encoder = open_encoder(config.model, config.pretrained, config.backend, config.device, config.batch_size,
                            config.seed)
@@ -157,6 +163,8 @@ def _run_locked(config, tasks, plans, templates, data: LabelledSet, train_idx, t
         results["retrieval"] = _retrieval_results(np.asarray(clean), emb, plans, y_test)
     ood, skipped_ood = (_ood(config, cache, encoder, np.asarray(train), y_train, classifiers, np.asarray(clean), emb,
                              plans, stage) if config.ood else (None, []))
+    shift, skipped_shift = (_shift(config, cache, encoder, np.asarray(train), y_train, data.class_names, classifiers,
+                                   results, stage) if config.shift else (None, []))
     prediction = {task: _prediction(results[task], robustness, flips_for[task]) for task in flips_for}
     baseline = load_baseline(config.baseline_report) if config.baseline_report else None
     corruption = corruption_errors(results, baseline)
@@ -173,11 +181,56 @@ def _run_locked(config, tasks, plans, templates, data: LabelledSet, train_idx, t
                  if corruption else {}),
               "perturbations": [p.name for p in plans], "levels": config.levels, "seed": config.seed,
               **({"ood": ood} if ood is not None else {}),
-              "embeddings_reused": cache.reused, "skipped": skipped_train + skipped_test + skipped_ood,
+              **({"shift": shift} if shift is not None else {}),
+              "embeddings_reused": cache.reused,
+              "skipped": skipped_train + skipped_test + skipped_ood + skipped_shift,
               "versions": package_versions()}
     write_json(report, out / REPORT_JSON)
     _write_per_level(report, out / PER_LEVEL)
     return DownstreamResult(report=report, out_dir=out)
+
+
+def _encoded_set(cache: ArrayCache, key: str, items, encoder, batch_size: int, what: str) -> tuple[np.ndarray, np.ndarray,
+                                                                                                 list[dict]]:
+    """An extra image set's embeddings (cached), the indices of its readable items, the skipped ones."""
+    found: dict = {}
+
+    def compute():
+        images, kept, skip = _prepare(items, encoder.preprocess)
+        found.update(kept=kept, skipped=skip)
+        if len(images) < 2:
+            raise VfmauditError(f"{what}: fewer than two readable images" + (
+                f" ({len(skip)} skipped, e.g. {skip[0]['input']}: {skip[0]['reason']})" if skip else ""),
+                param=key.split("_")[0])
+        return encode_images(encoder, images, batch_size)
+
+    emb = np.asarray(cache.get(f"emb_{key}", compute))
+    kept = np.asarray(cache.get(f"kept_{key}", lambda: found["kept"]), dtype=int)
+    skipped_file = cache.dir / f"skipped_{key}.json"
+    if "skipped" in found:
+        write_json({"skipped": found["skipped"]}, skipped_file)
+    skipped = json.loads(skipped_file.read_text())["skipped"] if skipped_file.exists() else []
+    return emb, kept, skipped
+
+
+def _shift(config, cache: ArrayCache, encoder, train: np.ndarray, y_train: np.ndarray, class_names: list[str],
+           classifiers: dict, results: dict, stage: StageFn) -> tuple[dict, list[dict]]:
+    """Each shift set's classes matched to the training classes, encoded, and classified."""
+    from vfmaudit.downstream.shift import class_indices, read_class_map, shift_results
+
+    class_map = read_class_map(config.class_map)
+    out, skipped = {}, []
+    for name, spec in config.shift_sets():
+        stage(f"shift set {name}: encoding and classifying", 0, 0)
+        shift_data = load_dataset(spec, config.max_per_class)
+        index = class_indices(shift_data.class_names, class_names, class_map, spec)
+        emb, kept, skip = _encoded_set(cache, f"shift_{name}", shift_data.items, encoder, config.batch_size,
+                                       f"shift set {name} ({spec})")
+        y = index[shift_data.labels[kept]]
+        out[name] = {"spec": spec, "images": int(len(y)),
+                     **shift_results(classifiers, train, y_train, knn_predict, emb, y, len(class_names), results)}
+        skipped += skip
+    return out, skipped
 
 
 def _ood(config, cache: ArrayCache, encoder, train: np.ndarray, y_train: np.ndarray, classifiers: dict,
@@ -191,17 +244,9 @@ def _ood(config, cache: ArrayCache, encoder, train: np.ndarray, y_train: np.ndar
         stage(f"encoding the OOD set {name}", 0, 0)
         is_dataset = spec.startswith("builtin:") or Path(spec).suffix.lower() == ".csv"
         items = load_dataset(spec, config.max_per_class).items if is_dataset else collect_items([spec])
-        found: dict = {}
-
-        def compute(items=items, found=found):
-            images, _, skip = _prepare(items, encoder.preprocess)
-            found["skipped"] = skip
-            if len(images) < 2:
-                raise VfmauditError(f"ood set {name} ({spec}): fewer than two readable images", param="ood")
-            return encode_images(encoder, images, config.batch_size)
-
-        sets[name] = np.asarray(cache.get(f"emb_ood_{name}", compute))
-        skipped += found.get("skipped", [])
+        sets[name], _, skip = _encoded_set(cache, f"ood_{name}", items, encoder, config.batch_size,
+                                           f"ood set {name} ({spec})")
+        skipped += skip
     logits = {task: entry[2] for task, entry in classifiers.items() if len(entry) > 2}  # probe, zero-shot
     fns, params = scorers(train, y_train, logits)
     stage(f"OOD detection: {len(fns)} scores x {len(sets)} set(s)", 0, 0)

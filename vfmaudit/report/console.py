@@ -243,6 +243,8 @@ def print_downstream(report: dict, out_dir: str, console: Console) -> None:
         au = "–" if im["auroc_radius_predicts_flip"] is None else f"{im['auroc_radius_predicts_flip']:.2f}"
         _plain(console, f"{task}: accuracy drop vs radius R² {r2}; AUROC of radius for a flipped prediction {au} "
                         f"({im['flips']} flips of {im['predictions']})")
+    if "shift" in report:
+        _print_shift(report, console)
     if "ood" in report:
         _print_ood(report, console)
     _plain(console, f"wrote {out_dir}/downstream.json, per_level.csv, report.html")
@@ -250,6 +252,19 @@ def print_downstream(report: dict, out_dir: str, console: Console) -> None:
 
 def _num(v, fmt: str = ".3f") -> str:
     return "–" if v is None else format(v, fmt)
+
+
+def _print_shift(report: dict, console: Console) -> None:
+    t = Table(title="Distribution shift: accuracy (drop from the clean test images)")
+    tasks = list(report["tasks"])
+    for col in ("shift set", "images", "classes", *tasks):
+        t.add_column(col, justify="left" if col == "shift set" else "right")
+    for name, entry in report["shift"].items():
+        cells = [f"{r['accuracy']:.3f} ({r['accuracy_drop']:+.3f})" if (r := entry["tasks"].get(task)) else "–"
+                 for task in tasks]
+        classes = f"{entry['classes']}" + (" (subset)" if entry["restricted_to_subset"] else "")
+        t.add_row(name, str(entry["images"]), classes, *cells)
+    console.print(t)
 
 
 def _print_ood(report: dict, console: Console) -> None:

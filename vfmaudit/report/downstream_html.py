@@ -47,6 +47,25 @@ def _plots(report: dict) -> str:
     return responsive_svg(fig)
 
 
+def _shift_section(report: dict) -> str:
+    """Per shift set and classifier: accuracy, ECE and the drop from the clean test images."""
+    if "shift" not in report:
+        return ""
+    esc = html.escape
+    rows = []
+    for name, entry in report["shift"].items():
+        subset = " (predictions restricted to these classes)" if entry["restricted_to_subset"] else ""
+        for task, r in entry["tasks"].items():
+            rows.append(f"<tr><th scope=\"row\">{esc(name)}</th><td>{entry['images']}</td>"
+                        f"<td>{entry['classes']}{subset}</td><td>{esc(task)}</td><td>{_fmt(r['accuracy'])}</td>"
+                        f"<td>{_fmt(r['clean_accuracy'])}</td><td>{_fmt(r['accuracy_drop'])}</td>"
+                        f"<td>{_fmt(r.get('ece'))}</td></tr>")
+    return ("<h2>Distribution shift</h2><p>Each shift set classified by the classifiers fitted on the clean "
+            "training split.</p><div class=\"scroll\"><table><thead><tr><th scope=\"col\">shift set</th>"
+            "<th>images</th><th>classes</th><th>task</th><th>accuracy</th><th>clean accuracy</th><th>drop</th>"
+            f"<th>ECE</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
+
+
 def _ood_section(report: dict) -> str:
     """Per OOD set: each score's AUROC, FPR@95 and AUPR-In on the clean test images, and its AUROC per
     level with the test images perturbed."""
@@ -103,7 +122,7 @@ Classifiers are fitted on clean training embeddings; test images are evaluated c
 <h2>Does the divergence radius predict the loss?</h2>
 <table><tr><th>task</th><th>slope (drop per radius)</th><th>R²</th><th>RMSE</th><th>R² vs 1−cosine</th>
 <th>AUROC radius → flip</th><th>radius at 95% precision</th><th>flips</th></tr>{''.join(pred)}</table>
-{_plots(report)}{_ood_section(report)}"""
+{_plots(report)}{_shift_section(report)}{_ood_section(report)}"""
     return page(f"vfmaudit downstream: {report['model'].get('spec')}", body)
 
 

@@ -1,5 +1,5 @@
 """downstream.TASK.(clean|FAMILY).METRIC[.STAT]: downstream task accuracy under perturbation; with
-ood, downstream.ood.NAME.SCORE.(auroc|fpr95|aupr_in|perturbed_auroc.min): out-of-distribution
+shift, downstream.shift.NAME.TASK.accuracy[_drop] (natural distribution shift); with ood, downstream.ood.NAME.SCORE.(auroc|fpr95|aupr_in|perturbed_auroc.min): out-of-distribution
 detection (SCORE: msp_linear_probe, energy_linear_probe, msp_zero_shot, energy_zero_shot,
 max_cosine, knn)."""
 
@@ -18,12 +18,22 @@ def _config(policy, options, out_dir: Path | None = None):
     return DownstreamConfig(dataset=options["dataset"], model=policy.model, pretrained=policy.pretrained,
                             device=policy.device, tasks=options["tasks"], perturbations=options["perturbations"],
                             levels=options["levels"], seed=policy.seed, max_per_class=options["max_per_class"],
-                            ood=tuple(_ood_specs(policy, options["ood"])),
+                            ood=tuple(_set_specs(policy, options["ood"])),
+                            shift=tuple(_set_specs(policy, options["shift"])),
+                            class_map=_relative_file(policy, options["class_map"]),
                             out=str(out_dir / "downstream") if out_dir else "", overwrite=True)
 
 
-def _ood_specs(policy, text: str) -> list[str]:
-    """ood's comma list, each NAME=FOLDER or FOLDER; relative folders are read from the policy's folder."""
+def _relative_file(policy, item: str) -> str | None:
+    if not item:
+        return None
+    there = Path(policy.source).parent / item
+    return str(there) if not Path(item).expanduser().is_absolute() and there.exists() else item
+
+
+def _set_specs(policy, text: str) -> list[str]:
+    """ood's or shift's comma list, each NAME=FOLDER or FOLDER; relative folders are read from the policy's
+    folder."""
     specs = []
     for item in (t.strip() for t in text.split(",")):
         if not item:
@@ -50,6 +60,10 @@ def _paths(policy, options) -> dict[str, MetricInfo]:
                 for p in config.plan():
                     for stat in STATS:
                         paths[f"downstream.{key}.{p.name}.{metric}.{stat}"] = MetricInfo(higher, rng)
+    for name, _ in config.shift_sets():
+        for key in (k for task in config.task_list() if task != "retrieval" for k in TASK_KEYS[task]):
+            paths[f"downstream.shift.{name}.{key}.accuracy"] = MetricInfo(True, (0, 1))
+            paths[f"downstream.shift.{name}.{key}.accuracy_drop"] = MetricInfo(False, (-1, 1))
     if config.ood:
         from vfmaudit.downstream.ood import score_names
 
@@ -81,6 +95,10 @@ def _values(report: dict) -> dict:
                     values.update({f"downstream.{key}.{fam}.{metric}.max": max(series),
                                    f"downstream.{key}.{fam}.{metric}.mean": float(sum(series) / len(series)),
                                    f"downstream.{key}.{fam}.{metric}.min": min(series)})
+    for name, entry in report.get("shift", {}).items():
+        for key, row in entry["tasks"].items():
+            values[f"downstream.shift.{name}.{key}.accuracy"] = as_float(row["accuracy"])
+            values[f"downstream.shift.{name}.{key}.accuracy_drop"] = as_float(row["accuracy_drop"])
     for name, entry in report.get("ood", {}).get("sets", {}).items():
         for score, row in entry["scores"].items():
             values.update({f"downstream.ood.{name}.{score}.{m}": as_float(v) for m, v in row["clean"].items()})
@@ -96,6 +114,9 @@ register_measurement(Measurement(
              "perturbations": Option(str, "everyday", "families, as --perturbations"),
              "levels": Option(int, 3, "levels per family"),
              "max_per_class": Option((int, type(None)), None, "images per class (default: all)"),
+             "shift": Option(str, "", "shifted sets of the training classes, comma-separated NAME=FOLDER or "
+                                      "FOLDER: downstream.shift.NAME.TASK.accuracy[_drop]"),
+             "class_map": Option(str, "", "folder name -> class name for the shift sets (JSON or CSV)"),
              "ood": Option(str, "", "out-of-distribution sets, comma-separated NAME=FOLDER or FOLDER (relative to "
                                     "the policy's folder) or builtin:NAME: downstream.ood.NAME.SCORE.*")},
     metric_paths=_paths, run=_run, values=_values, own_report="downstream/downstream.json"))

@@ -1,0 +1,117 @@
+"""`vfmaudit downstream --shift`: shifted sets of the training classes classified by the clean
+split's classifiers. Accuracies against scikit-learn's probe and a brute-force kNN on the saved
+embeddings, the class-subset restriction and the class map against a hand computation, the
+built-in sketch set, the gate's downstream.shift.* values, the errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cli_runner import run_cli
+from vfmaudit.data.datasets import load_dataset
+
+MODEL = "timm:test_vit"
+COMMON = ["builtin:textures", "-m", MODEL, "--tasks", "linear-probe,knn", "-p", "jpeg", "--levels", "2",
+          "--max-per-class", "6", "-q"]
+SUBSET = {"h": "horizontal_stripes", "c": "checks"}  # folder name -> training class
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shift")
+    subset = root / "subset"
+    sketches = load_dataset("builtin:textures-sketch", 4)
+    for folder, cls in SUBSET.items():
+        (subset / folder).mkdir(parents=True)
+        c = sketches.class_names.index(cls)
+        for j, i in enumerate(np.flatnonzero(sketches.labels == c)):
+            Image.fromarray(sketches.items[i].load()).save(subset / folder / f"{j}.png")
+    class_map = root / "map.csv"
+    class_map.write_text("folder,class\n" + "".join(f"{k},{v}\n" for k, v in SUBSET.items()))
+    out = root / "out"
+    res = run_cli("downstream", *COMMON, "--shift", "builtin:textures-sketch", "--shift", f"two={subset}",
+                  "--class-map", class_map, "--out", out)
+    assert res.returncode == 0, res.stderr
+    return out, subset, class_map, json.loads((out / "downstream.json").read_text())
+
+
+def _unit(x):
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _knn(train, y, x, k):
+    sims = _unit(x) @ _unit(train).T
+    top = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    return np.array([np.bincount(y[row], minlength=y.max() + 1).argmax() for row in top])
+
+
+def test_shift_accuracy_equals_scikit_learn_and_brute_force_on_the_saved_embeddings(run):
+    from sklearn.linear_model import LogisticRegression
+
+    out, _, _, report = run
+    emb = lambda name: np.load(out / "embeddings" / f"{name}.npy")  # noqa: E731
+    data = load_dataset("builtin:textures", 6)
+    train_idx, _ = data.split(0.3, 0)
+    y = data.labels[np.asarray(train_idx)[np.load(out / "embeddings" / "kept_train.npy")]]
+    train = emb("emb_train")
+    probe = LogisticRegression(C=report["tasks"]["linear_probe"]["params"]["C"], max_iter=2000).fit(_unit(train), y)
+    for name, restrict in (("textures_sketch", None), ("two", [data.class_names.index(c) for c in SUBSET.values()])):
+        entry = report["shift"][name]
+        x = emb(f"emb_shift_{name}")
+        if restrict is None:
+            truth = load_dataset("builtin:textures-sketch", 6).labels
+            proba_pred = probe.predict_proba(_unit(x)).argmax(axis=1)
+            knn = {k: _knn(train, y, x, k) for k in (1, 20)}
+        else:  # folders in sorted order (c, h), mapped to the training classes; predictions over the two only
+            truth = np.repeat([data.class_names.index(SUBSET[f]) for f in sorted(SUBSET)], 4)
+            cols = np.array(sorted(restrict))
+            proba_pred = cols[probe.predict_proba(_unit(x))[:, cols].argmax(axis=1)]
+            keep = np.isin(y, cols)
+            knn = {k: _knn(train[keep], y[keep], x, k) for k in (1, 20)}
+        assert entry["images"] == len(x) == len(truth)
+        assert entry["restricted_to_subset"] == (restrict is not None)
+        assert entry["classes"] == (5 if restrict is None else 2)
+        lp = entry["tasks"]["linear_probe"]
+        assert lp["accuracy"] == pytest.approx(np.mean(proba_pred == truth))
+        assert lp["accuracy_drop"] == pytest.approx(report["tasks"]["linear_probe"]["clean"]["accuracy"]
+                                                    - lp["accuracy"])
+        assert 0 <= lp["ece"] <= 1
+        for k in (1, 20):
+            assert entry["tasks"][f"knn_{k}"]["accuracy"] == pytest.approx(np.mean(knn[k] == truth)), (name, k)
+
+
+def test_the_builtin_sketch_set_is_deterministic_and_not_the_training_images():
+    a, b = load_dataset("builtin:textures-sketch", 2), load_dataset("builtin:textures-sketch", 2)
+    assert a.class_names == load_dataset("builtin:textures", 2).class_names
+    for x, y in zip(a.items, b.items):
+        assert np.array_equal(x.load(), y.load())
+    img = a.items[0].load()
+    assert img.dtype == np.uint8 and img.ndim == 3 and len(np.unique(img[..., 0])) > 2
+    assert np.array_equal(img[..., 0], img[..., 2])  # grey strokes on paper
+
+
+def test_the_gate_reads_the_shift_figures(run, tmp_path):
+    out, subset, class_map, report = run
+    policy = tmp_path / "p.toml"
+    policy.write_text(f'model = "{MODEL}"\n[downstream]\ntasks = "linear-probe,knn"\nperturbations = "jpeg"\n'
+                      f'levels = 2\nmax_per_class = 6\nshift = "two={subset}"\nclass_map = "{class_map}"\n'
+                      '[[check]]\nmetric = "downstream.shift.two.linear_probe.accuracy"\nmin = 0.0\n'
+                      '[[check]]\nmetric = "downstream.shift.two.knn_20.accuracy_drop"\nmax = 2.0\n')
+    res = run_cli("gate", policy, "--json", tmp_path / "gate.json")
+    assert res.returncode == 0, res.stdout + res.stderr
+    values = {c["metric"]: c["value"] for c in json.loads((tmp_path / "gate.json").read_text())["checks"]}
+    two = report["shift"]["two"]["tasks"]
+    assert values == {"downstream.shift.two.linear_probe.accuracy": pytest.approx(two["linear_probe"]["accuracy"]),
+                      "downstream.shift.two.knn_20.accuracy_drop": pytest.approx(two["knn_20"]["accuracy_drop"])}
+
+
+def test_a_shift_class_that_is_no_training_class_is_one_line(run, tmp_path):
+    _, subset, _, _ = run
+    res = run_cli("downstream", *COMMON, "--shift", f"two={subset}", "--out", tmp_path / "o")
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.returncode == 2 and len(lines) == 1, res.stderr
+    assert "classes c, h are not training classes" in lines[0] and "--class-map" in lines[0]
