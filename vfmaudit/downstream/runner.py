@@ -163,6 +163,8 @@ def _run_locked(config, tasks, plans, templates, data: LabelledSet, train_idx, t
         results["retrieval"] = _retrieval_results(np.asarray(clean), emb, plans, y_test)
     ood, skipped_ood = (_ood(config, cache, encoder, np.asarray(train), y_train, classifiers, np.asarray(clean), emb,
                              plans, stage) if config.ood else (None, []))
+    typographic = _typographic(config, cache, encoder, test_images, y_test, data.class_names, classifiers, plans,
+                               stage)
     shift, skipped_shift = (_shift(config, cache, encoder, np.asarray(train), y_train, data.class_names, classifiers,
                                    results, stage) if config.shift else (None, []))
     prediction = {task: _prediction(results[task], robustness, flips_for[task]) for task in flips_for}
@@ -182,6 +184,7 @@ def _run_locked(config, tasks, plans, templates, data: LabelledSet, train_idx, t
               "perturbations": [p.name for p in plans], "levels": config.levels, "seed": config.seed,
               **({"ood": ood} if ood is not None else {}),
               **({"shift": shift} if shift is not None else {}),
+              **({"typographic": typographic} if typographic is not None else {}),
               "embeddings_reused": cache.reused,
               "skipped": skipped_train + skipped_test + skipped_ood + skipped_shift,
               "versions": package_versions()}
@@ -211,6 +214,44 @@ def _encoded_set(cache: ArrayCache, key: str, items, encoder, batch_size: int, w
         write_json({"skipped": found["skipped"]}, skipped_file)
     skipped = json.loads(skipped_file.read_text())["skipped"] if skipped_file.exists() else []
     return emb, kept, skipped
+
+
+def _typographic(config, cache: ArrayCache, encoder, test_images: np.ndarray, y_test: np.ndarray,
+                 class_names: list[str], classifiers: dict, plans, stage: StageFn) -> dict | None:
+    """With the typographic family in the plan: a wrong class name written on each test image at its
+    levels, against a control word (vfmaudit.downstream.typographic)."""
+    from vfmaudit.downstream.typographic import attack_and_control, targets, typographic_results, written
+
+    plan = next((p for p in plans if p.name == "typographic"), None)
+    levels = [lv for lv in (plan.levels if plan else []) if lv > 0]
+    if not levels or not classifiers:
+        return None
+    attack, control = {}, {}
+    images = np.asarray(test_images)
+    for j, lv in enumerate(levels):
+        stage("typographic attack: writing class names and control words", j, len(levels))
+        made: dict = {}
+
+        def make(lv=lv, made=made):
+            if not made:
+                made["target"], made["attack"], made["control"] = attack_and_control(images, y_test, class_names,
+                                                                                   lv, config.seed)
+            return made
+
+        attack[lv] = np.asarray(cache.get(f"emb_typographic_class@{lv:g}", lambda: encode_images(
+            encoder, make()["attack"], config.batch_size)))
+        control[lv] = np.asarray(cache.get(f"emb_typographic_control@{lv:g}", lambda: encode_images(
+            encoder, make()["control"], config.batch_size)))
+    from PIL import Image
+
+    target = targets(y_test, len(class_names), config.seed)
+    shown = images[:4]
+    examples = written(shown, [class_names[t].replace("_", " ") for t in target[:4]], levels[-1], config.seed)
+    strip = np.concatenate([np.concatenate([a, b], axis=0) for a, b in zip(shown, examples)], axis=1)
+    Image.fromarray(strip).save(Path(config.out) / "typographic_examples.png")  # clean above, attacked below
+    return {"targets": "another class per test image, seeded", "control": "a word that is no class name",
+            "examples": "typographic_examples.png",
+            **typographic_results(classifiers, _outcome, levels, attack, control, target, y_test)}
 
 
 def _shift(config, cache: ArrayCache, encoder, train: np.ndarray, y_train: np.ndarray, class_names: list[str],

@@ -245,6 +245,11 @@ def print_downstream(report: dict, out_dir: str, console: Console) -> None:
                         f"({im['flips']} flips of {im['predictions']})")
     if "shift" in report:
         _print_shift(report, console)
+    for task, r in report.get("typographic", {}).get("tasks", {}).items():
+        lv = report["typographic"]["levels"]
+        _plain(console, f"typographic attack, {task}: success rate {', '.join(f'{v:.2f}' for v in r['success_rate'])} "
+                        f"(control {', '.join(f'{v:.2f}' for v in r['control_rate'])}) at levels "
+                        f"{', '.join(f'{v:g}' for v in lv)}")
     if "ood" in report:
         _print_ood(report, console)
     _plain(console, f"wrote {out_dir}/downstream.json, per_level.csv, report.html")

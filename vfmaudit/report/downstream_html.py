@@ -47,6 +47,24 @@ def _plots(report: dict) -> str:
     return responsive_svg(fig)
 
 
+def _typographic_section(report: dict) -> str:
+    """The typographic attack's success and control rates per classifier and level, and examples."""
+    if "typographic" not in report:
+        return ""
+    esc = html.escape
+    t = report["typographic"]
+    rows = "".join(f"<tr><th scope=\"row\">{esc(task)}</th><td>{_per_level(t['levels'], r['success_rate'])}</td>"
+                   f"<td>{_per_level(t['levels'], r['control_rate'])}</td>"
+                   f"<td>{_per_level(t['levels'], r['accuracy'])}</td></tr>" for task, r in t["tasks"].items())
+    picture = (f'<p><img src="{esc(t["examples"])}" alt="test images (top) with a wrong class name written at the '
+               f'highest level (bottom)" style="max-width:100%"></p>' if t.get("examples") else "")
+    return ("<h2>Typographic attack</h2><p>A wrong class's name written on each test image; success: the "
+            "prediction becomes that class. Control: a word that is no class name in the same place, size and "
+            f"colour (how often the prediction becomes the target anyway).</p>{picture}<div class=\"scroll\"><table>"
+            "<thead><tr><th scope=\"col\">task</th><th>success rate per level</th><th>control rate</th>"
+            f"<th>accuracy under attack</th></tr></thead><tbody>{rows}</tbody></table></div>")
+
+
 def _shift_section(report: dict) -> str:
     """Per shift set and classifier: accuracy, ECE and the drop from the clean test images."""
     if "shift" not in report:
@@ -122,7 +140,7 @@ Classifiers are fitted on clean training embeddings; test images are evaluated c
 <h2>Does the divergence radius predict the loss?</h2>
 <table><tr><th>task</th><th>slope (drop per radius)</th><th>R²</th><th>RMSE</th><th>R² vs 1−cosine</th>
 <th>AUROC radius → flip</th><th>radius at 95% precision</th><th>flips</th></tr>{''.join(pred)}</table>
-{_plots(report)}{_shift_section(report)}{_ood_section(report)}"""
+{_plots(report)}{_shift_section(report)}{_ood_section(report)}{_typographic_section(report)}"""
     return page(f"vfmaudit downstream: {report['model'].get('spec')}", body)
 
 

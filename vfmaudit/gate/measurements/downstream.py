@@ -1,7 +1,8 @@
 """downstream.TASK.(clean|FAMILY).METRIC[.STAT]: downstream task accuracy under perturbation; with
 shift, downstream.shift.NAME.TASK.accuracy[_drop] (natural distribution shift); with ood, downstream.ood.NAME.SCORE.(auroc|fpr95|aupr_in|perturbed_auroc.min): out-of-distribution
 detection (SCORE: msp_linear_probe, energy_linear_probe, msp_zero_shot, energy_zero_shot,
-max_cosine, knn)."""
+max_cosine, knn); with the typographic family in perturbations,
+downstream.typographic.TASK.(success_rate|control_rate).max."""
 
 from __future__ import annotations
 
@@ -60,6 +61,10 @@ def _paths(policy, options) -> dict[str, MetricInfo]:
                 for p in config.plan():
                     for stat in STATS:
                         paths[f"downstream.{key}.{p.name}.{metric}.{stat}"] = MetricInfo(higher, rng)
+    if any(p.name == "typographic" for p in config.plan()):
+        for key in (k for task in config.task_list() if task != "retrieval" for k in TASK_KEYS[task]):
+            for rate in ("success_rate", "control_rate"):
+                paths[f"downstream.typographic.{key}.{rate}.max"] = MetricInfo(rate == "control_rate", (0, 1))
     for name, _ in config.shift_sets():
         for key in (k for task in config.task_list() if task != "retrieval" for k in TASK_KEYS[task]):
             paths[f"downstream.shift.{name}.{key}.accuracy"] = MetricInfo(True, (0, 1))
@@ -95,6 +100,9 @@ def _values(report: dict) -> dict:
                     values.update({f"downstream.{key}.{fam}.{metric}.max": max(series),
                                    f"downstream.{key}.{fam}.{metric}.mean": float(sum(series) / len(series)),
                                    f"downstream.{key}.{fam}.{metric}.min": min(series)})
+    for key, row in report.get("typographic", {}).get("tasks", {}).items():
+        for rate in ("success_rate", "control_rate"):
+            values[f"downstream.typographic.{key}.{rate}.max"] = max(row[rate]) if row[rate] else None
     for name, entry in report.get("shift", {}).items():
         for key, row in entry["tasks"].items():
             values[f"downstream.shift.{name}.{key}.accuracy"] = as_float(row["accuracy"])
