@@ -115,3 +115,33 @@ def test_a_shift_class_that_is_no_training_class_is_one_line(run, tmp_path):
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert res.returncode == 2 and len(lines) == 1, res.stderr
     assert "classes c, h are not training classes" in lines[0] and "--class-map" in lines[0]
+
+
+def test_effective_robustness_over_three_runs_is_a_logit_fit_of_their_accuracies(tmp_path):
+    from scipy.special import expit, logit
+
+    outs = []
+    for i, (model, seed) in enumerate([(MODEL, 0), (MODEL, 1), ("timm:resnet18", 0)]):
+        outs.append(tmp_path / f"run{i}")
+        res = run_cli("downstream", "builtin:textures", "-m", model, "--seed", str(seed), "--tasks", "linear-probe",
+                      "-p", "jpeg", "--levels", "2", "--max-per-class", "6", "--shift", "builtin:textures-sketch",
+                      "--out", outs[-1], "-q")
+        assert res.returncode == 0, res.stderr
+    res = run_cli("report", "shift", *outs, "--out", tmp_path / "shift.html", "--json", tmp_path / "er.json")
+    assert res.returncode == 0, res.stderr
+    er = json.loads((tmp_path / "er.json").read_text())
+    pair = er["pairs"]["textures_sketch/linear_probe"]
+    rows = [json.loads((o / "downstream.json").read_text())["shift"]["textures_sketch"]["tasks"]["linear_probe"]
+            for o in outs]
+    clean = np.clip([r["clean_accuracy"] for r in rows], 1e-4, 1 - 1e-4)
+    shifted = np.clip([r["accuracy"] for r in rows], 1e-4, 1 - 1e-4)
+    assert [p["clean_accuracy"] for p in pair["points"]] == [r["clean_accuracy"] for r in rows]
+    assert np.ptp(clean) > 0  # three models, three clean accuracies: a line to fit
+    slope, intercept = np.polyfit(logit(clean), logit(shifted), 1)
+    assert pair["fit_logit"]["slope"] == pytest.approx(slope) and pair["fit_logit"]["intercept"] == pytest.approx(intercept)
+    for p, c, r in zip(pair["points"], clean, rows):
+        assert p["effective_robustness"] == pytest.approx(r["accuracy"] - expit(slope * logit(c) + intercept))
+    page = (tmp_path / "shift.html").read_text()
+    assert "Effective robustness" in page and "<svg" in page and "textures_sketch/linear_probe" in page
+    one = run_cli("report", "shift", outs[0], "--out", tmp_path / "one.html")
+    assert one.returncode == 2 and "at least two downstream RUNS" in one.stderr

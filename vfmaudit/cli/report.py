@@ -1,4 +1,4 @@
-"""`vfmaudit report compare A [B]`: one call of vfmaudit.compare_reports, rendered."""
+"""`vfmaudit report compare A [B]` and `vfmaudit report shift RUN...`: results on disk, rendered."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import typer
 
 from vfmaudit.cli.common import JsonOpt, OverwriteFileOpt, err, out, user_errors, write_result_json
 
-app = typer.Typer(help="Pages for people from results on disk: compare two runs.", no_args_is_help=True)
+app = typer.Typer(help="Pages for people from results on disk: compare two runs; effective robustness over "
+                       "several downstream runs.", no_args_is_help=True)
 
 
 @app.command("compare")
@@ -37,6 +38,36 @@ def compare_cmd(
     if comparison.note:
         err.print(f"warning: {comparison.note}", markup=False, highlight=False, soft_wrap=True)
     write_result_json(comparison, json_out)
+
+
+@app.command("shift")
+@user_errors
+def shift_cmd(
+    runs: Annotated[list[Path], typer.Argument(
+        help="Two or more downstream runs (output folders or downstream.json) that measured the same --shift sets, "
+             "one per model.")],
+    out_file: Annotated[Path, typer.Option("--out", "-o", help="The HTML page to write.")] = Path("shift.html"),
+    json_out: JsonOpt = None,
+    overwrite: OverwriteFileOpt = False,
+) -> None:
+    """Effective robustness: per shift set and task, shift accuracy against clean accuracy across the
+    models, a line fitted in logit space, and each model's distance above or below it."""
+    from vfmaudit.downstream.effective import effective_robustness
+    from vfmaudit.files import check_output_file
+    from vfmaudit.report.shift_html import write_shift_html
+
+    check_output_file(out_file, overwrite)
+    result = effective_robustness(runs)
+    write_shift_html(result, out_file)
+    for key, pair in result.pairs.items():
+        er = ", ".join(f"{result.runs[p['run']]['model']} {p['effective_robustness']:+.3f}"
+                       for p in pair["points"] if p["effective_robustness"] is not None)
+        out.print(f"{key}: effective robustness {er or '– (no spread in clean accuracy)'}", markup=False,
+                  highlight=False, soft_wrap=True)
+    for note in result.notes:
+        err.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
+    out.print(f"wrote {out_file}", markup=False, highlight=False)
+    write_result_json(result, json_out)
 
 
 def register(root: typer.Typer) -> None:
