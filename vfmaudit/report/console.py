@@ -261,7 +261,7 @@ def _num(v, fmt: str = ".3f") -> str:
 
 def _print_shift(report: dict, console: Console) -> None:
     t = Table(title="Distribution shift: accuracy (drop from the clean test images)")
-    tasks = list(report["tasks"])
+    tasks = [t for t in report["tasks"] if any(t in e["tasks"] for e in report["shift"].values())]
     for col in ("shift set", "images", "classes", *tasks):
         t.add_column(col, justify="left" if col == "shift set" else "right")
     for name, entry in report["shift"].items():
