@@ -145,3 +145,22 @@ def test_effective_robustness_over_three_runs_is_a_logit_fit_of_their_accuracies
     assert "Effective robustness" in page and "<svg" in page and "textures_sketch/linear_probe" in page
     one = run_cli("report", "shift", outs[0], "--out", tmp_path / "one.html")
     assert one.returncode == 2 and "at least two downstream RUNS" in one.stderr
+
+
+def test_train_and_test_folders_are_a_given_split_and_max_per_class_caps_folders(tmp_path):
+    """--train DIR --test DIR: the split as given (no seeded split); --max-per-class also caps folders."""
+    sketches = load_dataset("builtin:textures-sketch", 6)
+    for side, rows in (("tr", range(0, 4)), ("te", range(4, 6))):
+        for c, cls in enumerate(sketches.class_names[:3]):
+            (tmp_path / side / cls).mkdir(parents=True)
+            for j in rows:
+                i = np.flatnonzero(sketches.labels == c)[j]
+                Image.fromarray(sketches.items[i].load()).save(tmp_path / side / cls / f"{j}.png")
+    out = tmp_path / "out"
+    res = run_cli("downstream", "--train", tmp_path / "tr", "--test", tmp_path / "te", "-m", MODEL, "--tasks",
+                  "linear-probe", "-p", "jpeg", "--levels", "2", "--max-per-class", "3", "--out", out, "-q")
+    assert res.returncode == 0, res.stderr
+    ds = json.loads((out / "downstream.json").read_text())["dataset"]
+    assert ds["split"] == "given (train/, test/)" and ds["train_images"] == 9 and ds["test_images"] == 6
+    one = run_cli("downstream", "--train", tmp_path / "tr", "-m", MODEL, "--out", tmp_path / "o2", "-q")
+    assert one.returncode == 2 and "both --train and --test" in one.stderr

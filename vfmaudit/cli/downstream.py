@@ -20,6 +20,11 @@ def downstream(
         help="A folder with one sub-folder per class (optionally under train/ and test/), a CSV of path,label, "
              "or builtin:textures / shapes / digits / textures-sketch (made here or from installed packages, no "
              "download).")] = "builtin:textures",
+    train: Annotated[Optional[Path], typer.Option(
+        help="The training images as a class-per-folder tree, with --test: a given split (DATASET is not read).")]
+        = None,
+    test: Annotated[Optional[Path], typer.Option(help="The test images as a class-per-folder tree, with --train.")]
+        = None,
     model: ModelSpecOpt = DEFAULT_MODEL,
     pretrained: PretrainedOpt = None,
     backend: Annotated[str, typer.Option(help=backend_help())] = "auto",
@@ -72,7 +77,8 @@ def downstream(
     from vfmaudit import DownstreamConfig, run_downstream
     from vfmaudit.report.console import print_downstream
 
-    config = DownstreamConfig(dataset=dataset, model=model, pretrained=pretrained, backend=backend, device=device,
+    config = DownstreamConfig(dataset=dataset, train=str(train) if train else None, test=str(test) if test else None,
+                              model=model, pretrained=pretrained, backend=backend, device=device,
                               tasks=tasks, perturbations=perturbations, levels=levels, batch_size=batch_size,
                               seed=seed, test_fraction=test_fraction, max_per_class=max_per_class, prompts=prompts,
                               out=str(out_dir), resume=resume, overwrite=overwrite, engine=engine,

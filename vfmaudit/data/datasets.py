@@ -61,16 +61,51 @@ def load_dataset(spec: str, max_per_class: int | None = None) -> LabelledSet:
         raise VfmauditError(f"data set not found: {spec}; pass a folder with one sub-folder per class, a CSV of "
                             f"path,label, or builtin:textures", param="dataset")
     if path.is_file():
-        return _from_csv(path)
+        return cap_per_class(_from_csv(path), max_per_class)
     if (path / "train").is_dir() and (path / "test").is_dir():
-        train, test = _from_folder(path / "train"), _from_folder(path / "test")
-        names = sorted(set(train.class_names) | set(test.class_names))
-        relabel = lambda s: np.array([names.index(s.class_names[c]) for c in s.labels], dtype=int)  # noqa: E731
-        items = train.items + test.items
-        n = len(train.items)
-        return LabelledSet(str(path), items, np.concatenate([relabel(train), relabel(test)]), names,
-                           np.arange(n), np.arange(n, len(items)))
-    return _from_folder(path)
+        return cap_per_class(given_split(path / "train", path / "test", str(path)), max_per_class)
+    return cap_per_class(_from_folder(path), max_per_class)
+
+
+def cap_per_class(data: LabelledSet, max_per_class: int | None) -> LabelledSet:
+    """The first max_per_class items of each class (of each side of a given split); None: all."""
+    if not max_per_class:
+        return data
+    parts = [data.train_index, data.test_index] if data.train_index is not None else [np.arange(len(data.items))]
+    kept_parts = []
+    for part in parts:
+        seen: dict[int, int] = {}
+        kept = []
+        for i in part:
+            c = int(data.labels[i])
+            if seen.get(c, 0) < max_per_class:
+                seen[c] = seen.get(c, 0) + 1
+                kept.append(int(i))
+        kept_parts.append(kept)
+    order = [i for part in kept_parts for i in part]
+    new_index = {old: new for new, old in enumerate(order)}
+    items, labels = [data.items[i] for i in order], data.labels[np.asarray(order, dtype=int)]
+    train = test = None
+    if data.train_index is not None:
+        train = np.array([new_index[i] for i in kept_parts[0]], dtype=int)
+        test = np.array([new_index[i] for i in kept_parts[1]], dtype=int)
+    return LabelledSet(data.name, items, labels, data.class_names, train, test,
+                       data.notes + [f"at most {max_per_class} images per class"])
+
+
+def given_split(train_dir: str | Path, test_dir: str | Path, name: str | None = None) -> LabelledSet:
+    """Two class-per-folder trees, the training and the test images (classes matched by folder name)."""
+    for p, which in ((train_dir, "train"), (test_dir, "test")):
+        if not Path(p).expanduser().is_dir():
+            raise VfmauditError(f"{which} {p} is not a folder; pass a folder with one sub-folder per class",
+                                param=which)
+    train, test = _from_folder(Path(train_dir).expanduser()), _from_folder(Path(test_dir).expanduser())
+    names = sorted(set(train.class_names) | set(test.class_names))
+    relabel = lambda s: np.array([names.index(s.class_names[c]) for c in s.labels], dtype=int)  # noqa: E731
+    items = train.items + test.items
+    n = len(train.items)
+    return LabelledSet(name or f"{train_dir} + {test_dir}", items, np.concatenate([relabel(train), relabel(test)]),
+                       names, np.arange(n), np.arange(n, len(items)))
 
 
 def _from_folder(path: Path) -> LabelledSet:

@@ -17,6 +17,9 @@ DEFAULT_PROMPTS = "a photo of a {}.|a picture of a {}.|an image of a {}."
 @dataclass
 class DownstreamConfig:
     dataset: str = "builtin:textures"  # a folder (ImageFolder), a CSV of path,label, or builtin:NAME
+    # or the training and test images as two class-per-folder trees (then dataset is not read)
+    train: str | None = None
+    test: str | None = None
     model: str = DEFAULT_MODEL
     pretrained: str | None = None
     backend: str = "auto"
@@ -80,9 +83,20 @@ class DownstreamConfig:
                                 "e.g. 'a photo of a {}.'", param="prompts")
         return templates
 
+    def load_data(self):
+        """The labelled set: --train and --test folders (a given split), or dataset."""
+        from vfmaudit.data.datasets import cap_per_class, given_split, load_dataset
+
+        if bool(self.train) != bool(self.test):
+            raise VfmauditError("pass both train and test (two class-per-folder trees), or neither",
+                                param=("train", "test"))
+        if self.train:
+            return cap_per_class(given_split(self.train, self.test), self.max_per_class)
+        return load_dataset(self.dataset, self.max_per_class)
+
     def fingerprint(self) -> dict:
         """What must match for resume to reuse computed embeddings."""
-        return {"dataset": self.dataset, "model": self.model, "pretrained": self.pretrained, "backend": self.backend,
+        return {"dataset": self.dataset if not self.train else {"train": self.train, "test": self.test}, "model": self.model, "pretrained": self.pretrained, "backend": self.backend,
                 "seed": self.seed, "test_fraction": self.test_fraction, "max_per_class": self.max_per_class,
                 "plan": [{"family": p.name, "levels": list(p.levels)} for p in self.plan()],
                 **({"ood": dict(self.ood_sets())} if self.ood else {}),

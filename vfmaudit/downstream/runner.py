@@ -84,8 +84,8 @@ def run_downstream(config: DownstreamConfig, progress: ProgressFn | None = None,
         from vfmaudit.models.text import require_text_tower
 
         require_text_tower(text_source(config.model, config.pretrained, config.seed)[0])
-    stage(f"listing {config.dataset}", 0, 0)
-    data = load_dataset(config.dataset, config.max_per_class)
+    stage(f"listing {config.train or config.dataset}", 0, 0)
+    data = config.load_data()
     train_idx, test_idx = data.split(config.test_fraction, config.seed)
     if len(train_idx) < 2 or len(test_idx) < 2:
         raise VfmauditError(f"{data.name} is too small to split into training and test images "
