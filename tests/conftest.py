@@ -76,3 +76,66 @@ def default_audit(tmp_path_factory, worker_id):
         got = json.loads(record.read_text())
     return subprocess.CompletedProcess(["vfmaudit", "audit"], got["returncode"], got["stdout"],
                                        got["stderr"]), cwd / "vfmaudit-out"
+
+
+def shared_folder(tmp_path_factory, name: str, make) -> "Path":
+    """A folder `make(folder)` fills once per test session: under pytest-xdist the first worker to ask
+    makes it, the others wait for it (a file lock) and read it."""
+    from filelock import FileLock
+
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        folder = tmp_path_factory.mktemp(name)
+        make(folder)
+        return folder
+    shared = tmp_path_factory.getbasetemp().parent  # common to every worker of this session
+    folder, done = shared / name, shared / f"{name}.done"
+    with FileLock(str(done) + ".lock"):
+        if not done.is_file():
+            folder.mkdir(exist_ok=True)
+            make(folder)
+            done.write_text("")
+    return folder
+
+
+EXTRAS_SUBSET = {"h": "horizontal_stripes", "c": "checks"}  # folder name -> training class
+
+
+@pytest.fixture(scope="session")
+def downstream_extras(tmp_path_factory):
+    """One `vfmaudit downstream` with every extra (shift sets with a class map, OOD sets, the typographic
+    attack) on a small timm model, shared by the shift, OOD and typographic tests: (its --out folder, the
+    noise OOD folder with one broken file, the two-class shift folder, the class map, the report)."""
+    import json
+
+    from PIL import Image
+
+    from cli_runner import run_cli
+    from vfmaudit.data.datasets import load_dataset
+
+    def make(root):
+        noise, subset = root / "noise", root / "subset"
+        noise.mkdir()
+        rng = np.random.default_rng(1)
+        for i in range(5):
+            Image.fromarray(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(noise / f"n{i}.png")
+        (noise / "broken.png").write_bytes(b"not an image")
+        sketches = load_dataset("builtin:textures-sketch", 4)
+        for folder, cls in EXTRAS_SUBSET.items():
+            (subset / folder).mkdir(parents=True)
+            c = sketches.class_names.index(cls)
+            for j, i in enumerate(np.flatnonzero(sketches.labels == c)):
+                Image.fromarray(sketches.items[i].load()).save(subset / folder / f"{j}.png")
+        (root / "map.csv").write_text("folder,class\n" + "".join(f"{k},{v}\n" for k, v in EXTRAS_SUBSET.items()))
+        res = run_cli("downstream", *EXTRAS_COMMON, "--ood", "builtin:digits", "--ood", f"static={noise}",
+                      "--shift", "builtin:textures-sketch", "--shift", f"two={subset}", "--class-map",
+                      root / "map.csv", "--out", root / "out")
+        assert res.returncode == 0, res.stderr
+
+    root = shared_folder(tmp_path_factory, "downstream_extras", make)
+    return (root / "out", root / "noise", root / "subset", root / "map.csv",
+            json.loads((root / "out" / "downstream.json").read_text()))
+
+
+EXTRAS_MODEL = "timm:test_vit"
+EXTRAS_COMMON = ["builtin:textures", "-m", EXTRAS_MODEL, "--tasks", "linear-probe,knn", "-p", "jpeg,typographic",
+                 "--levels", "3", "--max-per-class", "6", "-q"]

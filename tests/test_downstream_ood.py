@@ -1,7 +1,8 @@
 """`vfmaudit downstream --ood`: out-of-distribution detection. The detection figures against
 scikit-learn (roc_auc_score, roc_curve, average_precision_score) and brute force; every score
 recomputed from the run's saved embeddings with scikit-learn's probe and plain numpy formulas; the
-OOD embeddings re-encoded independently; the gate's downstream.ood.* values; the errors."""
+OOD embeddings re-encoded independently; the errors. (The gate's downstream.ood.* values:
+test_downstream_shift.py; the run: conftest's downstream_extras.)"""
 
 from __future__ import annotations
 
@@ -16,9 +17,7 @@ from cli_runner import run_cli
 from vfmaudit.data.datasets import load_dataset
 from vfmaudit.metrics import average_precision, fpr_at_tpr
 
-MODEL = "timm:test_vit"
-COMMON = ["builtin:textures", "-m", MODEL, "--tasks", "linear-probe,knn", "-p", "jpeg", "--levels", "2",
-          "--max-per-class", "6", "-q"]
+from conftest import EXTRAS_COMMON as COMMON, EXTRAS_MODEL as MODEL
 
 
 def _brute_fpr95(scores, positive):
@@ -45,18 +44,9 @@ def test_detection_figures_equal_scikit_learn_and_brute_force():
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ood")
-    noise = root / "noise"
-    noise.mkdir()
-    rng = np.random.default_rng(1)
-    for i in range(5):
-        Image.fromarray(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(noise / f"n{i}.png")
-    (noise / "broken.png").write_bytes(b"not an image")
-    out = root / "out"
-    res = run_cli("downstream", *COMMON, "--ood", "builtin:digits", "--ood", f"static={noise}", "--out", out)
-    assert res.returncode == 0, res.stderr
-    return out, noise, json.loads((out / "downstream.json").read_text())
+def run(downstream_extras):
+    out, noise, _, _, report = downstream_extras
+    return out, noise, report
 
 
 def _softmax(z):
@@ -114,29 +104,6 @@ def test_the_ood_embeddings_are_the_images_encoded(run):
     images = np.stack([enc.preprocess.prepare(np.asarray(Image.open(p).convert("RGB")))
                        for p in sorted(noise.glob("n*.png"))])
     assert np.allclose(enc.encode(images), np.load(out / "embeddings" / "emb_ood_static.npy"), atol=1e-5)
-
-
-def test_the_gate_reads_the_ood_figures(run, tmp_path):
-    out, noise, report = run
-    policy = tmp_path / "p.toml"
-    policy.write_text(f'model = "{MODEL}"\n[downstream]\ntasks = "linear-probe,knn"\nperturbations = "jpeg"\n'
-                      f'levels = 2\nmax_per_class = 6\nood = "static={noise}"\n'
-                      '[[check]]\nmetric = "downstream.ood.static.knn.auroc"\nmin = 0.0\n'
-                      '[[check]]\nmetric = "downstream.ood.static.max_cosine.fpr95"\nmax = 1.0\n'
-                      '[[check]]\nmetric = "downstream.ood.static.msp_linear_probe.perturbed_auroc.min"\nmin = 0.0\n')
-    res = run_cli("gate", policy, "--json", tmp_path / "gate.json")
-    assert res.returncode == 0, res.stdout + res.stderr
-    values = {c["metric"]: c["value"] for c in json.loads((tmp_path / "gate.json").read_text())["checks"]}
-    static = report["ood"]["sets"]["static"]["scores"]
-    assert values["downstream.ood.static.knn.auroc"] == pytest.approx(static["knn"]["clean"]["auroc"])
-    assert values["downstream.ood.static.max_cosine.fpr95"] == pytest.approx(static["max_cosine"]["clean"]["fpr95"])
-    assert values["downstream.ood.static.msp_linear_probe.perturbed_auroc.min"] == pytest.approx(
-        min(static["msp_linear_probe"]["families"]["jpeg"]["auroc"]))
-    bad = tmp_path / "bad.toml"
-    bad.write_text(f'model = "{MODEL}"\n[downstream]\nood = "static={noise}"\n'
-                   '[[check]]\nmetric = "downstream.ood.static.knn.aucroc"\nmin = 0.0\n')
-    res = run_cli("gate", bad, "--dry-run")
-    assert res.returncode == 2 and "downstream.ood.static.knn.auroc" in res.stderr  # the closest name
 
 
 @pytest.mark.parametrize("args, needle", [

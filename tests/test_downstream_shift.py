@@ -1,7 +1,8 @@
 """`vfmaudit downstream --shift`: shifted sets of the training classes classified by the clean
 split's classifiers. Accuracies against scikit-learn's probe and a brute-force kNN on the saved
 embeddings, the class-subset restriction and the class map against a hand computation, the
-built-in sketch set, the gate's downstream.shift.* values, the errors."""
+built-in sketch set, the gate's downstream.shift/ood/typographic values, effective robustness, the
+errors. (The run: conftest's downstream_extras.)"""
 
 from __future__ import annotations
 
@@ -14,29 +15,13 @@ from PIL import Image
 from cli_runner import run_cli
 from vfmaudit.data.datasets import load_dataset
 
-MODEL = "timm:test_vit"
-COMMON = ["builtin:textures", "-m", MODEL, "--tasks", "linear-probe,knn", "-p", "jpeg", "--levels", "2",
-          "--max-per-class", "6", "-q"]
-SUBSET = {"h": "horizontal_stripes", "c": "checks"}  # folder name -> training class
+from conftest import EXTRAS_COMMON as COMMON, EXTRAS_MODEL as MODEL, EXTRAS_SUBSET as SUBSET
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("shift")
-    subset = root / "subset"
-    sketches = load_dataset("builtin:textures-sketch", 4)
-    for folder, cls in SUBSET.items():
-        (subset / folder).mkdir(parents=True)
-        c = sketches.class_names.index(cls)
-        for j, i in enumerate(np.flatnonzero(sketches.labels == c)):
-            Image.fromarray(sketches.items[i].load()).save(subset / folder / f"{j}.png")
-    class_map = root / "map.csv"
-    class_map.write_text("folder,class\n" + "".join(f"{k},{v}\n" for k, v in SUBSET.items()))
-    out = root / "out"
-    res = run_cli("downstream", *COMMON, "--shift", "builtin:textures-sketch", "--shift", f"two={subset}",
-                  "--class-map", class_map, "--out", out)
-    assert res.returncode == 0, res.stderr
-    return out, subset, class_map, json.loads((out / "downstream.json").read_text())
+def run(downstream_extras):
+    out, _, subset, class_map, report = downstream_extras
+    return out, subset, class_map, report
 
 
 def _unit(x):
@@ -94,19 +79,37 @@ def test_the_builtin_sketch_set_is_deterministic_and_not_the_training_images():
     assert np.array_equal(img[..., 0], img[..., 2])  # grey strokes on paper
 
 
-def test_the_gate_reads_the_shift_figures(run, tmp_path):
-    out, subset, class_map, report = run
+def test_the_gate_reads_the_shift_ood_and_typographic_figures(downstream_extras, tmp_path):
+    """One policy over the same downstream run as the fixture's: its values are the report's."""
+    out, noise, subset, class_map, report = downstream_extras
     policy = tmp_path / "p.toml"
-    policy.write_text(f'model = "{MODEL}"\n[downstream]\ntasks = "linear-probe,knn"\nperturbations = "jpeg"\n'
-                      f'levels = 2\nmax_per_class = 6\nshift = "two={subset}"\nclass_map = "{class_map}"\n'
+    policy.write_text(f'model = "{MODEL}"\n[downstream]\ntasks = "linear-probe,knn"\nperturbations = "jpeg,typographic"\n'
+                      f'levels = 3\nmax_per_class = 6\nshift = "two={subset}"\nclass_map = "{class_map}"\n'
+                      f'ood = "static={noise}"\n'
                       '[[check]]\nmetric = "downstream.shift.two.linear_probe.accuracy"\nmin = 0.0\n'
-                      '[[check]]\nmetric = "downstream.shift.two.knn_20.accuracy_drop"\nmax = 2.0\n')
+                      '[[check]]\nmetric = "downstream.shift.two.knn_20.accuracy_drop"\nmax = 2.0\n'
+                      '[[check]]\nmetric = "downstream.ood.static.knn.auroc"\nmin = 0.0\n'
+                      '[[check]]\nmetric = "downstream.ood.static.max_cosine.fpr95"\nmax = 1.0\n'
+                      '[[check]]\nmetric = "downstream.ood.static.msp_linear_probe.perturbed_auroc.min"\nmin = 0.0\n'
+                      '[[check]]\nmetric = "downstream.typographic.linear_probe.success_rate.max"\nmax = 1.0\n')
     res = run_cli("gate", policy, "--json", tmp_path / "gate.json")
     assert res.returncode == 0, res.stdout + res.stderr
     values = {c["metric"]: c["value"] for c in json.loads((tmp_path / "gate.json").read_text())["checks"]}
-    two = report["shift"]["two"]["tasks"]
-    assert values == {"downstream.shift.two.linear_probe.accuracy": pytest.approx(two["linear_probe"]["accuracy"]),
-                      "downstream.shift.two.knn_20.accuracy_drop": pytest.approx(two["knn_20"]["accuracy_drop"])}
+    two, static = report["shift"]["two"]["tasks"], report["ood"]["sets"]["static"]["scores"]
+    perturbed = [a for fam in static["msp_linear_probe"]["families"].values() for a in fam["auroc"]]
+    assert values == {
+        "downstream.shift.two.linear_probe.accuracy": pytest.approx(two["linear_probe"]["accuracy"]),
+        "downstream.shift.two.knn_20.accuracy_drop": pytest.approx(two["knn_20"]["accuracy_drop"]),
+        "downstream.ood.static.knn.auroc": pytest.approx(static["knn"]["clean"]["auroc"]),
+        "downstream.ood.static.max_cosine.fpr95": pytest.approx(static["max_cosine"]["clean"]["fpr95"]),
+        "downstream.ood.static.msp_linear_probe.perturbed_auroc.min": pytest.approx(min(perturbed)),
+        "downstream.typographic.linear_probe.success_rate.max": pytest.approx(
+            max(report["typographic"]["tasks"]["linear_probe"]["success_rate"]))}
+    bad = tmp_path / "bad.toml"
+    bad.write_text(f'model = "{MODEL}"\n[downstream]\nood = "static={noise}"\n'
+                   '[[check]]\nmetric = "downstream.ood.static.knn.aucroc"\nmin = 0.0\n')
+    res = run_cli("gate", bad, "--dry-run")
+    assert res.returncode == 2 and "downstream.ood.static.knn.auroc" in res.stderr  # the closest name
 
 
 def test_a_shift_class_that_is_no_training_class_is_one_line(run, tmp_path):

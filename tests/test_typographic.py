@@ -1,7 +1,8 @@
 """The typographic family and downstream's typographic attack: identity at 0, the same bytes across
 runs and batch splits, every size, the text inside the image; the attack's success and control
 rates against a hand computation (scikit-learn's probe on the saved embeddings, the documented
-targets, the images re-rendered and re-encoded independently), the examples picture and the gate.
+targets, the images re-rendered and re-encoded independently) and the examples picture. (The gate:
+test_downstream_shift.py; the run: conftest's downstream_extras.)
 
 On random weights the written name does not pull predictions towards its class (the report shows
 success and control rates alike); what is tested is the rendering and the computation."""
@@ -19,7 +20,7 @@ from vfmaudit import perturb
 from vfmaudit.data.datasets import load_dataset
 from vfmaudit.perturb.families.typographic import WORDS, write_text
 
-MODEL = "timm:test_vit"
+from conftest import EXTRAS_MODEL as MODEL
 
 
 def test_level_zero_is_the_identity_and_the_bytes_do_not_depend_on_the_batch(photo_batch):
@@ -50,12 +51,9 @@ def test_the_whole_word_is_written_inside_the_image():
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("typo") / "out"
-    res = run_cli("downstream", "builtin:textures", "-m", MODEL, "--tasks", "linear-probe,knn", "-p", "typographic",
-                  "--levels", "3", "--max-per-class", "6", "--out", out, "-q")
-    assert res.returncode == 0, res.stderr
-    return out, json.loads((out / "downstream.json").read_text())
+def run(downstream_extras):
+    out, _, _, _, report = downstream_extras
+    return out, report
 
 
 def test_success_and_control_rates_equal_a_hand_computation(run):
@@ -104,15 +102,3 @@ def test_the_control_words_are_no_class_names():
     from vfmaudit.downstream.typographic import control_words
 
     assert "dog" in WORDS and "dog" not in control_words(["Dog", "cat"]) and "lamp" in control_words(["dog"])
-
-
-def test_the_gate_reads_the_typographic_rates(run, tmp_path):
-    out, report = run
-    policy = tmp_path / "p.toml"
-    policy.write_text(f'model = "{MODEL}"\n[downstream]\ntasks = "linear-probe,knn"\nperturbations = "typographic"\n'
-                      'levels = 3\nmax_per_class = 6\n'
-                      '[[check]]\nmetric = "downstream.typographic.linear_probe.success_rate.max"\nmax = 1.0\n')
-    res = run_cli("gate", policy, "--json", tmp_path / "gate.json")
-    assert res.returncode == 0, res.stdout + res.stderr
-    value = json.loads((tmp_path / "gate.json").read_text())["checks"][0]["value"]
-    assert value == pytest.approx(max(report["typographic"]["tasks"]["linear_probe"]["success_rate"]))
