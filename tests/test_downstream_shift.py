@@ -91,7 +91,8 @@ def test_the_gate_reads_the_shift_ood_and_typographic_figures(downstream_extras,
                       '[[check]]\nmetric = "downstream.ood.static.knn.auroc"\nmin = 0.0\n'
                       '[[check]]\nmetric = "downstream.ood.static.max_cosine.fpr95"\nmax = 1.0\n'
                       '[[check]]\nmetric = "downstream.ood.static.msp_linear_probe.perturbed_auroc.min"\nmin = 0.0\n'
-                      '[[check]]\nmetric = "downstream.typographic.linear_probe.success_rate.max"\nmax = 1.0\n')
+                      '[[check]]\nmetric = "downstream.typographic.linear_probe.success_rate.max"\nmax = 1.0\n'
+                      '[[check]]\nmetric = "downstream.typographic.linear_probe.control_rate"\nmax = 1.0\n')
     res = run_cli("gate", policy, "--json", tmp_path / "gate.json")
     assert res.returncode == 0, res.stdout + res.stderr
     values = {c["metric"]: c["value"] for c in json.loads((tmp_path / "gate.json").read_text())["checks"]}
@@ -104,7 +105,9 @@ def test_the_gate_reads_the_shift_ood_and_typographic_figures(downstream_extras,
         "downstream.ood.static.max_cosine.fpr95": pytest.approx(static["max_cosine"]["clean"]["fpr95"]),
         "downstream.ood.static.msp_linear_probe.perturbed_auroc.min": pytest.approx(min(perturbed)),
         "downstream.typographic.linear_probe.success_rate.max": pytest.approx(
-            max(report["typographic"]["tasks"]["linear_probe"]["success_rate"]))}
+            max(report["typographic"]["tasks"]["linear_probe"]["success_rate"])),
+        "downstream.typographic.linear_probe.control_rate": pytest.approx(
+            report["typographic"]["tasks"]["linear_probe"]["control_rate"][-1])}
     bad = tmp_path / "bad.toml"
     bad.write_text(f'model = "{MODEL}"\n[downstream]\nood = "static={noise}"\n'
                    '[[check]]\nmetric = "downstream.ood.static.knn.aucroc"\nmin = 0.0\n')

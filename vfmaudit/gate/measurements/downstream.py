@@ -2,7 +2,8 @@
 shift, downstream.shift.NAME.TASK.accuracy[_drop] (natural distribution shift); with ood, downstream.ood.NAME.SCORE.(auroc|fpr95|aupr_in|perturbed_auroc.min): out-of-distribution
 detection (SCORE: msp_linear_probe, energy_linear_probe, msp_zero_shot, energy_zero_shot,
 max_cosine, knn); with the typographic family in perturbations,
-downstream.typographic.TASK.(success_rate|control_rate).max."""
+downstream.typographic.TASK.(success_rate|control_rate)[.max] (at the highest level, or the largest over
+the levels)."""
 
 from __future__ import annotations
 
@@ -64,6 +65,8 @@ def _paths(policy, options) -> dict[str, MetricInfo]:
     if any(p.name == "typographic" for p in config.plan()):
         for key in (k for task in config.task_list() if task != "retrieval" for k in TASK_KEYS[task]):
             for rate in ("success_rate", "control_rate"):
+                # .RATE: at the highest level (the strongest attack); .RATE.max: over the levels
+                paths[f"downstream.typographic.{key}.{rate}"] = MetricInfo(rate == "control_rate", (0, 1))
                 paths[f"downstream.typographic.{key}.{rate}.max"] = MetricInfo(rate == "control_rate", (0, 1))
     for name, _ in config.shift_sets():
         for key in (k for task in config.task_list() if task != "retrieval" for k in TASK_KEYS[task]):
@@ -102,6 +105,7 @@ def _values(report: dict) -> dict:
                                    f"downstream.{key}.{fam}.{metric}.min": min(series)})
     for key, row in report.get("typographic", {}).get("tasks", {}).items():
         for rate in ("success_rate", "control_rate"):
+            values[f"downstream.typographic.{key}.{rate}"] = row[rate][-1] if row[rate] else None
             values[f"downstream.typographic.{key}.{rate}.max"] = max(row[rate]) if row[rate] else None
     for name, entry in report.get("shift", {}).items():
         for key, row in entry["tasks"].items():
