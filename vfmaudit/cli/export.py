@@ -122,10 +122,18 @@ def export_check_cmd(
     min_cosine: Annotated[Optional[float], typer.Option(help="Override the cosine threshold.")] = None,
     device: DeviceOpt = "cpu",
     backend: Annotated[Optional[str], typer.Option(help="Backend for the artefact (default: by file suffix).")] = None,
+    save_golden: Annotated[Optional[Path], typer.Option(
+        help="Also write golden data here (.npz): the reference's embeddings of the check images, clean and "
+             "edited, the images and their hashes, the preprocessing and the model, for --golden on a device.")]
+        = None,
+    golden: Annotated[Optional[Path], typer.Option(
+        help="Check against golden data from --save-golden instead of the torch reference (no torch, no model, "
+             "no images needed); refused in one line when it was made for another model.")] = None,
     json_out: JsonOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Run the torch reference and the artefact on the same images (clean and perturbed) and compare.
+    """Run the torch reference (or --golden data) and the artefact on the same images (clean and
+    perturbed) and compare.
 
     Exit 0: every embedding reaches the cosine threshold; 1: some do not; 2: unusable input.
     """
@@ -133,9 +141,11 @@ def export_check_cmd(
     from vfmaudit.report.console import print_parity
 
     with Stages(quiet) as progress:
-        progress(f"checking {artefact.name} against its torch reference")
+        progress(f"checking {artefact.name} against " + (f"golden data {golden.name}" if golden else
+                                                         "its torch reference"))
         report = check_parity(artefact, model=model, pretrained=pretrained, seed=seed, images=paths(images),
-                              precision=precision, min_cosine=min_cosine, device=device, backend=backend)
+                              precision=precision, min_cosine=min_cosine, device=device, backend=backend,
+                              save_golden=save_golden, golden=golden)
     print_parity(report, out)
     write_result_json(report, json_out)
     if not report.passed:

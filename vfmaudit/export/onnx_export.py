@@ -9,33 +9,19 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
+from typing import TYPE_CHECKING
 
 from vfmaudit.errors import VfmauditError
 from vfmaudit.export.builders import ArtefactBuilder, register_builder
 from vfmaudit.artefact import INPUT_FLOAT_NCHW, INPUT_UINT8_NHWC, ArtefactInfo, read_onnx_info, write_onnx_info
-from vfmaudit.models.factory import BuiltModel, build_model
-from vfmaudit.models.preprocess import PreprocessSpec
+
+if TYPE_CHECKING:  # torch is imported by the functions that export: reading this module needs none
+    from vfmaudit.models.factory import BuiltModel
 
 MIN_OPSET = 17
 EXPORTERS = ("auto", "dynamo", "torchscript")
 # above this the weights go to an external data file (protobuf's 2 GiB limit, with margin)
 EXTERNAL_DATA_BYTES = 1_500_000_000
-
-
-class BakedPreprocess(torch.nn.Module):
-    """uint8 NHWC at the model's input size -> normalised embedding, same arithmetic as numpy's."""
-
-    def __init__(self, embedder: torch.nn.Module, spec: PreprocessSpec):
-        super().__init__()
-        self.embedder = embedder
-        self.register_buffer("mean", torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1))
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        # cast first: TensorRT takes a UINT8 input only straight into a Cast (not even a Transpose first)
-        x = images.to(torch.float32).permute(0, 3, 1, 2) / 255.0
-        return self.embedder((x - self.mean) / self.std)
 
 
 # ops that read only their input's shape, never its values or type: the same on the Cast's output
@@ -91,6 +77,8 @@ def _param_bytes(module: torch.nn.Module) -> int:
 @contextlib.contextmanager
 def _export_mode():
     """No MHA fast path (its fused op has no ONNX form), no gradients, exporters kept quiet."""
+    import torch
+
     mha = getattr(torch.backends, "mha", None)
     fast = mha.get_fastpath_enabled() if mha else None
     if mha:
@@ -106,6 +94,8 @@ def _export_mode():
 
 
 def _export(module, example, path: Path, exporter: str, opset: int, input_name: str, external: bool) -> None:
+    import torch
+
     if exporter == "dynamo":
         batch = torch.export.Dim("batch", min=1, max=65536)
         with _export_mode():
@@ -146,7 +136,11 @@ def export_onnx(model: str | BuiltModel, out: str | Path, pretrained: str | None
     bake_preprocess: the graph takes uint8 NHWC images at the model's input size and does the
     normalisation itself, so a deployment needs only resize/crop before it.
     """
+    import torch
+
+    from vfmaudit.export.baked import BakedPreprocess
     from vfmaudit.export.precision import PRECISIONS
+    from vfmaudit.models.factory import BuiltModel, build_model
 
     if precision not in PRECISIONS:
         raise VfmauditError(f"unknown precision '{precision}'; choose from {', '.join(PRECISIONS)}", param="precision")

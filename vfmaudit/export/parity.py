@@ -37,6 +37,7 @@ class ParityReport:
     # label-free neighbour agreement (metrics/agreement.py) of the artefact with the reference,
     # averaged over the clean images and each edit
     agreement: dict = field(default_factory=dict)
+    golden: dict = field(default_factory=dict)  # {"saved": FILE} or {"read": FILE}
     # when and with what, stamped at the first to_json(): every copy of the report is one document
     _stamp: dict | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -66,7 +67,8 @@ class ParityReport:
         return {**self._stamp["header"], "passed": self.passed, "artefact": self.artefact,
                 "artefact_info": self.artefact_info, "reference": self.reference, "precision": self.precision,
                 "min_cosine_required": self.min_cosine_required, "summary": self.summary(),
-                "per_image": self.rows, "skipped": self.skipped, "versions": self._stamp["versions"]}
+                "per_image": self.rows, "skipped": self.skipped, "versions": self._stamp["versions"],
+                **({"golden": self.golden} if self.golden else {})}
 
 
 def _images(paths: list[str] | None, max_images: int) -> tuple[list[tuple[str, np.ndarray]], list[dict]]:
@@ -83,31 +85,55 @@ def _images(paths: list[str] | None, max_images: int) -> tuple[list[tuple[str, n
     return out, skipped
 
 
+def parity_batches(base: np.ndarray, seed: int = 0) -> list[tuple[str, np.ndarray]]:
+    """The clean model-size images and each parity edit of them, named as the report's variants."""
+    return [("clean", base)] + [(f"{n}@{lv:g}", perturb.apply(base, n, lv, seed=seed)) for n, lv in parity_variants()]
+
+
 def compare(reference: Encoder, artefact: Encoder, images: list[tuple[str, np.ndarray]], seed: int = 0,
-            agreement: dict | None = None) -> list[dict]:
+            agreement: dict | None = None, golden_out: list | None = None) -> list[dict]:
     """Per image and variant: cosine, max |a - r|, max |a - r| / |r| of the two embeddings.
 
-    Pass a dict as `agreement` to receive the neighbour agreement, averaged over the variants.
+    Pass a dict as `agreement` to receive the neighbour agreement, averaged over the variants; a list
+    as `golden_out` to receive (variant, images, reference embeddings) for a golden file.
     """
     if tuple(reference.preprocess.size) != tuple(artefact.preprocess.size):
         raise VfmauditError(f"reference takes {reference.preprocess.size} images, the artefact "
                             f"{artefact.preprocess.size}: they are not the same model")
     base = np.stack([reference.preprocess.prepare(img) for _, img in images])
-    batches = [("clean", base)] + [(f"{n}@{lv:g}", perturb.apply(base, n, lv, seed=seed)) for n, lv in parity_variants()]
-    rows = []
-    per_variant = []
-    for variant, batch in batches:
-        ref, art = reference.encode(batch), artefact.encode(batch)
-        per_variant.append(neighbour_agreement(ref, art))
-        if ref.shape != art.shape:
-            raise VfmauditError(f"artefact embeddings have shape {art.shape[1:]}, the reference's "
-                                f"{ref.shape[1:]}: they are not the same model")
-        cos = np.sum(ref * art, axis=1) / np.maximum(np.linalg.norm(ref, axis=1) * np.linalg.norm(art, axis=1), 1e-12)
-        diff = np.abs(art - ref)
-        rel = diff / np.maximum(np.abs(ref), 1e-3)  # floor: relative error of ~0 entries is meaningless
-        for i, (name, _) in enumerate(images):
-            rows.append({"image": name, "variant": variant, "cosine": float(cos[i]),
-                         "max_abs_diff": float(diff[i].max()), "max_rel_diff": float(rel[i].max())})
+    names = [name for name, _ in images]
+    rows, per_variant = [], []
+    for variant, batch in parity_batches(base, seed):
+        ref = reference.encode(batch)
+        if golden_out is not None:
+            golden_out.append((variant, batch, ref))
+        rows += variant_rows(names, variant, ref, artefact.encode(batch), per_variant)
+    if agreement is not None:
+        agreement.update(mean_agreement(per_variant))
+    return rows
+
+
+def variant_rows(names: list[str], variant: str, ref: np.ndarray, art: np.ndarray, per_variant: list) -> list[dict]:
+    """One variant's rows (and its neighbour agreement appended to per_variant)."""
+    per_variant.append(neighbour_agreement(ref, art))
+    if ref.shape != art.shape:
+        raise VfmauditError(f"artefact embeddings have shape {art.shape[1:]}, the reference's "
+                            f"{ref.shape[1:]}: they are not the same model")
+    cos = np.sum(ref * art, axis=1) / np.maximum(np.linalg.norm(ref, axis=1) * np.linalg.norm(art, axis=1), 1e-12)
+    diff = np.abs(art - ref)
+    rel = diff / np.maximum(np.abs(ref), 1e-3)  # floor: relative error of ~0 entries is meaningless
+    return [{"image": name, "variant": variant, "cosine": float(cos[i]), "max_abs_diff": float(diff[i].max()),
+             "max_rel_diff": float(rel[i].max())} for i, name in enumerate(names)]
+
+
+def compare_golden(golden, artefact: Encoder, agreement: dict | None = None) -> list[dict]:
+    """The artefact against a golden file's reference embeddings, on its images and their edits."""
+    golden.check_artefact(artefact.describe(), artefact.preprocess.to_dict())
+    rows, per_variant = [], []
+    for k, (variant, batch) in enumerate(parity_batches(golden.images, golden.meta["seed"])):
+        golden.check_variant(k, variant, batch)
+        rows += variant_rows(golden.ids, variant, golden.embeddings[k].astype(np.float64), artefact.encode(batch),
+                             per_variant)
     if agreement is not None:
         agreement.update(mean_agreement(per_variant))
     return rows
@@ -116,14 +142,26 @@ def compare(reference: Encoder, artefact: Encoder, images: list[tuple[str, np.nd
 def check_parity(artefact: str | Path, model: str | None = None, pretrained: str | None = None,
                  seed: int | None = None, images: list[str] | None = None, precision: str | None = None,
                  min_cosine: float | None = None, device: str = "cpu", backend: str | None = None,
-                 max_images: int = 12, batch_size: int = 16) -> ParityReport:
+                 max_images: int = 12, batch_size: int = 16, save_golden: str | Path | None = None,
+                 golden: str | Path | None = None) -> ParityReport:
     """Compare an exported artefact against the torch model it came from.
 
-    Unset model/pretrained/seed are read from the artefact's own metadata.
+    Unset model/pretrained/seed are read from the artefact's own metadata. save_golden: also write
+    the reference's side to this file (vfmaudit.export.golden); golden: compare against such a file
+    instead of building the reference (no torch needed).
     """
     artefact = str(artefact)
+    if golden and (save_golden or model or images):
+        raise VfmauditError("golden stands for both the reference and the check pictures: pass it without "
+                            "save_golden, model or images", param=("golden", "save_golden", "model", "images"))
+    if save_golden:
+        from vfmaudit.files import check_output_file
+
+        check_output_file(save_golden, overwrite=True, param="save_golden")
     art = create_encoder(resolve_backend(backend, artefact).name, model=artefact, device=device, batch_size=batch_size)
     info = getattr(art, "info", None)
+    if golden:
+        return _check_against_golden(artefact, art, info, golden, precision, min_cosine)
     ref_args = info.reference_args() if info is not None else {}
     if model:
         ref_args = {"model": model, "pretrained": pretrained, "seed": seed or 0}
@@ -135,15 +173,38 @@ def check_parity(artefact: str | Path, model: str | None = None, pretrained: str
     if not ref_args.get("model"):
         raise VfmauditError("the artefact does not name its model; pass the reference as model SPEC",
                             param="model")
-    precision = precision or (info.precision if info is not None else "fp32")
-    if precision not in DEFAULT_MIN_COSINE:
-        raise VfmauditError(f"unknown precision '{precision}'; choose from {', '.join(DEFAULT_MIN_COSINE)}",
-                            param="precision")
-    threshold = DEFAULT_MIN_COSINE[precision] if min_cosine is None else float(min_cosine)
+    precision, threshold = _threshold(precision, info, min_cosine)
     ref = create_encoder("torch", device=device, batch_size=batch_size, **ref_args)
     pairs, skipped = _images(images, max_images)
     report = ParityReport(artefact=artefact, reference={**ref_args, "backend": "torch", "device": device},
                           precision=precision, min_cosine_required=threshold, skipped=skipped,
                           artefact_info=art.describe())
-    report.rows = compare(ref, art, pairs, agreement=report.agreement)
+    made: list | None = [] if save_golden else None
+    report.rows = compare(ref, art, pairs, agreement=report.agreement, golden_out=made)
+    if save_golden:
+        from vfmaudit.export.golden import save_golden as write_golden
+
+        write_golden(save_golden, ref.describe(), ref.preprocess.to_dict(), [name for name, _ in pairs], made[0][1],
+                     made, 0)
+        report.golden = {"saved": str(save_golden)}
+    return report
+
+
+def _threshold(precision: str | None, info, min_cosine: float | None) -> tuple[str, float]:
+    precision = precision or (info.precision if info is not None else "fp32")
+    if precision not in DEFAULT_MIN_COSINE:
+        raise VfmauditError(f"unknown precision '{precision}'; choose from {', '.join(DEFAULT_MIN_COSINE)}",
+                            param="precision")
+    return precision, DEFAULT_MIN_COSINE[precision] if min_cosine is None else float(min_cosine)
+
+
+def _check_against_golden(artefact: str, art: Encoder, info, path, precision, min_cosine) -> ParityReport:
+    from vfmaudit.export.golden import Golden
+
+    golden = Golden(path)
+    precision, threshold = _threshold(precision, info, min_cosine)
+    report = ParityReport(artefact=artefact, reference={**golden.meta["model"], "golden": str(path)},
+                          precision=precision, min_cosine_required=threshold, artefact_info=art.describe())
+    report.rows = compare_golden(golden, art, agreement=report.agreement)
+    report.golden = {"read": str(path)}
     return report
