@@ -54,9 +54,7 @@ class AttackStore:
     @classmethod
     def open(cls, out: Path | None, print_: dict, resume: bool) -> "AttackStore":
         """A fresh run clears the shards an earlier one left; resume keeps them if its options match."""
-        if out is None:
-            if resume:
-                raise VfmauditError("resume continues a run in out: pass --out DIR too", param=("resume", "out"))
+        if out is None:  # AttackConfig.check refuses resume without out
             return cls(None)
         folder = out / FOLDER
         run_file = folder / RUN_FILE

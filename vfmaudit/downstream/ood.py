@@ -75,16 +75,14 @@ def detection(id_scores: np.ndarray, ood_scores: np.ndarray) -> dict:
 def ood_results(score_fns: dict, clean: np.ndarray, emb: dict, plans, ood_sets: dict) -> dict:
     """Per OOD set: per score its detection figures on the clean test images, and per family the
     AUROC at each level with the test images perturbed (the OOD images stay clean)."""
-    results = {}
-    for name, ood in ood_sets.items():
-        entry = {"images": int(len(ood)), "scores": {}}
-        for score, fn in score_fns.items():
+    results = {name: {"images": int(len(ood)), "scores": {}} for name, ood in ood_sets.items()}
+    for score, fn in score_fns.items():  # the test images' scores once, for every OOD set
+        id_clean = fn(clean)
+        id_perturbed = {(p.name, lv): fn(np.asarray(emb[(p.name, lv)])) for p in plans for lv in p.levels}
+        for name, ood in ood_sets.items():
             ood_s = fn(ood)
-            row = {"clean": detection(fn(clean), ood_s), "families": {}}
-            for p in plans:
-                row["families"][p.name] = {"levels": list(p.levels),
-                                           "auroc": [detection(fn(np.asarray(emb[(p.name, lv)])), ood_s)["auroc"]
-                                                     for lv in p.levels]}
-            entry["scores"][score] = row
-        results[name] = entry
+            families = {p.name: {"levels": list(p.levels),
+                                 "auroc": [detection(id_perturbed[(p.name, lv)], ood_s)["auroc"] for lv in p.levels]}
+                        for p in plans}
+            results[name]["scores"][score] = {"clean": detection(id_clean, ood_s), "families": families}
     return results

@@ -193,9 +193,11 @@ def _run_locked(config, tasks, plans, templates, data: LabelledSet, train_idx, t
     return DownstreamResult(report=report, out_dir=out)
 
 
-def _encoded_set(cache: ArrayCache, key: str, items, encoder, batch_size: int, what: str) -> tuple[np.ndarray, np.ndarray,
-                                                                                                 list[dict]]:
-    """An extra image set's embeddings (cached), the indices of its readable items, the skipped ones."""
+def _encoded_set(cache: ArrayCache, kind: str, name: str, spec: str, items, encoder,
+                 batch_size: int) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """An extra image set's embeddings (cached), the indices of its readable items, the skipped ones.
+    kind: ood or shift, the option that named the set."""
+    key, what = f"{kind}_{name}", f"{kind} set {name} ({spec})"
     found: dict = {}
 
     def compute():
@@ -204,7 +206,7 @@ def _encoded_set(cache: ArrayCache, key: str, items, encoder, batch_size: int, w
         if len(images) < 2:
             raise VfmauditError(f"{what}: fewer than two readable images" + (
                 f" ({len(skip)} skipped, e.g. {skip[0]['input']}: {skip[0]['reason']})" if skip else ""),
-                param=key.split("_")[0])
+                param=kind)
         return encode_images(encoder, images, batch_size)
 
     emb = np.asarray(cache.get(f"emb_{key}", compute))
@@ -220,33 +222,28 @@ def _typographic(config, cache: ArrayCache, encoder, test_images: np.ndarray, y_
                  class_names: list[str], classifiers: dict, plans, stage: StageFn) -> dict | None:
     """With the typographic family in the plan: a wrong class name written on each test image at its
     levels, against a control word (vfmaudit.downstream.typographic)."""
-    from vfmaudit.downstream.typographic import attack_and_control, targets, typographic_results, written
+    from vfmaudit.downstream.typographic import typographic_results, words, written
 
     plan = next((p for p in plans if p.name == "typographic"), None)
     levels = [lv for lv in (plan.levels if plan else []) if lv > 0]
     if not levels or not classifiers:
         return None
-    attack, control = {}, {}
     images = np.asarray(test_images)
+    target, names, controls = words(y_test, class_names, config.seed)
+    embedded = {}
     for j, lv in enumerate(levels):
         stage("typographic attack: writing class names and control words", j, len(levels))
-        made: dict = {}
+        for kind, ws in (("class", names), ("control", controls)):
+            def make(ws=ws, lv=lv) -> np.ndarray:
+                return encode_images(encoder, written(images, ws, lv, config.seed), config.batch_size)
 
-        def make(lv=lv, made=made):
-            if not made:
-                made["target"], made["attack"], made["control"] = attack_and_control(images, y_test, class_names,
-                                                                                   lv, config.seed)
-            return made
-
-        attack[lv] = np.asarray(cache.get(f"emb_typographic_class@{lv:g}", lambda: encode_images(
-            encoder, make()["attack"], config.batch_size)))
-        control[lv] = np.asarray(cache.get(f"emb_typographic_control@{lv:g}", lambda: encode_images(
-            encoder, make()["control"], config.batch_size)))
+            embedded[kind, lv] = np.asarray(cache.get(f"emb_typographic_{kind}@{lv:g}", make))
+    attack = {lv: embedded["class", lv] for lv in levels}
+    control = {lv: embedded["control", lv] for lv in levels}
     from PIL import Image
 
-    target = targets(y_test, len(class_names), config.seed)
     shown = images[:4]
-    examples = written(shown, [class_names[t].replace("_", " ") for t in target[:4]], levels[-1], config.seed)
+    examples = written(shown, names[:4], levels[-1], config.seed)
     strip = np.concatenate([np.concatenate([a, b], axis=0) for a, b in zip(shown, examples)], axis=1)
     Image.fromarray(strip).save(Path(config.out) / "typographic_examples.png")  # clean above, attacked below
     return {"targets": "another class per test image, seeded", "control": "a word that is no class name",
@@ -265,8 +262,7 @@ def _shift(config, cache: ArrayCache, encoder, train: np.ndarray, y_train: np.nd
         stage(f"shift set {name}: encoding and classifying", 0, 0)
         shift_data = load_dataset(spec, config.max_per_class)
         index = class_indices(shift_data.class_names, class_names, class_map, spec)
-        emb, kept, skip = _encoded_set(cache, f"shift_{name}", shift_data.items, encoder, config.batch_size,
-                                       f"shift set {name} ({spec})")
+        emb, kept, skip = _encoded_set(cache, "shift", name, spec, shift_data.items, encoder, config.batch_size)
         y = index[shift_data.labels[kept]]
         out[name] = {"spec": spec, "images": int(len(y)),
                      **shift_results(classifiers, train, y_train, knn_predict, emb, y, len(class_names), results)}
@@ -285,8 +281,7 @@ def _ood(config, cache: ArrayCache, encoder, train: np.ndarray, y_train: np.ndar
         stage(f"encoding the OOD set {name}", 0, 0)
         is_dataset = spec.startswith("builtin:") or Path(spec).suffix.lower() == ".csv"
         items = load_dataset(spec, config.max_per_class).items if is_dataset else collect_items([spec])
-        sets[name], _, skip = _encoded_set(cache, f"ood_{name}", items, encoder, config.batch_size,
-                                           f"ood set {name} ({spec})")
+        sets[name], _, skip = _encoded_set(cache, "ood", name, spec, items, encoder, config.batch_size)
         skipped += skip
     logits = {task: entry[2] for task, entry in classifiers.items() if len(entry) > 2}  # probe, zero-shot
     fns, params = scorers(train, y_train, logits)

@@ -35,14 +35,12 @@ def written(images: np.ndarray, words: list[str], level: float, seed: int) -> np
                      for i, (img, word) in enumerate(zip(images, words))])
 
 
-def attack_and_control(images: np.ndarray, labels: np.ndarray, class_names: list[str], level: float,
-                       seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(the targets, the images with the target's name written, the images with a control word written)."""
+def words(labels: np.ndarray, class_names: list[str], seed: int) -> tuple[np.ndarray, list[str], list[str]]:
+    """(the targets, each image's target name to write, each image's control word)."""
     target = targets(labels, len(class_names), seed)
     pool = control_words(class_names)
-    pick = np.random.default_rng([int(seed), TARGET_STREAM, 1]).integers(0, len(pool), len(images))
-    names = [class_names[t].replace("_", " ") for t in target]
-    return target, written(images, names, level, seed), written(images, [pool[j] for j in pick], level, seed)
+    pick = np.random.default_rng([int(seed), TARGET_STREAM, 1]).integers(0, len(pool), len(labels))
+    return target, [class_names[t].replace("_", " ") for t in target], [pool[j] for j in pick]
 
 
 def typographic_results(classifiers: dict, outcome, levels: list[float], attack: dict, control: dict,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from vfmaudit.catalogue import Catalogue
@@ -75,3 +76,12 @@ def get_measurement(name: str) -> Measurement:
 
 def as_float(v) -> float | None:
     return None if v is None else float(v)
+
+
+def policy_path(policy, item: str) -> str:
+    """A file or folder named in the policy, read from the policy's folder where it is there; anything else
+    (builtin:NAME, a weights tag such as openai, an absolute path) as it is."""
+    if not item or Path(item).expanduser().is_absolute():
+        return item
+    there = Path(policy.source).parent / item
+    return str(there) if there.exists() else item

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 from vfmaudit.errors import VfmauditError
-from vfmaudit.gate.measurements._registry import (INF, Measurement, MetricInfo, Option, as_float,
+from vfmaudit.gate.measurements._registry import (INF, Measurement, MetricInfo, Option, as_float, policy_path,
                                                   register_measurement)
 from vfmaudit.metrics import SUMMARY_STATS
 
@@ -91,23 +91,14 @@ def _run(policy, options, out_dir: Path) -> dict:
                           transfer_to=list(_artefacts(policy, options).values()))
     if options["method"] == "search":
         config.oracle, config.oracle_mode = options["oracle"] or None, options["oracle_mode"]
-        config.oracle_pretrained = _relative(policy, options["oracle_pretrained"]) or None
-        config.dataset = _relative(policy, options["dataset"]) or None
+        config.oracle_pretrained = policy_path(policy, options["oracle_pretrained"]) or None
+        config.dataset = policy_path(policy, options["dataset"]) or None
         if config.dataset:
             config.images = None
         config.max_per_class = options["max_per_class"] or None
         config.classifier, config.perturbations = options["classifier"], options["perturbations"]
         config.levels, config.max_edits = options["levels"], options["max_edits"]
     return run_attack(config).to_json()
-
-
-def _relative(policy, item: str) -> str:
-    """A file or folder named in the policy, read from the policy's folder where it is there; anything else
-    (builtin:NAME, a weights tag such as openai, an absolute path) as it is."""
-    if not item or Path(item).expanduser().is_absolute():
-        return item
-    there = Path(policy.source).parent / item
-    return str(there) if there.exists() else item
 
 
 def _values(report: dict) -> dict:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vfmaudit.gate.measurements._registry import Measurement, MetricInfo, Option, as_float, register_measurement
+from vfmaudit.gate.measurements._registry import (Measurement, MetricInfo, Option, as_float, policy_path,
+                                                  register_measurement)
 
 STATS = ("max", "mean", "min")
 
@@ -22,15 +23,8 @@ def _config(policy, options, out_dir: Path | None = None):
                             levels=options["levels"], seed=policy.seed, max_per_class=options["max_per_class"],
                             ood=tuple(_set_specs(policy, options["ood"])),
                             shift=tuple(_set_specs(policy, options["shift"])),
-                            class_map=_relative_file(policy, options["class_map"]),
+                            class_map=policy_path(policy, options["class_map"]) or None,
                             out=str(out_dir / "downstream") if out_dir else "", overwrite=True)
-
-
-def _relative_file(policy, item: str) -> str | None:
-    if not item:
-        return None
-    there = Path(policy.source).parent / item
-    return str(there) if not Path(item).expanduser().is_absolute() and there.exists() else item
 
 
 def _set_specs(policy, text: str) -> list[str]:
@@ -41,10 +35,7 @@ def _set_specs(policy, text: str) -> list[str]:
         if not item:
             continue
         name, sep, spec = item.rpartition("=") if "=" in item else ("", "", item)
-        there = Path(policy.source).parent / spec
-        if not spec.startswith("builtin:") and not Path(spec).expanduser().is_absolute() and there.exists():
-            spec = str(there)
-        specs.append(f"{name}={spec}" if sep else spec)
+        specs.append(f"{name}={policy_path(policy, spec)}" if sep else policy_path(policy, spec))
     return specs
 
 
