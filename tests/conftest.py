@@ -13,7 +13,7 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 # The longest files first: `--dist loadfile` deals files to the workers in collection order, so a
 # long file dealt last would keep one worker busy after the other has finished.
-_LONGEST_FILES = ("test_ray_engine.py", "test_export.py", "test_bf16.py", "test_audit.py", "test_concurrency.py",
+_LONGEST_FILES = ("test_ray_engine.py", "test_lean_install.py", "test_export.py", "test_bf16.py", "test_audit.py", "test_concurrency.py",
                   "test_precision.py")
 
 

@@ -5,6 +5,7 @@ damaged one is refused in one line."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -67,3 +68,20 @@ def test_a_golden_file_for_another_model_or_a_damaged_one_is_refused(exported, t
     assert res.returncode == 2 and "do not match their recorded hashes" in res.stderr
     res = run_cli("export", "check", onnx, "--golden", root / "g.npz", "--model", "timm:test_vit", "-q")
     assert res.returncode == 2 and "pass it without --save-golden, --model or --images" in res.stderr
+
+
+def test_a_gate_checks_parity_against_golden_data_and_refuses_it_beside_a_reference(exported, tmp_path):
+    root, onnx, torch_report = exported
+    shutil.copy(root / "g.npz", tmp_path / "g.npz")  # the policy names it relative to its own folder
+    policy = tmp_path / "policy.toml"
+    checks = '[[check]]\nmetric = "parity.cosine.min"\nmin = 0.9999\n'
+    policy.write_text(f'model = "{onnx}"\n\n[parity]\ngolden = "g.npz"\n\n{checks}')
+    res = run_cli("gate", policy, "--out", tmp_path / "gate")
+    assert res.returncode == 0, res.stdout + res.stderr
+    gate = json.loads((tmp_path / "gate" / "gate.json").read_text())
+    value = next(c["value"] for c in gate["checks"] if c["metric"] == "parity.cosine.min")
+    assert value == pytest.approx(torch_report["summary"]["min_cosine"], abs=1e-6)  # the torch check's number
+    policy.write_text(f'model = "{onnx}"\nreference = "timm:test_vit"\n\n[parity]\ngolden = "g.npz"\n\n{checks}')
+    res = run_cli("gate", policy, "--out", tmp_path / "gate2")
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.returncode == 2 and len(lines) == 1 and "parity.golden stands for the reference" in lines[0], res.stderr

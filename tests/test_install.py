@@ -44,6 +44,7 @@ def test_no_extra_pulls_a_second_opencv_build():
 
 
 @pytest.mark.parametrize("requirement", PYPROJECT["project"]["dependencies"]
+                         + PYPROJECT["project"]["optional-dependencies"]["torch"]
                          + PYPROJECT["project"]["optional-dependencies"]["dev"])
 def test_declared_dependency_is_installed(requirement):
     from packaging.requirements import Requirement

@@ -16,9 +16,7 @@ from vfmaudit.audit.result import ProgressFn
 from vfmaudit.calibration import CalibrationResult, calibrate_int8
 from vfmaudit.downstream import DownstreamConfig, DownstreamResult
 from vfmaudit.downstream import run_downstream as downstream_run
-from vfmaudit.errors import VfmauditError
-from vfmaudit.finetune import FinetuneConfig, FinetuneResult
-from vfmaudit.finetune import run_finetune as finetune_run
+from vfmaudit.errors import VfmauditError, missing_dependency
 from vfmaudit.export import ExportResult, ParityReport, build_engine, check_parity, export_onnx
 from vfmaudit.export.cpu_optimize import CpuOptimized, optimize_for_cpu, require_cpu_kernels
 from vfmaudit.files import OutputInUse, check_output_file, check_output_folder, lock_output_file, write_json
@@ -34,8 +32,9 @@ from vfmaudit.report.junit import write_gate_error_junit, write_gate_junit
 from vfmaudit.report.markdown import write_gate_markdown
 from vfmaudit.runtime import Encoder
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # these import torch: loaded by the functions that run them (an artefact audit needs no torch)
     from vfmaudit.attack import AttackConfig, AttackResult
+    from vfmaudit.finetune import FinetuneConfig, FinetuneResult
 
 
 def run_audit(config: AuditConfig, progress: ProgressFn | None = None, encoder: Encoder | None = None,
@@ -198,8 +197,14 @@ def run_gate(policy: str | Path, baseline: str | Path | None = None, out: str | 
         if path is not None:  # copies CI asks for: replaced (or appended) by design, never a folder
             check_output_file(path, overwrite=True, param=param)
     try:
-        result = gate_run(policy, baseline=baseline, out=out, dry_run=dry_run, model=model, pretrained=pretrained,
-                          progress=progress)
+        try:
+            result = gate_run(policy, baseline=baseline, out=out, dry_run=dry_run, model=model, pretrained=pretrained,
+                              progress=progress)
+        except ModuleNotFoundError as e:  # a measurement that needs torch, on the lean install
+            missing = missing_dependency(e, "this gate")
+            if missing is None:
+                raise
+            raise missing from None
     except OutputInUse:
         raise  # another gate writes that folder: leave its files alone
     except VfmauditError as e:  # a gate that cannot run still leaves CI a JUnit file saying why
@@ -234,8 +239,8 @@ def run_downstream(config: DownstreamConfig, progress: ProgressFn | None = None,
     return downstream_run(config, progress=progress, on_complete=write_downstream_html, stage=stage)
 
 
-def run_finetune(config: FinetuneConfig, progress=None, export: str | None = None,
-                 gate: str | Path | None = None, stage: StageFn | None = None) -> FinetuneResult:
+def run_finetune(config: "FinetuneConfig", progress=None, export: str | None = None,
+                 gate: str | Path | None = None, stage: StageFn | None = None) -> "FinetuneResult":
     """Robust fine-tuning; then, if asked, export ONNX (checked against the fine-tuned torch model) and gate it.
 
     Writes weights.safetensors, train_log.csv, report.json and report.html (before/after on
@@ -247,12 +252,14 @@ def run_finetune(config: FinetuneConfig, progress=None, export: str | None = Non
         raise VfmauditError(f"export must be onnx, got '{export}'", param="export")
     if gate is not None:
         load_policy(gate, model=config.model)  # a bad policy stops the run before any training
+    from vfmaudit.finetune import run_finetune as finetune_run
+
     # inside the folder lock, as every command that writes a folder: no second run sees half of it
     return finetune_run(config, progress=progress, stage=stage,
                         on_complete=lambda result: _finish_finetune(result, export, gate, stage))
 
 
-def _finish_finetune(result: FinetuneResult, export: str | None, gate: str | Path | None, stage: StageFn) -> None:
+def _finish_finetune(result: "FinetuneResult", export: str | None, gate: str | Path | None, stage: StageFn) -> None:
     """Export (checked against the fine-tuned torch model) and gate, then report.json and report.html."""
     report = result.report
     candidate, candidate_weights = str(report["model"]["spec"]), str(result.weights)

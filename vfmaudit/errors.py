@@ -45,3 +45,29 @@ def one_line(e: BaseException, limit: int = 500) -> str:
     text = str(e)
     first = text.splitlines()[0] if text else ""
     return f"{type(e).__name__}: {first}"[:limit]
+
+
+# The import names of what the base install leaves out -> the extra that installs them (pyproject.toml's
+# optional-dependencies; tests/test_lean_install.py checks the two agree).
+EXTRA_OF_MODULE = {"torch": "torch", "torchvision": "torch", "open_clip": "torch", "timm": "torch",
+                   "onnxscript": "torch", "safetensors": "torch"}
+
+
+EXTRA_NEEDS = {"torch": "torch, open_clip and timm"}  # how an extra is named to a user
+
+
+class MissingDependency(VfmauditError):
+    """A command needs a package of an extra this install does not have."""
+
+
+def missing_dependency(e: BaseException, command: str = "this command", hint: str = "") -> MissingDependency | None:
+    """The one-line error for an import of a package that an extra installs (None for any other error);
+    hint: what the command can do without it."""
+    name = getattr(e, "name", None) if isinstance(e, ModuleNotFoundError) else None
+    module = (name or "").split(".")[0]
+    extra = EXTRA_OF_MODULE.get(module)
+    if extra is None:
+        return None
+    without = hint or "the base install audits, checks and benchmarks exported .onnx and TensorRT files"
+    return MissingDependency(f"{command} needs {EXTRA_NEEDS.get(extra, module)} (no module named '{module}' here): "
+                             f"pip install 'vfmaudit[{extra}]'; without it, {without}")

@@ -9,6 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
+import shutil
+import subprocess
+import sys
 from importlib import metadata
 
 from vfmaudit._version import __version__
@@ -65,6 +68,20 @@ def cpu_flags() -> list[str]:
     return []
 
 
+def nvidia_gpu_name() -> str | None:
+    """The first NVIDIA GPU's name from nvidia-smi (no torch, no CUDA context); None without one."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return None
+    try:
+        out = subprocess.run([smi, "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True,
+                             timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    names = [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
+    return names[0] if names else None
+
+
 def fingerprint() -> dict:
     """Hardware and software a measurement ran on (benchmarks attach it to every result)."""
     import psutil
@@ -72,15 +89,14 @@ def fingerprint() -> dict:
     d = {"date": utc_now(), "cpu": cpu_model(), "cpu_cores": os.cpu_count(),
          "cpu_flags": cpu_flags(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1), "gpu": None,
          "cuda": None}
-    try:
-        import torch
-
+    torch = sys.modules.get("torch")  # only when the run loaded it: a bench of an artefact imports no torch
+    if torch is not None:
         d["torch_threads"] = torch.get_num_threads()
         if torch.cuda.is_available():
             d["gpu"] = torch.cuda.get_device_name(0)
             d["cuda"] = torch.version.cuda
-    except ImportError:
-        pass
+    if d["gpu"] is None:
+        d["gpu"] = nvidia_gpu_name()
     d["versions"] = package_versions()
     return d
 

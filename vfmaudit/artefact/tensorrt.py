@@ -10,5 +10,6 @@ def import_tensorrt():
         import tensorrt as trt  # noqa: PLC0415
     except ImportError:
         raise VfmauditError("TensorRT is not installed: install the gpu extra (pip install 'vfmaudit[gpu]') "
-                            "on a machine with an NVIDIA GPU") from None
+                            "on a machine with an NVIDIA GPU; on a Jetson, JetPack's python3-libnvinfer in a venv "
+                            "made with --system-site-packages (docs/on-device.md)") from None
     return trt

@@ -12,7 +12,7 @@ import typer
 
 from vfmaudit.cli import attack, audit, bench, calibrate, catalogue, downstream, export, finetune, gate, report
 from vfmaudit.cli.common import err
-from vfmaudit.errors import one_line
+from vfmaudit.errors import missing_dependency, one_line
 
 # the exit-code contract CI reads (README, "Exit codes"): a distinct code for our own failures, so a
 # crash is never read as a failed check (1) or as unusable input (2)
@@ -29,6 +29,29 @@ for _group in (audit, attack, downstream, finetune, export, calibrate, bench, ga
     _group.register(app)
 
 
+# what a command that needed torch can do without it (the lean install)
+WITHOUT_TORCH = {
+    "vfmaudit audit": "audit an exported artefact: --model model.onnx (or model.engine)",
+    "vfmaudit export check": "check against golden data made where torch is (export check --save-golden FILE): "
+                             "--golden FILE",
+    "vfmaudit bench encoder": "benchmark an exported artefact: --model model.onnx --backends onnx",
+    "vfmaudit attack": "attack an exported artefact black-box: --model model.onnx --method square",
+    "vfmaudit downstream": "evaluate an exported artefact with --tasks linear-probe,knn,retrieval",
+}
+
+
+def _command_path(group, argv: list[str]) -> str:
+    """'vfmaudit export onnx' from the arguments: the words that name a command, from the top."""
+    words = ["vfmaudit"]
+    for arg in argv:
+        sub = getattr(group, "commands", {}).get(arg)
+        if sub is None:
+            break
+        words.append(arg)
+        group = sub
+    return " ".join(words)
+
+
 def main(argv: list[str] | None = None) -> None:
     # typer vendors its own click, so its exceptions are recognised by interface, not class
     command = typer.main.get_command(app)
@@ -38,6 +61,11 @@ def main(argv: list[str] | None = None) -> None:
     except SystemExit:
         raise
     except Exception as e:  # noqa: BLE001 - last resort: one line, never a traceback
+        path = _command_path(command, sys.argv[1:] if argv is None else argv)
+        missing = missing_dependency(e, path, WITHOUT_TORCH.get(path, ""))
+        if missing is not None:  # torch & co. on the lean install: what to install, exit 2
+            err.print(f"error: {missing}", markup=False, highlight=False, soft_wrap=True)
+            sys.exit(missing.exit_code)
         name = type(e).__name__
         if name == "NoArgsIsHelpError":
             e.show()

@@ -19,6 +19,7 @@ from pathlib import Path
 from vfmaudit.artefact import file_sha256, import_tensorrt, read_onnx_info, write_sidecar
 from vfmaudit.errors import VfmauditError
 from vfmaudit.export.builders import ArtefactBuilder, register_builder
+from vfmaudit.runtime.cuda_memory import open_cuda
 from vfmaudit.runtime.tensorrt_io import build_record, check_parsed, cuda_index, require
 
 MIN_TENSORRT = (10, 0)
@@ -60,14 +61,8 @@ def build_engine(onnx_path: str | Path, out: str | Path, min_batch: int = 1, opt
     if _version(trt) < MIN_TENSORRT:
         raise VfmauditError(f"TensorRT {trt.__version__} is older than 10.0, which strongly typed builds need; "
                             f"install TensorRT 10 or 11 (pip install 'vfmaudit[gpu]')")
-    import torch
-
-    if not torch.cuda.is_available():
-        raise VfmauditError("building a TensorRT engine needs an NVIDIA GPU, and torch sees none")
-    if index >= torch.cuda.device_count():
-        raise VfmauditError(f"device cuda:{index} asked for, but torch sees {torch.cuda.device_count()} GPU(s)",
-                            param="device")
-    with torch.cuda.device(index):  # the builder times its kernels on the GPU that is current
+    cuda = open_cuda(index, "building a TensorRT engine")
+    with cuda.current():  # the builder times its kernels on the GPU that is current
         serialized, cache_path, cache_blob, inp_name = _build(trt, onnx_path, out, min_batch, opt_batch, max_batch,
                                                               workspace_gb, timing_cache, tf32)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -75,7 +70,7 @@ def build_engine(onnx_path: str | Path, out: str | Path, min_batch: int = 1, opt
     cache_path.write_bytes(cache_blob)
     sidecar = write_sidecar(out, {
         "tensorrt_version": trt.__version__, "strongly_typed": True,
-        **build_record(torch.cuda.get_device_properties(index), index, tf32), "source_onnx": str(onnx_path),
+        **build_record(cuda.properties(), index, tf32), "source_onnx": str(onnx_path),
         "source_onnx_sha256": file_sha256(onnx_path), "precision": info.precision, "input": inp_name,
         "profile": {"min": min_batch, "opt": opt_batch, "max": max_batch},
         "vfmaudit": {k: v for k, v in info.to_props().items()},

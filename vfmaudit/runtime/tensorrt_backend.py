@@ -1,8 +1,9 @@
 """The tensorrt backend: a serialized engine run through the TensorRT Python API.
 
-Device buffers come from torch, execution is asynchronous on a CUDA stream of the chosen GPU
+Device buffers, the stream and the copies come from cuda_memory.py (cuda-python, or torch where
+the process has it), execution is asynchronous on a CUDA stream of the chosen GPU
 (execute_async_v3 with named tensor addresses, TensorRT 10 and 11), every I/O tensor in the dtype
-the engine declares. Not executable where TensorRT is absent; creating this encoder there fails
+the engine declares (converted on the host, so both allocators move the same bytes). Not executable where TensorRT is absent; creating this encoder there fails
 with one line saying so. What can be decided without TensorRT lives in tensorrt_io.py.
 """
 
@@ -15,9 +16,10 @@ import numpy as np
 from vfmaudit.errors import VfmauditError
 from vfmaudit.artefact import INPUT_UINT8_NHWC, ArtefactInfo, check_compatible, import_tensorrt, read_sidecar
 from vfmaudit.runtime.base import encode_batches
+from vfmaudit.runtime.cuda_memory import buffer_nbytes, from_engine_dtype, open_cuda, to_engine_dtype
 from vfmaudit.runtime.registry import register_backend
 from vfmaudit.runtime.tensorrt_io import cuda_index, input_shape_refused, require, torch_dtype_name
-from vfmaudit.runtime.timing import add_phases, cuda_events, phase_seconds
+from vfmaudit.runtime.timing import PHASES, add_phases, phase_seconds
 
 
 def read_engine_info(engine_path: str) -> ArtefactInfo:
@@ -34,15 +36,8 @@ class TensorRTEncoder:
         self.info = ArtefactInfo.from_props(sidecar.get("vfmaudit", {}), str(self.path))
         index = cuda_index(device if device.startswith("cuda") else "cuda")
         trt = import_tensorrt()
-        import torch
-
-        if not torch.cuda.is_available():
-            raise VfmauditError("the tensorrt backend needs an NVIDIA GPU, and torch sees none")
-        if index >= torch.cuda.device_count():
-            raise VfmauditError(f"device cuda:{index} asked for, but torch sees {torch.cuda.device_count()} GPU(s)",
-                                param="device")
-        self.torch = torch
-        self.dev = torch.device("cuda", index)
+        self.cuda = open_cuda(index, "the tensorrt backend")
+        self.dev = f"cuda:{index}"
         self.preprocess = self.info.preprocess
         self.embed_dim = self.info.embedding_dim
         self.profile = sidecar.get("profile", {})
@@ -52,8 +47,8 @@ class TensorRTEncoder:
         self.record_phases = False  # bench sets it: CUDA events around the copies and the compute
         self.last_phases: dict[str, float] = {}
         # the engine, its context and its stream belong to the GPU they are made on: make them on this one
-        with torch.cuda.device(self.dev):
-            check_compatible(sidecar, trt.__version__, torch.cuda.get_device_name(self.dev), str(self.path))
+        with self.cuda.current():
+            check_compatible(sidecar, trt.__version__, self.cuda.name(), str(self.path))
             runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
             self.engine = runtime.deserialize_cuda_engine(self.path.read_bytes())
             if self.engine is None:
@@ -69,43 +64,44 @@ class TensorRTEncoder:
                                     f"encoder takes exactly one input and gives its embedding as the first output")
             self.input_name, self.output_name = inputs[0], self.outputs[0]
             # every I/O tensor bound in its own dtype, as the engine declares it (then read as float32)
-            self.dtypes = {n: getattr(torch, torch_dtype_name(self.engine.get_tensor_dtype(n), n, str(self.path)))
-                           for n in names}
+            self.dtypes = {n: torch_dtype_name(self.engine.get_tensor_dtype(n), n, str(self.path)) for n in names}
             want_uint8 = self.info.input_format == INPUT_UINT8_NHWC
-            if (self.dtypes[self.input_name] == torch.uint8) != want_uint8:
+            if (self.dtypes[self.input_name] == "uint8") != want_uint8:
                 raise VfmauditError(f"{self.path}: input '{self.input_name}' is {self.dtypes[self.input_name]}, but "
                                     f"its metadata says {self.info.input_format}; rebuild it from its ONNX file")
-            self.stream = torch.cuda.Stream(device=self.dev)
 
     def _run(self, feed: np.ndarray) -> np.ndarray:
-        torch = self.torch
-        events = cuda_events(torch) if self.record_phases else None
-        with torch.cuda.device(self.dev), torch.cuda.stream(self.stream):
+        cuda = self.cuda
+        events = [cuda.event() for _ in range(len(PHASES) + 1)] if self.record_phases else None
+        with cuda.current():
+            host_in = to_engine_dtype(feed, self.dtypes[self.input_name])
             if events:
-                events[0].record(self.stream)
-            x = torch.from_numpy(feed).to(self.dev, non_blocking=True).to(self.dtypes[self.input_name]).contiguous()
+                events[0].record()
+            address = cuda.copy_in(self.input_name, host_in)
             if events:
-                events[1].record(self.stream)
-            if not self.context.set_input_shape(self.input_name, tuple(x.shape)):
-                raise input_shape_refused(self.input_name, tuple(x.shape), self.profile, str(self.path))
-            require(self.context.set_tensor_address(self.input_name, x.data_ptr()),
+                events[1].record()
+            if not self.context.set_input_shape(self.input_name, tuple(feed.shape)):
+                raise input_shape_refused(self.input_name, tuple(feed.shape), self.profile, str(self.path))
+            require(self.context.set_tensor_address(self.input_name, address),
                     f"refused the address of input '{self.input_name}' of {self.path}")
-            buffers = {}
+            shapes = {}
             for name in self.outputs:  # TensorRT needs an address for every output, used or not
-                shape = tuple(self.context.get_tensor_shape(name))
-                buffers[name] = torch.empty(shape, dtype=self.dtypes[name], device=self.dev)
-                require(self.context.set_tensor_address(name, buffers[name].data_ptr()),
+                shapes[name] = tuple(self.context.get_tensor_shape(name))
+                out = cuda.buffer(name, buffer_nbytes(shapes[name], self.dtypes[name]))
+                require(self.context.set_tensor_address(name, out),
                         f"refused the address of output '{name}' of {self.path}")
-            if not self.context.execute_async_v3(self.stream.cuda_stream):
+            if not self.context.execute_async_v3(cuda.stream_handle()):
                 raise VfmauditError(f"TensorRT failed to run {self.path}")
             if events:
-                events[2].record(self.stream)
-            result = buffers[self.output_name].float().cpu()  # synchronises with the stream
+                events[2].record()
+            dtype, shape = self.dtypes[self.output_name], shapes[self.output_name]
+            raw = np.empty(buffer_nbytes(shape, dtype), dtype=np.uint8)
+            cuda.copy_out(self.output_name, raw)  # waits for the stream
             if events:
-                events[3].record(self.stream)
+                events[3].record()
                 events[3].synchronize()
                 self.last_phases = add_phases(self.last_phases, phase_seconds(events))
-        return result.numpy()
+        return from_engine_dtype(raw, dtype, shape)
 
     def encode(self, images: np.ndarray) -> np.ndarray:
         return encode_batches(images, self.preprocess, self.embed_dim, self.batch_size,
@@ -119,7 +115,7 @@ class TensorRTEncoder:
 
     def describe(self) -> dict:
         return {"spec": self.info.spec, "weights": self.info.weights, "embedding_dim": self.embed_dim,
-                "preprocess": self.preprocess.to_dict(), "backend": self.backend, "device": str(self.dev),
+                "preprocess": self.preprocess.to_dict(), "backend": self.backend, "device": self.dev, "cuda": self.cuda.kind,
                 "artefact": str(self.path), "precision": self.precision, "batch_size": self.batch_size}
 
 

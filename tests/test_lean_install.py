@@ -1,0 +1,207 @@
+"""The lean install (issue 27): `pip install vfmaudit` without the torch extra, in a fresh virtual
+environment, audits an exported artefact, checks it against golden data and gates it; a command
+that needs torch says what to install, exit 2. In the full install, `import vfmaudit` and every
+artefact-only command run without importing torch (checked in fresh interpreters).
+
+The lean venv is made from a copy of the package sources (pip would otherwise write build/ into
+the checkout) by pip from the same index and cache the README's install used; how long it took
+is printed and kept as a property of the test (in CI it counts against the suite's budget).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cli_runner import run_cli
+from helpers import noisy_photos, rows
+
+ROOT = Path(__file__).parent.parent
+TORCH_MODULES = ("torch", "torchvision", "open_clip", "timm")
+
+
+def _pyproject() -> dict:
+    try:
+        import tomllib
+    except ImportError:
+        import tomli as tomllib
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+@pytest.fixture(scope="module")
+def artefact(tmp_path_factory, photo_batch):
+    """An ONNX export, its golden data, a few photos, the full install's audit of them and a gate policy."""
+    from vfmaudit.export import export_onnx
+
+    root = tmp_path_factory.mktemp("artefact")
+    onnx = export_onnx("timm:test_vit", root / "tv.onnx", exporter="torchscript", seed=0).path
+    res = run_cli("export", "check", onnx, "--save-golden", root / "g.npz", "--json", root / "torch.json", "-q")
+    assert res.returncode == 0, res.stderr
+    (root / "photos").mkdir()
+    noisy_photos(root / "photos", photo_batch, 3)
+    res = run_cli("audit", root / "photos", "--model", onnx, "-p", "jpeg,brightness", "--levels", "2",
+                  "--out", root / "full_audit", "-q")
+    assert res.returncode == 0, res.stderr
+    (root / "policy.toml").write_text(
+        f'model = "{onnx}"\nimages = ["photos"]\n\n[audit]\nperturbations = "jpeg"\nlevels = 2\n\n'
+        f'[parity]\ngolden = "g.npz"\n\n[[check]]\nmetric = "audit.jpeg.divergence_radius.p95"\nmax = 0.9\n\n'
+        f'[[check]]\nmetric = "parity.cosine.min"\nmin = 0.9999\n')
+    return root, onnx
+
+
+@pytest.fixture(scope="module")
+def lean(tmp_path_factory) -> Path:
+    """A fresh venv with `pip install vfmaudit` (no extras): the path of its bin/ folder."""
+    root = tmp_path_factory.mktemp("lean")
+    src = root / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    shutil.copytree(ROOT / "vfmaudit", src / "vfmaudit", ignore=shutil.ignore_patterns("__pycache__"))
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "venv", str(root / "venv")], check=True, timeout=300)
+    bin_dir = root / "venv" / "bin"
+    res = subprocess.run([str(bin_dir / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                          str(src)], capture_output=True, text=True, timeout=1200)
+    assert res.returncode == 0, res.stderr[-3000:]
+    print(f"lean install: {time.perf_counter() - start:.0f} s")  # shown with -s, and in --durations
+    return bin_dir
+
+
+def _lean_run(bin_dir: Path, *args, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    return subprocess.run([str(bin_dir / "vfmaudit"), *map(str, args)], capture_output=True, text=True,
+                          timeout=600, env=env, cwd=cwd)
+
+
+def test_the_lean_install_has_no_torch_and_audits_checks_and_gates_an_artefact(lean, artefact, tmp_path):
+    root, onnx = artefact
+    probe = subprocess.run([str(lean / "python"), "-c", "import importlib.util as u, sys; "
+                            f"print([m for m in {TORCH_MODULES!r} if u.find_spec(m)])"],
+                           capture_output=True, text=True, timeout=60)
+    assert probe.stdout.strip() == "[]", probe.stdout + probe.stderr
+
+    res = _lean_run(lean, "audit", root / "photos", "--model", onnx, "-p", "jpeg,brightness", "--levels", "2",
+                    "--out", tmp_path / "audit", "-q")
+    assert res.returncode == 0, res.stderr
+    lean_rows, full_rows = rows(tmp_path / "audit" / "per_image.csv"), rows(root / "full_audit" / "per_image.csv")
+    assert len(lean_rows) == len(full_rows) == 3 * 2
+    for a, b in zip(lean_rows, full_rows):  # the same numbers as the full install's audit of the same files
+        assert a["image"] == b["image"] and a["family"] == b["family"]
+        assert float(a["divergence_radius"]) == pytest.approx(float(b["divergence_radius"]), abs=1e-6)
+
+    res = _lean_run(lean, "export", "check", onnx, "--golden", root / "g.npz", "--json", tmp_path / "c.json", "-q")
+    assert res.returncode == 0, res.stderr
+    lean_check, torch_check = json.loads((tmp_path / "c.json").read_text()), json.loads((root / "torch.json").read_text())
+    assert lean_check["passed"] and len(lean_check["per_image"]) == len(torch_check["per_image"]) > 12
+    for a, b in zip(lean_check["per_image"], torch_check["per_image"]):  # as against the torch model itself
+        assert (a["image"], a["variant"]) == (b["image"], b["variant"])
+        assert a["cosine"] == pytest.approx(b["cosine"], abs=1e-6)
+
+    res = _lean_run(lean, "gate", root / "policy.toml", "--out", tmp_path / "gate")
+    assert res.returncode == 0, res.stdout + res.stderr
+    gate = json.loads((tmp_path / "gate" / "gate.json").read_text())
+    assert gate["passed"] and len(gate["checks"]) == 2, gate
+
+
+@pytest.mark.parametrize("argv", [["audit", "-q"], ["export", "onnx", "-o", "x.onnx", "-q"]],
+                         ids=["default-audit", "export-onnx"])
+def test_a_command_that_needs_torch_says_what_to_install_on_the_lean_install(lean, tmp_path, argv):
+    res = _lean_run(lean, *argv, cwd=tmp_path)
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.returncode == 2 and len(lines) == 1, res.stderr
+    assert f"vfmaudit {' '.join(a for a in argv if not a.startswith('-') and a != 'x.onnx')} needs torch" in lines[0]
+    assert "pip install 'vfmaudit[torch]'" in lines[0] and "Traceback" not in res.stderr
+
+
+_RECORD_TORCH = """
+import atexit, json, sys
+atexit.register(lambda: open(sys.argv[1], "w").write(json.dumps(sorted(m for m in {mods!r} if m in sys.modules))))
+if len(sys.argv) > 2:
+    from vfmaudit.cli import main
+    main(sys.argv[2:])
+else:
+    import vfmaudit
+"""
+
+
+def _torch_imported(tmp_path: Path, *argv) -> tuple[list[str], subprocess.CompletedProcess]:
+    flag = tmp_path / "modules.json"
+    flag.unlink(missing_ok=True)
+    res = subprocess.run([sys.executable, "-c", _RECORD_TORCH.format(mods=TORCH_MODULES), str(flag), *map(str, argv)],
+                         capture_output=True, text=True, timeout=600)
+    return json.loads(flag.read_text()), res
+
+
+def test_import_vfmaudit_and_artefact_only_commands_import_no_torch_in_the_full_install(artefact, tmp_path):
+    root, onnx = artefact
+    (tmp_path / "missing.engine").write_bytes(b"not an engine")
+    commands = {
+        "import vfmaudit": ((), None),
+        "audit": (("audit", root / "photos", "--model", onnx, "-p", "jpeg", "--levels", "2", "--out",
+                   tmp_path / "a", "-q"), 0),
+        "audit an engine": (("audit", "--model", tmp_path / "missing.engine", "-q"), 2),  # no TensorRT here
+        "export check --golden": (("export", "check", onnx, "--golden", root / "g.npz", "-q"), 0),
+        "bench encoder": (("bench", "encoder", "--model", onnx, "--backends", "onnx", "--batch-sizes", "1",
+                           "--iterations", "3", "--warmup", "0", "--rounds", "1"), 0),
+        "report compare": (("report", "compare", root / "full_audit", tmp_path / "a", "--out", tmp_path / "cmp"), 0),
+        "gate": (("gate", root / "policy.toml", "--out", tmp_path / "g"), 0),
+        "calibrate": (("calibrate", onnx, "--out", tmp_path / "int8.onnx", "--size", "8", "-q"), 0),
+        "gate int8, agreement, bench": (("gate", tmp_path / "artefacts.toml", "--out", tmp_path / "g2"), 0),
+        "downstream": (("downstream", "--model", onnx, "--tasks", "knn,linear-probe", "--max-per-class", "4",
+                        "--out", tmp_path / "d", "-q"), 0),
+        "attack square": (("attack", "--model", onnx, "--method", "square", "--eps", "4", "--steps", "3",
+                           "--max-images", "2", "-q"), 0),
+        "backends": (("backends",), 0),
+    }
+    (tmp_path / "artefacts.toml").write_text(
+        f'model = "{tmp_path / "int8.onnx"}"\nreference = "{onnx}"\nimages = ["{root / "photos"}"]\n\n'
+        f'[int8]\nlevels = 2\n\n[agreement]\nperturbations = "jpeg"\nlevels = 2\n\n'
+        f'[bench]\nprecision = "int8"\nbatch_size = 1\nduration = 0.2\n\n[[check]]\nmetric = "int8.cosine.all.min"\nmin = 0.5\n\n'
+        f'[[check]]\nmetric = "agreement.jpeg.top1.min"\nmin = 0.0\n\n[[check]]\nmetric = "bench.throughput"\n'
+        f'min = 1\n')
+    for what, (argv, code) in commands.items():
+        loaded, res = _torch_imported(tmp_path, *argv)
+        assert code is None or res.returncode == code, (what, res.returncode, res.stderr[-2000:])
+        assert loaded == [], f"{what} imported {loaded}"
+    # the check can fail: a torch command run the same way does import torch
+    loaded, res = _torch_imported(tmp_path, "export", "check", onnx, "-q")
+    assert res.returncode == 0 and "torch" in loaded, res.stderr
+
+
+def test_the_missing_dependency_table_is_the_torch_extra():
+    """errors.EXTRA_OF_MODULE names the import names of exactly what the torch extra installs."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    from vfmaudit.errors import EXTRA_OF_MODULE
+
+    extras = _pyproject()["project"]["optional-dependencies"]
+    imports = {}
+    for module, dists in metadata.packages_distributions().items():
+        for dist in dists:
+            imports.setdefault(dist.lower().replace("_", "-"), set()).add(module)
+    torch_extra = {Requirement(r).name.lower().replace("_", "-") for r in extras["torch"]}
+    declared = set().union(*(imports[d] for d in torch_extra)) & set(EXTRA_OF_MODULE)
+    assert {m for m, e in EXTRA_OF_MODULE.items() if e == "torch"} - {"torchvision"} == declared
+    base = {Requirement(r).name.lower() for r in _pyproject()["project"]["dependencies"]}
+    assert not base & {"torch", "open-clip-torch", "timm"}, base
+    assert "vfmaudit[torch]" in extras["dev"]  # the README's set-up keeps installing everything
+
+
+def test_only_a_missing_extra_becomes_a_one_line_install_hint():
+    from vfmaudit.errors import missing_dependency
+
+    hint = missing_dependency(ModuleNotFoundError("No module named 'timm.layers'", name="timm.layers"), "vfmaudit x")
+    assert str(hint).startswith("vfmaudit x needs torch, open_clip and timm (no module named 'timm' here): "
+                                "pip install 'vfmaudit[torch]'") and hint.exit_code == 2
+    assert missing_dependency(ModuleNotFoundError("No module named 'numpy'", name="numpy")) is None  # a broken base
+    assert missing_dependency(ImportError("cannot import name 'x' from 'torch'", name="torch")) is None  # not missing
