@@ -69,7 +69,7 @@ def lean(tmp_path_factory) -> Path:
     subprocess.run([sys.executable, "-m", "venv", str(root / "venv")], check=True, timeout=300)
     bin_dir = root / "venv" / "bin"
     res = subprocess.run([str(bin_dir / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                          str(src)], capture_output=True, text=True, timeout=1200)
+                          "--no-compile", str(src)], capture_output=True, text=True, timeout=1200)
     assert res.returncode == 0, res.stderr[-3000:]
     print(f"lean install: {time.perf_counter() - start:.0f} s")  # shown with -s, and in --durations
     return bin_dir
@@ -121,30 +121,44 @@ def test_a_command_that_needs_torch_says_what_to_install_on_the_lean_install(lea
     assert "pip install 'vfmaudit[torch]'" in lines[0] and "Traceback" not in res.stderr
 
 
+# Runs vfmaudit commands one after the other in one fresh interpreter and records, after each, the
+# torch modules loaded so far: a module once imported stays, so the first command that imports torch
+# is the one named (one interpreter instead of one per command: the suite has a time budget).
 _RECORD_TORCH = """
-import atexit, json, sys
-atexit.register(lambda: open(sys.argv[1], "w").write(json.dumps(sorted(m for m in {mods!r} if m in sys.modules))))
-if len(sys.argv) > 2:
-    from vfmaudit.cli import main
-    main(sys.argv[2:])
-else:
-    import vfmaudit
+import json, sys
+from vfmaudit.cli import main
+report = {"import vfmaudit": sorted(m for m in MODULES if m in sys.modules)}
+for what, argv in json.loads(open(sys.argv[1]).read()):
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 0
+    report[what] = [code, sorted(m for m in MODULES if m in sys.modules)]
+open(sys.argv[2], "w").write(json.dumps(report))
 """
 
 
-def _torch_imported(tmp_path: Path, *argv) -> tuple[list[str], subprocess.CompletedProcess]:
-    flag = tmp_path / "modules.json"
-    flag.unlink(missing_ok=True)
-    res = subprocess.run([sys.executable, "-c", _RECORD_TORCH.format(mods=TORCH_MODULES), str(flag), *map(str, argv)],
-                         capture_output=True, text=True, timeout=600)
-    return json.loads(flag.read_text()), res
+def _modules_after_each(tmp_path: Path, commands: dict[str, tuple]) -> tuple[dict, subprocess.CompletedProcess]:
+    todo, done = tmp_path / "commands.json", tmp_path / "modules.json"
+    todo.write_text(json.dumps([[what, [str(a) for a in argv]] for what, argv in commands.items()]))
+    code = _RECORD_TORCH.replace("MODULES", repr(TORCH_MODULES))
+    res = subprocess.run([sys.executable, "-c", code, str(todo), str(done)], capture_output=True, text=True,
+                         timeout=900)
+    assert res.returncode == 0 and done.is_file(), res.stderr[-3000:]
+    return json.loads(done.read_text()), res
 
 
 def test_import_vfmaudit_and_artefact_only_commands_import_no_torch_in_the_full_install(artefact, tmp_path):
     root, onnx = artefact
     (tmp_path / "missing.engine").write_bytes(b"not an engine")
-    commands = {
-        "import vfmaudit": ((), None),
+    (tmp_path / "artefacts.toml").write_text(
+        f'model = "{tmp_path / "int8.onnx"}"\nreference = "{onnx}"\nimages = ["{root / "photos"}"]\n\n'
+        f'[int8]\nlevels = 2\n\n[agreement]\nperturbations = "jpeg"\nlevels = 2\n\n'
+        f'[bench]\nprecision = "int8"\nbatch_size = 1\nduration = 0.2\n\n[[check]]\nmetric = "int8.cosine.all.min"\n'
+        f'min = 0.5\n\n[[check]]\nmetric = "agreement.jpeg.top1.min"\nmin = 0.0\n\n[[check]]\n'
+        f'metric = "bench.throughput"\nmin = 1\n')
+    commands = {  # what each must exit with
         "audit": (("audit", root / "photos", "--model", onnx, "-p", "jpeg", "--levels", "2", "--out",
                    tmp_path / "a", "-q"), 0),
         "audit an engine": (("audit", "--model", tmp_path / "missing.engine", "-q"), 2),  # no TensorRT here
@@ -160,20 +174,16 @@ def test_import_vfmaudit_and_artefact_only_commands_import_no_torch_in_the_full_
         "attack square": (("attack", "--model", onnx, "--method", "square", "--eps", "4", "--steps", "3",
                            "--max-images", "2", "-q"), 0),
         "backends": (("backends",), 0),
+        # last: the check can fail, a torch command run the same way does import torch
+        "export check against torch": (("export", "check", onnx, "-q"), 0),
     }
-    (tmp_path / "artefacts.toml").write_text(
-        f'model = "{tmp_path / "int8.onnx"}"\nreference = "{onnx}"\nimages = ["{root / "photos"}"]\n\n'
-        f'[int8]\nlevels = 2\n\n[agreement]\nperturbations = "jpeg"\nlevels = 2\n\n'
-        f'[bench]\nprecision = "int8"\nbatch_size = 1\nduration = 0.2\n\n[[check]]\nmetric = "int8.cosine.all.min"\nmin = 0.5\n\n'
-        f'[[check]]\nmetric = "agreement.jpeg.top1.min"\nmin = 0.0\n\n[[check]]\nmetric = "bench.throughput"\n'
-        f'min = 1\n')
-    for what, (argv, code) in commands.items():
-        loaded, res = _torch_imported(tmp_path, *argv)
-        assert code is None or res.returncode == code, (what, res.returncode, res.stderr[-2000:])
-        assert loaded == [], f"{what} imported {loaded}"
-    # the check can fail: a torch command run the same way does import torch
-    loaded, res = _torch_imported(tmp_path, "export", "check", onnx, "-q")
-    assert res.returncode == 0 and "torch" in loaded, res.stderr
+    report, res = _modules_after_each(tmp_path, {what: argv for what, (argv, _) in commands.items()})
+    assert report["import vfmaudit"] == []
+    for what, (_, code) in commands.items():
+        assert report[what][0] == code, (what, report[what], res.stderr[-3000:])
+        if what != "export check against torch":
+            assert report[what][1] == [], f"{what} imported {report[what][1]}"
+    assert "torch" in report["export check against torch"][1]
 
 
 def test_the_missing_dependency_table_is_the_torch_extra():
