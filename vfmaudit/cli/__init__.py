@@ -34,6 +34,8 @@ WITHOUT_TORCH = {
     "vfmaudit audit": "audit an exported artefact: --model model.onnx (or model.engine)",
     "vfmaudit export check": "check against golden data made where torch is (export check --save-golden FILE): "
                              "--golden FILE",
+    "vfmaudit export convert": "convert with --no-check, then check the new file against golden data: "
+                               "export check FILE --golden golden.npz",
     "vfmaudit bench encoder": "benchmark an exported artefact: --model model.onnx --backends onnx",
     "vfmaudit attack": "attack an exported artefact black-box: --model model.onnx --method square",
     "vfmaudit downstream": "evaluate an exported artefact with --tasks linear-probe,knn,retrieval",
