@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 from vfmaudit.audit import AuditConfig, AuditResult, measure_audit
 from vfmaudit.audit.result import ProgressFn
-from vfmaudit.calibration import CalibrationResult, calibrate_int8
 from vfmaudit.downstream import DownstreamConfig, DownstreamResult
 from vfmaudit.downstream import run_downstream as downstream_run
 from vfmaudit.errors import VfmauditError, missing_dependency
@@ -32,8 +31,10 @@ from vfmaudit.report.junit import write_gate_error_junit, write_gate_junit
 from vfmaudit.report.markdown import write_gate_markdown
 from vfmaudit.runtime import Encoder
 
-if TYPE_CHECKING:  # these import torch: loaded by the functions that run them (an artefact audit needs no torch)
+if TYPE_CHECKING:  # loaded by the functions that run them: attacks and fine-tuning import torch, calibration
+    # onnxruntime.quantization and onnx (a second of start-up that an audit does not need)
     from vfmaudit.attack import AttackConfig, AttackResult
+    from vfmaudit.calibration import CalibrationResult
     from vfmaudit.finetune import FinetuneConfig, FinetuneResult
 
 
@@ -167,10 +168,12 @@ def calibrate(onnx_path: str | Path, out: str | Path, images: list[str] | None =
               perturbed: bool = True, size: int = 256, seed: int = 0, cache_dir: str | Path | None = None,
               min_median_cosine: float = 0.98, html: str | Path | None = None, target: str | None = None,
               sensitivity: bool = False, progress=None, overwrite: bool = False,
-              perturbations: str = "calibration") -> CalibrationResult:
+              perturbations: str = "calibration") -> "CalibrationResult":
     """Quantize to INT8, audit it against fp32 on held-out images, write the HTML page next to `out`.
 
     An existing `out` (or page) is replaced only with overwrite."""
+    from vfmaudit.calibration import calibrate_int8
+
     check_output_file(out, overwrite)
     check_output_file(Path(html) if html else Path(out).with_suffix(".html"), overwrite, param="html")
     with lock_output_file(out):  # a second calibration into the same file stops with one line
