@@ -105,6 +105,10 @@ def test_the_lean_install_has_no_torch_and_audits_checks_and_gates_an_artefact(l
         assert (a["image"], a["variant"]) == (b["image"], b["variant"])
         assert a["cosine"] == pytest.approx(b["cosine"], abs=1e-6)
 
+    listing = _lean_run(lean, "backends").stdout
+    torch_row = next(line for line in listing.splitlines() if line.strip("│ ").startswith("torch "))
+    assert "not installed: torch" in torch_row, listing  # the listing says what this install lacks
+
     res = _lean_run(lean, "gate", root / "policy.toml", "--out", tmp_path / "gate")
     assert res.returncode == 0, res.stdout + res.stderr
     gate = json.loads((tmp_path / "gate" / "gate.json").read_text())

@@ -80,14 +80,31 @@ def list_metrics() -> None:
     print_catalogue_table("Metrics", ["name", "direction", "range", "per level", "description"], rows, out)
 
 
+def _installed(packages: tuple[str, ...]) -> str:
+    """The backend's distributions installed here with their versions, or which are missing (the lean
+    install has no torch); read from the installed metadata, nothing imported."""
+    from importlib import metadata
+
+    found, missing = [], []
+    for name in packages:
+        try:
+            found.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            missing.append(name)
+    if not packages:
+        return ""
+    return ", ".join(found) if found else "not installed: " + ", ".join(missing)
+
+
 def list_backends() -> None:
-    """List the encoder backends: the files each runs, its precisions, its options."""
+    """List the encoder backends: the files each runs, its precisions, its options, what of it is installed."""
     from vfmaudit.report.console import print_catalogue_table
     from vfmaudit.runtime import backends
 
     rows = [[name, ", ".join(b.suffixes) or "model specs", ", ".join(b.precisions), ", ".join(b.options),
-             b.description] for name, b in backends().items()]
-    print_catalogue_table("Backends", ["name", "runs", "precisions", "options", "description"], rows, out)
+             _installed(b.packages), b.description] for name, b in backends().items()]
+    print_catalogue_table("Backends", ["name", "runs", "precisions", "options", "installed", "description"], rows,
+                          out)
 
 
 def list_engines() -> None:
