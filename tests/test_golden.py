@@ -38,6 +38,8 @@ def test_the_golden_round_trip_equals_the_check_against_the_torch_model(exported
         for key in ("cosine", "max_abs_diff", "max_rel_diff"):
             assert a[key] == pytest.approx(b[key], abs=1e-6), (a, b)
     assert golden["passed"] and golden["min_cosine_required"] == torch_report["min_cosine_required"]
+    res = run_cli("export", "check", onnx, "--reference", root / "g.npz", "--json", root / "ref.json", "-q")
+    assert res.returncode == 0 and json.loads((root / "ref.json").read_text())["per_image"] == golden["per_image"]
 
 
 def test_the_golden_check_runs_with_torch_unimportable(exported, tmp_path):

@@ -127,8 +127,10 @@ def export_check_cmd(
              "edited, the images and their hashes, the preprocessing and the model, for --golden on a device.")]
         = None,
     golden: Annotated[Optional[Path], typer.Option(
+        "--golden", "--reference",
         help="Check against golden data from --save-golden instead of the torch reference (no torch, no model, "
-             "no images needed); refused in one line when it was made for another model.")] = None,
+             "no images needed); refused in one line when it was made for another model. --reference FILE.npz "
+             "is the same option.")] = None,
     json_out: JsonOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
