@@ -82,7 +82,68 @@ def onnx_info(model, source: str) -> ArtefactInfo:
 
 
 def read_onnx_info(path: str | Path) -> ArtefactInfo:
-    return onnx_info(load_onnx_graph(path), str(path))
+    return ArtefactInfo.from_props(read_onnx_props(path), str(path))
+
+
+# ModelProto's field numbers (onnx.proto): what read_onnx_props needs of the top level
+_IR_VERSION, _GRAPH, _METADATA_PROPS = 1, 7, 14
+
+
+def _varint(data, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(data) or shift > 63:
+            raise ValueError("truncated varint")
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+
+
+def _fields(data, start: int, end: int):
+    """(field number, wire type, value or (start, end) of a length-delimited value) of one protobuf message."""
+    pos = start
+    while pos < end:
+        tag, pos = _varint(data, pos)
+        field, wire = tag >> 3, tag & 7
+        if field == 0:
+            raise ValueError("field number 0")
+        if wire == 0:
+            value, pos = _varint(data, pos)
+        elif wire == 1 or wire == 5:
+            value, pos = None, pos + (8 if wire == 1 else 4)
+        elif wire == 2:
+            length, pos = _varint(data, pos)
+            value, pos = (pos, pos + length), pos + length
+        else:  # groups (3, 4) are not in onnx.proto; 6 and 7 do not exist
+            raise ValueError(f"wire type {wire}")
+        if pos > end:
+            raise ValueError("a field runs past the end")
+        yield field, wire, value
+
+
+def read_onnx_props(path: str | Path) -> dict[str, str]:
+    """The metadata_props of an ONNX file, read from its protobuf wire format without parsing the graph
+    or importing onnx (whose import costs an artefact audit about a second of start-up: ml_dtypes);
+    a one-line error for a file that is not ONNX (no ir_version or no graph at the top level)."""
+    import mmap
+
+    path = Path(path)
+    try:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            props, seen = {}, set()
+            for field, wire, value in _fields(data, 0, len(data)):
+                seen.add((field, wire))
+                if field == _METADATA_PROPS and wire == 2:  # StringStringEntryProto: key = 1, value = 2
+                    entry = {f: bytes(data[v[0]:v[1]]).decode() for f, w, v in _fields(data, *value) if w == 2}
+                    props[entry.get(1, "")] = entry.get(2, "")
+    except (ValueError, OSError, UnicodeDecodeError) as e:  # mmap of an empty file is a ValueError too
+        raise VfmauditError(f"{path} is not a readable ONNX file ({type(e).__name__}); pass a .onnx model") from None
+    if not {(_IR_VERSION, 0), (_GRAPH, 2)} <= seen:
+        raise VfmauditError(f"{path} is not a readable ONNX file (no model graph); pass a .onnx model")
+    return props
 
 
 def write_onnx_info(path: str | Path, info: ArtefactInfo) -> None:

@@ -13,7 +13,7 @@ import numpy as np
 
 from vfmaudit.errors import VfmauditError, one_line
 from vfmaudit.artefact import INPUT_UINT8_NHWC, ArtefactInfo
-from vfmaudit.artefact.metadata import load_onnx_graph, onnx_info, read_onnx_info
+from vfmaudit.artefact.metadata import load_onnx_graph, read_onnx_info
 from vfmaudit.artefact.bf16 import EMULATED_NOTE, emulate_bf16, reduced_float_types
 from vfmaudit.runtime.base import device_index, encode_batches
 from vfmaudit.runtime.registry import register_backend
@@ -96,8 +96,8 @@ class OnnxEncoder:
         if batch_size < 1:
             raise VfmauditError(f"batch_size must be >= 1, got {batch_size}", param="batch_size")
         self.path = path
-        graph = load_onnx_graph(path)  # parsed once: metadata and the graph's float types
-        self.info: ArtefactInfo = onnx_info(graph, str(path))
+        # the metadata straight from the file: no graph parsed and no onnx imported (a second of start-up)
+        self.info: ArtefactInfo = read_onnx_info(path)
         self.preprocess = self.info.preprocess
         self.embed_dim = self.info.embedding_dim
         self.batch_size = int(batch_size)
@@ -106,26 +106,31 @@ class OnnxEncoder:
         self._ort = ort
         available = ort.get_available_providers()
         providers = provider_chain(device, available,
-                                   engine_cache_dir(path, graph=graph) if "TensorrtExecutionProvider" in available
-                                   else None,
+                                   engine_cache_dir(path) if "TensorrtExecutionProvider" in available else None,
                                    provider)
         # onnxruntime's CPU provider has no bf16 kernels: run the float32 emulation of the same graph
-        bf16 = self.info.precision == "bf16" or "bf16" in reduced_float_types(graph)
-        self.emulation = EMULATED_NOTE if bf16 and not device.startswith("cuda") else None
-        source = _bf16_emulated(graph, path) if self.emulation else str(path)
-        del graph
+        on_cpu = not device.startswith("cuda")
+        bf16 = self.info.precision == "bf16"
+        self.emulation = EMULATED_NOTE if bf16 and on_cpu else None
         self.fallback: str | None = None
         try:
-            self.session = _session(ort, source, threads, providers)
+            self.session = _session(ort, _bf16_emulated(path) if self.emulation else str(path), threads, providers)
         except Exception as e:  # noqa: BLE001 - ORT raises its own types for every load failure
             without_trt = [p for p in providers if not (isinstance(p, tuple) and p[0] == "TensorrtExecutionProvider")]
             try:
-                if without_trt == providers or provider != "auto":  # a provider asked for is never swapped
+                if on_cpu and not self.emulation and _holds_bf16(path):
+                    # bf16 values under other metadata: onnxruntime found no kernel for them; emulate
+                    bf16, self.emulation = True, EMULATED_NOTE
+                    self.session = _session(ort, _bf16_emulated(path), threads, providers)
+                elif without_trt == providers or provider != "auto":  # a provider asked for is never swapped
                     raise
-                # onnxruntime's own fallback would retry with the CUDA provider's options dropped (device 0)
-                self.session = _session(ort, source, threads, without_trt)
-                then = without_trt[0][0] if isinstance(without_trt[0], tuple) else without_trt[0]
-                self.fallback = f"the TensorRT provider failed ({one_line(e)[:160]}); running on {then}"
+                else:
+                    # onnxruntime's own fallback would retry with the CUDA provider's options dropped (device 0)
+                    self.session = _session(ort, str(path), threads, without_trt)
+                    then = without_trt[0][0] if isinstance(without_trt[0], tuple) else without_trt[0]
+                    self.fallback = f"the TensorRT provider failed ({one_line(e)[:160]}); running on {then}"
+            except VfmauditError:
+                raise
             except Exception as e2:  # noqa: BLE001
                 hint = "" if not bf16 or self.emulation else (
                     "; onnxruntime lacks a bf16 kernel on this device: build a TensorRT engine from it "
@@ -206,11 +211,13 @@ def _session(ort, source, threads: int | None, providers: list):
     return ort.InferenceSession(source, session_options(threads), providers=providers, enable_fallback=0)
 
 
-def _bf16_emulated(graph, path: Path) -> bytes:
-    from onnx.external_data_helper import load_external_data_for_model
+def _holds_bf16(path: Path) -> bool:
+    """Whether the graph holds bf16 values whatever its metadata says (onnx parses it: a rare path)."""
+    return "bf16" in reduced_float_types(load_onnx_graph(path))
 
-    load_external_data_for_model(graph, str(path.parent))  # weights of the graph parsed already
-    model = emulate_bf16(graph)
+
+def _bf16_emulated(path: Path) -> bytes:
+    model = emulate_bf16(load_onnx_graph(path, external_data=True))
     if model.ByteSize() > 2**31 - 1:  # float32 weights of a bf16 file twice its size
         raise VfmauditError(f"{path} is too large to emulate bf16 on the CPU (over 2 GiB as float32); "
                             "run it on device cuda")
