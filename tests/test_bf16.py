@@ -269,3 +269,18 @@ def test_torch_backend_runs_bf16_on_cpu():
     cos = np.sum(fp32 * bf16, 1) / np.linalg.norm(fp32, axis=1) / np.linalg.norm(bf16, axis=1)
     assert enc.describe()["precision"] == "bf16" and bf16.dtype == np.float32
     assert cos.min() > 0.999 and not np.array_equal(fp32, bf16)
+
+
+def test_an_fp16_conversion_that_onnxconverter_common_gets_wrong_is_one_line_and_leaves_no_file(tmp_path):
+    """onnxconverter-common fails on a TorchScript export of a ViT (its Cast clean-up crashes on a Cast
+    feeding several nodes; without it, Identity nodes over weights get contradicting types): the
+    conversion is redone without the clean-up, onnx's strict checker finds the bad types, and the
+    user gets one line and no half-made file, not an internal error."""
+    from vfmaudit import export_onnx
+
+    ts = export_onnx("timm:test_vit", tmp_path / "ts.onnx", exporter="torchscript", seed=0).path
+    res = run_cli("export", "convert", ts, "-o", tmp_path / "ts16.onnx", "--precision", "fp16", "--no-check")
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.returncode == 2 and len(lines) == 1, res.stderr
+    assert "onnxconverter-common made an invalid fp16 graph" in lines[0] and "Traceback" not in res.stderr
+    assert not (tmp_path / "ts16.onnx").exists()

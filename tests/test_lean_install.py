@@ -177,6 +177,9 @@ def test_import_vfmaudit_and_artefact_only_commands_import_no_torch_in_the_full_
                         "--out", tmp_path / "d", "-q"), 0),
         "attack square": (("attack", "--model", onnx, "--method", "square", "--eps", "4", "--steps", "3",
                            "--max-images", "2", "-q"), 0),
+        "export convert --no-check": (("export", "convert", onnx, "-o", tmp_path / "bf16.onnx", "--precision", "bf16",
+                                       "--no-check"), 0),
+        "bench audit": (("bench", "audit", "-m", onnx, "-p", "jpeg", "--levels", "2"), 0),
         "backends": (("backends",), 0),
         # last: the check can fail, a torch command run the same way does import torch
         "export check against torch": (("export", "check", onnx, "-q"), 0),

@@ -10,6 +10,7 @@ through a float32 emulation of its rounding (artefact/bf16.py).
 
 from __future__ import annotations
 
+import traceback
 import warnings
 from pathlib import Path
 
@@ -38,27 +39,55 @@ def convert_precision(path: str | Path, precision: str, out: str | Path | None =
         found = info.precision if info.precision != "fp32" else "/".join(sorted(reduced))
         raise VfmauditError(f"{path} is {found}; convert its fp32 export instead", param="precision")
     external = Path(str(path) + ".data").exists()
-    converted, record = _to_bf16(model) if precision == "bf16" else _to_fp16(model)
+    converted, record = (_to_bf16(model) if precision == "bf16"
+                         else _to_fp16(model, reload=lambda: load_onnx_graph(path, external_data=True)))
     _save(converted, out, external)
+    if precision == "fp16":
+        _check_converted(out, path)
     info.precision = precision
     info.extra = {**info.extra, "precision_conversion": record}
     write_onnx_info(out, info)
     return out
 
 
-def _to_fp16(model):
+def _to_fp16(model, reload=None):
+    """onnxconverter-common's fp16 conversion. Its last step, which drops redundant Cast pairs, fails
+    on graphs where such a Cast feeds several nodes (AttributeError: 'list' object has no attribute
+    'input', in remove_unnecessary_cast_node): then the conversion is redone from a fresh copy of the
+    graph (`reload`) without that step, and the record says the pairs were kept."""
     from onnxconverter_common import float16
 
     block = list(float16.DEFAULT_OP_BLOCK_LIST) + list(FP16_BLOCK_LIST)
-    # the converter warns once per weight tensor and sign whose values leave fp16's range: counted, not printed
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        converted = float16.convert_float_to_float16(model, keep_io_types=True, op_block_list=block,
-                                                     disable_shape_infer=False)
+
+    def convert(graph, cleanup: bool):
+        # the converter warns once per weight tensor and sign whose values leave fp16's range: counted, not printed
+        step = float16.remove_unnecessary_cast_node
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if not cleanup:
+                float16.remove_unnecessary_cast_node = lambda graph_proto: None
+            try:
+                converted = float16.convert_float_to_float16(graph, keep_io_types=True, op_block_list=block,
+                                                             disable_shape_infer=False)
+            finally:
+                float16.remove_unnecessary_cast_node = step
+        return converted, sum("truncated" in str(w.message) for w in caught)
+
+    kept = False
+    try:
+        converted, clamps = convert(model, cleanup=True)
+    except AttributeError as e:
+        if reload is None or "remove_unnecessary_cast_node" not in {f.name for f in traceback.extract_tb(e.__traceback__)}:
+            raise
+        converted, clamps = convert(reload(), cleanup=False)
+        kept = True
     _float32_outputs(converted)
-    clamps = sum("truncated" in str(w.message) for w in caught)
-    return converted, {"tool": "onnxconverter-common float16", "float32_ops": sorted(set(block)), "io": "float32",
-                       "fp16_range_clamps": clamps}
+    record = {"tool": "onnxconverter-common float16", "float32_ops": sorted(set(block)), "io": "float32",
+              "fp16_range_clamps": clamps}
+    if kept:
+        record["redundant_casts_kept"] = ("onnxconverter-common's removal of fp16->fp32 Cast pairs failed on this "
+                                          "graph; the pairs were kept (the same values, a few more nodes)")
+    return converted, record
 
 
 def _to_bf16(model):
@@ -66,6 +95,23 @@ def _to_bf16(model):
 
     converted, summary = convert_to_bf16(model)
     return converted, summary.to_dict()
+
+
+def _check_converted(out: Path, source: Path) -> None:
+    """onnxconverter-common can write a graph whose declared types contradict its nodes (seen on a
+    TorchScript export's Identity nodes over weights): onnx's strict type inference finds it here,
+    before the file is used, and the file is removed."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(str(out), full_check=True)
+    except Exception as e:  # noqa: BLE001 - the checker's ValidationError and InferenceError alike
+        out.unlink(missing_ok=True)
+        Path(str(out) + ".data").unlink(missing_ok=True)
+        detail = " ".join(str(e).split())[:200]
+        raise VfmauditError(f"onnxconverter-common made an invalid fp16 graph from {source} ({detail}); export the "
+                            f"fp16 model from torch instead (vfmaudit export onnx --precision fp16, the dynamo "
+                            f"exporter), or convert to bf16") from None
 
 
 def _save(model, out: Path, external: bool) -> None:
