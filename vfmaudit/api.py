@@ -127,7 +127,6 @@ def convert_and_check(onnx_path: str | Path, out: str | Path, precision: str, ch
 
     An existing `out` is replaced only with overwrite."""
     from vfmaudit.artefact import read_onnx_info
-    from vfmaudit.export.onnx_export import check_onnx
     from vfmaudit.export.precision import PRECISIONS, convert_precision
 
     onnx_path, out = Path(onnx_path), Path(out)
@@ -145,8 +144,7 @@ def convert_and_check(onnx_path: str | Path, out: str | Path, precision: str, ch
     stage = progress or _quiet
     with lock_output_file(out):
         stage(f"converting {onnx_path.name} to {precision}")
-        convert_precision(onnx_path, precision, out)
-        check_onnx(out)
+        convert_precision(onnx_path, precision, out)  # checks the file it writes
         run = ConvertRun(path=out, precision=precision,
                          conversion=read_onnx_info(out).extra.get("precision_conversion", {}))
         if check:

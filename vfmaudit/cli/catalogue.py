@@ -85,14 +85,14 @@ def _installed(packages: tuple[str, ...]) -> str:
     install has no torch); read from the installed metadata, nothing imported."""
     from importlib import metadata
 
+    if not packages:
+        return ""
     found, missing = [], []
     for name in packages:
         try:
             found.append(f"{name} {metadata.version(name)}")
         except metadata.PackageNotFoundError:
             missing.append(name)
-    if not packages:
-        return ""
     return ", ".join(found) if found else "not installed: " + ", ".join(missing)
 
 

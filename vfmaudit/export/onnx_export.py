@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from vfmaudit.errors import VfmauditError
 from vfmaudit.export.builders import ArtefactBuilder, register_builder
+from vfmaudit.export.checker import check_onnx
 from vfmaudit.artefact import INPUT_FLOAT_NCHW, INPUT_UINT8_NHWC, ArtefactInfo, read_onnx_info, write_onnx_info
 
 if TYPE_CHECKING:  # torch is imported by the functions that export: reading this module needs none
@@ -115,19 +116,6 @@ def _export(module, example, path: Path, exporter: str, opset: int, input_name: 
                             location=path.name + ".data")
 
 
-def check_onnx(path: Path) -> None:
-    """onnx.checker and shape inference, by path so large models with external data work."""
-    import onnx
-
-    try:
-        onnx.checker.check_model(str(path), full_check=False)
-        inferred = path.with_suffix(".inferred.onnx")
-        onnx.shape_inference.infer_shapes_path(str(path), str(inferred))
-        inferred.unlink(missing_ok=True)
-    except Exception as e:  # noqa: BLE001
-        raise VfmauditError(f"exported file {path} fails the ONNX checker: {e}") from None
-
-
 def export_onnx(model: str | BuiltModel, out: str | Path, pretrained: str | None = None, seed: int = 0,
                 bake_preprocess: bool = False, opset: int = MIN_OPSET, exporter: str = "auto",
                 example_batch: int = 2, precision: str = "fp32") -> ExportResult:
@@ -185,9 +173,8 @@ def export_onnx(model: str | BuiltModel, out: str | Path, pretrained: str | None
     if precision != "fp32":  # precision lives in the graph (TensorRT 11 builds it as it is)
         from vfmaudit.export.precision import convert_precision
 
-        convert_precision(out, precision)
+        convert_precision(out, precision)  # checks the file it writes
         info = read_onnx_info(out)
-        check_onnx(out)
     return ExportResult(path=out, exporter=used, info=info,
                         external_data=external or os.path.exists(str(out) + ".data"))
 

@@ -18,6 +18,7 @@ from vfmaudit.artefact import write_onnx_info
 from vfmaudit.artefact.metadata import load_onnx_graph, onnx_info
 from vfmaudit.artefact.bf16 import reduced_float_types
 from vfmaudit.errors import VfmauditError
+from vfmaudit.export.checker import check_onnx
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 # float32 islands in an fp16 graph: numerically sensitive ops
@@ -42,8 +43,7 @@ def convert_precision(path: str | Path, precision: str, out: str | Path | None =
     converted, record = (_to_bf16(model) if precision == "bf16"
                          else _to_fp16(model, reload=lambda: load_onnx_graph(path, external_data=True)))
     _save(converted, out, external)
-    if precision == "fp16":
-        _check_converted(out, path)
+    _check_converted(out, path, precision)
     info.precision = precision
     info.extra = {**info.extra, "precision_conversion": record}
     write_onnx_info(out, info)
@@ -97,14 +97,17 @@ def _to_bf16(model):
     return converted, summary.to_dict()
 
 
-def _check_converted(out: Path, source: Path) -> None:
-    """onnxconverter-common can write a graph whose declared types contradict its nodes (seen on a
-    TorchScript export's Identity nodes over weights): onnx's strict type inference finds it here,
-    before the file is used, and the file is removed."""
+def _check_converted(out: Path, source: Path, precision: str) -> None:
+    """The written file through onnx's checker and shape inference (every caller relies on it). fp16
+    runs it strict: onnxconverter-common can write a graph whose declared types contradict its nodes
+    (seen on a TorchScript export's Identity nodes over weights); that file is removed."""
     import onnx
 
+    if precision != "fp16":
+        check_onnx(out)
+        return
     try:
-        onnx.checker.check_model(str(out), full_check=True)
+        onnx.checker.check_model(str(out), full_check=True)  # strict shape inference: more than check_onnx
     except Exception as e:  # noqa: BLE001 - the checker's ValidationError and InferenceError alike
         out.unlink(missing_ok=True)
         Path(str(out) + ".data").unlink(missing_ok=True)

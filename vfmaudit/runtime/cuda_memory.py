@@ -31,11 +31,11 @@ CUDA_CHOICES = ("torch", "cuda-python")
 ENV_CHOICE = "VFMAUDIT_CUDA"
 INSTALL_HINT = "pip install cuda-python (or 'vfmaudit[gpu]'), or torch with CUDA"
 
-# bytes per element of each buffer dtype (the names tensorrt_io.TENSORRT_DTYPES maps to)
-ITEMSIZE = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1, "uint8": 1, "int32": 4, "int64": 8, "bool": 1}
-# how the host holds each dtype's bytes (bfloat16 as its uint16 bit patterns: numpy has no bf16)
+# how the host holds the bytes of each buffer dtype (the names tensorrt_io.TENSORRT_DTYPES maps to;
+# bfloat16 as its uint16 bit patterns: numpy has no bf16), and so the bytes per element
 HOST_DTYPE = {"float32": np.float32, "float16": np.float16, "bfloat16": np.uint16, "int8": np.int8,
               "uint8": np.uint8, "int32": np.int32, "int64": np.int64, "bool": np.bool_}
+ITEMSIZE = {name: np.dtype(host).itemsize for name, host in HOST_DTYPE.items()}
 
 
 def _module_found(name: str) -> bool:

@@ -3,8 +3,9 @@
 Device buffers, the stream and the copies come from cuda_memory.py (cuda-python, or torch where
 the process has it), execution is asynchronous on a CUDA stream of the chosen GPU
 (execute_async_v3 with named tensor addresses, TensorRT 10 and 11), every I/O tensor in the dtype
-the engine declares (converted on the host, so both allocators move the same bytes). Not executable where TensorRT is absent; creating this encoder there fails
-with one line saying so. What can be decided without TensorRT lives in tensorrt_io.py.
+the engine declares (converted on the host, so both allocators move the same bytes). Not
+executable where TensorRT is absent; creating this encoder there fails with one line saying so.
+What can be decided without TensorRT lives in tensorrt_io.py.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class TensorRTEncoder:
         self.precision = sidecar.get("precision", "fp32")
         self.record_phases = False  # bench sets it: CUDA events around the copies and the compute
         self.last_phases: dict[str, float] = {}
+        self._events: list | None = None  # made once, reused by every timed call
         # the engine, its context and its stream belong to the GPU they are made on: make them on this one
         with self.cuda.current():
             check_compatible(sidecar, trt.__version__, self.cuda.name(), str(self.path))
@@ -72,7 +74,9 @@ class TensorRTEncoder:
 
     def _run(self, feed: np.ndarray) -> np.ndarray:
         cuda = self.cuda
-        events = [cuda.event() for _ in range(len(PHASES) + 1)] if self.record_phases else None
+        if self.record_phases and self._events is None:
+            self._events = [cuda.event() for _ in range(len(PHASES) + 1)]
+        events = self._events if self.record_phases else None
         with cuda.current():
             host_in = to_engine_dtype(feed, self.dtypes[self.input_name])
             if events:
@@ -84,10 +88,11 @@ class TensorRTEncoder:
                 raise input_shape_refused(self.input_name, tuple(feed.shape), self.profile, str(self.path))
             require(self.context.set_tensor_address(self.input_name, address),
                     f"refused the address of input '{self.input_name}' of {self.path}")
-            shapes = {}
+            shapes, sizes = {}, {}
             for name in self.outputs:  # TensorRT needs an address for every output, used or not
                 shapes[name] = tuple(self.context.get_tensor_shape(name))
-                out = cuda.buffer(name, buffer_nbytes(shapes[name], self.dtypes[name]))
+                sizes[name] = buffer_nbytes(shapes[name], self.dtypes[name])
+                out = cuda.buffer(name, sizes[name])
                 require(self.context.set_tensor_address(name, out),
                         f"refused the address of output '{name}' of {self.path}")
             if not self.context.execute_async_v3(cuda.stream_handle()):
@@ -95,7 +100,7 @@ class TensorRTEncoder:
             if events:
                 events[2].record()
             dtype, shape = self.dtypes[self.output_name], shapes[self.output_name]
-            raw = np.empty(buffer_nbytes(shape, dtype), dtype=np.uint8)
+            raw = np.empty(sizes[self.output_name], dtype=np.uint8)
             cuda.copy_out(self.output_name, raw)  # waits for the stream
             if events:
                 events[3].record()
