@@ -267,6 +267,30 @@ def test_elastic_displacement_smoothing_is_skimages_reflect_gaussian(sigma, shap
     assert stats.kstest(ours_draws.ravel(), "uniform", args=(-1, 2)).pvalue > 1e-3
 
 
+@pytest.mark.parametrize("channels", [3, 1, 4])
+def test_elastic_remap_is_map_coordinates_order_1_reflect(channels):
+    """The displacement step alone, on fields that reach past every border (the reflections), against
+    scipy.ndimage.map_coordinates as the original calls it; 3 channels run the written-out path, the
+    others the channel loop."""
+    from scipy.ndimage import map_coordinates
+
+    from vfmaudit.perturb.families.imagenet_c._kernels import remap_reflect
+
+    rng = np.random.default_rng(channels)
+    h, w = 37, 53
+    x = (rng.integers(0, 256, (h, w, channels)) / 255.0).astype(np.float32)
+    dy = rng.uniform(-9, 9, (h, w)).astype(np.float32)
+    dx = rng.uniform(-9, 9, (h, w)).astype(np.float32)
+    out = np.empty((h, w, channels), np.uint8)
+    remap_reflect(x, dy, dx, out)
+    cols, rows, chans = np.meshgrid(np.arange(w), np.arange(h), np.arange(channels))
+    coords = (rows + dy[..., None]).reshape(-1), (cols + dx[..., None]).reshape(-1), chans.reshape(-1)
+    theirs = map_coordinates(x, coords, order=1, mode="reflect").reshape(h, w, channels)
+    theirs = np.uint8(np.clip(theirs, 0, 1) * 255)
+    diff = np.abs(out.astype(int) - theirs)
+    assert diff.max() <= 1 and (diff > 0).mean() < 2e-3
+
+
 def test_the_release_protocol_is_torchvisions_crop_then_the_corruption_then_jpeg_85(photo224):
     """Resize(256) + CenterCrop(224) as torchvision does it, the corruption, PIL JPEG quality 85."""
     import io
