@@ -122,6 +122,25 @@ def test_generated_kernels_are_written_once_and_fall_back_where_the_folder_is_un
     os.remove(written)
 
 
+def test_the_kernel_folder_follows_the_environment(monkeypatch, tmp_path):
+    from pathlib import Path
+
+    monkeypatch.setenv("VFMAUDIT_KERNEL_CACHE", str(tmp_path / "k"))
+    assert _gauss.kernel_dir() == tmp_path / "k"
+    monkeypatch.delenv("VFMAUDIT_KERNEL_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert _gauss.kernel_dir() == tmp_path / "xdg" / "vfmaudit" / "kernels"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert _gauss.kernel_dir() == tmp_path / "home" / ".cache" / "vfmaudit" / "kernels"
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    assert _gauss.kernel_dir() == _gauss._temp_kernel_dir()
+
+
 def test_column_strips_change_no_bit_and_work_buffers_are_per_thread(monkeypatch):
     from concurrent.futures import ThreadPoolExecutor
 

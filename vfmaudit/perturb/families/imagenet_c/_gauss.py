@@ -115,7 +115,17 @@ def kernel_dir() -> Path:
     cache folder (XDG_CACHE_HOME or ~/.cache)/vfmaudit/kernels."""
     if os.environ.get("VFMAUDIT_KERNEL_CACHE"):
         return Path(os.environ["VFMAUDIT_KERNEL_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vfmaudit" / "kernels"
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]) / "vfmaudit" / "kernels"
+    try:
+        return Path.home() / ".cache" / "vfmaudit" / "kernels"
+    except (KeyError, RuntimeError):  # no home folder (a bare container user): the temporary folder
+        return _temp_kernel_dir()
+
+
+def _temp_kernel_dir() -> Path:
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    return Path(tempfile.gettempdir()) / f"vfmaudit-kernels-{uid}"
 
 
 def _write_module(folder: Path, name: str, text: str) -> Path | None:
@@ -136,8 +146,7 @@ def _write_module(folder: Path, name: str, text: str) -> Path | None:
 def _load(name: str, text: str, entry: str) -> Callable:
     """The function `entry` of generated module text, imported from a file so that Numba can cache it:
     in kernel_dir(), else a folder of this user in the temporary folder, else compiled in memory."""
-    uid = os.getuid() if hasattr(os, "getuid") else 0
-    folders = (kernel_dir(), Path(tempfile.gettempdir()) / f"vfmaudit-kernels-{uid}")
+    folders = (kernel_dir(), _temp_kernel_dir())
     for folder in folders:
         path = _write_module(folder, name, text)
         if path is None:
