@@ -60,9 +60,14 @@ def sharpness(batch: np.ndarray, level: float, seeds: np.ndarray) -> np.ndarray:
     return map_into(lambda img, i, out: _sharpness_kernel(img, ratio, inv, out), batch)
 
 
+def gaussian_radius(sigma: float, truncate: float = 4.0) -> int:
+    """Kernel radius as scipy.ndimage / skimage: int(truncate * sigma + 0.5)."""
+    return int(truncate * sigma + 0.5)
+
+
 def gaussian_ksize(sigma: float, truncate: float = 4.0) -> int:
-    """Kernel side as scipy.ndimage / skimage (radius = int(truncate*sigma + 0.5))."""
-    return 2 * int(truncate * sigma + 0.5) + 1
+    """Kernel side as scipy.ndimage / skimage."""
+    return 2 * gaussian_radius(sigma, truncate) + 1
 
 
 def gaussian_blur(batch: np.ndarray, level: float, seeds: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from vfmaudit.perturb.families.filters import gaussian_ksize
+from vfmaudit.perturb.families.filters import gaussian_ksize, gaussian_radius
 from vfmaudit.perturb.families.imagenet_c import _gauss
 
 
@@ -42,7 +42,7 @@ def blur_truncated(img: np.ndarray, sigma: float) -> np.ndarray:
     sigma 6 (radius 24, ImageNet-C's largest) the generated Numba passes of _gauss (1.6x OpenCV's
     sepFilter2D); beyond, OpenCV, which stores round(b - 0.5): the truncation up to ties at exact
     integers (1 value in 10^5 here)."""
-    if img.dtype == np.uint8 and img.ndim in (2, 3) and int(4.0 * sigma + 0.5) <= _gauss.MAX_RADIUS:
+    if img.dtype == np.uint8 and img.ndim in (2, 3) and gaussian_radius(sigma) <= _gauss.MAX_RADIUS:
         return _gauss.blur_truncated_numba(img, sigma)
     taps = _gaussian_taps(float(sigma))
     return cv2.sepFilter2D(img, cv2.CV_8U, taps, taps, delta=-0.5, borderType=cv2.BORDER_REPLICATE)

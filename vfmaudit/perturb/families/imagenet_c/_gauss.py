@@ -30,6 +30,8 @@ from typing import Callable
 
 import numpy as np
 
+from vfmaudit.perturb.families.filters import gaussian_radius
+
 RADIUS_STEP = 4  # radius classes: one compiled kernel serves every radius up to its class
 MAX_RADIUS = 24  # sigma 6 (ImageNet-C's severity 5); larger radii go to OpenCV (see blur_truncated)
 # added before the truncation: float32 sums of a flat region fall up to ~8e-5 below its value (measured
@@ -182,7 +184,7 @@ def horizontal_kernel(radius: int, channels: int) -> Callable:
 def half_taps(sigma: float, radius_of_class: int) -> np.ndarray:
     """w[k] for k = 0..class radius: scipy's normalised Gaussian exp(-k^2 / 2 sigma^2) of radius
     int(4 sigma + 0.5), zeros beyond it."""
-    radius = int(4.0 * sigma + 0.5)
+    radius = gaussian_radius(sigma)
     k = np.arange(-radius, radius + 1, dtype=np.float64)
     full = np.exp(-0.5 * (k / sigma) ** 2)
     full /= full.sum()
@@ -231,8 +233,8 @@ def column_strips(flat: np.ndarray, radius: int, rows: int) -> np.ndarray:
 
 def blur_truncated_numba(img: np.ndarray, sigma: float) -> np.ndarray:
     """uint8 of skimage.filters.gaussian(img, sigma, mode='nearest', truncate=4, channel_axis=-1)
-    for uint8 (H, W) or (H, W, C) images with int(4 sigma + 0.5) <= MAX_RADIUS."""
-    radius = radius_class(int(4.0 * sigma + 0.5))
+    for uint8 (H, W) or (H, W, C) images with gaussian_radius(sigma) <= MAX_RADIUS."""
+    radius = radius_class(gaussian_radius(sigma))
     w = half_taps(float(sigma), radius)
     h, width = img.shape[:2]
     channels = img.shape[2] if img.ndim == 3 else 1

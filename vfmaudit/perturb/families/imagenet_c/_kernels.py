@@ -561,11 +561,9 @@ def snow_flakes(zoomed: np.ndarray, scale: float, loc: float, threshold: float, 
     src = zoomed.ravel()
     dst = out.ravel()
     a, b, t = np.float32(scale), np.float32(loc), np.float32(threshold)
-    zero, one = np.float32(0.0), np.float32(1.0)
     for k in range(src.size):
         v = src[k] * a + b
-        v = zero if v < t else v
-        dst[k] = np.uint8(min(max(v, zero), one) * np.float32(255.0))
+        dst[k] = _truncated(np.float32(0.0) if v < t else v)
 
 
 @njit(cache=True, nogil=True)
