@@ -50,10 +50,12 @@ def one_line(e: BaseException, limit: int = 500) -> str:
 # The import names of what the base install leaves out -> the extra that installs them (pyproject.toml's
 # optional-dependencies; tests/test_lean_install.py checks the two agree).
 EXTRA_OF_MODULE = {"torch": "torch", "torchvision": "torch", "open_clip": "torch", "timm": "torch",
-                   "onnxscript": "torch", "safetensors": "torch"}
+                   "onnxscript": "torch", "safetensors": "torch",
+                   "pyarrow": "data", "fsspec": "data", "s3fs": "data", "gcsfs": "data", "aiohttp": "data"}
 
 
-EXTRA_NEEDS = {"torch": "torch, open_clip and timm"}  # how an extra is named to a user
+# how an extra is named to a user
+EXTRA_NEEDS = {"torch": "torch, open_clip and timm", "data": "pyarrow, fsspec and s3fs"}
 
 
 class MissingDependency(VfmauditError):

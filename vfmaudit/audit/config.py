@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from vfmaudit.audit.tables import TABLE_FORMATS, require_parquet
 from vfmaudit.data.decode import DEFAULT_MAX_PIXELS
+from vfmaudit.data.source import SourceOptions
 from vfmaudit.engines import engines, get_engine
 from vfmaudit.errors import VfmauditError
 from vfmaudit.metrics import metrics
@@ -35,6 +37,9 @@ class AuditConfig:
     protocol: str | None = None  # "imagenet-c": the released dataset's crop and JPEG 85 (perturb/families/imagenet_c)
     imagenet_c_pixels: str | None = None  # imagenet | scale (pixel-unit parameters x min(H, W) / 224); None: env
     frost_dir: str | None = None  # the original frost textures; None: $VFMAUDIT_FROST_DIR, else procedural
+    image_key: str | None = None  # WebDataset: the image member's extension; Parquet/Arrow: the image column
+    storage_options: dict = field(default_factory=dict)  # fsspec options of remote sources (never reported)
+    tables: str = "csv"  # csv | parquet | both: the per-image and per-level tables' formats
     # where it runs (not part of the fingerprint: results do not depend on it)
     engine: str = "local"  # local | ray
     ray_address: str | None = None  # None: start a local Ray instance; "auto" or ray://host:10001
@@ -48,6 +53,11 @@ class AuditConfig:
     def plan(self) -> list[FamilyPlan]:
         if self.engine not in engines():
             get_engine(self.engine)  # the one-line error naming the engines
+        if self.tables not in TABLE_FORMATS:
+            raise VfmauditError(f"tables must be one of {', '.join(TABLE_FORMATS)}, got {self.tables!r}",
+                                param="tables")
+        if self.tables != "csv":
+            require_parquet("tables " + self.tables)
         if self.workers < 1 or self.shard_size < 1 or self.gpus_per_worker < 0:
             raise VfmauditError("workers and shard_size must be >= 1, gpus_per_worker >= 0",
                                 param=("workers", "shard_size", "gpus_per_worker"))
@@ -68,7 +78,12 @@ class AuditConfig:
             "backend": self.backend, "seed": self.seed, "metrics": list(metrics()),
             "plan": plan_json(self.plan()), **({"protocol": self.protocol} if self.protocol else {}),
             **options_fingerprint(self.imagenet_c_pixels, self.frost_dir),
+            **({"image_key": self.image_key} if self.image_key else {}),
         }
+
+    def source_options(self) -> SourceOptions:
+        return SourceOptions(image_key=self.image_key, storage_options=dict(self.storage_options),
+                             max_pixels=self.max_pixels)
 
     def open_encoder(self) -> Encoder:
         return open_encoder(self.model, self.pretrained, self.backend, self.device, self.batch_size, self.seed)

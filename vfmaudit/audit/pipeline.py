@@ -6,8 +6,9 @@ bounded queue, so memory stays bounded and the encoder never waits on decoding.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -71,14 +72,15 @@ def _variants(chunk: CleanChunk, plan: FamilyPlan, seed: int, protocol: str | No
     return FamilyVariants(plan, images, encode_levels)
 
 
-def produce(items: list[ImageItem], chunk_size: int, spec: PreprocessSpec, plans: list[FamilyPlan],
+def produce(items: Iterable[ImageItem], chunk_size: int, spec: PreprocessSpec, plans: list[FamilyPlan],
             seed: int, prefetch: int = 2, protocol: str | None = None) -> Iterator[CleanChunk | FamilyVariants]:
     """Yield, per chunk of images, a CleanChunk then one FamilyVariants per family (made ahead in a thread).
     protocol="imagenet-c": inputs are Resize(256) + CenterCrop(224) first, ImageNet-C variants JPEG 85 after."""
 
     def units():
-        for start in range(0, len(items), chunk_size):
-            chunk = _prepare_chunk(items[start:start + chunk_size], spec, protocol)
+        stream = iter(items)  # read in this thread too: a shard's bytes arrive ahead of the encoder
+        while batch := list(itertools.islice(stream, chunk_size)):
+            chunk = _prepare_chunk(batch, spec, protocol)
             yield chunk
             if chunk.ids:
                 for plan in plans:

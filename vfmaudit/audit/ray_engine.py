@@ -24,7 +24,9 @@ from vfmaudit.audit.report_json import finish_report
 from vfmaudit.audit.result import AuditResult, ProgressFn
 from vfmaudit.audit.store import ResultsStore
 from vfmaudit.audit.tables import PER_IMAGE, PER_LEVEL, write_rows
-from vfmaudit.data.sources import ImageItem, item_for_id
+from vfmaudit.audit import ray_data_engine
+from vfmaudit.data.source import ImageSource
+from vfmaudit.data.sources import ImageItem, item_for_id, sample_items
 from vfmaudit.engines import read_shard, shard_path, shard_plan, write_shard
 from vfmaudit.engines.ray import check_reachable, map_actor_pool, ray_session
 from vfmaudit.errors import ImageDecodeError
@@ -98,8 +100,12 @@ def prepare(config: AuditConfig, encoder: Encoder | None) -> dict:  # noqa: ARG0
     return read_preprocess(config.model, config.pretrained, config.backend, config.seed).to_dict()
 
 
-def run(config: AuditConfig, plans, items, spec: dict, progress: ProgressFn) -> AuditResult:
-    """Run every shard without a file on Ray, merge the shard files, write the report (out is locked)."""
+def run(config: AuditConfig, plans, source: ImageSource | None, spec: dict, progress: ProgressFn) -> AuditResult:
+    """Run every shard without a file on Ray, merge the shard files, write the report (out is locked).
+    Sharded sources (WebDataset, Parquet) run as a Ray Data pipeline that reads the shards where they are."""
+    if source is not None and source.sharded:
+        return ray_data_engine.run(config, plans, source, spec, progress)
+    items = list(source.items()) if source is not None else sample_items()
     store = ResultsStore(config.out, [p.name for p in plans]).open(
         config.fingerprint(), resume=config.resume, overwrite=config.overwrite)
     shard_dir = Path(config.out) / SHARDS
@@ -122,7 +128,8 @@ def run(config: AuditConfig, plans, items, spec: dict, progress: ProgressFn) -> 
     encoder_desc = json.loads((shard_dir / ENCODER_FILE).read_text())
     _merge(store, shard_dir, len(shards))
     return finish_report(config, plans, {**encoder_desc, "engine": "ray", "workers": config.workers,
-                                         "shards": len(shards), "shards_reused": len(shards) - len(todo)}, store)
+                                         "shards": len(shards), "shards_reused": len(shards) - len(todo)}, store,
+                         source)
 
 
 def _merge(store: ResultsStore, shard_dir: Path, n_shards: int) -> None:

@@ -12,7 +12,7 @@ from vfmaudit.audit.store import ResultsStore
 from vfmaudit.audit.imagenet_c import imagenet_c_summary, load_reference
 from vfmaudit.perturb.families.imagenet_c import options as imagenet_c_options
 from vfmaudit.audit.summary import family_summaries
-from vfmaudit.audit.tables import PER_IMAGE, PER_LEVEL, iter_rows
+from vfmaudit.audit.tables import PER_IMAGE, PER_LEVEL, iter_rows, write_parquet
 from vfmaudit.files import write_json
 from vfmaudit.metrics import metrics
 from vfmaudit.perturb.plan import plan_warnings
@@ -35,7 +35,7 @@ def small_inputs_warning(small: dict[str, list[int]], model_size) -> list[str]:
 
 def build_report(config, encoder_desc: dict, plans, families: dict, skipped: dict[str, str],
                  n_inputs_done: int, warnings: list[str] | None = None,
-                 small: dict[str, list[int]] | None = None) -> dict:
+                 small: dict[str, list[int]] | None = None, source: dict | None = None) -> dict:
     weights = encoder_desc.get("weights", {})
     catalogue = perturb.families()
     for p in plans:
@@ -64,12 +64,21 @@ def build_report(config, encoder_desc: dict, plans, families: dict, skipped: dic
         "warnings": list(warnings or []),
         "small_inputs": [{"input": k, "size": v} for k, v in (small or {}).items()],
         "inputs": config.inputs or "built-in samples (skimage.data)",
+        **({"source": source} if source else {}),
+        "tables": _table_files(getattr(config, "tables", "csv")),
         "versions": package_versions(),
     }
 
 
-def finish_report(config, plans, encoder_desc: dict, store: ResultsStore) -> AuditResult:
-    """Summaries from the tables on disk, and report.json: the last step of every engine."""
+def _table_files(tables: str) -> list[str]:
+    csv_files = [PER_IMAGE, PER_LEVEL] if tables in ("csv", "both") else []
+    parquet = [str(Path(n).with_suffix(".parquet")) for n in (PER_IMAGE, PER_LEVEL)] if tables != "csv" else []
+    return csv_files + parquet
+
+
+def finish_report(config, plans, encoder_desc: dict, store: ResultsStore, source=None) -> AuditResult:
+    """Summaries from the tables on disk, the Parquet tables where asked, and report.json: the last
+    step of every engine (source: the ImageSource read, described in the report without secrets)."""
     families, _ = family_summaries(iter_rows(store.dir / PER_IMAGE), iter_rows(store.dir / PER_LEVEL),
                                    [p.name for p in plans])
     n_done = max((f["n_images"] for f in families.values()), default=0)
@@ -77,6 +86,16 @@ def finish_report(config, plans, encoder_desc: dict, store: ResultsStore) -> Aud
                 f"at once, before vfmaudit locked its output folders)" for name, n in store.duplicates.items()]
     size = (encoder_desc.get("preprocess") or {}).get("size")
     warnings = plan_warnings(plans) + warnings + (small_inputs_warning(store.small, size) if size else [])
-    report = build_report(config, encoder_desc, plans, families, store.skipped, n_done, warnings, store.small)
+    described = source.describe() if source is not None else None
+    if described is not None:
+        described["shards_reused"] = len(store.shards_done_before)
+    report = build_report(config, encoder_desc, plans, families, store.skipped, n_done, warnings, store.small,
+                          described)
+    tables = getattr(config, "tables", "csv")
+    if tables != "csv":
+        for name in (PER_IMAGE, PER_LEVEL):
+            write_parquet(store.dir / name)
+            if tables == "parquet":
+                (store.dir / name).unlink()
     write_json(report, store.dir / REPORT_JSON)
     return AuditResult(report=report, out_dir=Path(config.out))

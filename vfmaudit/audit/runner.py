@@ -14,7 +14,7 @@ from typing import Callable
 from vfmaudit.audit import local_engine, ray_engine
 from vfmaudit.audit.config import AuditConfig
 from vfmaudit.audit.result import AuditResult, ProgressFn
-from vfmaudit.data.sources import collect_items, sample_items
+from vfmaudit.audit.inputs import open_inputs
 from vfmaudit.engines import get_engine
 from vfmaudit.errors import VfmauditError
 from vfmaudit.files import check_output_folder, lock_folder
@@ -25,7 +25,7 @@ from vfmaudit.runtime import Encoder
 class AuditEngine:
     # (config, encoder or None) -> what run needs; runs before the output folder is touched
     prepare: Callable[[AuditConfig, Encoder | None], object]
-    # (config, plans, items, prepared, progress) -> the result; runs with the folder locked
+    # (config, plans, source or None for the samples, prepared, progress) -> the result; runs with the folder locked
     run: Callable[..., AuditResult]
 
 
@@ -43,13 +43,13 @@ def measure_audit(config: AuditConfig, progress: ProgressFn | None = None, encod
     one line.
     """
     plans = config.plan()
-    items = collect_items(config.inputs, config.max_pixels) if config.inputs else sample_items()
+    source = open_inputs(config)  # listed and checked: a bad source is one line before any work
     engine = AUDIT_ENGINES[get_engine(config.engine).name]  # a one-line error when Ray is not installed
     prepared = engine.prepare(config, encoder)
     out = Path(config.out)
     check_output_folder(out)
     with lock_folder(out):
-        result = engine.run(config, plans, items, prepared, progress or (lambda event, n: None))
+        result = engine.run(config, plans, source, prepared, progress or (lambda event, n: None))
         _refuse_nothing_audited(result)
         if on_complete:
             on_complete(result)

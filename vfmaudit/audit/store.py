@@ -9,13 +9,16 @@ from pathlib import Path
 
 from vfmaudit.errors import ResumeMismatch, VfmauditError
 from vfmaudit.files import check_resumable
-from vfmaudit.audit.tables import PER_IMAGE, PER_LEVEL, filter_rows, image_columns, iter_rows, level_columns, read_header
+from vfmaudit.audit.tables import (PER_IMAGE, PER_LEVEL, filter_rows, image_columns, iter_rows, level_columns,
+                                   parquet_path, read_header, restore_csv)
 from vfmaudit.audit.tables import write_rows as _write_rows
 
 RUN_FILE = "run.json"
 SKIPPED = "skipped.jsonl"
 SMALL_INPUTS = "small_inputs.jsonl"  # audited, but far below the model's input size
-OUR_FILES = (RUN_FILE, PER_IMAGE, PER_LEVEL, SKIPPED, SMALL_INPUTS, "report.json", "report.html")
+SHARDS_DONE = "shards_done.jsonl"  # shards read to their end with every image's rows on disk (resume skips them)
+OUR_FILES = (RUN_FILE, PER_IMAGE, PER_LEVEL, SKIPPED, SMALL_INPUTS, SHARDS_DONE, "report.json", "report.html",
+             parquet_path(PER_IMAGE).name, parquet_path(PER_LEVEL).name)
 
 
 class ResultsStore:
@@ -25,6 +28,8 @@ class ResultsStore:
         self.done: set[str] = set()
         self.skipped: dict[str, str] = {}
         self.small: dict[str, list[int]] = {}  # id -> [height, width]
+        self.shards_done: dict[str, int] = {}  # shard name -> its inputs (audited and skipped)
+        self.shards_done_before: set[str] = set()  # finished by an earlier run (resume)
         self.image_columns, self.level_columns = image_columns(), level_columns()
         self.duplicates: dict[str, int] = {}  # file -> rows found twice (e.g. written by two runs at once)
 
@@ -46,6 +51,7 @@ class ResultsStore:
                                     param="overwrite") from None
             check_resumable(previous, fingerprint, self.dir)
             for name, columns in ((PER_IMAGE, self.image_columns), (PER_LEVEL, self.level_columns)):
+                restore_csv(self.dir / name, columns)  # a finished run that kept only the Parquet tables
                 if read_header(self.dir / name) not in (None, columns):
                     raise ResumeMismatch(f"cannot resume: {name} in {self.dir} has other metric columns than "
                                          f"this version computes; pass overwrite to start again", param="overwrite")
@@ -58,6 +64,7 @@ class ResultsStore:
             _write_rows(self.dir / PER_LEVEL, self.level_columns, [], "w")
             (self.dir / SKIPPED).write_text("")
             (self.dir / SMALL_INPUTS).write_text("")
+            (self.dir / SHARDS_DONE).write_text("")
         return self
 
     def _load_previous(self) -> None:
@@ -89,6 +96,8 @@ class ResultsStore:
         self.skipped = _read_notes(self.dir / SKIPPED, "reason")
         # an image redone is measured (and noted) again
         self.small = {k: v for k, v in _read_notes(self.dir / SMALL_INPUTS, "size").items() if k in self.done}
+        self.shards_done = _read_notes(self.dir / SHARDS_DONE, "inputs", key="shard")
+        self.shards_done_before = set(self.shards_done)
         self.write_notes()
 
     # -- writing ------------------------------------------------------------------------
@@ -111,6 +120,14 @@ class ResultsStore:
         _write_notes(self.dir / SKIPPED, "reason", self.skipped)
         _write_notes(self.dir / SMALL_INPUTS, "size", self.small)
 
+    def add_shard_done(self, shard: str, n_inputs: int) -> None:
+        """After every row of the shard is on disk: a resumed run does not open it again."""
+        self.shards_done[shard] = n_inputs
+        with open(self.dir / SHARDS_DONE, "a") as f:
+            f.write(json.dumps({"shard": shard, "inputs": n_inputs}) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
     def add_skipped(self, item_id: str, reason: str) -> None:
         self.skipped[item_id] = reason
         with open(self.dir / SKIPPED, "a") as f:
@@ -119,14 +136,14 @@ class ResultsStore:
             os.fsync(f.fileno())
 
 
-def _read_notes(path: Path, field: str) -> dict:
-    """{input: record[field]} of a JSONL file of {"input": ..., field: ...} lines (a cut-off last line skipped)."""
+def _read_notes(path: Path, field: str, key: str = "input") -> dict:
+    """{record[key]: record[field]} of a JSONL file of {key: ..., field: ...} lines (a cut-off last line skipped)."""
     notes: dict = {}
     if path.exists():
         for line in path.read_text().splitlines():
             try:
                 rec = json.loads(line)
-                notes[rec["input"]] = rec[field]
+                notes[rec[key]] = rec[field]
             except (ValueError, KeyError):
                 continue  # a line cut off by an interruption
     return notes

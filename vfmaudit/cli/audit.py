@@ -10,15 +10,17 @@ import typer
 from vfmaudit.audit.config import DEFAULT_OUT
 from vfmaudit.models.spec import DEFAULT_MODEL
 from vfmaudit.cli.common import (AuditProgress, DeviceOpt, FrostDirOpt, ImagenetCPixelsOpt, JsonOpt, LevelsOpt,
-                                 ModelSpecOpt, PerturbationsOpt, PretrainedOpt, GpusPerWorkerOpt, RayAddressOpt, WorkersOpt,
-                                 backend_help, err, out, user_errors, write_result_json)
+                                 ImageKeyOpt, ModelSpecOpt, PerturbationsOpt, PretrainedOpt, GpusPerWorkerOpt, RayAddressOpt,
+                                 StorageOptionOpt, WorkersOpt, backend_help, err, out, use_sources, user_errors,
+                                 write_result_json)
+from vfmaudit.data.source import sources_help
 from vfmaudit.data.decode import DEFAULT_MAX_PIXELS
 
 
 @user_errors
 def audit(
-    images: Annotated[Optional[List[Path]], typer.Argument(
-        help="Image files and folders (searched recursively). None: the built-in sample photographs.")] = None,
+    images: Annotated[Optional[List[str]], typer.Argument(
+        help=f"Images: {sources_help()} None: the built-in sample photographs.", show_default=False)] = None,
     model: ModelSpecOpt = DEFAULT_MODEL,
     pretrained: PretrainedOpt = None,
     backend: Annotated[str, typer.Option(help=backend_help())] = "auto",
@@ -32,6 +34,11 @@ def audit(
         help="Continue an interrupted run in --out without redoing finished images.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Discard an earlier run in --out and start again.")] = False,
     max_pixels: Annotated[int, typer.Option(help="Larger images are skipped as decompression bombs.")] = DEFAULT_MAX_PIXELS,
+    image_key: ImageKeyOpt = None,
+    storage_option: StorageOptionOpt = None,
+    tables: Annotated[str, typer.Option(
+        help="Formats of the per-image and per-level tables: csv, parquet (per_image.parquet, per_level.parquet; "
+             "the CSV files removed at the end) or both. Parquet needs pyarrow (the data extra).")] = "csv",
     engine: Annotated[str, typer.Option(
         help="local, or ray: the same audit on a Ray cluster (pip install 'vfmaudit[ray]'; docs/scale-out.md).")]
         = "local",
@@ -57,19 +64,23 @@ def audit(
     """Measure how far embeddings drift under each perturbation family.
 
     Writes report.json (summaries per family and metric, skipped inputs, model, versions),
-    per_image.csv (image x family: one column per metric), per_level.csv and report.html to --out.
+    per_image.csv (image x family: one column per metric), per_level.csv and report.html to --out
+    (--tables parquet: per_image.parquet and per_level.parquet instead of the CSV files). Images
+    stream from folders, WebDataset shards and Parquet files, local or behind s3://, gs://, https://.
     """
     from vfmaudit import AuditConfig, run_audit
     from vfmaudit.perturb.plan import plan_warnings
     from vfmaudit.report.console import print_audit_summary
 
-    config = AuditConfig(inputs=[str(p) for p in images or []], model=model, pretrained=pretrained,
+    sources = use_sources(image_key, None, storage_option, max_pixels)
+    config = AuditConfig(inputs=list(images or []), model=model, pretrained=pretrained,
                          backend=backend, device=device, perturbations=perturbations, levels=levels,
                          batch_size=batch_size, seed=seed, out=str(out_dir), resume=resume,
                          overwrite=overwrite, max_pixels=max_pixels, engine=engine, ray_address=ray_address,
                          workers=workers, gpus_per_worker=gpus_per_worker, shard_size=shard_size,
                          reference_report=str(reference_report) if reference_report else None, protocol=protocol,
-                         imagenet_c_pixels=imagenet_c_pixels, frost_dir=str(frost_dir) if frost_dir else None)
+                         imagenet_c_pixels=imagenet_c_pixels, frost_dir=str(frost_dir) if frost_dir else None,
+                         image_key=image_key, storage_options=sources.storage_options, tables=tables)
     early = plan_warnings(config.plan())  # validates families and levels before loading anything heavy
     for warning in early:  # said before the minutes they cost, and again in report.json
         err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)

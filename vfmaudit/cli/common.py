@@ -19,6 +19,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from vfmaudit import perturb
+from vfmaudit.data.decode import DEFAULT_MAX_PIXELS
+from vfmaudit.data.source import SourceOptions, set_default_options, sources_help
+from vfmaudit.data.storage import parse_storage_options
 from vfmaudit.models.spec import DEFAULT_MODEL
 from vfmaudit.errors import VfmauditError
 from vfmaudit.files import write_json
@@ -41,8 +44,22 @@ PretrainedOpt = Annotated[Optional[str], typer.Option(
          "exists). Default: seeded random weights, reported as such.")]
 DeviceOpt = Annotated[str, typer.Option(help="cpu or cuda (cuda:N).")]
 JsonOpt = Annotated[Optional[Path], typer.Option("--json", help="Write the result as JSON here (the API's to_json()).")]
-ImagesOpt = Annotated[Optional[List[Path]], typer.Option(
-    "--images", help="Image files or folders (searched recursively). Default: the built-in sample photographs.")]
+ImagesOpt = Annotated[Optional[List[str]], typer.Option(
+    "--images", help=f"Images: {sources_help()} Default: the built-in sample photographs.")]
+ImageKeyOpt = Annotated[Optional[str], typer.Option(
+    help="Where a sharded source keeps the image: WebDataset, the member's extension(s), e.g. png or seg.png "
+         "(default: the first of jpg, jpeg, png, webp); Parquet/Arrow, the column (default: a {bytes, path} struct "
+         "or binary column, image/img preferred).")]
+LabelKeyOpt = Annotated[Optional[str], typer.Option(
+    help="Where a sharded source keeps the label: WebDataset, cls, txt, json.FIELD or another extension "
+         "(default: the first of cls, label, txt); Parquet/Arrow, the column (default: label, labels, cls, class "
+         "or target; ClassLabel names used).")]
+StorageOptionOpt = Annotated[Optional[List[str]], typer.Option(
+    "--storage-option", help="KEY=VALUE for the store behind a URL (fsspec options; s3fs for s3://), repeatable: "
+                             "endpoint_url=http://127.0.0.1:9000, anon=true, profile=NAME, "
+                             "client_kwargs.region_name=eu-west-1 (dotted keys nest; values read as JSON where they "
+                             "parse). Credentials come from the store's own chain (AWS_* variables, ~/.aws, an "
+                             "instance role); AWS_ENDPOINT_URL is honoured. Values are never printed or reported.")]
 PerturbationsOpt = Annotated[str, typer.Option(
     "--perturbations", "-p",
     help=f"A preset ({', '.join(perturb.presets())}; default everyday: the everyday edits), 'all' (every family, "
@@ -128,8 +145,17 @@ def user_errors(fn: Callable) -> Callable:
 
 
 # -- small helpers ---------------------------------------------------------------------------
-def paths(items: Optional[List[Path]]) -> list[str] | None:
+def paths(items: Optional[List]) -> list[str] | None:
     return [str(p) for p in items] if items else None
+
+
+def use_sources(image_key: str | None = None, label_key: str | None = None,
+                storage_option: Optional[List[str]] = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> SourceOptions:
+    """The command's source flags as the readers' options (and the process default every reader uses)."""
+    options = SourceOptions(image_key=image_key, label_key=label_key,
+                            storage_options=parse_storage_options(storage_option), max_pixels=max_pixels)
+    set_default_options(options)
+    return options
 
 
 def int_list(text: str, param: str) -> list[int]:
@@ -237,11 +263,12 @@ class AuditProgress:
     def __enter__(self):
         return self
 
-    def __call__(self, event: str, n: int) -> None:
+    def __call__(self, event: str, n: int | None) -> None:
         if self.quiet:
             return
         if event == "start" and not err.is_terminal:
-            err.print(f"{self.label}: {n} {self.unit}", markup=False, highlight=False)
+            count = f"{n} {self.unit}" if n is not None else f"{self.unit} as the shards stream in"
+            err.print(f"{self.label}: {count}", markup=False, highlight=False)
             return
         if event == "start":  # so early errors stay one line
             self.bar.start()

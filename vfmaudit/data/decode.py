@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -49,11 +51,22 @@ def _from_pil(img: Image.Image) -> np.ndarray:
 
 def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read an image file as RGB uint8 (H, W, 3). Raises ImageDecodeError with the reason."""
-    path = Path(path)
+    return _decode(Path(path), max_pixels, lambda: np.fromfile(path, dtype=np.uint8))
+
+
+def decode_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """An encoded image held in memory (a WebDataset member, a Parquet cell) as RGB uint8 (H, W, 3),
+    decoded exactly as load_image decodes the same bytes in a file."""
+    if not data:
+        raise ImageDecodeError("empty image data")
+    return _decode(io.BytesIO(data), max_pixels, lambda: np.frombuffer(data, dtype=np.uint8))
+
+
+def _decode(source: Path | BinaryIO, max_pixels: int, raw) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(source) as img:
                 w, h = img.size
                 if w * h > max_pixels:
                     raise ImageDecodeError(
@@ -67,7 +80,7 @@ def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise ImageDecodeError(f"decompression bomb: {e}") from None
     except UnidentifiedImageError:
-        arr = _load_with_opencv(path)  # e.g. 16-bit multi-channel TIFF that PIL cannot open
+        arr = _load_with_opencv(raw())  # e.g. 16-bit multi-channel TIFF that PIL cannot open
     except (OSError, SyntaxError, ValueError, MemoryError) as e:
         raise ImageDecodeError(f"truncated or corrupt image: {e}") from None
     if arr.shape[0] < 1 or arr.shape[1] < 1:
@@ -75,10 +88,9 @@ def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.nda
     return arr
 
 
-def _load_with_opencv(path: Path) -> np.ndarray:
+def _load_with_opencv(data: np.ndarray) -> np.ndarray:
     import cv2
 
-    data = np.fromfile(path, dtype=np.uint8)
     arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if arr is None:
         raise ImageDecodeError("not an image (no decoder recognises the file)")

@@ -26,6 +26,8 @@ class ImageItem:
 
     id: str
     load: Callable[[], np.ndarray]
+    shard: str = ""  # the shard it was read from (sharded sources); resume skips finished shards
+    label: str | None = None  # its label where the source has one (WebDataset cls/txt, a Parquet column)
 
 
 def _sample_loader(name: str) -> Callable[[], np.ndarray]:
