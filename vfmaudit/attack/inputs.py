@@ -11,9 +11,10 @@ from vfmaudit.errors import ImageDecodeError, VfmauditError
 
 def load_images(config, prepare: Callable) -> tuple[list[str], np.ndarray, list[tuple[str, str]]]:
     """(ids, prepared images, skipped (id, reason)) for config.images / config.max_images (an AttackConfig)."""
-    from vfmaudit.data.sources import collect_items, sample_items
+    from vfmaudit.data.source import iter_items
+    from vfmaudit.data.sources import sample_items
 
-    items = collect_items(config.images) if config.images else sample_items()
+    items = iter_items(config.images) if config.images else sample_items()
     ids, arrays, skipped = [], [], []
     for it in items:
         if config.max_images is not None and len(arrays) >= config.max_images:

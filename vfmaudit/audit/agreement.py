@@ -13,7 +13,8 @@ import numpy as np
 
 from vfmaudit import perturb
 from vfmaudit.artefact.provenance import report_header
-from vfmaudit.data.sources import collect_items, sample_items
+from vfmaudit.data.source import read_items
+from vfmaudit.data.sources import sample_items
 from vfmaudit.errors import ImageDecodeError, VfmauditError
 from vfmaudit.metrics import AGREEMENT_KEYS, neighbour_agreement
 from vfmaudit.models.spec import DEFAULT_MODEL
@@ -40,7 +41,7 @@ def measure_agreement(images: list[str] | None = None, model: str = DEFAULT_MODE
     """Per family: top-1 agreement and overlap@k of perturbed queries against the clean index (mean, min)."""
     plans = perturb.parse_perturbations(perturbations, levels)
     encoder = open_encoder(model, pretrained, backend, device, batch_size, seed)
-    items = collect_items(images) if images else sample_items()
+    items = read_items(images) if images else sample_items()
     prepared = []
     for item in items[:max_images]:
         try:

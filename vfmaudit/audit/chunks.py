@@ -4,7 +4,7 @@ every (image, family) with each registered metric. Every engine runs this."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -29,11 +29,19 @@ def audit_chunks(items, encoder: Encoder, plans, batch_size: int, seed: int,
                  protocol: str | None = None) -> Iterator[ChunkResult]:
     """Score items chunk by chunk: decoding and perturbing run ahead in a thread, the encoder gets full
     batches across families, and every finished chunk is yielded."""
+    return score_units(produce(items, batch_size, encoder.preprocess, plans, seed, protocol=protocol), encoder,
+                       plans, batch_size)
+
+
+def score_units(units: Iterable[CleanChunk | FamilyVariants], encoder: Encoder, plans, batch_size: int
+                ) -> Iterator[ChunkResult]:
+    """Encode and score produced units (each chunk's CleanChunk, then its FamilyVariants, family by
+    family): the encoder's side of an audit, whichever process made the units."""
     rebatch = Rebatcher(encoder, batch_size)
     chunk: CleanChunk | None = None
     clean_emb = np.empty((0, encoder.embed_dim), np.float32)
     family_embs: list[tuple[FamilyVariants, np.ndarray]] = []
-    for unit in produce(items, batch_size, encoder.preprocess, plans, seed, protocol=protocol):
+    for unit in units:
         if isinstance(unit, CleanChunk):
             chunk = unit
             if not unit.ids:

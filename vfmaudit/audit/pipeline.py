@@ -80,10 +80,16 @@ def produce(items: Iterable[ImageItem], chunk_size: int, spec: PreprocessSpec, p
     def units():
         stream = iter(items)  # read in this thread too: a shard's bytes arrive ahead of the encoder
         while batch := list(itertools.islice(stream, chunk_size)):
-            chunk = _prepare_chunk(batch, spec, protocol)
-            yield chunk
-            if chunk.ids:
-                for plan in plans:
-                    yield _variants(chunk, plan, seed, protocol)
+            yield from chunk_units(batch, spec, plans, seed, protocol)
 
     return prefetched(units, prefetch, "vfmaudit-producer")
+
+
+def chunk_units(batch: list[ImageItem], spec: PreprocessSpec, plans: list[FamilyPlan], seed: int,
+                protocol: str | None = None) -> Iterator[CleanChunk | FamilyVariants]:
+    """One chunk's units: its CleanChunk (decoded, at the model's size), then each family's variants."""
+    chunk = _prepare_chunk(batch, spec, protocol)
+    yield chunk
+    if chunk.ids:
+        for plan in plans:
+            yield _variants(chunk, plan, seed, protocol)

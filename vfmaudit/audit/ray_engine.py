@@ -23,18 +23,17 @@ from vfmaudit.audit.config import AuditConfig
 from vfmaudit.audit.report_json import finish_report
 from vfmaudit.audit.result import AuditResult, ProgressFn
 from vfmaudit.audit.store import ResultsStore
-from vfmaudit.audit.tables import PER_IMAGE, PER_LEVEL, write_rows
+from vfmaudit.audit.shard_merge import SHARDS, merge_shards
 from vfmaudit.audit import ray_data_engine
 from vfmaudit.data.source import ImageSource
 from vfmaudit.data.sources import ImageItem, item_for_id, sample_items
-from vfmaudit.engines import read_shard, shard_path, shard_plan, write_shard
+from vfmaudit.engines import shard_path, shard_plan, write_shard
 from vfmaudit.engines.ray import check_reachable, map_actor_pool, ray_session
 from vfmaudit.errors import ImageDecodeError
 from vfmaudit.files import write_json
 from vfmaudit.models.preprocess import PreprocessSpec
 from vfmaudit.runtime import Encoder, read_preprocess
 
-SHARDS = "shards"
 ENCODER_FILE = "encoder.json"
 
 
@@ -126,25 +125,7 @@ def run(config: AuditConfig, plans, source: ImageSource | None, spec: dict, prog
                                       prepare_kwargs={"spec": spec, "max_pixels": config.max_pixels}):
                 progress("advance", int(row["images"]))
     encoder_desc = json.loads((shard_dir / ENCODER_FILE).read_text())
-    _merge(store, shard_dir, len(shards))
+    merge_shards(store, shard_dir, len(shards))
     return finish_report(config, plans, {**encoder_desc, "engine": "ray", "workers": config.workers,
                                          "shards": len(shards), "shards_reused": len(shards) - len(todo)}, store,
                          source)
-
-
-def _merge(store: ResultsStore, shard_dir: Path, n_shards: int) -> None:
-    """The shard files, in shard order, become the tables the local engine writes."""
-    image_rows, level_rows = [], []
-    store.skipped.clear()
-    store.small.clear()
-    for k in range(n_shards):
-        data = read_shard(shard_dir, k)
-        image_rows += data["image_rows"]
-        level_rows += data["level_rows"]
-        for item_id, reason in data["skipped"]:
-            store.skipped[item_id] = reason
-        for item_id, h, w in data.get("small", []):  # shards of an older version have none
-            store.small[item_id] = [h, w]
-    write_rows(store.dir / PER_LEVEL, store.level_columns, level_rows, "w")
-    write_rows(store.dir / PER_IMAGE, store.image_columns, image_rows, "w")
-    store.write_notes()

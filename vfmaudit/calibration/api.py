@@ -11,7 +11,8 @@ from vfmaudit.calibration.acceptance import accept_int8
 from vfmaudit.calibration.dataset import build_calibration_set, split_held_out
 from vfmaudit.calibration.ort_quant import calibration_cache_file, quantize_onnx, require_fp32
 from vfmaudit.calibration.settings import MIN_MEDIAN_COSINE
-from vfmaudit.data.sources import collect_items, sample_items
+from vfmaudit.data.source import read_items
+from vfmaudit.data.sources import sample_items
 from vfmaudit.errors import VfmauditError
 from vfmaudit.files import write_json
 from vfmaudit.progress import no_stages
@@ -68,7 +69,7 @@ def calibrate_int8(onnx_path: str | Path, out: str | Path, images: list[str] | N
         from vfmaudit import perturb
 
         perturb.parse_perturbations(perturbations, 1)  # unknown names: one line before any work
-    items = collect_items(images) if images else sample_items()
+    items = read_items(images) if images else sample_items()
     calib_items, held_out = split_held_out(items, held_out_fraction, seed)
     stage("building the calibration set", 0, 0)
     calib = build_calibration_set(calib_items, info.preprocess, size=size, perturbed=perturbed, seed=seed,

@@ -7,7 +7,8 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from vfmaudit.cli.common import (DeviceOpt, GpusPerWorkerOpt, JsonOpt, LevelsOpt, PerturbationsOpt, PretrainedOpt,
+from vfmaudit.data.source import sources_help
+from vfmaudit.cli.common import (ImageKeyOpt, StorageOptionOpt, use_sources, DeviceOpt, GpusPerWorkerOpt, JsonOpt, LevelsOpt, PerturbationsOpt, PretrainedOpt,
                                  QuietOpt, RayAddressOpt, Stages, WorkersOpt, out, paths, user_errors,
                                  write_result_json)
 from vfmaudit.errors import VfmauditError
@@ -16,8 +17,8 @@ from vfmaudit.models.spec import DEFAULT_MODEL
 
 @user_errors
 def attack(
-    images: Annotated[Optional[List[Path]], typer.Argument(
-        help="Image files or folders (recursive). Default: the built-in sample photographs.")] = None,
+    images: Annotated[Optional[List[str]], typer.Argument(
+        help=f"Images: {sources_help()} Default: the built-in sample photographs.", show_default=False)] = None,
     model: Annotated[str, typer.Option("--model", "-m", help="openclip:ARCH or timm:NAME (a torch model: pgd and apgd "
                                        "need its gradients), or for square also an artefact (model.onnx, "
                                        "model.engine).")] = DEFAULT_MODEL,
@@ -92,6 +93,8 @@ def attack(
         = 64,
     json_out: JsonOpt = None,
     quiet: QuietOpt = False,
+    image_key: ImageKeyOpt = None,
+    storage_option: StorageOptionOpt = None,
 ) -> None:
     """Worst-case drift within a budget: embedding attacks, white-box (PGD, APGD) on a torch model or
     black-box (Square) on any model or exported artefact; or the oracle-gated edit search (--method
@@ -102,6 +105,7 @@ def attack(
     the clean and adversarial embeddings at every budget up to each one) comes from encoding that
     uint8 image through the ordinary encode path. Exit 0 on success, 2 on unusable input.
     """
+    use_sources(image_key, None, storage_option)
     from vfmaudit.api import run_attack
     from vfmaudit.attack import AttackConfig
     from vfmaudit.attack.threat import parse_budgets

@@ -8,15 +8,16 @@ from typing import Annotated, List, Optional
 import typer
 
 from vfmaudit.calibration.settings import METHODS, MIN_MEDIAN_COSINE
-from vfmaudit.cli.common import OverwriteFileOpt, QuietOpt, Stages, out, paths, user_errors, write_result_json
+from vfmaudit.cli.common import ImageKeyOpt, StorageOptionOpt, use_sources, OverwriteFileOpt, QuietOpt, Stages, out, paths, user_errors, write_result_json
 
 
 @user_errors
 def calibrate(
     onnx_file: Annotated[Path, typer.Argument(help="fp32 ONNX file exported by `vfmaudit export onnx`.")],
     out_file: Annotated[Path, typer.Option("--out", "-o", help="The INT8 .onnx file to write.")],
-    images: Annotated[Optional[List[Path]], typer.Option(
-        "--images", help="Calibration images (files or folders; default: the built-in samples). A quarter is "
+    images: Annotated[Optional[List[str]], typer.Option(
+        "--images", help="Calibration images (files or folders, WebDataset shards, Parquet/Arrow files, local or "
+                         "behind a URL; default: the built-in samples). A quarter is "
                          "held out for acceptance.")] = None,
     method: Annotated[str, typer.Option(help=f"{', '.join(METHODS)}.")] = "minmax",
     perturbed: Annotated[bool, typer.Option(
@@ -43,12 +44,15 @@ def calibrate(
         "--html", help="Write an HTML report here (default: next to --out).")] = None,
     overwrite: OverwriteFileOpt = False,
     quiet: QuietOpt = False,
+    image_key: ImageKeyOpt = None,
+    storage_option: StorageOptionOpt = None,
 ) -> None:
     """Calibrate and quantize to INT8 (QDQ, per-channel), then audit the INT8 model against its fp32 parent.
 
     Exit 0 when the median cosine to fp32 on held-out images reaches --min-median-cosine (with
     --target: when the target is met), 1 when it does not, 2 on unusable input.
     """
+    use_sources(image_key, None, storage_option)
     from vfmaudit import calibrate as run_calibration
     from vfmaudit.report.console import print_calibration
 

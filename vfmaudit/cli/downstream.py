@@ -8,7 +8,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from vfmaudit.models.spec import DEFAULT_MODEL
-from vfmaudit.cli.common import (AuditProgress, DeviceOpt, FrostDirOpt, ImagenetCPixelsOpt, JsonOpt, ModelSpecOpt,
+from vfmaudit.cli.common import (ImageKeyOpt, LabelKeyOpt, StorageOptionOpt, use_sources, AuditProgress, DeviceOpt, FrostDirOpt, ImagenetCPixelsOpt, JsonOpt, ModelSpecOpt,
                                  PerturbationsOpt, PretrainedOpt, Stages, GpusPerWorkerOpt, RayAddressOpt,
                                  WorkersOpt, backend_help, out, user_errors, write_result_json)
 from vfmaudit.downstream.config import DEFAULT_OUT, DEFAULT_PROMPTS, TASKS
@@ -18,13 +18,14 @@ from vfmaudit.downstream.config import DEFAULT_OUT, DEFAULT_PROMPTS, TASKS
 def downstream(
     dataset: Annotated[str, typer.Argument(
         help="A folder with one sub-folder per class (optionally under train/ and test/), a CSV of path,label, "
-             "or builtin:textures / shapes / digits / textures-sketch (made here or from installed packages, no "
+             "WebDataset or Parquet shards with labels (--label-key; local or s3://, gs://, https://), or "
+             "builtin:textures / shapes / digits / textures-sketch (made here or from installed packages, no "
              "download).")] = "builtin:textures",
-    train: Annotated[Optional[Path], typer.Option(
-        help="The training images as a class-per-folder tree, with --test: a given split (DATASET is not read).")]
-        = None,
-    test: Annotated[Optional[Path], typer.Option(help="The test images as a class-per-folder tree, with --train.")]
-        = None,
+    train: Annotated[Optional[str], typer.Option(
+        help="The training images, with --test: a given split (DATASET is not read): a class-per-folder tree or "
+             "labelled shards.")] = None,
+    test: Annotated[Optional[str], typer.Option(
+        help="The test images, with --train: a class-per-folder tree or labelled shards.")] = None,
     model: ModelSpecOpt = DEFAULT_MODEL,
     pretrained: PretrainedOpt = None,
     backend: Annotated[str, typer.Option(help=backend_help())] = "auto",
@@ -68,12 +69,16 @@ def downstream(
     gpus_per_worker: GpusPerWorkerOpt = 0.0,
     json_out: JsonOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output or summary.")] = False,
+    image_key: ImageKeyOpt = None,
+    label_key: LabelKeyOpt = None,
+    storage_option: StorageOptionOpt = None,
 ) -> None:
     """Linear probe, kNN, retrieval and zero-shot accuracy on clean and perturbed test images, and how well
     the divergence radius predicts the accuracy lost (linear fit, per-image AUROC).
 
     Writes downstream.json, per_level.csv and report.html to --out.
     """
+    use_sources(image_key, label_key, storage_option)
     from vfmaudit import DownstreamConfig, run_downstream
     from vfmaudit.report.console import print_downstream
 

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from vfmaudit.models.spec import DEFAULT_MODEL
-from vfmaudit.cli.common import (DeviceOpt, ImagesOpt, JsonOpt, OverwriteFileOpt, PretrainedOpt, QuietOpt, Stages, err,
+from vfmaudit.cli.common import (ImageKeyOpt, StorageOptionOpt, use_sources, DeviceOpt, ImagesOpt, JsonOpt, OverwriteFileOpt, PretrainedOpt, QuietOpt, Stages, err,
                                  out, paths, user_errors, write_result_json)
 
 CheckOpt = Annotated[bool, typer.Option(help="Run `export check` on the result (exit 1 if it fails).")]
@@ -50,8 +50,11 @@ def export_onnx_cmd(
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the check's JSON report here.")] = None,
     overwrite: OverwriteFileOpt = False,
     quiet: QuietOpt = False,
+    image_key: ImageKeyOpt = None,
+    storage_option: StorageOptionOpt = None,
 ) -> None:
     """Export an encoder to ONNX (dynamic batch, metadata, checker), then check parity with torch."""
+    use_sources(image_key, None, storage_option)
     from vfmaudit import export_and_check
     from vfmaudit.report.console import print_export, print_parity
 
@@ -84,11 +87,14 @@ def export_convert_cmd(
         "--json", help="Write {path, precision, conversion, parity} here.")] = None,
     overwrite: OverwriteFileOpt = False,
     quiet: QuietOpt = False,
+    image_key: ImageKeyOpt = None,
+    storage_option: StorageOptionOpt = None,
 ) -> None:
     """Convert an fp32 export to fp16 or bf16 without exporting again, then check parity with torch.
 
     bf16 runs on the CPU as a float32 emulation of its rounding (onnxruntime has no bf16 CPU kernels).
     """
+    use_sources(image_key, None, storage_option)
     from vfmaudit import convert_and_check
     from vfmaudit.report.console import print_parity
 
@@ -133,12 +139,15 @@ def export_check_cmd(
              "is the same option.")] = None,
     json_out: JsonOpt = None,
     quiet: QuietOpt = False,
+    image_key: ImageKeyOpt = None,
+    storage_option: StorageOptionOpt = None,
 ) -> None:
     """Run the torch reference (or --golden data) and the artefact on the same images (clean and
     perturbed) and compare.
 
     Exit 0: every embedding reaches the cosine threshold; 1: some do not; 2: unusable input.
     """
+    use_sources(image_key, None, storage_option)
     from vfmaudit import check_parity
     from vfmaudit.report.console import print_parity
 

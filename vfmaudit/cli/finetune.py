@@ -8,15 +8,17 @@ from typing import Annotated, List, Optional
 import typer
 
 from vfmaudit.models.spec import DEFAULT_MODEL
-from vfmaudit.cli.common import (DeviceOpt, JsonOpt, PretrainedOpt, QuietOpt, Stages, TorchModelOpt, err, out,
+from vfmaudit.cli.common import (ImageKeyOpt, StorageOptionOpt, use_sources, DeviceOpt, JsonOpt, PretrainedOpt, QuietOpt, Stages, TorchModelOpt, err, out,
                                  user_errors, write_result_json)
 from vfmaudit.finetune.config import DEFAULT_OUT
 
 
 @user_errors
 def finetune(
-    images: Annotated[Optional[List[Path]], typer.Argument(
-        help="Training images (files and folders). None: crops of the built-in sample photographs.")] = None,
+    images: Annotated[Optional[List[str]], typer.Argument(
+        help="Training images: files and folders, WebDataset shards, Parquet/Arrow files, local or behind s3://, "
+             "gs://, https:// (see vfmaudit audit --help). None: crops of the built-in sample photographs.",
+        show_default=False)] = None,
     model: TorchModelOpt = DEFAULT_MODEL,
     pretrained: PretrainedOpt = None,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for weights, logs and reports.")] = Path(DEFAULT_OUT),
@@ -52,6 +54,8 @@ def finetune(
     attack_steps: Annotated[int, typer.Option(help="PGD steps per batch with --adversarial (RobustVLM: 10).")] = 10,
     json_out: JsonOpt = None,
     quiet: QuietOpt = False,
+    image_key: ImageKeyOpt = None,
+    storage_option: StorageOptionOpt = None,
 ) -> None:
     """Fine-tune an encoder to be robust to chosen edits while it stays close to the original:
     L = -mean cos(f'(x), f'(P(x,k))) - lam * mean cos(f(x), f'(x)); with --adversarial linf:4,
@@ -60,6 +64,7 @@ def finetune(
     Writes weights.safetensors (usable with --pretrained everywhere), train_log.csv, report.json and
     report.html (before/after on held-out images) to --out.
     """
+    use_sources(image_key, None, storage_option)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from vfmaudit import FinetuneConfig, run_finetune

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from vfmaudit.data.source import default_options, kind_of, open_source
 from vfmaudit.data.sources import ImageItem, collect_items
+from vfmaudit.data.storage import is_url
 from vfmaudit.errors import VfmauditError
 
 BUILTIN = ("textures", "shapes", "digits", "textures-sketch")
@@ -56,10 +58,13 @@ def load_dataset(spec: str, max_per_class: int | None = None) -> LabelledSet:
                                 f"{', '.join('builtin:' + b for b in BUILTIN)}", param="dataset")
         return {"textures": _textures, "shapes": _shapes, "digits": _digits,
                 "textures-sketch": _texture_sketches}[name](max_per_class)
+    if _is_labelled_source(spec):
+        return cap_per_class(from_source(spec), max_per_class)
     path = Path(spec).expanduser()
     if not path.exists():
         raise VfmauditError(f"data set not found: {spec}; pass a folder with one sub-folder per class, a CSV of "
-                            f"path,label, or builtin:textures", param="dataset")
+                            f"path,label, WebDataset or Parquet shards with labels, or builtin:textures",
+                            param="dataset")
     if path.is_file():
         return cap_per_class(_from_csv(path), max_per_class)
     if (path / "train").is_dir() and (path / "test").is_dir():
@@ -94,18 +99,62 @@ def cap_per_class(data: LabelledSet, max_per_class: int | None) -> LabelledSet:
 
 
 def given_split(train_dir: str | Path, test_dir: str | Path, name: str | None = None) -> LabelledSet:
-    """Two class-per-folder trees, the training and the test images (classes matched by folder name)."""
+    """The training and the test images, each a class-per-folder tree or labelled shards (WebDataset,
+    Parquet), classes matched by name."""
+    sides = []
     for p, which in ((train_dir, "train"), (test_dir, "test")):
+        if _is_labelled_source(str(p)):
+            sides.append(from_source(str(p)))
+            continue
         if not Path(p).expanduser().is_dir():
-            raise VfmauditError(f"{which} {p} is not a folder; pass a folder with one sub-folder per class",
-                                param=which)
-    train, test = _from_folder(Path(train_dir).expanduser()), _from_folder(Path(test_dir).expanduser())
+            raise VfmauditError(f"{which} {p} is not a folder; pass a folder with one sub-folder per class, or "
+                                f"labelled WebDataset / Parquet shards", param=which)
+        sides.append(_from_folder(Path(p).expanduser()))
+    train, test = sides
     names = sorted(set(train.class_names) | set(test.class_names))
     relabel = lambda s: np.array([names.index(s.class_names[c]) for c in s.labels], dtype=int)  # noqa: E731
     items = train.items + test.items
     n = len(train.items)
     return LabelledSet(name or f"{train_dir} + {test_dir}", items, np.concatenate([relabel(train), relabel(test)]),
                        names, np.arange(n), np.arange(n, len(items)))
+
+
+def _is_labelled_source(spec: str) -> bool:
+    """A spec whose labels come with its images (WebDataset, Parquet/Arrow), local or behind a URL."""
+    if spec.startswith("builtin:") or Path(spec).suffix.lower() == ".csv":
+        return False
+    kind, _ = kind_of(spec, default_options())
+    return kind.sharded or is_url(spec)
+
+
+def from_source(spec: str) -> LabelledSet:
+    """A labelled set from a sharded source: each sample's label (WebDataset cls/label/txt or json.FIELD,
+    a Parquet label column; --label-key) is its class; classes in numeric order where every label is a
+    number, else by name. Samples without a label are left out, and counted in the notes."""
+    source = open_source([spec])
+    if not source.sharded:
+        raise VfmauditError(f"{spec} holds image files without labels; pass a folder with one sub-folder per "
+                            f"class, or WebDataset / Parquet shards with a label", param="dataset")
+    items, unlabelled = [], 0
+    for item in source.items(locatable=True):
+        if item.label is None or item.label == "":
+            unlabelled += 1
+        else:
+            items.append(item)
+    if not items:
+        raise VfmauditError(f"{spec} has no labels: none of its {unlabelled} samples has one; pass label_key (a "
+                            f"WebDataset member such as cls or json.label, a Parquet column)", param="label_key")
+    names = sorted({it.label for it in items}, key=_class_order)
+    index = {n: i for i, n in enumerate(names)}
+    notes = [f"{unlabelled} sample(s) without a label left out"] if unlabelled else []
+    return LabelledSet(spec, items, np.array([index[it.label] for it in items], dtype=int), names, notes=notes)
+
+
+def _class_order(name: str):
+    try:
+        return (0, float(name), name)
+    except ValueError:
+        return (1, 0.0, name)
 
 
 def _from_folder(path: Path) -> LabelledSet:

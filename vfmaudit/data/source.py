@@ -11,6 +11,7 @@ table and `vfmaudit sources` list them from this registry.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
@@ -141,10 +142,27 @@ def default_options() -> SourceOptions:
     return _default
 
 
+@contextlib.contextmanager
+def using_options(options: SourceOptions) -> Iterator[None]:
+    """The default options for a block (a gate's measurements read its policy's images with them)."""
+    global _default
+    before, _default = _default, options
+    try:
+        yield
+    finally:
+        _default = before
+
+
 def read_items(specs: Iterable[str], options: SourceOptions | None = None, limit: int | None = None) -> list[ImageItem]:
     """Every image of the specs as a list of items that load on demand (for commands that index their
     inputs): the same ids and images as the audit streams."""
     return open_source(specs, options).list_items(limit)
+
+
+def iter_items(specs: Iterable[str], options: SourceOptions | None = None) -> Iterator[ImageItem]:
+    """Every image of the specs, streamed (a command that reads its inputs once, in order, and may stop
+    early): the source is listed and checked before the first item."""
+    return open_source(specs, options).items()
 
 
 def sources_help() -> str:

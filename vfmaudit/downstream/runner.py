@@ -273,14 +273,14 @@ def _shift(config, cache: ArrayCache, encoder, train: np.ndarray, y_train: np.nd
 def _ood(config, cache: ArrayCache, encoder, train: np.ndarray, y_train: np.ndarray, classifiers: dict,
          clean: np.ndarray, emb: dict, plans, stage: StageFn) -> tuple[dict, list[dict]]:
     """The OOD sets encoded (cached as the other embeddings) and every score's detection figures."""
-    from vfmaudit.data.sources import collect_items
+    from vfmaudit.data.source import read_items
     from vfmaudit.downstream.ood import OOD_METRICS, ood_results, scorers
 
     sets, skipped = {}, []
     for name, spec in config.ood_sets():
         stage(f"encoding the OOD set {name}", 0, 0)
         is_dataset = spec.startswith("builtin:") or Path(spec).suffix.lower() == ".csv"
-        items = load_dataset(spec, config.max_per_class).items if is_dataset else collect_items([spec])
+        items = load_dataset(spec, config.max_per_class).items if is_dataset else read_items([spec])
         sets[name], _, skip = _encoded_set(cache, "ood", name, spec, items, encoder, config.batch_size)
         skipped += skip
     logits = {task: entry[2] for task, entry in classifiers.items() if len(entry) > 2}  # probe, zero-shot

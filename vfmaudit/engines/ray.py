@@ -1,9 +1,12 @@
 """Ray, in one place: importing it with a one-line error, starting or joining a cluster, and an
 actor pool that maps work items over workers which build their state once.
 
-The pool is Ray core (actors and tasks), not Ray Data: on a 2-CPU machine Ray Data took about 13 s
-to plan and start an actor pool before the first item ran, plain actors under 2 s, and an audit
-is a short list of large items, which needs none of Ray Data's streaming.
+Two ways to spread work. `map_actor_pool` is Ray core (actors and tasks): a short list of large
+items on workers that build their state once (a folder's audit in shards of paths on a shared
+filesystem, downstream's variants, attack shards); it starts in about 2 s. `stream_dataset` is Ray
+Data: for sharded sources (WebDataset, Parquet) read where they are, a CPU stage of tasks (read,
+decode, perturb) sized apart from an actor pool (encode, on GPUs), with Ray Data's streaming
+back-pressure between them; it costs more to plan and start (docs/benchmarks.md).
 A dead worker is restarted by Ray and its item redone (`max_restarts`, `max_task_retries`); the
 items' own outputs (shard files, cache files) are written atomically by the workers, which is
 what makes a retried or resumed item safe.
@@ -77,6 +80,67 @@ def check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
                             f"--head) or pass the address it printed", param="ray_address") from None
 
 
+def _check_gpus(ray, gpus_per_worker: float) -> None:
+    if gpus_per_worker:  # else Ray waits for GPUs that never come: the run would hang without a word
+        have = float(ray.cluster_resources().get("GPU", 0))
+        if have < gpus_per_worker:
+            raise VfmauditError(f"gpus_per_worker {gpus_per_worker:g} asks each actor for a GPU share, but the Ray "
+                                f"cluster has {have:g} GPU(s); pass gpus_per_worker 0, or a ray_address of a "
+                                f"cluster whose GPU nodes are up", param="gpus_per_worker")
+
+
+def _user_error(ray, e: BaseException) -> BaseException:
+    """A VfmauditError raised in a task or actor, as itself (its one line), else the error."""
+    seen = e
+    for _ in range(5):
+        cause = getattr(seen, "cause", None) or seen.__cause__
+        if isinstance(cause, VfmauditError):
+            return cause
+        if cause is None:
+            break
+        seen = cause
+    return e
+
+
+def stream_dataset(items: list[dict], read: Callable, read_kwargs: dict, stage: Callable, stage_kwargs: dict,
+                   worker: type, worker_kwargs: dict, workers: int, gpus_per_worker: float = 0.0) -> Iterator[dict]:
+    """A Ray Data pipeline over `items` (one row each, e.g. a shard to read): `read(row, **read_kwargs)`
+    yields rows (a flat map, CPU tasks), `stage(batch, **stage_kwargs)` transforms each (CPU tasks),
+    and `worker(**worker_kwargs)(batch)` runs in an actor pool of `workers` actors with
+    `gpus_per_worker` each; the rows it returns are yielded as they finish (any order). Batches are
+    of one row ({key: numpy array of one value}). A dead actor is restarted and its row redone
+    (Ray Data's default for actors). Call inside `ray_session()`."""
+    ray = import_ray()
+    import ray.data  # noqa: PLC0415
+
+    _check_gpus(ray, gpus_per_worker)
+    if not items:
+        return
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False  # vfmaudit's own progress line counts the images
+    ctx.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    cpus = float(ray.cluster_resources().get("CPU", 1))
+    # a CPU actor still needs a core to encode on, but the actors must leave one to the CPU stage
+    # (else the pipeline waits on itself); a GPU actor gets one core beside its GPU
+    actor_cpus = 1.0 if gpus_per_worker else max(0.25, min(1.0, (cpus - 1) / max(1, workers)))
+    ds = ray.data.from_items(items, override_num_blocks=len(items))
+    ds = ds.flat_map(read, fn_kwargs=read_kwargs, num_cpus=1)
+    ds = ds.map_batches(stage, batch_size=1, fn_kwargs=stage_kwargs, num_cpus=1)
+    # With GPUs the stages' resources differ and Ray Data keeps them apart: perturbation in CPU tasks,
+    # encoding on the GPU actors. Without, it fuses the CPU stage into the actors (their resources
+    # match), which saves shipping every chunk's variants between processes.
+    ds = ds.map_batches(worker, batch_size=1, fn_constructor_kwargs=worker_kwargs, concurrency=workers,
+                        num_gpus=gpus_per_worker or None, num_cpus=actor_cpus)
+    try:
+        yield from ds.iter_rows()
+    except Exception as e:  # noqa: BLE001 - Ray wraps a worker's error in its own types
+        found = _user_error(ray, e)
+        if found is not e:
+            raise found from None
+        raise
+
+
 def map_actor_pool(items: list[dict], worker: type, worker_kwargs: dict, workers: int, gpus_per_worker: float = 0.0,
                    prepare: Callable[..., dict] | None = None, prepare_kwargs: dict | None = None) -> Iterator[dict]:
     """Run `worker(**worker_kwargs)(batch)` over `items`, one item per call, on `workers` actors.
@@ -87,12 +151,7 @@ def map_actor_pool(items: list[dict], worker: type, worker_kwargs: dict, workers
     item's batch into what the worker receives (e.g. decoded images). Call inside `ray_session()`.
     """
     ray = import_ray()
-    if gpus_per_worker:  # else Ray waits for GPUs that never come: the run would hang without a word
-        have = float(ray.cluster_resources().get("GPU", 0))
-        if have < gpus_per_worker:
-            raise VfmauditError(f"gpus_per_worker {gpus_per_worker:g} asks each actor for a GPU share, but the Ray "
-                                f"cluster has {have:g} GPU(s); pass gpus_per_worker 0, or a ray_address of a "
-                                f"cluster whose GPU nodes are up", param="gpus_per_worker")
+    _check_gpus(ray, gpus_per_worker)
     if not items:
         return
     actor_class = ray.remote(num_cpus=1, num_gpus=gpus_per_worker or 0, max_restarts=RESTARTS,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -9,7 +10,8 @@ import numpy as np
 
 from vfmaudit import perturb
 from vfmaudit.artefact.provenance import package_versions, report_header
-from vfmaudit.data.sources import collect_items, sample_items
+from vfmaudit.data.source import iter_items
+from vfmaudit.data.sources import sample_items
 from vfmaudit.errors import ImageDecodeError, VfmauditError
 from vfmaudit.metrics.agreement import mean_agreement, neighbour_agreement
 from vfmaudit.runtime import Encoder, create_encoder, resolve_backend
@@ -72,9 +74,9 @@ class ParityReport:
 
 
 def _images(paths: list[str] | None, max_images: int) -> tuple[list[tuple[str, np.ndarray]], list[dict]]:
-    items = collect_items(paths) if paths else sample_items()
+    items = iter_items(paths) if paths else iter(sample_items())
     out, skipped = [], []
-    for item in items[:max_images]:
+    for item in itertools.islice(items, max_images):
         try:
             out.append((item.id, item.load()))
         except ImageDecodeError as e:

@@ -11,13 +11,16 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vfmaudit.data.source import SourceOptions, kind_of, open_source
+from vfmaudit.data.storage import has_pattern, is_url
 from vfmaudit.errors import VfmauditError
 from vfmaudit.gate.measurements import MetricInfo, get_measurement, measurements
 
 THRESHOLDS = ("min", "max", "max_drop", "max_relative_drop")
 REGRESSION = ("max_drop", "max_relative_drop")
 _TOP_LEVEL = {"model": str, "pretrained": str, "seed": int, "reference": str, "reference_pretrained": str,
-              "images": (list, str), "device": str, "check": list}
+              "images": (list, str), "image_key": str, "label_key": str, "storage_options": dict, "device": str,
+              "check": list}
 _CHECK_KEYS = {"metric": str, "name": str, **{t: (int, float) for t in THRESHOLDS}}
 
 
@@ -44,9 +47,16 @@ class Policy:
     reference: str | None = None
     reference_pretrained: str | None = None
     images: list[str] = field(default_factory=list)  # empty: the built-in samples
+    image_key: str | None = None  # where sharded images keep the image (a WebDataset extension, a Parquet column)
+    label_key: str | None = None
+    storage_options: dict = field(default_factory=dict)  # fsspec options of remote images (never reported)
     device: str = "cpu"
     options: dict[str, dict] = field(default_factory=dict)  # measurement -> options (defaults filled in)
     checks: list[Check] = field(default_factory=list)
+
+    def source_options(self) -> SourceOptions:
+        return SourceOptions(image_key=self.image_key, label_key=self.label_key,
+                             storage_options=dict(self.storage_options))
 
     @property
     def needed(self) -> list[str]:
@@ -135,7 +145,9 @@ def load_policy(path: str | Path, model: str | None = None, pretrained: str | No
                     reference=_resolve_path(base, data["reference"]) if "reference" in data else None,
                     reference_pretrained=(_resolve_path(base, data["reference_pretrained"])
                                           if "reference_pretrained" in data else None),
-                    images=[_resolve_path(base, i) for i in images], device=data.get("device", "cpu"))
+                    images=[_resolve_path(base, i) for i in images], device=data.get("device", "cpu"),
+                    image_key=data.get("image_key"), label_key=data.get("label_key"),
+                    storage_options=data.get("storage_options", {}))
     _check_files(policy)
     for name, m in measurements().items():
         given = data.get(name, {})
@@ -175,7 +187,12 @@ def _check_files(policy: Policy) -> None:
             except VfmauditError as e:
                 raise VfmauditError(f"{policy.source}: {key}: {e}") from None
     for img in policy.images:
-        if not Path(img).exists():
+        if is_url(img) or has_pattern(img) or kind_of(img, policy.source_options())[0].sharded:
+            try:  # listed and checked (the store reached, the columns found) before anything runs
+                open_source([img], policy.source_options())
+            except VfmauditError as e:
+                raise VfmauditError(f"{policy.source}: images: {e}") from None
+        elif not Path(img).exists():
             raise VfmauditError(f"{policy.source}: images: not found: {img}")
 
 

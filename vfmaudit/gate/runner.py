@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vfmaudit.artefact.provenance import fingerprint, package_versions, report_header
+from vfmaudit.data.source import using_options
 from vfmaudit.errors import VfmauditError
 from vfmaudit.files import lock_folder, write_json
 from vfmaudit.gate.measurements import get_measurement
@@ -153,7 +154,7 @@ def run_gate(policy_path: str | Path, baseline: str | Path | None = None, out: s
         return result
     out_dir = Path(out or DEFAULT_OUT)
     result.out_dir = out_dir
-    with lock_folder(out_dir):
+    with lock_folder(out_dir), using_options(policy.source_options()):  # the policy's images, however stored
         for k, name in enumerate(policy.needed):
             m = get_measurement(name)
             if progress:

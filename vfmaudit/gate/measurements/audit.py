@@ -31,7 +31,8 @@ def _run(policy, options, out_dir: Path) -> dict:
     config = AuditConfig(inputs=policy.images, model=policy.model, pretrained=policy.pretrained, seed=policy.seed,
                          device=policy.device, perturbations=options["perturbations"], levels=options["levels"],
                          batch_size=options["batch_size"], out=str(out_dir / "audit"), overwrite=True,
-                         reference_report=options["reference_report"] or None)
+                         reference_report=options["reference_report"] or None, image_key=policy.image_key,
+                         storage_options=dict(policy.storage_options))
     return measure_audit(config).to_json()
 
 

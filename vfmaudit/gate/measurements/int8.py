@@ -24,14 +24,15 @@ def _paths(policy, options) -> dict[str, MetricInfo]:
 def _run(policy, options, out_dir: Path) -> dict:
     from vfmaudit.artefact.provenance import report_header
     from vfmaudit.calibration.acceptance import accept_int8
-    from vfmaudit.data.sources import collect_items, sample_items
+    from vfmaudit.data.source import read_items
+    from vfmaudit.data.sources import sample_items
     from vfmaudit.runtime import open_encoder
 
     if not policy.reference:
         raise VfmauditError(f"{policy.source}: int8 checks need reference = the fp32 model (a spec or .onnx file)")
     reference = open_encoder(policy.reference, policy.reference_pretrained, device=policy.device, seed=policy.seed)
     candidate = open_encoder(policy.model, device=policy.device)
-    items = collect_items(policy.images) if policy.images else sample_items()
+    items = read_items(policy.images) if policy.images else sample_items()
     acceptance = accept_int8(reference, candidate, items, levels=options["levels"], seed=policy.seed)
     return {**report_header("vfmaudit.int8_acceptance", 1), "model": policy.model, "reference": policy.reference,
             "acceptance": acceptance}
