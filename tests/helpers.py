@@ -38,3 +38,37 @@ def colour_classes(root: Path, per_class: int = 16) -> Path:
             img = np.clip(np.array(tint) + rng.normal(0, 40, (64, 64, 3)), 0, 255).astype(np.uint8)
             Image.fromarray(img).save(root / name / f"{i:02d}.png")
     return root
+
+
+def write_tar(path: Path, members: list[tuple[str, bytes]]) -> Path:
+    """A WebDataset shard: the members (name, bytes) in order, as webdataset's writers lay them out."""
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def image_struct(blobs: list):
+    """What `datasets` writes for an Image feature: a {bytes, path} struct column."""
+    import pyarrow as pa
+
+    t = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    return pa.array([None if b is None else {"bytes": b, "path": None} for b in blobs], type=t)
+
+
+def write_shards(folder: Path, blobs: list[bytes], per_shard: int, labels: list[str] | None = None) -> Path:
+    """blobs (encoded PNGs) as WebDataset shards shard-000000.tar ... of per_shard samples (with cls labels)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for s in range(0, len(blobs), per_shard):
+        members = []
+        for i in range(s, min(len(blobs), s + per_shard)):
+            members.append((f"{i:06d}.png", blobs[i]))
+            if labels is not None:
+                members.append((f"{i:06d}.cls", labels[i].encode()))
+        write_tar(folder / f"shard-{s // per_shard:06d}.tar", members)
+    return folder

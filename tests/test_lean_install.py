@@ -193,8 +193,8 @@ def test_import_vfmaudit_and_artefact_only_commands_import_no_torch_in_the_full_
     assert "torch" in report["export check against torch"][1]
 
 
-def test_the_missing_dependency_table_is_the_torch_extra():
-    """errors.EXTRA_OF_MODULE names the import names of exactly what the torch extra installs."""
+def test_the_missing_dependency_table_is_the_torch_and_data_extras():
+    """errors.EXTRA_OF_MODULE names the import names of exactly what the torch and data extras install."""
     from importlib import metadata
 
     from packaging.requirements import Requirement
@@ -206,12 +206,14 @@ def test_the_missing_dependency_table_is_the_torch_extra():
     for module, dists in metadata.packages_distributions().items():
         for dist in dists:
             imports.setdefault(dist.lower().replace("_", "-"), set()).add(module)
-    torch_extra = {Requirement(r).name.lower().replace("_", "-") for r in extras["torch"]}
-    declared = set().union(*(imports[d] for d in torch_extra)) & set(EXTRA_OF_MODULE)
-    assert {m for m, e in EXTRA_OF_MODULE.items() if e == "torch"} - {"torchvision"} == declared
+    for extra, beside in (("torch", {"torchvision"}), ("data", {"aiohttp"})):  # beside: what they pull in
+        dists = {Requirement(r).name.lower().replace("_", "-") for r in extras[extra]}
+        declared = set().union(*(imports[d] for d in dists)) & set(EXTRA_OF_MODULE)
+        assert {m for m, e in EXTRA_OF_MODULE.items() if e == extra} - beside == declared, extra
     base = {Requirement(r).name.lower() for r in _pyproject()["project"]["dependencies"]}
     assert not base & {"torch", "open-clip-torch", "timm"}, base
-    assert "vfmaudit[torch]" in extras["dev"]  # the README's set-up keeps installing everything
+    assert not base & {"pyarrow", "fsspec", "s3fs", "gcsfs"}, base  # the lean install stays lean
+    assert {"vfmaudit[torch]", "vfmaudit[data]"} <= set(extras["dev"])  # the README's set-up installs everything
 
 
 def test_only_a_missing_extra_becomes_a_one_line_install_hint():

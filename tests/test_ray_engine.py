@@ -164,6 +164,74 @@ def test_a_killed_worker_and_an_interrupted_driver_lose_nothing_and_give_the_loc
     assert (out / "report.html").exists()
 
 
+@pytest.fixture(scope="module")
+def tar_shards(folder, tmp_path_factory) -> Path:
+    """The folder's 24 photographs as 6 WebDataset shards of 4 (a batch each), a corrupt member in the third."""
+    import io
+    import tarfile
+
+    d = tmp_path_factory.mktemp("ray_tars")
+    files = sorted(folder.glob("img*.png"))
+    for s in range(6):
+        with tarfile.open(d / f"shard-{s:06d}.tar", "w") as tar:
+            for i in range(4 * s, 4 * s + 4):
+                data = files[i].read_bytes() if (s, i % 4) != (2, 1) else b"broken"
+                info = tarfile.TarInfo(f"{i:06d}.png")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return d
+
+
+def scorer_pids(cluster) -> list[int]:
+    """The Ray Data encode actors of this module's cluster."""
+    found = []
+    for p in cluster_processes(cluster[1]):
+        try:
+            if "ChunkScorer" in " ".join(p.cmdline()):
+                found.append(p.pid)
+        except psutil.Error:
+            continue
+    return found
+
+
+def test_ray_data_on_shards_survives_a_killed_actor_and_resumes_with_the_local_engines_outputs(
+        tar_shards, tmp_path, cluster):
+    """Sharded sources run as a Ray Data pipeline: an encode actor killed mid-run is restarted and its
+    chunk redone, an interrupted driver resumes without reading finished shards, and the tables and
+    summaries are the local engine's (the corrupt member listed by both)."""
+    local = run_cli("audit", tar_shards, *ARGS, "--out", tmp_path / "local")
+    assert local.returncode == 0, local.stderr
+    out = tmp_path / "ray"
+    proc = start(tar_shards, out, *on(cluster))
+    wait_for_shards(out, 1, proc)
+    pids = scorer_pids(cluster)
+    assert pids, "no Ray Data encode actor found"
+    os.kill(pids[0], signal.SIGKILL)
+    wait_for_shards(out, 3, proc)  # the run goes on past the death
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.wait(timeout=120)
+    files = sorted((out / "shards").glob("0*.json"), key=lambda p: p.stat().st_mtime_ns)
+    for late in files[4:]:  # as in the actor engine's test: a driver that died a little earlier
+        late.unlink()
+    finished = {p.name: p.stat().st_mtime_ns for p in files[:4]}
+    res = run_cli("audit", tar_shards, *ARGS, "--out", out, "--engine", "ray", "--workers", "2", "--resume",
+                  *on(cluster))
+    assert res.returncode == 0, res.stderr
+    for name, mtime in finished.items():
+        assert (out / "shards" / name).stat().st_mtime_ns == mtime
+    assert not list((out / "shards" / "parts").glob("*.json"))  # every chunk merged into its shard
+    assert_same_tables(tmp_path / "local", out)
+    a = json.loads((tmp_path / "local" / "report.json").read_text())
+    b = json.loads((out / "report.json").read_text())
+    for fam in a["families"]:
+        for m in ("cosine", "euclidean", "divergence_radius"):
+            for stat in ("mean", "median", "p5", "p95", "worst"):
+                assert a["families"][fam][m][stat] == pytest.approx(b["families"][fam][m][stat], abs=1e-6)
+    assert a["skipped"] == b["skipped"] and [s["input"] for s in b["skipped"]] == ["shard-000002/000009"]
+    assert b["backend"]["pipeline"] == "ray data" and b["backend"]["shards"] == 6
+    assert b["backend"]["shards_reused"] == len(finished) and b["images"]["audited"] == 23
+
+
 def test_without_ray_the_engine_is_one_line(monkeypatch, tmp_path, folder):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if it were not installed
     res = run_cli("audit", folder, *ARGS, "--out", tmp_path / "o", "--engine", "ray")

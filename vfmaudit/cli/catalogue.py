@@ -107,6 +107,16 @@ def list_backends() -> None:
                           out)
 
 
+def list_sources() -> None:
+    """List the source kinds an images argument can name (chosen by its form; KIND: forces one)."""
+    from vfmaudit.data import source_kinds
+    from vfmaudit.report.console import print_catalogue_table
+
+    rows = [[name, k.forms, f"the {k.extra} extra" if k.extra else "the base install (URLs: the data extra)",
+             _installed(k.packages) if k.packages else "yes", k.description] for name, k in source_kinds().items()]
+    print_catalogue_table("Sources", ["name", "forms", "needs", "installed", "description"], rows, out)
+
+
 def list_engines() -> None:
     """List the engines a command's work can run on (--engine)."""
     from vfmaudit.engines import engines
@@ -146,5 +156,6 @@ def register(app: typer.Typer) -> None:
     app.command("metrics")(list_metrics)
     app.command("backends")(list_backends)
     app.command("engines")(list_engines)
+    app.command("sources")(list_sources)
     app.command("plugins")(list_plugins)
     app.command()(version)

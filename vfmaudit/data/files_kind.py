@@ -13,7 +13,7 @@ from vfmaudit.data.decode import decode_bytes
 from vfmaudit.data.patterns import url_of
 from vfmaudit.data.source import Shard, SourceKind, SourceOptions, register_source_kind
 from vfmaudit.data.sources import ImageItem, collect_items
-from vfmaudit.data.storage import filesystem, is_url, store_errors
+from vfmaudit.data.storage import filesystem, is_url, missing_message, store_errors
 from vfmaudit.errors import ImageDecodeError, VfmauditError
 
 
@@ -23,8 +23,10 @@ def _shards(spec: str, options: SourceOptions) -> list[Shard]:
         return [Shard("files", spec, "")]
     fs, path = filesystem(spec, options.storage_options)
     with store_errors(spec):
-        if not fs.exists(path):
-            raise VfmauditError(f"no such file or folder: {spec}; check the bucket and the path", param="inputs")
+        found = fs.exists(path)
+        message = None if found else missing_message(spec, fs, path)
+    if message:
+        raise VfmauditError(message, param="inputs")
     return [Shard("files", spec, "")]
 
 

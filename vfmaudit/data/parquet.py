@@ -255,4 +255,5 @@ register_source_kind(SourceKind(
                                 "{bytes, path} struct or a binary column (--image-key), labels from a column "
                                 "(--label-key; ClassLabel names used)",
     forms="data.parquet, a folder of .parquet/.arrow files, an HF save_to_disk folder, s3://bucket/set/*.parquet",
-    claims=_claims, shards=_shards, read=_read, reread=_reread, extra="data"))
+    claims=_claims, shards=_shards, read=_read, reread=_reread, extra="data",
+    packages=("pyarrow", "fsspec")))

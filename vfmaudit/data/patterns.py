@@ -6,7 +6,8 @@ import os
 import posixpath
 from pathlib import Path
 
-from vfmaudit.data.storage import expand_braces, filesystem, has_pattern, is_url, local_path, store_errors
+from vfmaudit.data.storage import (expand_braces, filesystem, has_pattern, is_url, local_path, missing_message,
+                                    store_errors)
 from vfmaudit.errors import VfmauditError
 
 
@@ -70,8 +71,9 @@ def list_matching(spec: str, suffixes: tuple[str, ...], options, claim_only: boo
         with store_errors(spec):
             exists = fs.isfile(path)
         if not exists:
-            raise VfmauditError(f"no such file: {spec}; check the path" + (" and the bucket" if is_url(spec) else ""),
-                                param="inputs")
+            with store_errors(spec):
+                message = missing_message(spec, fs, path)
+            raise VfmauditError(message, param="inputs")
         return [spec if is_url(spec) else path]
     entries = folder_entries(spec, options)
     if claim_only:

@@ -115,6 +115,7 @@ class SourceKind:
     reread: Callable[[Shard, object, SourceOptions], bytes] | None = None  # (shard, locator, options) -> bytes
     items: Callable[[Shard, SourceOptions], Iterator[ImageItem]] | None = None  # kinds with items of their own
     extra: str | None = None  # the extra its packages come from
+    packages: tuple[str, ...] = ()  # the distributions it needs (shown by `vfmaudit sources`)
     sharded: bool = True  # a shard is a unit of work (resume skips finished ones; Ray Data reads them)
 
 
@@ -163,6 +164,21 @@ def iter_items(specs: Iterable[str], options: SourceOptions | None = None) -> It
     """Every image of the specs, streamed (a command that reads its inputs once, in order, and may stop
     early): the source is listed and checked before the first item."""
     return open_source(specs, options).items()
+
+
+def find_items(specs: Iterable[str], ids: Iterable[str], options: SourceOptions | None = None) -> dict[str, ImageItem]:
+    """The items of these ids, reading only the shards they name (report thumbnails of a sharded set)."""
+    wanted = set(ids)
+    source = open_source(specs, options)
+    shards = {i.split("/", 1)[0] for i in wanted if "/" in i}
+    skip = [s.name for s in source.shards if s.name and s.name not in shards]
+    found = {}
+    for item in source.items(skip=skip):
+        if item.id in wanted:
+            found[item.id] = item
+            if len(found) == len(wanted):
+                break
+    return found
 
 
 def sources_help() -> str:

@@ -81,6 +81,9 @@ def filesystem(spec: str, options: dict | None = None):
     if protocol in ("s3", "s3a"):
         for k, v in _S3_DEFAULTS.items():
             kwargs.setdefault(k, v)
+        endpoint = os_environ_endpoint()
+        if endpoint and "endpoint_url" not in kwargs and "endpoint_url" not in kwargs.get("client_kwargs", {}):
+            kwargs["endpoint_url"] = endpoint  # explicit, so fsspec's instance cache tells endpoints apart
     try:
         fs, path = fsspec.core.url_to_fs(spec, **kwargs)
     except ImportError as e:  # fsspec: "Install s3fs to access S3"
@@ -113,6 +116,8 @@ def store_errors(spec: str) -> Iterator[None]:
         raise
     except FileNotFoundError as e:
         raise VfmauditError(f"{spec}: not found ({first_line(e)}); check the bucket and the path") from None
+    except IsADirectoryError as e:
+        raise VfmauditError(f"{spec}: is a folder ({first_line(e)}); pass a file or a pattern") from None
     except PermissionError as e:
         raise VfmauditError(f"{spec}: access denied ({first_line(e)}); check the credentials and their "
                             f"rights on the bucket") from None
@@ -176,3 +181,15 @@ def has_pattern(spec: str) -> bool:
 def os_environ_endpoint() -> str | None:
     """The S3 endpoint the environment names (botocore reads the same variables)."""
     return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+
+
+def missing_message(spec: str, fs, path: str) -> str:
+    """Why a remote file is not there: its bucket is missing, or the file."""
+    bucket = path.split("/", 1)[0]
+    if is_url(spec) and "/" in path:
+        try:
+            if not fs.exists(bucket):
+                return f"the bucket {bucket} of {spec} does not exist; check its name and the endpoint"
+        except Exception:  # noqa: BLE001 - the first message is the useful one
+            pass
+    return f"no such file: {spec}; check the path"

@@ -119,4 +119,4 @@ register_source_kind(SourceKind(
                                    "jpg/jpeg/png/webp (--image-key), labels from cls/label/txt or json.FIELD "
                                    "(--label-key)",
     forms="shard.tar, a folder of .tar files, data/shard-{000000..000099}.tar, s3://bucket/shards/*.tar",
-    claims=_claims, shards=_shards, read=_read, reread=_reread, extra="data"))
+    claims=_claims, shards=_shards, read=_read, reread=_reread, extra="data", packages=("fsspec",)))

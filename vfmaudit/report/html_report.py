@@ -18,6 +18,7 @@ import numpy as np
 from vfmaudit import perturb
 from vfmaudit.audit.summary import family_summaries
 from vfmaudit.audit.tables import PER_IMAGE, PER_LEVEL, iter_rows
+from vfmaudit.data.source import find_items
 from vfmaudit.data.sources import item_for_id
 from vfmaudit.errors import VfmauditError
 from vfmaudit.files import write_text_atomic
@@ -118,8 +119,14 @@ def build_strips(report: dict, image_ids: list[str], level_rows: dict) -> dict:
     per-variant metric (level_rows: (image, family, level) -> value)."""
     spec = PreprocessSpec.from_dict(report["model"]["preprocess"])
     strips = {}
+    items = {i: item_for_id(i) for i in image_ids}
+    if report.get("source") and any(v is None for v in items.values()):  # images inside shards
+        try:
+            items.update(find_items(report["inputs"], [i for i, v in items.items() if v is None]))
+        except VfmauditError:
+            pass  # the store is gone or unreachable now: the page has no thumbnails of those
     for image_id in image_ids:
-        item = item_for_id(image_id)
+        item = items.get(image_id)
         if item is None:
             continue  # the file moved, or an id that cannot be loaded again
         try:
