@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -105,16 +104,23 @@ def throughput_rows(root: Path, model: str, n: int, rounds: int) -> list[list[st
     return rows
 
 
+def _status_mib(field: str) -> float:
+    """VmHWM (peak) or VmRSS of this process, from /proc (ru_maxrss would carry the parent's peak across exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
 def rss_child(tars: Path, out: Path, model: str) -> None:
     """In a fresh process: audit the shards, print the peak RSS (and the RSS before the audit)."""
-    from vfmaudit.audit import AuditConfig  # noqa: F401 - the imports an audit needs, counted before it
+    import onnxruntime  # noqa: F401 - the imports an audit needs, counted before it
 
-    import onnxruntime  # noqa: F401
+    from vfmaudit.audit import AuditConfig  # noqa: F401
 
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = _status_mib("VmRSS")
     t = timed_audit([str(tars)], model, out, ["jpeg"], 1)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"peak_rss_mib": peak / 1024, "rss_before_audit_mib": before / 1024, "seconds": t}))
+    print(json.dumps({"peak_rss_mib": _status_mib("VmHWM"), "rss_before_audit_mib": before, "seconds": t}))
 
 
 def ray_rows(root: Path, model: str, sizes: tuple[int, int]) -> list[list[str]]:

@@ -72,3 +72,11 @@ def write_shards(folder: Path, blobs: list[bytes], per_shard: int, labels: list[
                 members.append((f"{i:06d}.cls", labels[i].encode()))
         write_tar(folder / f"shard-{s // per_shard:06d}.tar", members)
     return folder
+
+
+def tiny_onnx(folder: Path) -> str:
+    """timm's tiny test_vit exported to ONNX (TorchScript exporter, seed 0): an encoder that starts without
+    torch, for tests of what surrounds the encoder."""
+    from vfmaudit.export import export_onnx
+
+    return str(export_onnx("timm:test_vit", folder / "tv.onnx", exporter="torchscript", seed=0).path)

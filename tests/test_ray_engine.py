@@ -22,7 +22,7 @@ import psutil
 import ray  # noqa: F401 - declared in the dev extra: missing is a failure, not a skip
 
 from cli_runner import run_cli
-from helpers import colour_classes, noisy_photos, rows
+from helpers import colour_classes, noisy_photos, rows, tiny_onnx
 
 OPTIONS = ["-p", "jpeg,brightness,gaussian_noise", "--levels", "3", "--batch-size", "4", "-q"]
 ARGS: list[str] = []  # set by the `model` fixture: -m <the ONNX file> and OPTIONS
@@ -30,10 +30,7 @@ ARGS: list[str] = []  # set by the `model` fixture: -m <the ONNX file> and OPTIO
 
 @pytest.fixture(scope="module", autouse=True)
 def model(tmp_path_factory) -> str:
-    from vfmaudit.export import export_onnx
-
-    path = str(export_onnx("timm:test_vit", tmp_path_factory.mktemp("ray_onnx") / "tv.onnx", exporter="torchscript",
-                           seed=0).path)
+    path = tiny_onnx(tmp_path_factory.mktemp("onnx"))
     ARGS[:] = ["-m", path, *OPTIONS]
     return path
 
@@ -108,30 +105,29 @@ def wait_for_shards(out: Path, n: int, proc: subprocess.Popen, timeout: float = 
     pytest.fail("no shard finished in time")
 
 
-def worker_pids(cluster) -> list[int]:
-    """The audit's actor processes on this module's cluster only, never another run's on a shared machine."""
+def actor_pids(cluster, name: str) -> list[int]:
+    """The processes of actors of class `name` on this module's cluster only, never another run's."""
     found = []
     for p in cluster_processes(cluster[1]):
         try:
-            if "ShardAuditor" in " ".join(p.cmdline()):
+            if name in " ".join(p.cmdline()):
                 found.append(p.pid)
         except psutil.Error:  # ended meanwhile
             continue
     return found
 
 
-def test_a_killed_worker_and_an_interrupted_driver_lose_nothing_and_give_the_local_engines_outputs(
-        folder, tmp_path, cluster):
-    """One run meets both failures: a worker is killed after the first shard (Ray restarts it and its
-    shard is redone), then the driver is interrupted; the resumed run redoes no finished shard, and its
-    tables and summaries are the local engine's (nothing lost, nothing doubled, the broken file listed)."""
-    local = run_cli("audit", folder, *ARGS, "--out", tmp_path / "local")
+def kill_interrupt_resume(inputs: Path, tmp_path: Path, cluster, actor: str) -> tuple[Path, dict]:
+    """The local engine's run in tmp_path/local; then on Ray: one `actor` killed after the first shard,
+    the driver interrupted after the third, the run resumed. Returns the Ray run's folder and the
+    shard files kept from before the resume (name -> mtime), which the resume must not redo."""
+    local = run_cli("audit", inputs, *ARGS, "--out", tmp_path / "local")
     assert local.returncode == 0, local.stderr
     out = tmp_path / "ray"
-    proc = start(folder, out, *on(cluster))
+    proc = start(inputs, out, *on(cluster))
     wait_for_shards(out, 1, proc)
-    pids = worker_pids(cluster)
-    assert pids, "no Ray worker process found"
+    pids = actor_pids(cluster, actor)
+    assert pids, f"no {actor} actor process found"
     os.kill(pids[0], signal.SIGKILL)
     wait_for_shards(out, 3, proc)  # the run goes on past the death
     os.killpg(proc.pid, signal.SIGINT)
@@ -143,11 +139,20 @@ def test_a_killed_worker_and_an_interrupted_driver_lose_nothing_and_give_the_loc
     for late in files[4:]:
         late.unlink()
     finished = {p.name: p.stat().st_mtime_ns for p in files[:4]}
-    res = run_cli("audit", folder, *ARGS, "--out", out, "--engine", "ray", "--workers", "2", "--shard-size", "4",
+    res = run_cli("audit", inputs, *ARGS, "--out", out, "--engine", "ray", "--workers", "2", "--shard-size", "4",
                   "--resume", *on(cluster))
     assert res.returncode == 0, res.stderr
     for name, mtime in finished.items():  # finished shards were not redone
         assert (out / "shards" / name).stat().st_mtime_ns == mtime
+    return out, finished
+
+
+def test_a_killed_worker_and_an_interrupted_driver_lose_nothing_and_give_the_local_engines_outputs(
+        folder, tmp_path, cluster):
+    """One run meets both failures: a worker is killed after the first shard (Ray restarts it and its
+    shard is redone), then the driver is interrupted; the resumed run redoes no finished shard, and its
+    tables and summaries are the local engine's (nothing lost, nothing doubled, the broken file listed)."""
+    out, finished = kill_interrupt_resume(folder, tmp_path, cluster, "ShardAuditor")
     keys = [(r["image"], r["family"]) for r in rows(out / "per_image.csv")]
     assert len(keys) == len(set(keys)) == 24 * 3
     assert_same_tables(tmp_path / "local", out)
@@ -182,43 +187,12 @@ def tar_shards(folder, tmp_path_factory) -> Path:
     return d
 
 
-def scorer_pids(cluster) -> list[int]:
-    """The Ray Data encode actors of this module's cluster."""
-    found = []
-    for p in cluster_processes(cluster[1]):
-        try:
-            if "ChunkScorer" in " ".join(p.cmdline()):
-                found.append(p.pid)
-        except psutil.Error:
-            continue
-    return found
-
-
 def test_ray_data_on_shards_survives_a_killed_actor_and_resumes_with_the_local_engines_outputs(
         tar_shards, tmp_path, cluster):
     """Sharded sources run as a Ray Data pipeline: an encode actor killed mid-run is restarted and its
     chunk redone, an interrupted driver resumes without reading finished shards, and the tables and
     summaries are the local engine's (the corrupt member listed by both)."""
-    local = run_cli("audit", tar_shards, *ARGS, "--out", tmp_path / "local")
-    assert local.returncode == 0, local.stderr
-    out = tmp_path / "ray"
-    proc = start(tar_shards, out, *on(cluster))
-    wait_for_shards(out, 1, proc)
-    pids = scorer_pids(cluster)
-    assert pids, "no Ray Data encode actor found"
-    os.kill(pids[0], signal.SIGKILL)
-    wait_for_shards(out, 3, proc)  # the run goes on past the death
-    os.killpg(proc.pid, signal.SIGINT)
-    proc.wait(timeout=120)
-    files = sorted((out / "shards").glob("0*.json"), key=lambda p: p.stat().st_mtime_ns)
-    for late in files[4:]:  # as in the actor engine's test: a driver that died a little earlier
-        late.unlink()
-    finished = {p.name: p.stat().st_mtime_ns for p in files[:4]}
-    res = run_cli("audit", tar_shards, *ARGS, "--out", out, "--engine", "ray", "--workers", "2", "--resume",
-                  *on(cluster))
-    assert res.returncode == 0, res.stderr
-    for name, mtime in finished.items():
-        assert (out / "shards" / name).stat().st_mtime_ns == mtime
+    out, finished = kill_interrupt_resume(tar_shards, tmp_path, cluster, "ChunkScorer")
     assert not list((out / "shards" / "parts").glob("*.json"))  # every chunk merged into its shard
     assert_same_tables(tmp_path / "local", out)
     a = json.loads((tmp_path / "local" / "report.json").read_text())

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from cli_runner import run_cli
-from helpers import image_struct, noisy_photos, write_shards, write_tar
+from helpers import image_struct, noisy_photos, tiny_onnx, write_shards, write_tar
 from s3_server import CREDENTIALS, moto_server, upload
 
 N = 10
@@ -32,10 +32,7 @@ BUCKET = "eval-sets"
 
 @pytest.fixture(scope="module", autouse=True)
 def model(tmp_path_factory) -> str:
-    from vfmaudit.export import export_onnx
-
-    path = str(export_onnx("timm:test_vit", tmp_path_factory.mktemp("src_onnx") / "tv.onnx", exporter="torchscript",
-                           seed=0).path)
+    path = tiny_onnx(tmp_path_factory.mktemp("onnx"))
     ARGS[:] = ["-m", path, *OPTIONS]
     return path
 
@@ -289,8 +286,11 @@ def test_parquet_tables_are_read_by_pyarrow_pandas_and_every_reader_of_the_csv(s
     b = json.loads((out / "report.json").read_text())["families"]
     assert a == b
     assert json.loads((out / "report.json").read_text())["tables"] == ["per_image.parquet", "per_level.parquet"]
-    cmp = run_cli("report", "compare", tmp_path / "csv", out)
+    cmp = run_cli("report", "compare", tmp_path / "csv", out, "--out", tmp_path / "compare.html", "--json",
+                  tmp_path / "compare.json")
     assert cmp.returncode == 0, cmp.stderr
+    compared = json.loads((tmp_path / "compare.json").read_text())
+    assert compared["moved_most"], compared  # the per-image rows, read from the Parquet table
     again = audit(sets["tars"], out, "--tables", "parquet", "--resume")  # resumes from the Parquet tables
     assert again.returncode == 0, again.stderr
     assert pq.read_table(out / "per_image.parquet").num_rows == N * 3

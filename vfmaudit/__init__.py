@@ -48,6 +48,9 @@ _LAZY = {
     "bench_audit": "vfmaudit.bench",
     "bench_audit_scaling": "vfmaudit.bench",
     "measure_agreement": "vfmaudit.audit.agreement",
+    "open_source": "vfmaudit.data",
+    "SourceOptions": "vfmaudit.data",
+    "source_kinds": "vfmaudit.data",
     "ArtefactInfo": "vfmaudit.artefact",
     "read_onnx_info": "vfmaudit.artefact",
 }

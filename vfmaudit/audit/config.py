@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from vfmaudit.audit.tables import TABLE_FORMATS, require_parquet
 from vfmaudit.data.decode import DEFAULT_MAX_PIXELS
-from vfmaudit.data.source import SourceOptions
+from vfmaudit.data.source import SourceOptions, default_options
 from vfmaudit.engines import engines, get_engine
 from vfmaudit.errors import VfmauditError
 from vfmaudit.metrics import metrics
@@ -38,7 +38,7 @@ class AuditConfig:
     imagenet_c_pixels: str | None = None  # imagenet | scale (pixel-unit parameters x min(H, W) / 224); None: env
     frost_dir: str | None = None  # the original frost textures; None: $VFMAUDIT_FROST_DIR, else procedural
     image_key: str | None = None  # WebDataset: the image member's extension; Parquet/Arrow: the image column
-    storage_options: dict = field(default_factory=dict)  # fsspec options of remote sources (never reported)
+    storage_options: dict | None = None  # fsspec options of remote sources (never reported); None: the default
     tables: str = "csv"  # csv | parquet | both: the per-image and per-level tables' formats
     # where it runs (not part of the fingerprint: results do not depend on it)
     engine: str = "local"  # local | ray
@@ -82,8 +82,11 @@ class AuditConfig:
         }
 
     def source_options(self) -> SourceOptions:
-        return SourceOptions(image_key=self.image_key, storage_options=dict(self.storage_options),
-                             max_pixels=self.max_pixels)
+        """How the inputs are read: this config's options, else the process's (the CLI's flags, a gate policy's)."""
+        default = default_options()
+        storage = self.storage_options if self.storage_options is not None else default.storage_options
+        return SourceOptions(image_key=self.image_key or default.image_key, label_key=default.label_key,
+                             storage_options=dict(storage), max_pixels=self.max_pixels)
 
     def open_encoder(self) -> Encoder:
         return open_encoder(self.model, self.pretrained, self.backend, self.device, self.batch_size, self.seed)

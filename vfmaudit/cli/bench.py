@@ -8,7 +8,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from vfmaudit.models.spec import DEFAULT_MODEL
-from vfmaudit.cli.common import (DeviceOpt, JsonOpt, LevelsOpt, PerturbationsOpt, PretrainedOpt, err, int_list,
+from vfmaudit.cli.common import (ImageKeyOpt, StorageOptionOpt, use_sources, DeviceOpt, JsonOpt, LevelsOpt, PerturbationsOpt, PretrainedOpt, err, int_list,
                                  names, out, user_errors, write_result_json)
 from vfmaudit.errors import VfmauditError
 from vfmaudit.runtime import backends
@@ -108,7 +108,8 @@ def bench_meb_cmd(
 @app.command("audit")
 @user_errors
 def bench_audit_cmd(
-    images: Annotated[Optional[List[Path]], typer.Argument(help="Images (default: the built-in samples).")] = None,
+    images: Annotated[Optional[List[str]], typer.Argument(
+        help="Images, any source of vfmaudit audit (default: the built-in samples).", show_default=False)] = None,
     model: ModelOrArtefactOpt = DEFAULT_MODEL,
     batch_size: Annotated[int, typer.Option(help="Encoder batch size (the same for both measurements).")] = 32,
     perturbations: PerturbationsOpt = "everyday",
@@ -119,10 +120,13 @@ def bench_audit_cmd(
     workers: Annotated[str, typer.Option(help="With --engine ray: comma list of worker counts.")] = "1,2",
     ray_address: Annotated[Optional[str], typer.Option(help="With --engine ray: a cluster (default: local Ray).")]
         = None,
+    image_key: ImageKeyOpt = None,
+    storage_option: StorageOptionOpt = None,
     json_out: JsonOpt = None,
 ) -> None:
     """End-to-end audit throughput: against the encoder alone (efficiency = audit / encoder img/s), or with
     --engine ray, on 1..N Ray workers beside the local engine (scaling)."""
+    use_sources(image_key, None, storage_option)
     from vfmaudit import bench_audit, bench_audit_scaling
     from vfmaudit.report.console import print_audit_bench, print_scaling
 

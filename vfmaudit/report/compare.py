@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vfmaudit.audit.tables import PER_IMAGE, iter_rows
+from vfmaudit.audit.tables import PER_IMAGE, has_table, iter_rows
 from vfmaudit.errors import VfmauditError
 from vfmaudit.files import write_text_atomic
 from vfmaudit.metrics import metrics, primary_metric
@@ -94,7 +94,7 @@ def sides_from_report(report: dict, source: str, folder: Path | None = None) -> 
         fams = {f: {m: e[m]["mean"] for m in names if m in e and e[m].get("mean") is not None}
                 for f, e in report["families"].items()}
         per_image = None
-        if folder is not None and (folder / PER_IMAGE).exists():
+        if folder is not None and has_table(folder / PER_IMAGE):
             primary = primary_metric().name
             per_image = {(r["image"], r["family"]): float(r[primary]) for r in iter_rows(folder / PER_IMAGE)}
         label = f"{report['model']['spec']} ({report['backend'].get('backend')}, {report.get('weights')})"
