@@ -8,8 +8,8 @@ Throughput: one audit per source per round (alternated, best of the rounds), in 
 model timm:test_vit exported to ONNX (what is measured is the data path around a small encoder),
 `-p jpeg,brightness,gaussian_noise --levels 3`, 96x80 PNGs. RSS: a fresh process per size audits
 tar shards of 32x32 PNGs (`-p jpeg --levels 1`); its peak resident set (getrusage) is reported.
-Ray: the same images as tars (Ray Data) and as a folder (actor engine), 2 workers on a local Ray
-instance, at two sizes; the steady-state cost per image is the difference of the two runs' times
+Ray: the same images as tars and as a folder (the folder cut into shards of ids), 2 workers on a
+local Ray instance, at two sizes; the steady-state cost per image is the difference of the two runs' times
 over the difference of their sizes (start-up cancels), the start-up what is left of the smaller.
 """
 
@@ -128,12 +128,12 @@ def ray_rows(root: Path, model: str, sizes: tuple[int, int]) -> list[list[str]]:
     times = {}
     for n in sizes:
         sets = make_sets(root / f"ray{n}", blobs[:n], 32)
-        for engine, spec in (("Ray Data (tars)", sets["tars"]), ("actor pool (folder)", sets["folder"])):
+        for engine, spec in (("Ray Data (tars)", sets["tars"]), ("Ray Data (folder)", sets["folder"])):
             times[engine, n] = timed_audit([str(spec)], model, root / "ray_out", PERTURB, 3, engine="ray", workers=2,
                                            shard_size=32)
     rows = []
     lo, hi = sizes
-    for engine in ("Ray Data (tars)", "actor pool (folder)"):
+    for engine in ("Ray Data (tars)", "Ray Data (folder)"):
         per_image = (times[engine, hi] - times[engine, lo]) / (hi - lo)
         rows.append([engine, f"{times[engine, lo]:.1f}", f"{times[engine, hi]:.1f}", f"{1000 * per_image:.1f}",
                      f"{times[engine, lo] - lo * per_image:.1f}"])

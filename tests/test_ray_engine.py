@@ -152,7 +152,7 @@ def test_a_killed_worker_and_an_interrupted_driver_lose_nothing_and_give_the_loc
     """One run meets both failures: a worker is killed after the first shard (Ray restarts it and its
     shard is redone), then the driver is interrupted; the resumed run redoes no finished shard, and its
     tables and summaries are the local engine's (nothing lost, nothing doubled, the broken file listed)."""
-    out, finished = kill_interrupt_resume(folder, tmp_path, cluster, "ShardAuditor")
+    out, finished = kill_interrupt_resume(folder, tmp_path, cluster, "ChunkScorer")
     keys = [(r["image"], r["family"]) for r in rows(out / "per_image.csv")]
     assert len(keys) == len(set(keys)) == 24 * 3
     assert_same_tables(tmp_path / "local", out)

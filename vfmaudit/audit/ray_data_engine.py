@@ -1,7 +1,7 @@
-"""The audit of a sharded source (WebDataset, Parquet) as a Ray Data pipeline, with the local
-engine's outputs.
+"""The audit on Ray as a Ray Data pipeline, with the local engine's outputs.
 
-    shards ──► read (CPU tasks: a shard streamed from where it is, cut into chunks of batch_size)
+    shards ──► read (CPU tasks: a shard streamed from where it is, or a shard of image files read by
+               id, decoded and cut into chunks of batch_size)
            ──► perturb (CPU tasks: decode, prepare, every family's variants of a chunk)
            ──► encode + score (an actor pool, one encoder per actor, num_gpus per actor)
            ──► OUT/shards/parts/KKKKK-JJJJJ.json per chunk, by atomic rename
@@ -31,10 +31,12 @@ from vfmaudit.audit.report_json import finish_report
 from vfmaudit.audit.result import AuditResult, ProgressFn
 from vfmaudit.audit.shard_merge import SHARDS, merge_shards
 from vfmaudit.audit.store import ResultsStore
-from vfmaudit.data.source import ImageSource, SourceOptions
-from vfmaudit.data.sources import ImageItem
+from vfmaudit.data.files_kind import remote_item
+from vfmaudit.data.source import ImageSource, SourceOptions, source_kinds
+from vfmaudit.data.sources import ImageItem, item_for_id, sample_items
+from vfmaudit.data.storage import is_url
 from vfmaudit.errors import ImageDecodeError
-from vfmaudit.engines import shard_path, write_shard
+from vfmaudit.engines import shard_path, shard_plan, write_shard
 from vfmaudit.engines.ray import ray_session, stream_dataset
 from vfmaudit.files import write_json
 from vfmaudit.models.preprocess import PreprocessSpec
@@ -44,10 +46,15 @@ ENCODER_FILE = "encoder.json"
 
 
 def _read_shard(row: dict, options: dict, batch_size: int) -> list[dict]:
-    """CPU task: one shard, streamed from its store and decoded, as chunks of (id, image or None, reason)."""
-    shard = pickle.loads(row["shard"])
+    """CPU task: one shard, streamed from its store (or its files, by id) and decoded, as chunks of
+    (id, image or None, reason)."""
+    source_options = SourceOptions(**options)
+    if row["shard"] is not None:
+        items = pickle.loads(row["shard"]).items(source_options)
+    else:
+        items = (_item_of(i, source_options) for i in json.loads(row["ids"]))
     chunks, current = [], []
-    for item in shard.items(SourceOptions(**options)):
+    for item in items:
         try:
             current.append((item.id, item.load(), None))
         except (ImageDecodeError, OSError, ValueError, MemoryError) as e:  # listed, as the local engine lists it
@@ -59,6 +66,28 @@ def _read_shard(row: dict, options: dict, batch_size: int) -> list[dict]:
         chunks.append(current)
     return [{"k": row["k"], "chunk": j, "last": j == len(chunks) - 1, "entries": pickle.dumps(c)}
             for j, c in enumerate(chunks)]
+
+
+def _item_of(item_id: str, options: SourceOptions) -> ImageItem:
+    """An image file (or built-in sample) again from its id, on a worker."""
+    if is_url(item_id):
+        return remote_item(item_id, options)
+    item = item_for_id(item_id, options.max_pixels)
+    return item if item is not None else ImageItem(item_id, _loaded(None, f"cannot be read again from {item_id}"))
+
+
+def _work(config: AuditConfig, source: ImageSource | None) -> list[dict]:
+    """The pipeline's shards, in the source's order: a sharded kind's own, file lists cut by shard_size."""
+    work: list[dict] = []
+    shards = source.shards if source is not None else [None]
+    for shard in shards:
+        if shard is not None and source_kinds()[shard.kind].sharded:
+            work.append({"shard": pickle.dumps(shard), "ids": "", "name": shard.name})
+            continue
+        items = shard.items(source.options) if shard is not None else sample_items()
+        for ids in shard_plan([it.id for it in items], config.shard_size, config.batch_size):
+            work.append({"shard": None, "ids": json.dumps(ids), "name": ""})
+    return [{"k": k, **w} for k, w in enumerate(work)]
 
 
 def _loaded(image, reason):
@@ -119,7 +148,7 @@ def _merge_parts(shard_dir: Path, k: int, n_chunks: int) -> None:
         p.unlink(missing_ok=True)
 
 
-def run(config: AuditConfig, plans, source: ImageSource, spec: dict, progress: ProgressFn) -> AuditResult:
+def run(config: AuditConfig, plans, source: ImageSource | None, spec: dict, progress: ProgressFn) -> AuditResult:
     """Every shard without a file through the pipeline, then the merged tables and report (out is locked)."""
     store = ResultsStore(config.out, [p.name for p in plans]).open(
         config.fingerprint(), resume=config.resume, overwrite=config.overwrite)
@@ -128,19 +157,23 @@ def run(config: AuditConfig, plans, source: ImageSource, spec: dict, progress: P
         for f in [*shard_dir.glob("*.json"), *shard_dir.glob(f"{PARTS}/*.json")]:
             f.unlink()
     (shard_dir / PARTS).mkdir(parents=True, exist_ok=True)
-    todo = [k for k in range(len(source.shards)) if not shard_path(shard_dir, k).exists()]
-    progress("start", None)
+    work = _work(config, source)
+    todo = [w for w in work if not shard_path(shard_dir, w["k"]).exists()]
+    progress("start", None if source is not None and source.sharded else
+             sum(len(json.loads(w["ids"])) for w in todo))
     if todo:
         fields = asdict(config)
         fields.update(engine="local", resume=False, overwrite=False)
-        options = {"image_key": source.options.image_key, "label_key": source.options.label_key,
-                   "storage_options": source.options.storage_options, "max_pixels": source.options.max_pixels}
+        options = source.options if source is not None else SourceOptions()
         seen: dict[int, set[int]] = defaultdict(set)
         last: dict[int, int] = {}
         with ray_session(config.ray_address):
             for row in stream_dataset(
-                    [{"k": k, "shard": pickle.dumps(source.shards[k])} for k in todo],
-                    _read_shard, {"options": options, "batch_size": config.batch_size},
+                    [{"k": w["k"], "shard": w["shard"], "ids": w["ids"]} for w in todo],
+                    _read_shard, {"options": {"image_key": options.image_key, "label_key": options.label_key,
+                                              "storage_options": options.storage_options,
+                                              "max_pixels": config.max_pixels},
+                                  "batch_size": config.batch_size},
                     _perturb_chunk, {"spec": spec, "plans": pickle.dumps(plans), "seed": config.seed,
                                      "protocol": config.protocol},
                     ChunkScorer, {"config": fields, "out": str(config.out)}, config.workers, config.gpus_per_worker):
@@ -152,8 +185,9 @@ def run(config: AuditConfig, plans, source: ImageSource, spec: dict, progress: P
                     _merge_parts(shard_dir, k, last[k] + 1)
                 progress("advance", int(row["images"]))
     encoder_desc = json.loads((shard_dir / ENCODER_FILE).read_text())
-    merge_shards(store, shard_dir, len(source.shards))
-    store.shards_done_before = {source.shards[k].name for k in range(len(source.shards)) if k not in todo}
+    merge_shards(store, shard_dir, len(work))
+    reused = [w for w in work if w not in todo]
+    store.shards_done_before = {w["name"] for w in reused if w["name"]}
     return finish_report(config, plans, {**encoder_desc, "engine": "ray", "pipeline": "ray data",
-                                         "workers": config.workers, "shards": len(source.shards),
-                                         "shards_reused": len(source.shards) - len(todo)}, store, source)
+                                         "workers": config.workers, "shards": len(work),
+                                         "shards_reused": len(reused)}, store, source)

@@ -40,8 +40,12 @@ def _items(shard: Shard, options: SourceOptions) -> Iterator[ImageItem]:
     for p in files:
         if posixpath.basename(p).startswith("."):
             continue
-        url = url_of(shard.url, p)
-        yield ImageItem(url, _remote_loader(url, options))
+        yield remote_item(url_of(shard.url, p), options)
+
+
+def remote_item(url: str, options: SourceOptions) -> ImageItem:
+    """The item of an image file behind a URL: read when loaded (a failure is a listed skip)."""
+    return ImageItem(url, _remote_loader(url, options))
 
 
 def _remote_loader(url: str, options: SourceOptions):

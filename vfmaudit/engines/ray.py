@@ -2,11 +2,11 @@
 actor pool that maps work items over workers which build their state once.
 
 Two ways to spread work. `map_actor_pool` is Ray core (actors and tasks): a short list of large
-items on workers that build their state once (a folder's audit in shards of paths on a shared
-filesystem, downstream's variants, attack shards); it starts in about 2 s. `stream_dataset` is Ray
-Data: for sharded sources (WebDataset, Parquet) read where they are, a CPU stage of tasks (read,
-decode, perturb) sized apart from an actor pool (encode, on GPUs), with Ray Data's streaming
-back-pressure between them; it costs more to plan and start (docs/benchmarks.md).
+items on workers that build their state once (downstream's variants, attack shards); it starts in
+about 2 s. `stream_dataset` is Ray Data: the audit's shards read where they are, a CPU stage of
+tasks (read, decode, perturb) sized apart from an actor pool (encode, on GPUs), with Ray Data's
+streaming back-pressure between them; it starts about 8 s later and then costs a quarter per
+image of the actor pool here (docs/benchmarks.md).
 A dead worker is restarted by Ray and its item redone (`max_restarts`, `max_task_retries`); the
 items' own outputs (shard files, cache files) are written atomically by the workers, which is
 what makes a retried or resumed item safe.
