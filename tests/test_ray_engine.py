@@ -87,6 +87,17 @@ def assert_same_tables(a: Path, b: Path) -> None:
                     assert abs(float(x[col]) - float(y[col])) <= 1e-6, (name, col, x, y)
 
 
+def same_summaries(a_dir: Path, b_dir: Path) -> tuple[dict, dict]:
+    """Both audits' report.json, after checking their summaries agree to 1e-6."""
+    a = json.loads((a_dir / "report.json").read_text())
+    b = json.loads((b_dir / "report.json").read_text())
+    for fam in a["families"]:
+        for m in ("cosine", "euclidean", "divergence_radius"):
+            for stat in ("mean", "median", "p5", "p95", "worst"):
+                assert a["families"][fam][m][stat] == pytest.approx(b["families"][fam][m][stat], abs=1e-6)
+    return a, b
+
+
 def start(folder: Path, out: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "vfmaudit", "audit", str(folder), *ARGS, "--out", str(out),
                              "--engine", "ray", "--workers", "2", "--shard-size", "4", *extra],
@@ -156,12 +167,7 @@ def test_a_killed_worker_and_an_interrupted_driver_lose_nothing_and_give_the_loc
     keys = [(r["image"], r["family"]) for r in rows(out / "per_image.csv")]
     assert len(keys) == len(set(keys)) == 24 * 3
     assert_same_tables(tmp_path / "local", out)
-    a = json.loads((tmp_path / "local" / "report.json").read_text())
-    b = json.loads((out / "report.json").read_text())
-    for fam in a["families"]:
-        for m in ("cosine", "euclidean", "divergence_radius"):
-            for stat in ("mean", "median", "p5", "p95", "worst"):
-                assert a["families"][fam][m][stat] == pytest.approx(b["families"][fam][m][stat], abs=1e-6)
+    a, b = same_summaries(tmp_path / "local", out)
     assert a["skipped"] == b["skipped"] and len(b["skipped"]) == 1  # the broken file, listed by a worker
     # 25 inputs (the broken file is one) in shards of 4
     assert b["backend"]["engine"] == "ray" and b["backend"]["shards"] == 7 and b["images"]["audited"] == 24
@@ -195,12 +201,7 @@ def test_ray_data_on_shards_survives_a_killed_actor_and_resumes_with_the_local_e
     out, finished = kill_interrupt_resume(tar_shards, tmp_path, cluster, "ChunkScorer")
     assert not list((out / "shards" / "parts").glob("*.json"))  # every chunk merged into its shard
     assert_same_tables(tmp_path / "local", out)
-    a = json.loads((tmp_path / "local" / "report.json").read_text())
-    b = json.loads((out / "report.json").read_text())
-    for fam in a["families"]:
-        for m in ("cosine", "euclidean", "divergence_radius"):
-            for stat in ("mean", "median", "p5", "p95", "worst"):
-                assert a["families"][fam][m][stat] == pytest.approx(b["families"][fam][m][stat], abs=1e-6)
+    a, b = same_summaries(tmp_path / "local", out)
     assert a["skipped"] == b["skipped"] and [s["input"] for s in b["skipped"]] == ["shard-000002/000009"]
     assert b["backend"]["pipeline"] == "ray data" and b["backend"]["shards"] == 6
     assert b["backend"]["shards_reused"] == len(finished) and b["images"]["audited"] == 23

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from cli_runner import run_cli
+from cli_runner import CliRun, run_cli
 from helpers import image_struct, noisy_photos, tiny_onnx, write_shards, write_tar
 from s3_server import CREDENTIALS, moto_server, upload
 
@@ -75,7 +75,7 @@ def values(out: Path, name: str = "per_image.csv") -> list[tuple]:
         return [(r["family"], *(r[k] for k in r if k not in ("image", "family"))) for r in csv.DictReader(f)]
 
 
-def audit(src, out: Path, *extra) -> "CliRun":  # noqa: F821
+def audit(src, out: Path, *extra) -> CliRun:
     return run_cli("audit", *([src] if isinstance(src, (str, Path)) else src), *ARGS, "--out", out, *extra)
 
 
@@ -193,9 +193,9 @@ def test_patterns_that_match_nothing_or_miss_shards_are_one_line(sets, tmp_path)
 
 def test_a_missing_bucket_and_an_unreachable_endpoint_are_one_line(s3_env, tmp_path):
     out = tmp_path / "out"
-    one_line_exit_2(audit(f"s3://no-such-bucket/wds/shard-000000.tar", out), "bucket no-such-bucket",
+    one_line_exit_2(audit("s3://no-such-bucket/wds/shard-000000.tar", out), "bucket no-such-bucket",
                     "does not exist")
-    one_line_exit_2(audit(f"s3://no-such-bucket/wds/", out), "no-such-bucket")
+    one_line_exit_2(audit("s3://no-such-bucket/wds/", out), "no-such-bucket")
     res = audit(f"s3://{BUCKET}/wds/", out, "--storage-option", "endpoint_url=http://127.0.0.1:9")
     one_line_exit_2(res, "cannot be reached", "endpoint")
     assert not out.exists()
@@ -236,7 +236,7 @@ def test_no_credential_is_printed_or_written(sets, s3_env, tmp_path):
     assert report["source"]["storage_options"]["secret"] == "***"
     assert report["source"]["storage_options"]["client_kwargs"] == {"region_name": "us-east-1"}
     bad = audit(f"s3://{BUCKET}/pq/set.parquet", tmp_path / "o2", "--storage-option",
-                f"endpoint_url=http://127.0.0.1:9", "--storage-option", f"secret={secret}")
+                "endpoint_url=http://127.0.0.1:9", "--storage-option", f"secret={secret}")
     assert bad.returncode == 2 and secret not in bad.stderr
 
 

@@ -123,17 +123,19 @@ class ResultsStore:
     def add_shard_done(self, shard: str, n_inputs: int) -> None:
         """After every row of the shard is on disk: a resumed run does not open it again."""
         self.shards_done[shard] = n_inputs
-        with open(self.dir / SHARDS_DONE, "a") as f:
-            f.write(json.dumps({"shard": shard, "inputs": n_inputs}) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        _append_durably(self.dir / SHARDS_DONE, {"shard": shard, "inputs": n_inputs})
 
     def add_skipped(self, item_id: str, reason: str) -> None:
         self.skipped[item_id] = reason
-        with open(self.dir / SKIPPED, "a") as f:
-            f.write(json.dumps({"input": item_id, "reason": reason}) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        _append_durably(self.dir / SKIPPED, {"input": item_id, "reason": reason})
+
+
+def _append_durably(path: Path, record: dict) -> None:
+    """One JSON line, on disk when this returns."""
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _read_notes(path: Path, field: str, key: str = "input") -> dict:
