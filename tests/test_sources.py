@@ -424,3 +424,27 @@ def test_the_sources_catalogue_is_listed_by_the_cli():
     assert res.returncode == 0
     for name in source_kinds():
         assert name in res.stdout
+
+
+def test_a_shard_over_http_gives_the_local_values(sets, tmp_path):
+    """An http(s):// URL through fsspec's HTTP filesystem: a local http.server on 127.0.0.1."""
+    import functools
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:  # the server's own log is not the CLI's stderr
+            pass
+
+    handler = functools.partial(Quiet, directory=str(sets["tars"]))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        res = audit(f"{base}/shard-{{000000..000002}}.tar", tmp_path / "http")
+        assert res.returncode == 0, res.stderr
+        assert audit(sets["tars"], tmp_path / "local").returncode == 0
+        assert values(tmp_path / "http") == values(tmp_path / "local")
+        one_line_exit_2(audit(f"{base}/missing-{{0..1}}.tar", tmp_path / "x"), "matches no file")
+    finally:
+        server.shutdown()
