@@ -186,12 +186,43 @@ def calibrate(onnx_path: str | Path, out: str | Path, images: list[str] | None =
 def run_gate(policy: str | Path, baseline: str | Path | None = None, out: str | Path | None = None,
              junit: str | Path | None = None, markdown: str | Path | None = None, json_path: str | Path | None = None,
              dry_run: bool = False, model: str | None = None, pretrained: str | None = None,
-             progress: StageFn | None = None) -> GateResult:
+             progress: StageFn | None = None, mlflow: str | None = None, register: str | None = None,
+             promote: str | None = None) -> GateResult:
     """Check a model against an acceptance policy; gate.json, junit.xml and summary.md land in `out`.
 
     junit / markdown / json_path: further copies where CI wants them (the Markdown is appended
     when the file exists, as $GITHUB_STEP_SUMMARY expects).
+    baseline: an earlier gate's folder or gate.json, or a registered version (models:/NAME@ALIAS,
+    models:/NAME/VERSION) whose gate.json is read from MLflow.
+    mlflow: log the gate as an MLflow run ('' or a URI; None with neither register nor a models:/ baseline: no
+    MLflow); register: also register the candidate as a new version of that model; promote: then move this
+    alias to it, only when every check passed (result.mlflow says what was done).
     """
+    if mlflow is None and register is None and promote is None and not _is_model_uri(baseline):
+        return _gate(policy, baseline, out, junit, markdown, json_path, dry_run, model, pretrained, progress)
+    from vfmaudit.tracking.acceptance import gate_with_registry
+
+    if out is not None:  # the output rules before the store is reached
+        check_output_folder(out)
+    try:
+        return gate_with_registry(
+            lambda base: _gate(policy, base, out, junit, markdown, json_path, dry_run, model, pretrained, progress),
+            policy, baseline, mlflow=mlflow, register=register, promote_alias=promote, dry_run=dry_run, model=model,
+            pretrained=pretrained)
+    except OutputInUse:
+        raise
+    except VfmauditError as e:  # refused by the registry (or its logging failed): CI's JUnit says why too
+        if not dry_run and e.exit_code == 2:
+            for path in [Path(out or GATE_DEFAULT_OUT) / "junit.xml", *([junit] if junit else [])]:
+                write_gate_error_junit(str(policy), str(e), path)
+        raise
+
+
+def _is_model_uri(baseline) -> bool:
+    return isinstance(baseline, str) and baseline.startswith("models:/")
+
+
+def _gate(policy, baseline, out, junit, markdown, json_path, dry_run, model, pretrained, progress) -> GateResult:
     if out is not None:
         check_output_folder(out)
     for path, param in ((junit, "junit"), (json_path, "json_path"), (markdown, "markdown")):
@@ -215,8 +246,8 @@ def run_gate(policy: str | Path, baseline: str | Path | None = None, out: str | 
         raise
     if dry_run:
         return result
-    if result.baseline_source and "audit" in result.reports:
-        base_audit = Path(result.baseline_source).parent / "audit"
+    if result.baseline_folder and "audit" in result.reports:
+        base_audit = Path(result.baseline_folder) / "audit"
         if (base_audit / "report.json").is_file():
             result.compare_path = write_compare(compare_paths(base_audit, Path(result.reports["audit"]).parent),
                                                 result.out_dir / "compare.html",

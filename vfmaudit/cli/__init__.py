@@ -54,16 +54,34 @@ def _command_path(group, argv: list[str]) -> str:
     return " ".join(words)
 
 
+# what can follow --mlflow as its URI; anything else (another option, the policy file) means --mlflow alone
+_URI_STARTS = ("file:", "sqlite:", "postgresql", "mysql", "mssql", "databricks", "uc:", "http:", "https:")
+
+
+def _bare_mlflow(args: list[str]) -> list[str]:
+    """`--mlflow` without a URI -> `--mlflow=` (the default store): click has no optional option values."""
+    rewritten = []
+    for i, arg in enumerate(args):
+        if arg == "--":
+            return rewritten + args[i:]
+        following = args[i + 1] if i + 1 < len(args) else ""
+        if arg == "--mlflow" and not (following.startswith(_URI_STARTS) or "://" in following):
+            arg = "--mlflow="
+        rewritten.append(arg)
+    return rewritten
+
+
 def main(argv: list[str] | None = None) -> None:
     # typer vendors its own click, so its exceptions are recognised by interface, not class
     command = typer.main.get_command(app)
+    argv = _bare_mlflow(sys.argv[1:] if argv is None else list(argv))
     try:
         code = command.main(args=argv, prog_name="vfmaudit", standalone_mode=False)
         sys.exit(code if isinstance(code, int) else 0)
     except SystemExit:
         raise
     except Exception as e:  # noqa: BLE001 - last resort: one line, never a traceback
-        path = _command_path(command, sys.argv[1:] if argv is None else argv)
+        path = _command_path(command, argv)
         missing = missing_dependency(e, path, WITHOUT_TORCH.get(path, ""))
         if missing is not None:  # torch & co. on the lean install: what to install, exit 2
             err.print(f"error: {missing}", markup=False, highlight=False, soft_wrap=True)

@@ -8,14 +8,16 @@ from typing import Annotated, List, Optional
 import typer
 
 from vfmaudit.data.source import sources_help
-from vfmaudit.cli.common import (ImageKeyOpt, StorageOptionOpt, use_sources, DeviceOpt, GpusPerWorkerOpt, JsonOpt, LevelsOpt, PerturbationsOpt, PretrainedOpt,
+from vfmaudit.cli.common import (MlflowOpt, ImageKeyOpt, StorageOptionOpt, use_sources, DeviceOpt, GpusPerWorkerOpt, JsonOpt, LevelsOpt, PerturbationsOpt, PretrainedOpt,
                                  QuietOpt, RayAddressOpt, Stages, WorkersOpt, out, paths, user_errors,
                                  write_result_json)
+from vfmaudit.cli.tracked import record_run, tracked
 from vfmaudit.errors import VfmauditError
 from vfmaudit.models.spec import DEFAULT_MODEL
 
 
 @user_errors
+@tracked("attack")
 def attack(
     images: Annotated[Optional[List[str]], typer.Argument(
         help=f"Images: {sources_help()} Default: the built-in sample photographs.", show_default=False)] = None,
@@ -92,6 +94,7 @@ def attack(
         help="Images per shard (rounded up to a multiple of --batch-size): the unit of work, retry and resume.")]
         = 64,
     json_out: JsonOpt = None,
+    mlflow: MlflowOpt = None,
     quiet: QuietOpt = False,
     image_key: ImageKeyOpt = None,
     storage_option: StorageOptionOpt = None,
@@ -126,6 +129,7 @@ def attack(
         result = run_attack(config, progress=progress)
     (print_search if method == "search" else print_attack)(result, out)
     write_result_json(result, json_out)
+    record_run(result.to_json(), [out_dir])
 
 
 def register(app: typer.Typer) -> None:

@@ -9,15 +9,17 @@ import typer
 
 from vfmaudit.audit.config import DEFAULT_OUT
 from vfmaudit.models.spec import DEFAULT_MODEL
-from vfmaudit.cli.common import (AuditProgress, DeviceOpt, FrostDirOpt, ImagenetCPixelsOpt, JsonOpt, LevelsOpt,
+from vfmaudit.cli.common import (MlflowOpt, AuditProgress, DeviceOpt, FrostDirOpt, ImagenetCPixelsOpt, JsonOpt, LevelsOpt,
                                  ImageKeyOpt, ModelSpecOpt, PerturbationsOpt, PretrainedOpt, GpusPerWorkerOpt, RayAddressOpt,
                                  StorageOptionOpt, WorkersOpt, backend_help, err, out, use_sources, user_errors,
                                  write_result_json)
+from vfmaudit.cli.tracked import record_run, tracked
 from vfmaudit.data.source import sources_help
 from vfmaudit.data.decode import DEFAULT_MAX_PIXELS
 
 
 @user_errors
+@tracked("audit")
 def audit(
     images: Annotated[Optional[List[str]], typer.Argument(
         help=f"Images: {sources_help()} None: the built-in sample photographs.", show_default=False)] = None,
@@ -59,6 +61,7 @@ def audit(
     report_thumbnails: Annotated[int, typer.Option(
         help="At most this many thumbnails in report.html (about 3 KB each: 800 is about 2.5 MB; 0: none).")] = 800,
     json_out: JsonOpt = None,
+    mlflow: MlflowOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary table.")] = False,
 ) -> None:
     """Measure how far embeddings drift under each perturbation family.
@@ -92,6 +95,7 @@ def audit(
         if warning not in early:
             err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     write_result_json(result, json_out, announce=not quiet)
+    record_run(result.report, [out_dir])
 
 
 def register(app: typer.Typer) -> None:

@@ -8,8 +8,9 @@ from typing import Annotated, List, Optional
 import typer
 
 from vfmaudit.models.spec import DEFAULT_MODEL
-from vfmaudit.cli.common import (ImageKeyOpt, StorageOptionOpt, use_sources, DeviceOpt, JsonOpt, LevelsOpt, PerturbationsOpt, PretrainedOpt, err, int_list,
+from vfmaudit.cli.common import (MlflowOpt, ImageKeyOpt, StorageOptionOpt, use_sources, DeviceOpt, JsonOpt, LevelsOpt, PerturbationsOpt, PretrainedOpt, err, int_list,
                                  names, out, user_errors, write_result_json)
+from vfmaudit.cli.tracked import record_run, tracked
 from vfmaudit.errors import VfmauditError
 from vfmaudit.runtime import backends
 
@@ -25,6 +26,7 @@ def _precisions() -> str:
 
 @app.command("encoder")
 @user_errors
+@tracked("bench encoder")
 def bench_encoder_cmd(
     model: ModelOrArtefactOpt = DEFAULT_MODEL,
     backends_: Annotated[str, typer.Option("--backends", help=f"Comma list of {', '.join(backends())}.")] = "torch,onnx",
@@ -41,6 +43,7 @@ def bench_encoder_cmd(
     pretrained: PretrainedOpt = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the rows as JSON here.")] = None,
     csv_out: Annotated[Optional[Path], typer.Option("--csv", help="Write the rows as CSV here.")] = None,
+    mlflow: MlflowOpt = None,
 ) -> None:
     """Throughput (img/s) and latency in ms (min, mean, median, p90, p95, p99) per backend, precision, batch.
 
@@ -61,6 +64,7 @@ def bench_encoder_cmd(
     write_result_json(res, json_out, announce=False)
     if csv_out:
         write_encoder_csv(res, csv_out)
+    record_run(res.to_json(), [csv_out])
     if not any(r["status"] == "ok" for r in res.rows):  # nothing measured is no success
         raise VfmauditError(f"no configuration could run here ({len(res.rows)} skipped or failed; the reasons are "
                             f"above); choose backends, precisions and a device this machine has")
@@ -68,6 +72,7 @@ def bench_encoder_cmd(
 
 @app.command("perturb")
 @user_errors
+@tracked("bench perturb")
 def bench_perturb_cmd(
     families: Annotated[str, typer.Option(help="'all' or a comma list of families.")] = "all",
     threads: Annotated[Optional[str], typer.Option(
@@ -76,6 +81,7 @@ def bench_perturb_cmd(
     size: Annotated[int, typer.Option(help="Image side in pixels.")] = 224,
     duration: Annotated[float, typer.Option(help="Seconds per measurement.")] = 1.0,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the rows as JSON here.")] = None,
+    mlflow: MlflowOpt = None,
 ) -> None:
     """Images per second of each perturbation family at a typical level, for 1..N threads."""
     from vfmaudit import bench_perturb
@@ -86,15 +92,18 @@ def bench_perturb_cmd(
         res = bench_perturb(fams, int_list(threads, "threads") if threads else None, batch, size, duration)
     print_perturb_bench(res, out)
     write_result_json(res, json_out, announce=False)
+    record_run(res.to_json())
 
 
 @app.command("meb")
 @user_errors
+@tracked("bench meb")
 def bench_meb_cmd(
     sets: Annotated[int, typer.Option(help="Number of point sets.")] = 10_000,
     n: Annotated[int, typer.Option(help="Points per set (clean embedding + levels).")] = 11,
     dim: Annotated[int, typer.Option(help="Embedding dimension.")] = 768,
     json_out: JsonOpt = None,
+    mlflow: MlflowOpt = None,
 ) -> None:
     """Sets per second of the exact divergence radius (inner products included)."""
     from vfmaudit import bench_meb
@@ -103,10 +112,12 @@ def bench_meb_cmd(
     res = bench_meb(sets, n, dim)
     print_meb_bench(res, out)
     write_result_json(res, json_out, announce=False)
+    record_run(res.to_json())
 
 
 @app.command("audit")
 @user_errors
+@tracked("bench audit")
 def bench_audit_cmd(
     images: Annotated[Optional[List[str]], typer.Argument(
         help="Images, any source of vfmaudit audit (default: the built-in samples).", show_default=False)] = None,
@@ -123,6 +134,7 @@ def bench_audit_cmd(
     image_key: ImageKeyOpt = None,
     storage_option: StorageOptionOpt = None,
     json_out: JsonOpt = None,
+    mlflow: MlflowOpt = None,
 ) -> None:
     """End-to-end audit throughput: against the encoder alone (efficiency = audit / encoder img/s), or with
     --engine ray, on 1..N Ray workers beside the local engine (scaling)."""
@@ -138,6 +150,7 @@ def bench_audit_cmd(
             res = bench_audit(model, [str(p) for p in images or []], batch_size, perturbations, levels, device)
     (print_scaling if engine == "ray" else print_audit_bench)(res, out)
     write_result_json(res, json_out, announce=False)
+    record_run(res.to_json())
 
 
 def register(root: typer.Typer) -> None:

@@ -8,10 +8,12 @@ from typing import Annotated, List, Optional
 import typer
 
 from vfmaudit.calibration.settings import METHODS, MIN_MEDIAN_COSINE
-from vfmaudit.cli.common import ImageKeyOpt, StorageOptionOpt, use_sources, OverwriteFileOpt, QuietOpt, Stages, out, paths, user_errors, write_result_json
+from vfmaudit.cli.common import MlflowOpt, ImageKeyOpt, StorageOptionOpt, use_sources, OverwriteFileOpt, QuietOpt, Stages, out, paths, user_errors, write_result_json
+from vfmaudit.cli.tracked import record_run, tracked
 
 
 @user_errors
+@tracked("calibrate")
 def calibrate(
     onnx_file: Annotated[Path, typer.Argument(help="fp32 ONNX file exported by `vfmaudit export onnx`.")],
     out_file: Annotated[Path, typer.Option("--out", "-o", help="The INT8 .onnx file to write.")],
@@ -43,6 +45,7 @@ def calibrate(
     html_out: Annotated[Optional[Path], typer.Option(
         "--html", help="Write an HTML report here (default: next to --out).")] = None,
     overwrite: OverwriteFileOpt = False,
+    mlflow: MlflowOpt = None,
     quiet: QuietOpt = False,
     image_key: ImageKeyOpt = None,
     storage_option: StorageOptionOpt = None,
@@ -63,6 +66,7 @@ def calibrate(
                                  progress=progress, perturbations=perturbations)
     print_calibration(result, result.html_path, out)
     write_result_json(result, json_out)
+    record_run(result.to_json(), [result.html_path], verdict="passed" if result.passed else "failed")
     if not result.passed:
         raise typer.Exit(1)
 

@@ -81,6 +81,12 @@ RayAddressOpt = Annotated[Optional[str], typer.Option(
     help="With --engine ray: the cluster, auto or ray://HOST:10001. Default: start a local Ray instance.")]
 WorkersOpt = Annotated[int, typer.Option(help="With --engine ray: actors (one model each).")]
 GpusPerWorkerOpt = Annotated[float, typer.Option(help="With --engine ray: GPUs per actor.")]
+# --mlflow alone is passed as --mlflow= (cli.main): '' is "the default store"
+MLFLOW_HELP = ("Log this run to MLflow: --mlflow alone uses $MLFLOW_TRACKING_URI, else MLflow's default store "
+               "(sqlite:///mlflow.db here); --mlflow URI names the store (http://HOST:5000, sqlite:///FILE.db, "
+               "databricks; a local folder as file:PATH). One run: params, metrics, the output files, tags. "
+               "Needs pip install 'vfmaudit[mlflow]'.")
+MlflowOpt = Annotated[Optional[str], typer.Option("--mlflow", metavar="[URI]", help=MLFLOW_HELP)]
 OverwriteFileOpt = Annotated[bool, typer.Option(
     "--overwrite", help="Replace --out if it exists (without it an existing file is refused).")]
 

@@ -8,13 +8,15 @@ from typing import Annotated, List, Optional
 import typer
 
 from vfmaudit.models.spec import DEFAULT_MODEL
-from vfmaudit.cli.common import (ImageKeyOpt, LabelKeyOpt, StorageOptionOpt, use_sources, AuditProgress, DeviceOpt, FrostDirOpt, ImagenetCPixelsOpt, JsonOpt, ModelSpecOpt,
+from vfmaudit.cli.common import (MlflowOpt, ImageKeyOpt, LabelKeyOpt, StorageOptionOpt, use_sources, AuditProgress, DeviceOpt, FrostDirOpt, ImagenetCPixelsOpt, JsonOpt, ModelSpecOpt,
                                  PerturbationsOpt, PretrainedOpt, Stages, GpusPerWorkerOpt, RayAddressOpt,
                                  WorkersOpt, backend_help, out, user_errors, write_result_json)
+from vfmaudit.cli.tracked import record_run, tracked
 from vfmaudit.downstream.config import DEFAULT_OUT, DEFAULT_PROMPTS, TASKS
 
 
 @user_errors
+@tracked("downstream")
 def downstream(
     dataset: Annotated[str, typer.Argument(
         help="A folder with one sub-folder per class (optionally under train/ and test/), a CSV of path,label, "
@@ -68,6 +70,7 @@ def downstream(
     workers: WorkersOpt = 2,
     gpus_per_worker: GpusPerWorkerOpt = 0.0,
     json_out: JsonOpt = None,
+    mlflow: MlflowOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output or summary.")] = False,
     image_key: ImageKeyOpt = None,
     label_key: LabelKeyOpt = None,
@@ -108,6 +111,7 @@ def downstream(
     if not quiet:
         print_downstream(result.report, str(out_dir), out)
     write_result_json(result, json_out, announce=not quiet)
+    record_run(result.report, [out_dir])
 
 
 def register(app: typer.Typer) -> None:

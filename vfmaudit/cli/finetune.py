@@ -8,12 +8,14 @@ from typing import Annotated, List, Optional
 import typer
 
 from vfmaudit.models.spec import DEFAULT_MODEL
-from vfmaudit.cli.common import (ImageKeyOpt, StorageOptionOpt, use_sources, DeviceOpt, JsonOpt, PretrainedOpt, QuietOpt, Stages, TorchModelOpt, err, out,
+from vfmaudit.cli.common import (MlflowOpt, ImageKeyOpt, StorageOptionOpt, use_sources, DeviceOpt, JsonOpt, PretrainedOpt, QuietOpt, Stages, TorchModelOpt, err, out,
                                  user_errors, write_result_json)
+from vfmaudit.cli.tracked import record_run, tracked
 from vfmaudit.finetune.config import DEFAULT_OUT
 
 
 @user_errors
+@tracked("finetune")
 def finetune(
     images: Annotated[Optional[List[str]], typer.Argument(
         help="Training images: files and folders, WebDataset shards, Parquet/Arrow files, local or behind s3://, "
@@ -53,6 +55,7 @@ def finetune(
              "report adds the held-out worst case before and after.")] = None,
     attack_steps: Annotated[int, typer.Option(help="PGD steps per batch with --adversarial (RobustVLM: 10).")] = 10,
     json_out: JsonOpt = None,
+    mlflow: MlflowOpt = None,
     quiet: QuietOpt = False,
     image_key: ImageKeyOpt = None,
     storage_option: StorageOptionOpt = None,
@@ -109,6 +112,8 @@ def finetune(
         stop_bar()
     print_finetune(result.report, str(out_dir), out)
     write_result_json(result, json_out, announce=not quiet)
+    gated = result.report.get("gate")
+    record_run(result.report, [out_dir], verdict="done" if not gated else ("passed" if gated["passed"] else "failed"))
     if "gate" in result.report and not result.report["gate"]["passed"]:
         raise typer.Exit(1)
 

@@ -7,10 +7,11 @@ from typing import Annotated, Optional
 
 import typer
 
+from vfmaudit.errors import VfmauditError
 from vfmaudit.cli.common import JsonOpt, OverwriteFileOpt, err, out, user_errors, write_result_json
 
 app = typer.Typer(help="Pages for people from results on disk: compare two runs; effective robustness over "
-                       "several downstream runs.", no_args_is_help=True)
+                       "several downstream runs; a registered model's history from MLflow.", no_args_is_help=True)
 
 
 @app.command("compare")
@@ -68,6 +69,39 @@ def shift_cmd(
         err.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
     out.print(f"wrote {out_file}", markup=False, highlight=False)
     write_result_json(result, json_out)
+
+
+@app.command("history")
+@user_errors
+def history_cmd(
+    source: Annotated[str, typer.Argument(
+        help="models:/NAME: every version of a registered model; or an experiment's name: its gate runs.")],
+    mlflow: Annotated[Optional[str], typer.Option(
+        "--mlflow", metavar="URI", help="The tracking store (default: $MLFLOW_TRACKING_URI, else MLflow's default "
+                                        "store, sqlite:///mlflow.db here).")] = None,
+    out_file: Annotated[Path, typer.Option("--out", "-o", help="The HTML page to write.")] = Path("history.html"),
+    json_out: JsonOpt = None,
+    overwrite: OverwriteFileOpt = False,
+) -> None:
+    """Every version's gate in one page: the verdicts, a line per checked metric across the versions, and
+    every gate metric in a table (read from the gate.json each version's gate run logged)."""
+    from vfmaudit.files import check_output_file
+    from vfmaudit.report.history_html import write_history_html
+    from vfmaudit.tracking.client import connect, resolve_uri
+    from vfmaudit.tracking.history import read_history
+
+    check_output_file(out_file, overwrite)
+    history = read_history(connect(resolve_uri(mlflow)), source)
+    if not history.entries:
+        raise VfmauditError(f"{history.source} has no {'versions' if source.startswith('models:/') else 'gate runs'} "
+                            f"at {history.tracking}: nothing to show", param="source")
+    write_history_html(history, out_file)
+    for e in history.entries:
+        verdict = "no gate.json" if e.passed is None else ("passed" if e.passed else "failed")
+        aliases = f" [{', '.join(e.aliases)}]" if e.aliases else ""
+        out.print(f"{e.label}{aliases}: {verdict}", markup=False, highlight=False, soft_wrap=True)
+    out.print(f"wrote {out_file}", markup=False, highlight=False)
+    write_result_json(history, json_out)
 
 
 def register(root: typer.Typer) -> None:

@@ -15,12 +15,14 @@ from vfmaudit.data.source import SourceOptions, kind_of, open_source
 from vfmaudit.data.storage import has_pattern, is_url
 from vfmaudit.errors import VfmauditError
 from vfmaudit.gate.measurements import MetricInfo, get_measurement, measurements
+from vfmaudit.tracking.client import safe_uri
 
 THRESHOLDS = ("min", "max", "max_drop", "max_relative_drop")
 REGRESSION = ("max_drop", "max_relative_drop")
 _TOP_LEVEL = {"model": str, "pretrained": str, "seed": int, "reference": str, "reference_pretrained": str,
               "images": (list, str), "image_key": str, "label_key": str, "storage_options": dict, "device": str,
-              "check": list}
+              "mlflow": dict, "check": list}
+_MLFLOW_KEYS = {"tracking_uri": str, "experiment": str}  # the [mlflow] table: where gate runs are logged
 _CHECK_KEYS = {"metric": str, "name": str, **{t: (int, float) for t in THRESHOLDS}}
 
 
@@ -53,6 +55,7 @@ class Policy:
     device: str = "cpu"
     options: dict[str, dict] = field(default_factory=dict)  # measurement -> options (defaults filled in)
     checks: list[Check] = field(default_factory=list)
+    mlflow: dict = field(default_factory=dict)  # [mlflow]: tracking_uri, experiment (both optional)
 
     def source_options(self) -> SourceOptions:
         return SourceOptions(image_key=self.image_key, label_key=self.label_key,
@@ -68,6 +71,8 @@ class Policy:
         return {"source": self.source, "model": self.model, "pretrained": self.pretrained, "seed": self.seed,
                 "reference": self.reference, "reference_pretrained": self.reference_pretrained,
                 "images": self.images or "built-in samples (skimage.data)", "device": self.device,
+                **({"mlflow": {k: (safe_uri(v) if k == "tracking_uri" else v) for k, v in self.mlflow.items()}}
+                   if self.mlflow else {}),
                 "measurements": {m: self.options[m] for m in self.needed},
                 "checks": [{"metric": c.metric, "name": c.name, **c.thresholds} for c in self.checks]}
 
@@ -147,7 +152,7 @@ def load_policy(path: str | Path, model: str | None = None, pretrained: str | No
                                           if "reference_pretrained" in data else None),
                     images=[_resolve_path(base, i) for i in images], device=data.get("device", "cpu"),
                     image_key=data.get("image_key"), label_key=data.get("label_key"),
-                    storage_options=data.get("storage_options", {}))
+                    storage_options=data.get("storage_options", {}), mlflow=_mlflow_table(src, data.get("mlflow", {})))
     _check_files(policy)
     for name, m in measurements().items():
         given = data.get(name, {})
@@ -169,6 +174,17 @@ def load_policy(path: str | Path, model: str | None = None, pretrained: str | No
     for i, raw in enumerate(checks):
         policy.checks.append(_parse_check(policy, f"check[{i + 1}]", raw, paths_of))
     return policy
+
+
+def _mlflow_table(src: str, table: dict) -> dict:
+    for key, value in table.items():
+        if key not in _MLFLOW_KEYS:
+            raise VfmauditError(f"{src}: mlflow.{key}: unknown key{_closest(key, _MLFLOW_KEYS)} "
+                                f"(the [mlflow] table has {', '.join(_MLFLOW_KEYS)})")
+        _check_type(f"{src}: mlflow.{key}", value, _MLFLOW_KEYS[key])
+        if not value.strip():
+            raise VfmauditError(f"{src}: mlflow.{key} is empty: leave it out for the default")
+    return dict(table)
 
 
 def _check_files(policy: Policy) -> None:

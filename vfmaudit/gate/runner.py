@@ -65,9 +65,11 @@ class GateResult:
     values: dict[str, float | None] = field(default_factory=dict)
     reports: dict[str, str] = field(default_factory=dict)  # measurement -> its report file
     baseline_source: str | None = None
+    baseline_folder: Path | None = None  # where the baseline's files are (its audit/ for the comparison page)
     out_dir: Path | None = None
     compare_path: Path | None = None  # baseline against candidate audit, when both exist
     durations: dict[str, float] = field(default_factory=dict)  # measurement -> seconds it ran
+    mlflow: object | None = None  # what the registry loop did (vfmaudit.tracking.acceptance.LoopOutcome)
     # when and on what, stamped at the first to_json(): gate.json and --json are the same document
     _stamp: dict | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -89,6 +91,15 @@ class GateResult:
                 "checks": [c.to_json() for c in self.checks], "values": self.values, "reports": self.reports,
                 "durations_s": self.durations,
                 "versions": self._stamp["versions"], "fingerprint": self._stamp["fingerprint"]}
+
+
+@dataclass
+class Baseline:
+    """A baseline read elsewhere (a registered model version): its values, how to name it, its files."""
+
+    values: dict
+    source: str
+    folder: Path | None = None
 
 
 def load_baseline(path: str | Path) -> tuple[dict, str]:
@@ -128,7 +139,7 @@ def evaluate(check: Check, value: float | None, baseline: dict | None) -> CheckR
     return CheckResult(check=check, value=value, baseline=base, conditions=conditions)
 
 
-def run_gate(policy_path: str | Path, baseline: str | Path | None = None, out: str | Path | None = None,
+def run_gate(policy_path: str | Path, baseline: str | Path | Baseline | None = None, out: str | Path | None = None,
              dry_run: bool = False, model: str | None = None, pretrained: str | None = None,
              progress=None) -> GateResult:
     """Validate the policy; unless dry_run, run the measurements its checks need and evaluate them.
@@ -137,9 +148,12 @@ def run_gate(policy_path: str | Path, baseline: str | Path | None = None, out: s
     model / pretrained replace the policy's candidate (a fine-tuned model checked by its gate).
     """
     policy = load_policy(policy_path, model=model, pretrained=pretrained)
-    base_values, base_source = (None, None)
-    if baseline is not None:
+    base_values, base_source, base_folder = None, None, None
+    if isinstance(baseline, Baseline):
+        base_values, base_source, base_folder = baseline.values, baseline.source, baseline.folder
+    elif baseline is not None:
         base_values, base_source = load_baseline(baseline)
+        base_folder = Path(base_source).parent
     regression = [c for c in policy.checks if c.is_regression]
     if regression and base_values is None:
         raise VfmauditError(f"{policy.source}: {regression[0].where} ({regression[0].metric}) compares with a "
@@ -149,7 +163,7 @@ def run_gate(policy_path: str | Path, baseline: str | Path | None = None, out: s
         if c.metric not in base_values:
             raise VfmauditError(f"baseline {base_source} has no value for {c.metric} ({c.where}); run the "
                                 f"baseline gate with this check", param="baseline")
-    result = GateResult(policy=policy, dry_run=dry_run, baseline_source=base_source)
+    result = GateResult(policy=policy, dry_run=dry_run, baseline_source=base_source, baseline_folder=base_folder)
     if dry_run:
         return result
     out_dir = Path(out or DEFAULT_OUT)

@@ -202,6 +202,8 @@ def print_gate_plan(result, console: Console) -> None:
     console.print(t)
     if result.baseline_source:
         _plain(console, f"baseline: {result.baseline_source}")
+    for line in result.mlflow.plan if result.mlflow is not None else ():
+        _plain(console, line)
 
 
 def print_gate(result, console: Console) -> None:
@@ -220,6 +222,21 @@ def print_gate(result, console: Console) -> None:
             _plain(console, f"FAIL {c.label}: {c.message()}")
     verdict = "PASSED" if result.passed else f"FAILED: {result.failures} of {len(result.checks)} checks"
     _plain(console, f"gate {verdict}; results in {result.out_dir}")
+
+
+def print_gate_mlflow(outcome, console: Console) -> None:
+    """What the registry loop did: the run, the version registered, the alias moved (or why not)."""
+    if outcome.run_link:
+        _plain(console, f"mlflow: {outcome.run_link}")
+    if outcome.registered is not None:
+        _plain(console, f"registered: {outcome.registered.uri}")
+    if outcome.promoted:
+        _plain(console, f"promoted: models:/{outcome.registered.name}@{outcome.promoted} -> version "
+                        f"{outcome.registered.version}")
+    if outcome.not_promoted:
+        _plain(console, outcome.not_promoted)
+    for note in outcome.notes:
+        _plain(console, f"note: {note}")
 
 
 def print_downstream(report: dict, out_dir: str, console: Console) -> None:
