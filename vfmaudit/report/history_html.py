@@ -81,7 +81,7 @@ def render_history_html(history) -> str:
     columns = [{"key": "metric"}] + [{"key": f"v{i}", "digits": 6} for i in range(len(entries))]
     data = [{"metric": m, **{f"v{i}": e.values.get(m) if e.values.get(m) is not None else "–"
                              for i, e in enumerate(entries)}} for m in history.metrics]
-    head = "".join(f'<th scope="col">{esc(e.version or e.label)}</th>' for e in entries)
+    head = "".join(f'<th scope="col">{esc(e.label)}</th>' for e in entries)
     parts.append(f'<h2>Every gate metric</h2><p><label>metric contains <input id="metric-filter" type="search">'
                  f'</label> ({len(data)} metrics)</p><div class="scroll"><table id="metrics"><thead><tr>'
                  f'<th scope="col">metric</th>{head}</tr></thead><tbody></tbody></table></div>'

@@ -94,7 +94,7 @@ def model_history(tracking: Tracking, name: str) -> History:
                                  created=_iso(mv.creation_timestamp), aliases=sorted(aliases.get(str(mv.version), [])))
             rv = RegistryVersion(name=name, version=str(mv.version), run_id=mv.run_id)
             try:
-                path = download_gate(tracking, rv, Path(tmp) / mv.version, with_audit=False, param="source")
+                path = download_gate(tracking, rv, Path(tmp) / str(mv.version), with_audit=False, param="source")
             except VfmauditError:
                 path = None
             entries.append(_fill(entry, path))

@@ -102,7 +102,7 @@ def resolve_version(tracking: Tracking, uri: str, param: str = "baseline") -> Re
                                 f"with vfmaudit gate POLICY --register {name} --promote {alias}", param=param)
         version = str(aliases[alias])
     with mlflow_errors(f"reading version {version} of '{name}' from {tracking.describe()}"):
-        versions = {v.version: v for v in tracking.client.search_model_versions(f"name = '{name}'")}
+        versions = {str(v.version): v for v in tracking.client.search_model_versions(f"name = '{name}'")}  # int in a local store
     mv = versions.get(str(version))
     if mv is None:
         have = ", ".join(sorted(versions, key=int)) or "none"
