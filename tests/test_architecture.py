@@ -16,6 +16,7 @@ LAYERS = [
     {"runtime"},
     {"export", "calibration"},
     {"audit", "bench", "gate", "downstream", "finetune", "attack"},
+    {"tracking"},
     {"report"},
     {"api"},
     {"cli", "__main__"},

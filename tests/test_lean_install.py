@@ -114,6 +114,12 @@ def test_the_lean_install_has_no_torch_and_audits_checks_and_gates_an_artefact(l
     gate = json.loads((tmp_path / "gate" / "gate.json").read_text())
     assert gate["passed"] and len(gate["checks"]) == 2, gate
 
+    # MLflow is an extra too: --mlflow on the lean install is one line naming it, before any work
+    res = _lean_run(lean, "gate", root / "policy.toml", "--out", tmp_path / "gate-mlflow", "--mlflow")
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.returncode == 2 and len(lines) == 1, res.stderr
+    assert "pip install 'vfmaudit[mlflow]'" in lines[0] and not (tmp_path / "gate-mlflow" / "gate.json").exists()
+
 
 @pytest.mark.parametrize("argv", [["audit", "-q"], ["export", "onnx", "-o", "x.onnx", "-q"]],
                          ids=["default-audit", "export-onnx"])
@@ -213,7 +219,8 @@ def test_the_missing_dependency_table_is_the_torch_and_data_extras():
     base = {Requirement(r).name.lower() for r in _pyproject()["project"]["dependencies"]}
     assert not base & {"torch", "open-clip-torch", "timm"}, base
     assert not base & {"pyarrow", "fsspec", "s3fs", "gcsfs"}, base  # the lean install stays lean
-    assert {"vfmaudit[torch]", "vfmaudit[data]"} <= set(extras["dev"])  # the README's set-up installs everything
+    assert not base & {"mlflow", "mlflow-skinny", "sqlalchemy", "alembic"}, base
+    assert {"vfmaudit[torch]", "vfmaudit[data]", "vfmaudit[mlflow]"} <= set(extras["dev"])  # the README's set-up installs everything
 
 
 def test_only_a_missing_extra_becomes_a_one_line_install_hint():

@@ -201,6 +201,40 @@ def test_the_acceptance_loop_promotes_only_what_passes(server, client, tmp_path,
     assert [e["run_id"] for e in runs][-3:] == [v.run_id for v in versions(client, "enc")]
 
 
+def test_the_readme_loop_registers_the_onnx_file(server, client, tmp_path):
+    """The README's loop with examples/policies/registry-release.toml: an exported candidate gated against
+    the champion, the .onnx file itself registered and promoted; the workflow example runs the same command."""
+    import re
+    import shutil
+
+    from vfmaudit import export_onnx
+    from vfmaudit.files import file_sha256
+
+    root = Path(__file__).parent.parent
+    example = (root / "examples" / "policies" / "registry-release.toml").read_text()
+    workflow = (root / "examples" / "github-actions" / "vfmaudit-gate.yml").read_text()
+    assert "--baseline models:/encoder@champion --register encoder --promote champion" in workflow
+    assert "registry-release.toml --baseline models:/encoder@champion" in (root / "README.md").read_text()
+    export_onnx("timm:test_vit", tmp_path / "model.onnx", seed=0, exporter="torchscript")
+    shutil.copy(root / "examples" / "policies" / "registry-release.toml", tmp_path / "release.toml")
+    # the first version, as the example says: its regression checks left out
+    first = re.sub(r"\[\[check\]\]\nname = [^\n]*\nmetric = [^\n]*\nmax_(relative_)?drop = [^\n]*\n?", "", example)
+    assert "drop" not in first.split("[[check]]", 1)[1]
+    (tmp_path / "first.toml").write_text(first + '\n[[check]]\nmetric = "audit.jpeg.divergence_radius.p95"\nmax = 1\n')
+    res = run_cli("gate", tmp_path / "first.toml", "--mlflow", server, "--register", "encoder", "--promote",
+                  "champion", "-o", tmp_path / "g1", "-q")
+    assert res.returncode == 0, res.stdout + res.stderr
+    res = run_cli("gate", tmp_path / "release.toml", "--baseline", "models:/encoder@champion", "--mlflow", server,
+                  "--register", "encoder", "--promote", "champion", "-o", tmp_path / "g2")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "promoted: models:/encoder@champion -> version 2" in res.stdout
+    v2 = versions(client, "encoder")[1]
+    assert alias_version(client, "encoder", "champion") == "2" and v2.source.endswith("candidate/model.onnx")
+    registered = client.download_artifacts(v2.run_id, "candidate/model.onnx", str(tmp_path / "dl"))
+    assert file_sha256(registered) == file_sha256(tmp_path / "model.onnx")  # the very file that was gated
+    assert client.get_run(v2.run_id).data.params["weights_sha256"] == file_sha256(tmp_path / "model.onnx")
+
+
 def test_bad_input_is_one_line_exit_2_and_promotes_nothing(server, client, champion, tmp_path):
     gate1, reg = champion
     # a version registered by another tool, without a gate run

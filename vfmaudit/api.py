@@ -7,6 +7,7 @@ calls one of these per command and only renders the result.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -246,6 +247,10 @@ def _gate(policy, baseline, out, junit, markdown, json_path, dry_run, model, pre
         raise
     if dry_run:
         return result
+    if "audit" in result.reports:  # the gate's audit gets its page too: people (and its MLflow run) look there
+        report_path = Path(result.reports["audit"])
+        write_audit_html(AuditResult(report=json.loads(report_path.read_text()), out_dir=report_path.parent),
+                         max_thumbnails=200)
     if result.baseline_folder and "audit" in result.reports:
         base_audit = Path(result.baseline_folder) / "audit"
         if (base_audit / "report.json").is_file():

@@ -68,6 +68,11 @@ def redacted(options: dict) -> dict:
             for k, v in options.items()}
 
 
+def without_userinfo(url: str | None) -> str:
+    """A URL as it may be shown: without a user:password@ part (https://user:token@host -> https://host)."""
+    return re.sub(r"(?<=://)[^/@\s]*@", "", url or "")
+
+
 def filesystem(spec: str, options: dict | None = None):
     """(fsspec filesystem, path inside it) for a URL or a local path; a missing store package is one line."""
     try:

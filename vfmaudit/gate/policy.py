@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vfmaudit.data.source import SourceOptions, kind_of, open_source
-from vfmaudit.data.storage import has_pattern, is_url
+from vfmaudit.data.storage import has_pattern, is_url, without_userinfo
 from vfmaudit.errors import VfmauditError
 from vfmaudit.gate.measurements import MetricInfo, get_measurement, measurements
-from vfmaudit.tracking.client import safe_uri
 
 THRESHOLDS = ("min", "max", "max_drop", "max_relative_drop")
 REGRESSION = ("max_drop", "max_relative_drop")
@@ -71,7 +70,7 @@ class Policy:
         return {"source": self.source, "model": self.model, "pretrained": self.pretrained, "seed": self.seed,
                 "reference": self.reference, "reference_pretrained": self.reference_pretrained,
                 "images": self.images or "built-in samples (skimage.data)", "device": self.device,
-                **({"mlflow": {k: (safe_uri(v) if k == "tracking_uri" else v) for k, v in self.mlflow.items()}}
+                **({"mlflow": {k: (without_userinfo(v) if k == "tracking_uri" else v) for k, v in self.mlflow.items()}}
                    if self.mlflow else {}),
                 "measurements": {m: self.options[m] for m in self.needed},
                 "checks": [{"metric": c.metric, "name": c.name, **c.thresholds} for c in self.checks]}

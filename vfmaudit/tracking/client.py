@@ -10,10 +10,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 from dataclasses import dataclass
 from typing import Any, Iterator
 
+from vfmaudit.data.storage import without_userinfo as safe_uri  # a URI as it may be shown
 from vfmaudit.errors import MissingDependency, VfmauditError
 
 DEFAULT_EXPERIMENT = "vfmaudit"
@@ -41,11 +41,6 @@ def mlflow_module():
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
     return mlflow
-
-
-def safe_uri(uri: str | None) -> str:
-    """A tracking URI as it may be shown: without a user:password@ part."""
-    return re.sub(r"(?<=://)[^/@\s]*@", "", uri or "")
 
 
 def _message(e: BaseException) -> str:

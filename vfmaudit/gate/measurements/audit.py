@@ -27,15 +27,13 @@ def _paths(policy, options) -> dict[str, MetricInfo]:
 
 def _run(policy, options, out_dir: Path) -> dict:
     from vfmaudit.audit import AuditConfig, measure_audit
-    from vfmaudit.report import write_audit_html
 
     config = AuditConfig(inputs=policy.images, model=policy.model, pretrained=policy.pretrained, seed=policy.seed,
                          device=policy.device, perturbations=options["perturbations"], levels=options["levels"],
                          batch_size=options["batch_size"], out=str(out_dir / "audit"), overwrite=True,
                          reference_report=options["reference_report"] or None, image_key=policy.image_key,
                          storage_options=dict(policy.storage_options))
-    # report.html too: the gate's folder (and its MLflow run) is where people look at what the audit saw
-    return measure_audit(config, on_complete=lambda result: write_audit_html(result, max_thumbnails=200)).to_json()
+    return measure_audit(config).to_json()
 
 
 def _values(report: dict) -> dict:
