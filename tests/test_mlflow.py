@@ -143,7 +143,7 @@ def test_the_acceptance_loop_promotes_only_what_passes(server, client, tmp_path,
     assert {"gate/audit/report.html", "gate/audit/per_image.csv", "gate/audit/report.json"} <= audit_files
     spec = json.loads(Path(client.download_artifacts(v1.run_id, "candidate/spec.json", str(tmp_path))).read_text())
     assert spec == {"model": "timm:test_vit", "pretrained": None, "seed": 0}
-    assert v1.source.endswith("candidate/spec.json")
+    assert v1.source.endswith("/candidate") and v1.tags["vfmaudit.candidate"] == "spec.json"
 
     # a passing candidate, the champion as its baseline (the store from MLFLOW_TRACKING_URI, --mlflow alone)
     reg = policy(tmp_path, REGRESSION, "regression.toml")
@@ -201,7 +201,7 @@ def test_the_acceptance_loop_promotes_only_what_passes(server, client, tmp_path,
     assert [e["run_id"] for e in runs][-3:] == [v.run_id for v in versions(client, "enc")]
 
 
-def test_the_readme_loop_registers_the_onnx_file(server, client, tmp_path):
+def test_the_readme_loop_registers_the_onnx_file(server, client, tmp_path, monkeypatch):
     """The README's loop with examples/policies/registry-release.toml: an exported candidate gated against
     the champion, the .onnx file itself registered and promoted; the workflow example runs the same command."""
     import re
@@ -229,9 +229,15 @@ def test_the_readme_loop_registers_the_onnx_file(server, client, tmp_path):
     assert res.returncode == 0, res.stdout + res.stderr
     assert "promoted: models:/encoder@champion -> version 2" in res.stdout
     v2 = versions(client, "encoder")[1]
-    assert alias_version(client, "encoder", "champion") == "2" and v2.source.endswith("candidate/model.onnx")
-    registered = client.download_artifacts(v2.run_id, "candidate/model.onnx", str(tmp_path / "dl"))
-    assert file_sha256(registered) == file_sha256(tmp_path / "model.onnx")  # the very file that was gated
+    assert alias_version(client, "encoder", "champion") == "2" and v2.tags["vfmaudit.candidate"] == "model.onnx"
+    import mlflow.artifacts
+
+    # what a deployment pulls from the registry is the very file that was gated
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server)  # models:/ URIs resolve in the registry of the environment
+    pulled = Path(mlflow.artifacts.download_artifacts("models:/encoder@champion", dst_path=str(tmp_path / "dl"),
+                                                      tracking_uri=server))
+    assert sorted(p.name for p in pulled.iterdir()) == ["model.onnx"]
+    assert file_sha256(pulled / "model.onnx") == file_sha256(tmp_path / "model.onnx")
     assert client.get_run(v2.run_id).data.params["weights_sha256"] == file_sha256(tmp_path / "model.onnx")
 
 

@@ -209,7 +209,7 @@ def run_gate(policy: str | Path, baseline: str | Path | None = None, out: str | 
         return gate_with_registry(
             lambda base: _gate(policy, base, out, junit, markdown, json_path, dry_run, model, pretrained, progress),
             policy, baseline, mlflow=mlflow, register=register, promote_alias=promote, dry_run=dry_run, model=model,
-            pretrained=pretrained)
+            pretrained=pretrained, progress=progress)
     except OutputInUse:
         raise
     except VfmauditError as e:  # refused by the registry (or its logging failed): CI's JUnit says why too

@@ -21,7 +21,7 @@ from vfmaudit.gate.runner import Baseline, GateResult, load_baseline
 from vfmaudit.tracking.client import Tracking, TrackingError, connect, resolve_uri
 from vfmaudit.tracking.log import RunRecord, log_run, loggable_params, run_link
 from vfmaudit.tracking.metrics import level_series, metric_key
-from vfmaudit.tracking.registry import (GATE_ARTEFACTS, AliasMoved, RegistryVersion, candidate_file, check_alias,
+from vfmaudit.tracking.registry import (GATE_ARTEFACTS, AliasMoved, RegistryVersion, candidate_files, check_alias,
                                         check_model_name, download_gate, is_model_uri, promote, register_version,
                                         resolve_version)
 
@@ -100,10 +100,13 @@ def _record(result: GateResult, baseline_source: str | None, register: str | Non
 
 def gate_with_registry(run: Callable[[object], GateResult], policy_path: str | Path, baseline=None,
                        mlflow: str | None = None, register: str | None = None, promote_alias: str | None = None,
-                       dry_run: bool = False, model: str | None = None, pretrained: str | None = None
-                       ) -> GateResult:
-    """run(baseline) is the gate itself (measurements, files); this wraps it in the registry loop."""
+                       dry_run: bool = False, model: str | None = None, pretrained: str | None = None,
+                       progress=None) -> GateResult:
+    """run(baseline) is the gate itself (measurements, files); this wraps it in the registry loop.
+
+    progress(what): the loop's own stages (reading the baseline, logging, registering, promoting)."""
     start = time.time()
+    stage = progress or (lambda what: None)
     check_loop_options(register, promote_alias)
     policy = load_policy(policy_path, model=model, pretrained=pretrained)
     tracking = connect(resolve_uri(mlflow, policy.mlflow.get("tracking_uri")), policy.mlflow.get("experiment"))
@@ -111,6 +114,7 @@ def gate_with_registry(run: Callable[[object], GateResult], policy_path: str | P
     folder = Path(tempfile.mkdtemp(prefix="vfmaudit-baseline-"))
     try:
         if is_model_uri(baseline):
+            stage(f"reading the baseline {baseline} from MLflow")
             baseline, outcome.baseline_version = _fetch_baseline(tracking, baseline, folder)
         result = run(baseline)
         result.mlflow = outcome
@@ -127,19 +131,22 @@ def gate_with_registry(run: Callable[[object], GateResult], policy_path: str | P
         kept = f"the gate {done} and its results are in {result.out_dir}"
         promoting = False
         try:
+            stage(f"logging the gate to MLflow ({outcome.tracking})")
             outcome.run_id = log_run(tracking, _record(result, result.baseline_source, register, promote_alias,
                                                        start))
             outcome.run_link = run_link(tracking, outcome.run_id)
             if register is not None:
                 staging = folder / "candidate"
                 staging.mkdir()
+                stage(f"registering the candidate as a new version of '{register}'")
                 outcome.registered = register_version(
-                    tracking, register, outcome.run_id, candidate_file(result.policy, staging), result.passed,
+                    tracking, register, outcome.run_id, candidate_files(result.policy, staging), result.passed,
                     description=f"{result.policy.model}: gate {done} ({result.policy.source})")
             if promote_alias is not None and result.passed:
                 compared = outcome.baseline_version
                 same_alias = (compared is not None and compared.name == register and compared.alias == promote_alias)
                 promoting = True
+                stage(f"moving alias '{promote_alias}' to version {outcome.registered.version}")
                 try:
                     now = promote(tracking, outcome.registered, promote_alias,
                                   compared_with=compared.version if same_alias else None)

@@ -135,37 +135,43 @@ def download_gate(tracking: Tracking, version: RegistryVersion, dst: Path, with_
     return dst / "gate.json"  # MLflow downloads a path to dst/<its last part>: dst/gate.json, dst/audit/
 
 
-def candidate_file(policy, staging: Path) -> Path:
-    """What a registered version holds: the exported file, the weights file, or a spec.json naming the model."""
+def candidate_files(policy, staging: Path) -> list[Path]:
+    """What a registered version holds: the exported file (an engine with its side-car), the weights file, or
+    a spec.json naming the model; the first is the candidate itself."""
+    from vfmaudit.artefact import sidecar_path
     from vfmaudit.runtime import is_artefact_path
 
     if is_artefact_path(policy.model):
-        return Path(policy.model)
+        sidecar = sidecar_path(policy.model)  # a TensorRT engine's JSON side-car travels with it
+        engine = Path(policy.model).suffix.lower() in (".engine", ".plan")
+        return [Path(policy.model), *([sidecar] if engine and sidecar.is_file() else [])]
     if policy.pretrained and Path(policy.pretrained).is_file():
-        return Path(policy.pretrained)
+        return [Path(policy.pretrained)]
     spec = staging / "spec.json"
     spec.write_text(json.dumps({"model": policy.model, "pretrained": policy.pretrained, "seed": policy.seed},
                                indent=2) + "\n")
-    return spec
+    return [spec]
 
 
-def register_version(tracking: Tracking, name: str, run_id: str, candidate: Path, passed: bool,
+def register_version(tracking: Tracking, name: str, run_id: str, candidate: list[Path], passed: bool,
                      description: str = "") -> RegistryVersion:
-    """Log the candidate under the run and register it as the next version of `name` (created if new)."""
+    """Log the candidate's files under the run's candidate/ and register that folder as the next version of
+    `name` (created if new)."""
     from mlflow.exceptions import MlflowException
 
     client = tracking.client
     with mlflow_errors(f"registering the candidate as a version of '{name}' at {tracking.describe()}"):
-        client.log_artifact(run_id, str(candidate), CANDIDATE_ARTEFACTS)
+        for path in candidate:
+            client.log_artifact(run_id, str(path), CANDIDATE_ARTEFACTS)
         try:
             client.create_registered_model(name, description="Vision encoder versions gated by vfmaudit")
         except MlflowException as e:  # it exists (or was created a moment ago by another gate)
             if "ALREADY_EXISTS" not in _error_code(e):
                 raise
-        source = f"runs:/{run_id}/{CANDIDATE_ARTEFACTS}/{candidate.name}"
         mv = client.create_model_version(
-            name, source, run_id=run_id, description=description,
-            tags={"vfmaudit.gate": "passed" if passed else "failed", "vfmaudit.gate_json": GATE_JSON_ARTEFACT})
+            name, f"runs:/{run_id}/{CANDIDATE_ARTEFACTS}", run_id=run_id, description=description,
+            tags={"vfmaudit.gate": "passed" if passed else "failed", "vfmaudit.gate_json": GATE_JSON_ARTEFACT,
+                  "vfmaudit.candidate": candidate[0].name})
     return RegistryVersion(name=name, version=str(mv.version), run_id=run_id)
 
 
