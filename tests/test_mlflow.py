@@ -345,7 +345,8 @@ def test_an_audit_run_holds_its_metrics_levels_and_files_and_no_credentials(tmp_
         Image.fromarray(img).save(folder / f"p{i}.png")
     store = f"sqlite:///{tmp_path / 'store.db'}"
     res = run_cli("audit", folder, "-m", "timm:test_vit", "-p", "jpeg,brightness", "--levels", "3", "-o",
-                  tmp_path / "a", "--storage-option", "secret_access_key=HUNTER2", "--mlflow", store)
+                  tmp_path / "a", "--storage-option", "secret_access_key=HUNTER2", "--mlflow", store,
+                  cwd=tmp_path)  # a SQLite store keeps its files in ./mlruns
     assert res.returncode == 0, res.stderr
     assert "mlflow: run " in res.stdout
     c = MlflowClient(tracking_uri=store)
@@ -395,7 +396,7 @@ def test_every_measuring_command_logs_one_run(command, tmp_path, photo_batch):
         args = ["finetune", folder, "-m", "timm:test_vit", "-p", "jpeg", "--batch-size", "2", "--steps", "2",
                 "--train", "last:1", "--eval-perturbations", "jpeg", "-o", tmp_path / "o"]
         expected = "finetune."
-    res = run_cli(*args, "--mlflow", store, *([] if command == "bench meb" else ["-q"]))
+    res = run_cli(*args, "--mlflow", store, *([] if command == "bench meb" else ["-q"]), cwd=tmp_path)
     assert res.returncode in (0, 1), res.stderr
     c = MlflowClient(tracking_uri=store)
     (run,) = c.search_runs([c.get_experiment_by_name("vfmaudit").experiment_id])
