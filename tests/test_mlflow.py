@@ -17,6 +17,9 @@ import pytest
 from cli_runner import run_cli, run_process
 from mlflow_server import mlflow_server
 from s3_server import free_port
+from test_gate import one_error_line
+from test_report_browser import browser  # noqa: F401 - the shared headless Chromium fixture
+from test_gate import write_policy as policy
 
 pytest.importorskip("mlflow", reason="the mlflow extra is part of the dev install")
 from mlflow import MlflowClient  # noqa: E402
@@ -52,18 +55,6 @@ name = "impossibly strict"
 metric = "audit.jpeg.divergence_radius.p95"
 max = 0.0
 """
-
-
-def policy(folder: Path, text: str, name: str) -> Path:
-    path = folder / name
-    path.write_text(textwrap.dedent(text))
-    return path
-
-
-def one_error_line(res) -> str:
-    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
-    assert res.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:"), (res.returncode, res.stderr)
-    return lines[0]
 
 
 def alias_version(client, name: str, alias: str) -> str:
@@ -426,7 +417,7 @@ def test_bare_mlflow_takes_no_value_and_metric_names_suit_mlflow():
     assert metric_key("downstream.knn.jpeg.recall@1 (x)") == "downstream.knn.jpeg.recall_at_1 _x_"
 
 
-def test_the_history_page_in_a_browser(server, client, champion, tmp_path, browser):
+def test_the_history_page_in_a_browser(server, client, champion, tmp_path, browser):  # noqa: F811
     from selenium.webdriver.common.by import By
 
     from test_report_browser import console_errors, overflowing
@@ -447,5 +438,3 @@ def test_the_history_page_in_a_browser(server, client, champion, tmp_path, brows
     assert len(table) > len(filtered) >= 1
     assert all("brightness.cosine.mean" in r.find_element(By.CSS_SELECTOR, "th").text for r in filtered)
 
-
-from test_report_browser import browser  # noqa: E402,F401 - the shared headless Chromium fixture

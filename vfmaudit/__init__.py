@@ -24,6 +24,7 @@ _LAZY = {
     "export_tensorrt": "vfmaudit.api",
     "calibrate": "vfmaudit.api",
     "run_gate": "vfmaudit.api",
+    "gate_history": "vfmaudit.api",
     "run_downstream": "vfmaudit.api",
     "run_finetune": "vfmaudit.api",
     "run_attack": "vfmaudit.api",

@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # loaded by the functions that run them: attacks and fine-tun
     from vfmaudit.attack import AttackConfig, AttackResult
     from vfmaudit.calibration import CalibrationResult
     from vfmaudit.finetune import FinetuneConfig, FinetuneResult
+    from vfmaudit.tracking.history import History
 
 
 def run_audit(config: AuditConfig, progress: ProgressFn | None = None, encoder: Encoder | None = None,
@@ -217,6 +218,16 @@ def run_gate(policy: str | Path, baseline: str | Path | None = None, out: str | 
             for path in [Path(out or GATE_DEFAULT_OUT) / "junit.xml", *([junit] if junit else [])]:
                 write_gate_error_junit(str(policy), str(e), path)
         raise
+
+
+def gate_history(source: str, mlflow: str | None = None) -> "History":
+    """`report history`: every version of models:/NAME (or every gate run of an experiment) with its gate.json.
+
+    mlflow: the tracking URI (None: $MLFLOW_TRACKING_URI, else MLflow's default store)."""
+    from vfmaudit.tracking.client import connect, resolve_uri
+    from vfmaudit.tracking.history import read_history
+
+    return read_history(connect(resolve_uri(mlflow)), source)
 
 
 def _is_model_uri(baseline) -> bool:

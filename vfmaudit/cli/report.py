@@ -85,13 +85,12 @@ def history_cmd(
 ) -> None:
     """Every version's gate in one page: the verdicts, a line per checked metric across the versions, and
     every gate metric in a table (read from the gate.json each version's gate run logged)."""
+    from vfmaudit import gate_history
     from vfmaudit.files import check_output_file
     from vfmaudit.report.history_html import write_history_html
-    from vfmaudit.tracking.client import connect, resolve_uri
-    from vfmaudit.tracking.history import read_history
 
     check_output_file(out_file, overwrite)
-    history = read_history(connect(resolve_uri(mlflow)), source)
+    history = gate_history(source, mlflow=mlflow)
     if not history.entries:
         raise VfmauditError(f"{history.source} has no {'versions' if source.startswith('models:/') else 'gate runs'} "
                             f"at {history.tracking}: nothing to show", param="source")

@@ -74,8 +74,8 @@ def render_history_html(history) -> str:
                  f"<tbody>{rows}</tbody></table></div>")
     checked = history.checked_metrics
     if checked:
-        parts.append(f"<h2>Checked metrics across the versions</h2><p>One line per metric a policy checked "
-                     f"(green: the check passed, red: it failed, grey: not checked in that version)"
+        parts.append("<h2>Checked metrics across the versions</h2><p>One line per metric a policy checked "
+                     "(green: the check passed, red: it failed, grey: not checked in that version)"
                      + (f"; the first {MAX_PLOTS} of {len(checked)}" if len(checked) > MAX_PLOTS else "") + ".</p>")
         parts.append('<div class="plots">' + "".join(_plot(history, m) for m in checked[:MAX_PLOTS]) + "</div>")
     columns = [{"key": "metric"}] + [{"key": f"v{i}", "digits": 6} for i in range(len(entries))]

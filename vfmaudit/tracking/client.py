@@ -94,6 +94,16 @@ def resolve_uri(cli_uri: str | None = None, policy_uri: str | None = None) -> st
     return cli_uri or policy_uri or os.environ.get("MLFLOW_TRACKING_URI") or None
 
 
+def _artefact_folder(uri: str) -> str | None:
+    """For a SQLite store, a new experiment keeps its files in mlruns/ beside the database (MLflow's default,
+    ./mlruns, would follow whichever folder each command runs in)."""
+    if not uri.startswith("sqlite:///") or ":memory:" in uri:
+        return None
+    from pathlib import Path
+
+    return (Path(uri[len("sqlite:///"):]).expanduser().resolve().parent / "mlruns").as_uri()
+
+
 def connect(uri: str | None = None, experiment: str | None = None) -> Tracking:
     """Reach the store (and create the experiment when it is new) before any work starts."""
     mlflow = mlflow_module()
@@ -108,7 +118,8 @@ def connect(uri: str | None = None, experiment: str | None = None) -> Tracking:
         found = client.get_experiment_by_name(name)
         if found is None:
             try:
-                experiment_id = client.create_experiment(name)
+                experiment_id = client.create_experiment(
+                    name, artifact_location=_artefact_folder(uri or mlflow.get_tracking_uri()))
             except Exception:  # noqa: BLE001 - created at the same moment by another process
                 found = client.get_experiment_by_name(name)
                 if found is None:

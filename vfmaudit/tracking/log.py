@@ -105,7 +105,7 @@ def _stage_artefacts(artefacts: list[tuple[Path, str]], staging: Path) -> list[t
 
 def log_run(tracking: Tracking, record: RunRecord) -> str:
     """Create, fill and finish one run; its id."""
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import Metric, Param
 
     client = tracking.client
     where = f"logging to the MLflow tracking store {tracking.describe()} (experiment {tracking.experiment})"
