@@ -395,6 +395,10 @@ def test_every_measuring_command_logs_one_run(command, tmp_path, photo_batch):
     assert any(k.startswith(expected) for k in run.data.metrics), sorted(run.data.metrics)[:20]
     assert all(np.isfinite(v) for v in run.data.metrics.values())
     assert run.data.tags["vfmaudit.verdict"] in ("done", "passed", "failed")
+    if command == "finetune":  # the training log as steps
+        losses = [m.value for m in c.get_metric_history(run.info.run_id, "finetune.train.loss")]
+        with open(tmp_path / "o" / "train_log.csv") as f:
+            assert losses == pytest.approx([float(line.split(",")[2]) for line in f.readlines()[1:]])
     if command == "calibrate":
         assert run.data.tags["vfmaudit.verdict"] == ("passed" if res.returncode == 0 else "failed")
         assert "weights_sha256" in run.data.params

@@ -11,6 +11,7 @@ from vfmaudit.models.spec import DEFAULT_MODEL
 from vfmaudit.cli.common import (MlflowOpt, ImageKeyOpt, StorageOptionOpt, use_sources, DeviceOpt, JsonOpt, PretrainedOpt, QuietOpt, Stages, TorchModelOpt, err, out,
                                  user_errors, write_result_json)
 from vfmaudit.cli.tracked import record_run, tracked
+from vfmaudit.tracking.metrics import training_series
 from vfmaudit.finetune.config import DEFAULT_OUT
 
 
@@ -113,7 +114,8 @@ def finetune(
     print_finetune(result.report, str(out_dir), out)
     write_result_json(result, json_out, announce=not quiet)
     gated = result.report.get("gate")
-    record_run(result.report, [out_dir], verdict="done" if not gated else ("passed" if gated["passed"] else "failed"))
+    record_run(result.report, [out_dir], verdict="done" if not gated else ("passed" if gated["passed"] else "failed"),
+               series=training_series(out_dir / "train_log.csv"))
     if "gate" in result.report and not result.report["gate"]["passed"]:
         raise typer.Exit(1)
 

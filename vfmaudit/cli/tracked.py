@@ -31,6 +31,7 @@ class CommandSession:
         self.report: dict | None = None
         self.files: list[tuple[Path, str]] = []
         self.verdict = "done"
+        self.series: dict[str, list] = {}
 
     def finish(self, verdict: str | None = None) -> None:
         from vfmaudit.files import file_sha256
@@ -40,6 +41,7 @@ class CommandSession:
         if self.report is None:  # the command ended before it had a result: nothing to log
             return
         metrics, series = command_metrics(self.command.replace(" ", "."), self.report)
+        series.update(self.series)
         params = loggable_params({"command": self.command, **self.options})
         model = self.options.get("model") or self.options.get("onnx_file") or ""
         weights = next((w for w in (self.options.get("pretrained"), model, self.options.get("onnx_file"))
@@ -57,12 +59,15 @@ class CommandSession:
             out.print(f"mlflow: {run_link(self.tracking, run_id)}", markup=False, highlight=False, soft_wrap=True)
 
 
-def record_run(report: dict, files: list[Path | str | None] = (), verdict: str = "done") -> None:
-    """The command's result for its MLflow run (a no-op without --mlflow): its report, its output files."""
+def record_run(report: dict, files: list[Path | str | None] = (), verdict: str = "done",
+               series: dict[str, list] | None = None) -> None:
+    """The command's result for its MLflow run (a no-op without --mlflow): its report, its output files,
+    and series of its own (metric -> one value per step, e.g. the training loss per step)."""
     session = _session.get()
     if session is None:
         return
     session.report = report
+    session.series = dict(series or {})
     session.files = [(Path(f), "") for f in files if f is not None and Path(f).exists()]
     session.verdict = verdict
 

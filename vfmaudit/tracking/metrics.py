@@ -100,6 +100,26 @@ def downstream_series(report: dict) -> dict[str, list[float]]:
     return series
 
 
+def training_series(log_csv) -> dict[str, list[float]]:
+    """A training log (finetune's train_log.csv: one row per step) as series: finetune.train.<column>."""
+    import csv
+    from pathlib import Path
+
+    if not Path(log_csv).is_file():
+        return {}
+    with open(log_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    series: dict[str, list[float]] = {}
+    for column in (rows[0] if rows else {}):
+        if column in ("step", "epoch"):
+            continue
+        try:
+            series[f"finetune.train.{column}"] = [float(r[column]) for r in rows]
+        except (TypeError, ValueError):  # a column that is not numbers
+            continue
+    return series
+
+
 def command_metrics(command: str, report: dict | None) -> tuple[dict[str, float], dict[str, list]]:
     """(scalars, series) to log for one command's report: names sanitised for MLflow."""
     if not report:
