@@ -322,3 +322,23 @@ def test_the_audit_pipeline_applies_the_protocol_to_imagenet_c_variants_only(pho
     assert np.array_equal(fog.images, as_released(perturb.apply(photo_batch, "imagenet_c_fog", 2.0)))
     jpeg = _variants(chunk, FamilyPlan("brightness", (1.5,)), 0, "imagenet-c")
     assert np.array_equal(jpeg.images, perturb.apply(photo_batch, "brightness", 1.5))  # everyday edits as they are
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (17, 31, 3), (224, 224, 3), (480, 640, 3), (768, 1024, 3), (50, 70),
+                                   (3, 2)])
+def test_pixelate_is_pillows_box_resize_byte_for_byte(shape):
+    """The fused kernel against Pillow itself (two BOX resizes), at the catalogue's factors and others."""
+    from PIL import Image
+
+    from vfmaudit.perturb.families.imagenet_c._box import pixelate_box
+
+    rng = np.random.default_rng(sum(shape))
+    smooth = cv2.resize(rng.integers(0, 256, (8, 8, *shape[2:]), dtype=np.uint8), shape[1::-1],
+                        interpolation=cv2.INTER_CUBIC).reshape(shape)
+    noise = rng.integers(0, 256, shape, dtype=np.uint8)
+    for img in (smooth, noise):
+        for c in (0.6, 0.5, 0.4, 0.3, 0.25, 0.999, 0.123, 0.05):
+            h, w = shape[:2]
+            small = Image.fromarray(img).resize((max(1, int(w * c)), max(1, int(h * c))), Image.BOX)
+            expected = np.asarray(small.resize((w, h), Image.BOX))
+            assert np.array_equal(pixelate_box(img, c), expected), (shape, c)

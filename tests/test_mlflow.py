@@ -169,7 +169,7 @@ def test_the_acceptance_loop_promotes_only_what_passes(server, client, tmp_path,
     runs_before = len(client.search_runs([client.get_experiment_by_name("vfmaudit").experiment_id]))
     cannot = policy(tmp_path, f'images = ["{broken}"]\n' + textwrap.dedent(REGRESSION), "cannot.toml")
     res = run_cli("gate", cannot, "--baseline", "models:/enc@champion", "--mlflow", server, "--register", "enc",
-                  "--promote", "champion", "-o", tmp_path / "g4", cwd=tmp_path)
+                  "--promote", "champion", "-o", tmp_path / "g4", "-q", cwd=tmp_path)
     one_error_line(res)
     assert len(versions(client, "enc")) == 3 and alias_version(client, "enc", "champion") == "2"
     assert len(client.search_runs([client.get_experiment_by_name("vfmaudit").experiment_id])) == runs_before
