@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -402,3 +403,18 @@ def test_attack_json_carries_the_report_header_stamped_once(monkeypatch):
     first = result.to_json()
     assert first == result.to_json()
     assert first["schema"] == "vfmaudit.attack" and first["schema_version"] == 1 and "vfmaudit_version" in first
+
+
+def test_the_attack_loop_benchmark_runs_and_compares_like_with_like(tmp_path):
+    """benchmarks/bench_attack_loop.py on a tiny model: every side timed, the plain loop the unit."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).parent.parent / "benchmarks" / "bench_attack_loop.py"
+    done = subprocess.run([sys.executable, str(script), "--model", "timm:test_vit", "--batch", "2", "--steps", "2",
+                           "--rounds", "1", "--json", str(tmp_path / "loop.json")], capture_output=True, text=True,
+                          timeout=600, cwd=script.parent)
+    assert done.returncode == 0, done.stderr
+    rows = {r["side"]: r for r in json.loads((tmp_path / "loop.json").read_text())["rows"]}
+    assert {"plain torch loop", "vfmaudit pgd()", "vfmaudit attack (end to end)"} <= set(rows)
+    assert rows["plain torch loop"]["vs_plain"] == 1.0 and all(r["seconds"] > 0 for r in rows.values())
