@@ -84,7 +84,7 @@ GpusPerWorkerOpt = Annotated[float, typer.Option(help="With --engine ray: GPUs p
 # --mlflow alone is passed as --mlflow= (cli.main): '' is "the default store"
 MLFLOW_HELP = ("Log this run to MLflow: --mlflow alone uses $MLFLOW_TRACKING_URI, else MLflow's default store "
                "(sqlite:///mlflow.db here); --mlflow URI names the store (http://HOST:5000, sqlite:///FILE.db, "
-               "databricks; a local folder as file:PATH). One run: params, metrics, the output files, tags. "
+               "databricks). One run: params, metrics, the output files, tags. "
                "Needs pip install 'vfmaudit[mlflow]'.")
 MlflowOpt = Annotated[Optional[str], typer.Option("--mlflow", metavar="[URI]", help=MLFLOW_HELP)]
 OverwriteFileOpt = Annotated[bool, typer.Option(
