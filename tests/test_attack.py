@@ -418,3 +418,25 @@ def test_the_attack_loop_benchmark_runs_and_compares_like_with_like(tmp_path):
     rows = {r["side"]: r for r in json.loads((tmp_path / "loop.json").read_text())["rows"]}
     assert {"plain torch loop", "vfmaudit pgd()", "vfmaudit attack (end to end)"} <= set(rows)
     assert rows["plain torch loop"]["vs_plain"] == 1.0 and all(r["seconds"] > 0 for r in rows.values())
+
+
+def test_every_transfer_target_is_checked_before_the_first_step(folder, tmp_path):
+    """A file that is not ONNX, or no artefact at all: one line naming --transfer-to and what it takes,
+    exit 2, before any attack work (no shard written)."""
+    (tmp_path / "notonnx.onnx").write_text("not an onnx model")
+    (tmp_path / "x.txt").write_text("x")
+    for target, expected in (("notonnx.onnx", "is not a readable ONNX model"), ("x.txt", "not an exported artefact")):
+        out = tmp_path / f"o-{target}"
+        res = run_cli("attack", folder, "-m", MODEL, "--eps", "2", "--steps", "2", "--transfer-to", tmp_path / target,
+                      "--out", out, "-q")
+        lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+        assert res.returncode == 2 and len(lines) == 1, res.stderr
+        assert lines[0].startswith("error: --transfer-to ") and expected in lines[0], lines[0]
+        assert "(.onnx, .engine)" in lines[0] and not (out / "shards").exists()
+
+
+def test_the_square_header_says_its_queries(folder):
+    res = run_cli("attack", folder, "-m", MODEL, "--method", "square", "--queries", "50", "--eps", "2",
+                  "--max-images", "1")
+    assert res.returncode == 0, res.stderr
+    assert "SQUARE (cosine loss, 50 queries)" in res.stdout and "steps x" not in res.stdout, res.stdout

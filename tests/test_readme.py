@@ -61,3 +61,20 @@ def test_architecture_examples_register_a_family_and_a_metric():
     finally:
         perturb.unregister("posterize")
         unregister_metric("worst_cosine")
+
+
+def test_no_stale_not_built_yet_or_issue_numbers_in_the_readme_or_help():
+    """What is built is not announced as missing, and users' documents name no internal issue numbers."""
+    import typer
+
+    from vfmaudit.cli import app
+
+    def helps(command, path=()):
+        yield " ".join(path), command.get_help(typer.Context(command, info_name=" ".join(path) or "vfmaudit"))
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from helps(sub, (*path, name))
+
+    texts = {"README.md": README, **dict(helps(typer.main.get_command(app)))}
+    for where, text in texts.items():
+        assert not re.search(r"not built yet", text, re.I), where
+        assert not re.search(r"\(issue \d+\)|\bissue \d+\b", text), where

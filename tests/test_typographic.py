@@ -102,3 +102,13 @@ def test_the_control_words_are_no_class_names():
     from vfmaudit.downstream.typographic import control_words
 
     assert "dog" in WORDS and "dog" not in control_words(["Dog", "cat"]) and "lamp" in control_words(["dog"])
+
+
+def test_one_level_is_said_in_the_singular(tmp_path):
+    from cli_runner import run_cli
+
+    res = run_cli("downstream", "builtin:textures", "-m", "timm:test_vit", "--tasks", "knn", "-p", "typographic",
+                  "--levels", "1", "--max-per-class", "4", "--out", tmp_path / "o")
+    assert res.returncode == 0, res.stderr
+    line = next(ln for ln in res.stdout.splitlines() if ln.startswith("typographic attack"))
+    assert " at level " in line and "at levels" not in line, line

@@ -85,10 +85,8 @@ class AttackConfig:
         self._check_engine()
         from vfmaudit.runtime import is_artefact_path
 
-        for path in self.transfer_to:
-            if not Path(path).is_file():
-                raise VfmauditError(f"transfer_to {path} is not a file: pass exported artefacts (.onnx, .engine)",
-                                    param="transfer_to")
+        for path in self.transfer_to:  # every file checked before the first step: an attack takes hours
+            _check_transfer_target(path)
         if self.method in WHITE_BOX and is_artefact_path(self.model):
             raise VfmauditError(f"{self.method} is a white-box attack: it needs a torch model spec "
                                 f"(openclip:ARCH or timm:NAME), not the artefact {self.model}; attack the model it "
@@ -132,3 +130,24 @@ class AttackConfig:
         if not 0 < self.test_fraction < 1:
             raise VfmauditError(f"test_fraction must be between 0 and 1, got {self.test_fraction}",
                                 param="test_fraction")
+
+
+def _check_transfer_target(path: str) -> None:
+    """An exported artefact the attack's images are replayed on: its kind, that it exists, and for ONNX that
+    it parses (a TensorRT engine is opened where TensorRT is)."""
+    from vfmaudit.errors import one_line
+    from vfmaudit.runtime import is_artefact_path
+
+    takes = "transfer_to takes exported artefacts (.onnx, .engine) that the attack's images are replayed on"
+    if not is_artefact_path(path):
+        raise VfmauditError(f"transfer_to {path}: not an exported artefact; {takes}", param="transfer_to")
+    if not Path(path).is_file():
+        raise VfmauditError(f"transfer_to {path} is not a file; {takes}", param="transfer_to")
+    if Path(path).suffix.lower() == ".onnx":
+        import onnx
+
+        try:
+            onnx.load(str(path), load_external_data=False)
+        except Exception as e:  # noqa: BLE001 - protobuf's and onnx's errors alike: the file is no model
+            raise VfmauditError(f"transfer_to {path} is not a readable ONNX model ({one_line(e, 160)}); {takes}",
+                                param="transfer_to") from None

@@ -265,8 +265,8 @@ def print_downstream(report: dict, out_dir: str, console: Console) -> None:
     for task, r in report.get("typographic", {}).get("tasks", {}).items():
         lv = report["typographic"]["levels"]
         _plain(console, f"typographic attack, {task}: success rate {', '.join(f'{v:.2f}' for v in r['success_rate'])} "
-                        f"(control {', '.join(f'{v:.2f}' for v in r['control_rate'])}) at levels "
-                        f"{', '.join(f'{v:g}' for v in lv)}")
+                        f"(control {', '.join(f'{v:.2f}' for v in r['control_rate'])}) at level"
+                        f"{'s' if len(lv) > 1 else ''} {', '.join(f'{v:g}' for v in lv)}")
     if "ood" in report:
         _print_ood(report, console)
     _plain(console, f"wrote {out_dir}/downstream.json, per_level.csv, report.html")
@@ -371,8 +371,9 @@ def print_search(result, console: Console) -> None:
 def print_attack(result, console: Console) -> None:
     cfg = result.config
     unit = "/255" if cfg.norm == "linf" else " (L2, [0, 1] pixels)"
-    t = Table(title=f"{cfg.method.upper()} ({cfg.loss} loss, {cfg.steps} steps x {cfg.restarts} restart(s)) on "
-                    f"{len(result.images)} images, {cfg.norm}")
+    effort = (f"{cfg.queries} queries" if cfg.method == "square"  # black-box: queries, not steps
+              else f"{cfg.steps} steps x {cfg.restarts} restart(s)")
+    t = Table(title=f"{cfg.method.upper()} ({cfg.loss} loss, {effort}) on {len(result.images)} images, {cfg.norm}")
     for col in ("eps", "cosine mean", "cosine p5", "cosine worst", "radius mean", "radius worst",
                 "random radius mean", "worst / random", "max change"):
         t.add_column(col, justify="right")
