@@ -105,8 +105,6 @@ def test_the_control_words_are_no_class_names():
 
 
 def test_one_level_is_said_in_the_singular(tmp_path):
-    from cli_runner import run_cli
-
     res = run_cli("downstream", "builtin:textures", "-m", "timm:test_vit", "--tasks", "knn", "-p", "typographic",
                   "--levels", "1", "--max-per-class", "4", "--out", tmp_path / "o")
     assert res.returncode == 0, res.stderr
