@@ -334,3 +334,15 @@ def test_gate_json_and_its_copy_are_one_document_whatever_the_clock(tmp_path, mo
         """, "p.toml")
     result = GateResult(policy=load_policy(policy))
     assert result.to_json() == result.to_json()
+
+
+@pytest.mark.parametrize("section, metric, expected", [
+    ('[attack]\nmethod = "pgdd"\n', "attack.linf_2.cosine.p5", "attack.method: method must be one of"),
+    ('[attack]\nloss = "cos"\n', "attack.linf_2.cosine.p5", "attack.loss: loss must be one of"),
+    ('[attack]\nsteps = 0\n', "attack.linf_2.cosine.p5", "attack.steps: steps must be >= 1"),
+    ('[downstream]\ntasks = "knnn"\n', "downstream.knn_1.clean.accuracy", "downstream.tasks: unknown task 'knnn'"),
+])
+def test_dry_run_checks_every_option_value_naming_file_and_key(tmp_path, section, metric, expected):
+    policy = write_policy(tmp_path, f'model = "timm:test_vit"\n{section}[[check]]\nmetric = "{metric}"\nmin = 0\n')
+    line = one_error_line(run_cli("gate", policy, "--dry-run"))
+    assert line.startswith(f"error: {policy}: ") and expected in line, line

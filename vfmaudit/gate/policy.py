@@ -165,6 +165,8 @@ def load_policy(path: str | Path, model: str | None = None, pretrained: str | No
                                     f"(options: {', '.join(m.options) or 'none'})")
             _check_type(f"{src}: {name}.{key}", value, m.options[key].type)
         policy.options[name] = {**m.defaults(), **given}
+        if given and m.validate is not None:
+            _validate_values(policy, name, m, given)
     checks = data.get("check", [])
     if not checks:
         raise VfmauditError(f"{src}: no [[check]]: a policy needs at least one check (see the README's "
@@ -173,6 +175,20 @@ def load_policy(path: str | Path, model: str | None = None, pretrained: str | No
     for i, raw in enumerate(checks):
         policy.checks.append(_parse_check(policy, f"check[{i + 1}]", raw, paths_of))
     return policy
+
+
+def _validate_values(policy: Policy, name: str, m, given: dict) -> None:
+    """The section's values as its command would check them: one line naming the file and the key."""
+    try:
+        m.validate(policy, policy.options[name])
+    except VfmauditError as e:
+        params = (e.param,) if isinstance(e.param, str) else tuple(e.param or ())
+        key = next((p for p in params if p in given), None) or next((k for k in given if k in str(e)), None)
+        where = f"{name}.{key}" if key else f"[{name}]"
+        message = str(e)
+        for p in params:  # the command's flag (--method) is the policy's key (method) here
+            message = message.replace(f"--{p.replace('_', '-')}", p)
+        raise VfmauditError(f"{policy.source}: {where}: {message}") from None
 
 
 def _mlflow_table(src: str, table: dict) -> dict:

@@ -49,6 +49,9 @@ class Measurement:
     own_report: str | None = None
     available: bool = True
     unavailable_reason: str = ""
+    # (policy, options) -> None: the option values checked as the run would check them (raises
+    # VfmauditError naming the parameter), without loading a model; None: the types are all there is
+    validate: Callable[..., None] | None = None
 
     def defaults(self) -> dict:
         return {k: o.default for k, o in self.options.items()}

@@ -82,7 +82,17 @@ def _paths(policy, options) -> dict[str, MetricInfo]:
 
 
 def _run(policy, options, out_dir: Path) -> dict:
-    from vfmaudit.attack import AttackConfig, run_attack
+    from vfmaudit.attack import run_attack
+
+    return run_attack(_config(policy, options)).to_json()
+
+
+def _validate(policy, options) -> None:
+    _config(policy, options).check()  # method, loss, norm, budgets, counts, transfer_to's files, the search's
+
+
+def _config(policy, options):
+    from vfmaudit.attack import AttackConfig
 
     config = AttackConfig(images=policy.images or None, model=policy.model, pretrained=policy.pretrained,
                           seed=policy.seed, device=policy.device, norm=options["norm"], eps=_budgets(options),
@@ -98,7 +108,7 @@ def _run(policy, options, out_dir: Path) -> dict:
         config.max_per_class = options["max_per_class"] or None
         config.classifier, config.perturbations = options["classifier"], options["perturbations"]
         config.levels, config.max_edits = options["levels"], options["max_edits"]
-    return run_attack(config).to_json()
+    return config
 
 
 def _values(report: dict) -> dict:
@@ -148,4 +158,4 @@ register_measurement(Measurement(
              "perturbations": Option(str, "everyday", "search: the edits to compose (as audit's)"),
              "levels": Option(int, 5, "search: candidate levels per family"),
              "max_edits": Option(int, 3, "search: edits per chain at most")},
-    metric_paths=_paths, run=_run, values=_values))
+    metric_paths=_paths, run=_run, values=_values, validate=_validate))

@@ -27,6 +27,11 @@ def _config(policy, options, out_dir: Path | None = None):
                             out=str(out_dir / "downstream") if out_dir else "", overwrite=True)
 
 
+def _validate(policy, options) -> None:
+    config = _config(policy, options)  # what `vfmaudit downstream` checks before loading anything
+    config.plan(), config.task_list(), config.ood_sets(), config.shift_sets()
+
+
 def _set_specs(policy, text: str) -> list[str]:
     """ood's or shift's comma list, each NAME=FOLDER or FOLDER; relative folders are read from the policy's
     folder."""
@@ -122,4 +127,4 @@ register_measurement(Measurement(
              "class_map": Option(str, "", "folder name -> class name for the shift sets (JSON or CSV)"),
              "ood": Option(str, "", "out-of-distribution sets, comma-separated NAME=FOLDER or FOLDER (relative to "
                                     "the policy's folder) or builtin:NAME: downstream.ood.NAME.SCORE.*")},
-    metric_paths=_paths, run=_run, values=_values, own_report="downstream/downstream.json"))
+    metric_paths=_paths, run=_run, values=_values, validate=_validate, own_report="downstream/downstream.json"))
