@@ -440,3 +440,24 @@ def test_the_square_header_says_its_queries(folder):
                   "--max-images", "1")
     assert res.returncode == 0, res.stderr
     assert "SQUARE (cosine loss, 50 queries)" in res.stdout and "steps x" not in res.stdout, res.stdout
+
+
+def test_budgets_that_cover_everything_are_refused_and_large_ones_warned(folder):
+    for args, expected in ((["--eps", "1000"], "covers the whole pixel range"),
+                           (["--eps", "255"], "covers the whole pixel range"),
+                           (["--norm", "l2", "--eps", "1000"], "reaches every image")):
+        res = run_cli("attack", folder, "-m", MODEL, *args, "--steps", "1", "-q")
+        lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+        assert res.returncode == 2 and len(lines) == 1 and expected in lines[0], (args, res.stderr)
+        assert lines[0].startswith("error: --eps "), lines[0]
+    res = run_cli("attack", folder, "-m", MODEL, "--eps", "32", "--steps", "1", "--max-images", "1", "-q")
+    assert res.returncode == 0, res.stderr
+    assert "warning: eps 32/255 is above the usual L-inf budgets" in res.stderr
+
+
+def test_a_folder_whose_only_image_is_corrupt_names_it_and_why(tmp_path):
+    (tmp_path / "only.png").write_bytes(b"not an image")
+    res = run_cli("attack", tmp_path, "-m", MODEL, "--eps", "2", "-q")
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.returncode == 2 and len(lines) == 1, res.stderr
+    assert "only.png: not an image" in lines[0] and "1 skipped" in lines[0], lines[0]

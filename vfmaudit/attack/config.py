@@ -6,10 +6,14 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from vfmaudit.attack.attacker import WHITE_BOX
 from vfmaudit.attack.threat import NORMS
 from vfmaudit.attack.whitebox import LOSSES
 from vfmaudit.errors import VfmauditError
+
+USUAL_LINF = 16  # /255: beyond it a budget gets a warning (the field's budgets are 1-16/255)
 
 METHODS = ("pgd", "apgd", "square", "search")
 THREAT_MODEL = ("eps in units of 1/255 for linf and on the [0, 1] image for l2, at the model's input size "
@@ -77,6 +81,9 @@ class AttackConfig:
             raise VfmauditError(f"--loss must be one of {', '.join(LOSSES)}, got '{self.loss}'", param="loss")
         if not self.eps or any(not math.isfinite(e) or e < 0 for e in self.eps):
             raise VfmauditError(f"eps must be finite budgets >= 0, got {list(self.eps)}", param="eps")
+        if self.norm == "linf" and max(self.eps) >= 255:  # every pixel may take any value: nothing is measured
+            raise VfmauditError(f"eps {max(self.eps):g}/255 covers the whole pixel range (L-inf budgets are in grey "
+                                f"levels, 1/255 each; the usual ones are 1 to 16)", param="eps")
         if self.max_images is not None and self.max_images < 1:
             raise VfmauditError(f"max_images must be >= 1, got {self.max_images}", param="max_images")
         for name in ("steps", "restarts", "batch_size", "queries", "levels", "workers", "shard_size"):
@@ -91,6 +98,21 @@ class AttackConfig:
             raise VfmauditError(f"{self.method} is a white-box attack: it needs a torch model spec "
                                 f"(openclip:ARCH or timm:NAME), not the artefact {self.model}; attack the model it "
                                 "was exported from", param="model")
+
+    def warnings(self) -> list[str]:
+        """Budgets above the usual range: legal, but rarely what a user means."""
+        if self.norm == "linf" and max(self.eps) > USUAL_LINF:
+            return [f"eps {max(self.eps):g}/255 is above the usual L-inf budgets (1 to {USUAL_LINF}/255): the "
+                    f"change is visible, and the worst case then says little about robustness"]
+        return []
+
+    def check_l2_budget(self, images: np.ndarray) -> None:
+        """An L2 budget at least the images' diameter (every [0, 1] image within reach): bad input."""
+        diameter = math.sqrt(images[0].size) if len(images) else math.inf
+        if self.norm == "l2" and max(self.eps) >= diameter:
+            raise VfmauditError(f"eps {max(self.eps):g} reaches every image: the diameter of the model's "
+                                f"{images.shape[1]}x{images.shape[2]} inputs in [0, 1] pixels is {diameter:.0f} "
+                                f"(the usual L2 budgets are 0.1 to 2)", param="eps")
 
     def _check_engine(self) -> None:
         from vfmaudit.engines import get_engine

@@ -25,6 +25,8 @@ def load_images(config, prepare: Callable) -> tuple[list[str], np.ndarray, list[
         except (ImageDecodeError, OSError, ValueError) as e:
             skipped.append((it.id, str(e).splitlines()[0] if str(e) else type(e).__name__))
     if not arrays:
-        raise VfmauditError("no readable image to attack" + (f" ({len(skipped)} skipped)" if skipped else ""),
+        listed = "; ".join(f"{name}: {why}" for name, why in skipped[:3]) + (
+            f"; and {len(skipped) - 3} more" if len(skipped) > 3 else "")
+        raise VfmauditError("no readable image to attack" + (f" ({len(skipped)} skipped: {listed})" if skipped else ""),
                             param="images")
     return ids, np.stack(arrays), skipped

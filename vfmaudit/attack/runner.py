@@ -79,6 +79,7 @@ def _run(config: AttackConfig, progress, on_complete, out_dir: Path | None) -> A
     attacker = Attacker(config)
     encoder = attacker.encoder
     ids, clean, skipped = load_images(config, encoder.preprocess.prepare)
+    config.check_l2_budget(clean)  # needs the model's input size: said before the first step
     store = AttackStore.open(out_dir, fingerprint(config, ids), config.resume)
     progress("encoding the clean images")
     e_clean = encoder.encode(clean)

@@ -9,7 +9,7 @@ import typer
 
 from vfmaudit.data.source import sources_help
 from vfmaudit.cli.common import (MlflowOpt, ImageKeyOpt, StorageOptionOpt, use_sources, DeviceOpt, GpusPerWorkerOpt, JsonOpt, LevelsOpt, PerturbationsOpt, PretrainedOpt,
-                                 QuietOpt, RayAddressOpt, Stages, WorkersOpt, out, paths, user_errors,
+                                 QuietOpt, RayAddressOpt, Stages, WorkersOpt, err, out, paths, user_errors,
                                  write_result_json)
 from vfmaudit.cli.tracked import record_run, tracked
 from vfmaudit.errors import VfmauditError
@@ -125,6 +125,9 @@ def attack(
                           max_per_class=max_per_class, classifier=classifier, perturbations=perturbations,
                           levels=levels, max_edits=max_edits, resume=resume, engine=engine, ray_address=ray_address,
                           workers=workers, gpus_per_worker=gpus_per_worker, shard_size=shard_size)
+    config.check()
+    for warning in config.warnings():  # said before the minutes the attack takes
+        err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     with Stages(quiet) as progress:
         result = run_attack(config, progress=progress)
     (print_search if method == "search" else print_attack)(result, out)
