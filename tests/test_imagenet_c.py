@@ -342,3 +342,46 @@ def test_pixelate_is_pillows_box_resize_byte_for_byte(shape):
             small = Image.fromarray(img).resize((max(1, int(w * c)), max(1, int(h * c))), Image.BOX)
             expected = np.asarray(small.resize((w, h), Image.BOX))
             assert np.array_equal(pixelate_box(img, c), expected), (shape, c)
+
+
+# make_imagenet_c.py's constants, written out here (not read from the catalogue), severity 1..5 per
+# parameter: a changed table entry fails this test (snow's and spatter's `amount` are vfmaudit's own
+# continuous-severity dial, 1 at every integer severity)
+ORIGINAL_TABLES = {
+    "gaussian_noise": {"c": (.08, .12, .18, .26, .38)},
+    "shot_noise": {"c": (60, 25, 12, 5, 3)},
+    "impulse_noise": {"c": (.03, .06, .09, .17, .27)},
+    "defocus_blur": {"radius": (3, 4, 6, 8, 10), "alias_blur": (0.1, 0.5, 0.5, 0.5, 0.5)},
+    "glass_blur": {"sigma": (0.7, 0.9, 1, 1.1, 1.5), "max_delta": (1, 2, 2, 3, 4), "iterations": (2, 1, 3, 2, 2)},
+    "motion_blur": {"radius": (10, 15, 15, 15, 20), "sigma": (3, 5, 8, 12, 15)},
+    "zoom_blur": {"end": (1.11, 1.16, 1.21, 1.26, 1.31), "step": (.01, .01, .02, .02, .03)},
+    "snow": {"loc": (0.1, 0.2, 0.55, 0.55, 0.55), "scale": (0.3,) * 5, "zoom": (3, 2, 4, 4.5, 2.5),
+             "threshold": (0.5, 0.5, 0.9, 0.85, 0.85), "radius": (10, 12, 12, 12, 12), "sigma": (4, 4, 8, 8, 12),
+             "mix": (0.8, 0.7, 0.7, 0.65, 0.55), "amount": (1,) * 5},
+    "frost": {"image": (1, 0.8, 0.7, 0.65, 0.6), "frost": (0.4, 0.6, 0.7, 0.7, 0.75)},
+    "fog": {"strength": (1.5, 2., 2.5, 2.5, 3.), "wibbledecay": (2, 2, 1.7, 1.5, 1.4)},
+    "brightness": {"c": (.1, .2, .3, .4, .5)},
+    "contrast": {"c": (.4, .3, .2, .1, .05)},
+    "elastic_transform": {"alpha": (244 * 2, 244 * 2, 244 * 0.05, 244 * 0.07, 244 * 0.12),
+                          "sigma": (244 * 0.7, 244 * 0.08, 244 * 0.01, 244 * 0.01, 244 * 0.01),
+                          "affine": (244 * 0.1, 244 * 0.2, 244 * 0.02, 244 * 0.02, 244 * 0.02)},
+    "pixelate": {"c": (0.6, 0.5, 0.4, 0.3, 0.25)},
+    "jpeg_compression": {"quality": (25, 18, 15, 10, 7)},
+    "speckle_noise": {"c": (.15, .2, 0.35, 0.45, 0.6)},
+    "gaussian_blur": {"sigma": (1, 2, 3, 4, 6)},
+    "spatter": {"loc": (0.65, 0.65, 0.65, 0.65, 0.67), "scale": (0.3, 0.3, 0.3, 0.3, 0.4), "sigma": (4, 3, 2, 1, 1),
+                "threshold": (0.69, 0.68, 0.68, 0.65, 0.65), "intensity": (0.6, 0.6, 0.5, 1.5, 1.5),
+                "mud": (0, 0, 0, 1, 1), "amount": (1,) * 5},
+    "saturate": {"gain": (0.3, 0.1, 2, 5, 20), "offset": (0, 0, 0, 0.1, 0.2)},
+}
+
+
+@pytest.mark.parametrize("name", list(ORIGINAL_TABLES))
+def test_every_severity_table_is_the_originals(name):
+    from vfmaudit.perturb.families.imagenet_c.catalogue import BY_NAME
+
+    assert set(ORIGINAL_TABLES) == set(BY_NAME)
+    rows = [BY_NAME[name].table.at(s) for s in range(1, 6)]
+    assert set(rows[0]) == set(ORIGINAL_TABLES[name]), name
+    for key, expected in ORIGINAL_TABLES[name].items():
+        assert tuple(r[key] for r in rows) == pytest.approx(expected, rel=1e-12, abs=0), (name, key)
