@@ -87,3 +87,20 @@ def test_a_gate_checks_parity_against_golden_data_and_refuses_it_beside_a_refere
     res = run_cli("gate", policy, "--out", tmp_path / "gate2")
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert res.returncode == 2 and len(lines) == 1 and "parity.golden stands for the reference" in lines[0], res.stderr
+
+
+def test_a_golden_file_whose_edit_images_no_longer_match_their_hashes_is_refused(exported, tmp_path):
+    """The parity edits are made again where the file is checked; one whose images differ from the ones the
+    golden file's reference encoded (its images_sha256, the name unchanged) is refused, exit 2."""
+    root, onnx, _ = exported
+    with np.load(root / "g.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    meta = json.loads(str(arrays["meta"]))
+    edited = meta["variants"][1]
+    edited["images_sha256"] = "0" * 64
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez_compressed(tmp_path / "stale.npz", **arrays)
+    res = run_cli("export", "check", onnx, "--golden", tmp_path / "stale.npz", "-q")
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.returncode == 2 and len(lines) == 1, res.stderr
+    assert f"the parity edit {edited['name']} gives other images here" in lines[0], lines[0]
