@@ -461,3 +461,40 @@ def test_a_folder_whose_only_image_is_corrupt_names_it_and_why(tmp_path):
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert res.returncode == 2 and len(lines) == 1, res.stderr
     assert "only.png: not an image" in lines[0] and "1 skipped" in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("method", ["pgd", "apgd"])
+@pytest.mark.parametrize("norm, radius", [("linf", 8 / 255), ("l2", 0.5)])
+def test_every_step_stays_in_the_box_and_the_ball(monkeypatch, method, norm, radius):
+    """pgd and apgd themselves: after every step x + delta is in [0, 1] and delta inside the eps ball (the
+    caller's final clamp would hide a step that is not), on images with saturated pixels."""
+    import torch
+
+    from vfmaudit.attack import whitebox
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand((3, 3, 8, 8), generator=gen, dtype=torch.float32)
+    x[0] = 1.0  # a white image, a black one: the box binds at once
+    x[1] = 0.0
+    weight = torch.randn((3 * 8 * 8, 16), generator=gen)
+    fn = lambda z: torch.nn.functional.normalize(z.flatten(1) @ weight, dim=1)  # noqa: E731
+    e0 = fn(x).detach()
+    seen = []
+    for name in ("_loss_and_grad", "_loss_only"):
+        original = getattr(whitebox, name)
+
+        def probe(fn_, x01, delta, e0_, loss, _original=original):
+            seen.append(delta.detach().clone())
+            return _original(fn_, x01, delta, e0_, loss)
+
+        monkeypatch.setattr(whitebox, name, probe)
+    loss = embedding_loss("cosine")
+    if method == "pgd":
+        best, _ = whitebox.pgd(fn, x, e0, loss, norm, radius, 12, radius / 2, 2, gen)
+    else:
+        best, _ = whitebox.apgd(fn, x, e0, loss, norm, radius, 12, 2, gen)
+    assert len(seen) >= 24
+    for delta in [*seen, best]:
+        assert float((x + delta).min()) >= -1e-7 and float((x + delta).max()) <= 1 + 1e-7
+        size = delta.abs().amax(dim=(1, 2, 3)) if norm == "linf" else delta.flatten(1).norm(dim=1)
+        assert float(size.max()) <= radius * (1 + 1e-5), (norm, float(size.max()), radius)
