@@ -114,3 +114,28 @@ def test_bad_ood_options_are_one_line(tmp_path, args, needle):
     res = run_cli("downstream", *COMMON, *args, "--out", tmp_path / "o")
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert res.returncode == 2 and len(lines) == 1 and needle in lines[0], res.stderr
+
+
+def test_a_one_image_ood_set_is_refused_before_any_encoding_and_leaves_nothing_behind(tmp_path):
+    """Checked with the other inputs, before the model loads: one line, exit 2; the same command with a
+    valid set then runs (no half-made state to refuse it with 'pass --resume')."""
+    from PIL import Image
+
+    from cli_runner import run_cli
+
+    lonely, fine = tmp_path / "lonely", tmp_path / "fine"
+    lonely.mkdir()
+    fine.mkdir()
+    rng = np.random.default_rng(0)
+    for folder, n in ((lonely, 1), (fine, 3)):
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    common = ["builtin:textures", "-m", "timm:test_vit", "--tasks", "knn", "-p", "jpeg", "--levels", "2",
+              "--max-per-class", "4", "-q", "--out", tmp_path / "o"]
+    res = run_cli("downstream", *common, "--ood", f"lonely={lonely}")
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.returncode == 2 and len(lines) == 1, res.stderr
+    assert "ood set lonely" in lines[0] and "1 image(s)" in lines[0], lines[0]
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())  # nothing encoded, nothing kept
+    res = run_cli("downstream", *common, "--ood", f"fine={fine}")
+    assert res.returncode == 0, res.stderr

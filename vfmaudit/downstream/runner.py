@@ -79,11 +79,8 @@ def run_downstream(config: DownstreamConfig, progress: ProgressFn | None = None,
     get_engine(config.engine)  # one line before any work when the engine cannot run here
     if config.engine == "ray":
         check_reachable(config.ray_address)
-    templates = config.templates() if "zero-shot" in tasks else []
-    if templates:
-        from vfmaudit.models.text import require_text_tower
-
-        require_text_tower(text_source(config.model, config.pretrained, config.seed)[0])
+    out = Path(config.out)
+    check_output_folder(out)  # the input checks first: none of them needs the model
     stage(f"listing {config.train or config.dataset}", 0, 0)
     data = config.load_data()
     train_idx, test_idx = data.split(config.test_fraction, config.seed)
@@ -96,11 +93,19 @@ def run_downstream(config: DownstreamConfig, progress: ProgressFn | None = None,
         class_map = read_class_map(config.class_map)
         for _, spec in config.shift_sets():
             class_indices(load_dataset(spec, config.max_per_class).class_names, data.class_names, class_map, spec)
+    for name, spec in config.ood_sets():  # listed before any encoding: a set too small is said now, not after
+        found = len(_ood_items(config, spec))
+        if found < 2:
+            raise VfmauditError(f"ood set {name} ({spec}): {found} image(s); an OOD set needs at least two",
+                                param="ood")
+    templates = config.templates() if "zero-shot" in tasks else []
+    if templates:
+        from vfmaudit.models.text import require_text_tower
+
+        require_text_tower(text_source(config.model, config.pretrained, config.seed)[0])
     stage(f"opening {config.model}", 0, 0)
     encoder = open_encoder(config.model, config.pretrained, config.backend, config.device, config.batch_size,
                            config.seed)
-    out = Path(config.out)
-    check_output_folder(out)
     with lock_folder(out):
         result = _run_locked(config, tasks, plans, templates, data, train_idx, test_idx, encoder,
                              progress or (lambda e, n: None), stage)
@@ -273,14 +278,12 @@ def _shift(config, cache: ArrayCache, encoder, train: np.ndarray, y_train: np.nd
 def _ood(config, cache: ArrayCache, encoder, train: np.ndarray, y_train: np.ndarray, classifiers: dict,
          clean: np.ndarray, emb: dict, plans, stage: StageFn) -> tuple[dict, list[dict]]:
     """The OOD sets encoded (cached as the other embeddings) and every score's detection figures."""
-    from vfmaudit.data.source import read_items
     from vfmaudit.downstream.ood import OOD_METRICS, ood_results, scorers
 
     sets, skipped = {}, []
     for name, spec in config.ood_sets():
         stage(f"encoding the OOD set {name}", 0, 0)
-        is_dataset = spec.startswith("builtin:") or Path(spec).suffix.lower() == ".csv"
-        items = load_dataset(spec, config.max_per_class).items if is_dataset else read_items([spec])
+        items = _ood_items(config, spec)
         sets[name], _, skip = _encoded_set(cache, "ood", name, spec, items, encoder, config.batch_size)
         skipped += skip
     logits = {task: entry[2] for task, entry in classifiers.items() if len(entry) > 2}  # probe, zero-shot
@@ -288,6 +291,14 @@ def _ood(config, cache: ArrayCache, encoder, train: np.ndarray, y_train: np.ndar
     stage(f"OOD detection: {len(fns)} scores x {len(sets)} set(s)", 0, 0)
     return {"params": params, "metrics": list(OOD_METRICS), "scores": list(fns),
             "sets": ood_results(fns, clean, emb, plans, sets)}, skipped
+
+
+def _ood_items(config, spec: str) -> list:
+    """An OOD set's items: a dataset's (builtin:NAME, a CSV) or any image source's, listed, not decoded."""
+    from vfmaudit.data.source import read_items
+
+    is_dataset = spec.startswith("builtin:") or Path(spec).suffix.lower() == ".csv"
+    return list(load_dataset(spec, config.max_per_class).items if is_dataset else read_items([spec]))
 
 
 def _cumulative_radius(clean: np.ndarray, variants: list[np.ndarray], order: list[int]) -> np.ndarray:
