@@ -442,3 +442,17 @@ def test_the_history_page_in_a_browser(server, client, champion, tmp_path, brows
     assert len(table) > len(filtered) >= 1
     assert all("brightness.cosine.mean" in r.find_element(By.CSS_SELECTOR, "th").text for r in filtered)
 
+
+
+def test_a_command_whose_logging_fails_says_its_results_are_kept(tmp_path, monkeypatch):
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    (tmp_path / "a-file").write_text("not a folder")
+    MlflowClient(tracking_uri=store).create_experiment("unstorable",
+                                                        artifact_location=f"file://{tmp_path}/a-file/artifacts")
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "unstorable")
+    res = run_cli("bench", "meb", "--sets", "20", "--n", "5", "--dim", "8", "--json", tmp_path / "b.json",
+                  "--mlflow", store, cwd=tmp_path)
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.returncode == 2 and len(lines) == 1, res.stderr
+    assert "vfmaudit bench meb finished and its results are kept, but logging to the MLflow" in lines[0], lines[0]
+    assert json.loads((tmp_path / "b.json").read_text())["sets_per_s"] > 0  # the work is on disk

@@ -35,6 +35,7 @@ class CommandSession:
 
     def finish(self, verdict: str | None = None) -> None:
         from vfmaudit.files import file_sha256
+        from vfmaudit.tracking.client import TrackingError
         from vfmaudit.tracking.log import RunRecord, log_run, loggable_params, run_link
         from vfmaudit.tracking.metrics import command_metrics
 
@@ -54,7 +55,10 @@ class CommandSession:
                            documents={} if any(p.is_dir() for p, _ in self.files) else {name: self.report},
                            tags={"vfmaudit.verdict": verdict or self.verdict, "vfmaudit.model": str(model)},
                            run_name=f"{self.command} {Path(str(model)).name}".strip(), start_time=self.start)
-        run_id = log_run(self.tracking, record)
+        try:
+            run_id = log_run(self.tracking, record)
+        except TrackingError as e:  # the work is done and on disk: say so, exit 2 for the store
+            raise TrackingError(f"vfmaudit {self.command} finished and its results are kept, but {e}") from None
         if not self.quiet:
             out.print(f"mlflow: {run_link(self.tracking, run_id)}", markup=False, highlight=False, soft_wrap=True)
 
