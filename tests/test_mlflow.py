@@ -456,3 +456,46 @@ def test_a_command_whose_logging_fails_says_its_results_are_kept(tmp_path, monke
     assert res.returncode == 2 and len(lines) == 1, res.stderr
     assert "vfmaudit bench meb finished and its results are kept, but logging to the MLflow" in lines[0], lines[0]
     assert json.loads((tmp_path / "b.json").read_text())["sets_per_s"] > 0  # the work is on disk
+
+
+def test_a_torch_spec_with_a_weights_file_registers_the_weights(server, client, tmp_path):
+    import timm
+    import torch
+
+    from vfmaudit.files import file_sha256
+
+    torch.manual_seed(1)
+    torch.save(timm.create_model("test_vit", pretrained=False).state_dict(), tmp_path / "weights.pt")
+    path = policy(tmp_path, 'pretrained = "weights.pt"\n' + textwrap.dedent(FIRST), "weights.toml")
+    res = run_cli("gate", path, "--mlflow", server, "--register", "weighted", "-o", tmp_path / "g", "-q")
+    assert res.returncode == 0, res.stdout + res.stderr
+    (v1,) = versions(client, "weighted")
+    assert v1.tags["vfmaudit.candidate"] == "weights.pt" and v1.tags["vfmaudit.gate"] == "passed"
+    pulled = client.download_artifacts(v1.run_id, "candidate/weights.pt", str(tmp_path / "dl"))
+    assert file_sha256(pulled) == file_sha256(tmp_path / "weights.pt")
+    assert client.get_run(v1.run_id).data.params["weights_sha256"] == file_sha256(tmp_path / "weights.pt")
+
+
+def test_a_candidate_is_not_promoted_when_the_alias_moved_during_its_gate(server, client, champion, tmp_path):
+    """The gate compared with the champion of its start; another promotion moved the alias meanwhile: the
+    candidate is registered, not promoted, and the alias stays where the other promotion put it."""
+    from vfmaudit.api import _gate
+    from vfmaudit.tracking.acceptance import gate_with_registry
+
+    _, reg = champion
+    other = client.create_model_version("shared", source="s3://models/encoder/elsewhere").version
+    before = alias_version(client, "shared", "champion")
+
+    def gate_while_another_promotes(baseline):
+        result = _gate(reg, baseline, tmp_path / "g", None, None, None, False, None, None, None)
+        client.set_registered_model_alias("shared", "champion", other)  # the other promotion lands now
+        return result
+
+    try:
+        result = gate_with_registry(gate_while_another_promotes, reg, "models:/shared@champion", mlflow=server,
+                                    register="shared", promote_alias="champion")
+        assert result.passed and result.mlflow.registered is not None and result.mlflow.promoted is None
+        assert f"moved to version {other}" in result.mlflow.not_promoted
+        assert alias_version(client, "shared", "champion") == str(other)
+    finally:
+        client.set_registered_model_alias("shared", "champion", before)  # the module's champion again

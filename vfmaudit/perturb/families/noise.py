@@ -14,12 +14,15 @@ from __future__ import annotations
 import numpy as np
 
 from vfmaudit.perturb._batch import map_into
-from vfmaudit.perturb.families.imagenet_c import _kernels
-from vfmaudit.perturb.families.imagenet_c.noise import gaussian_offsets
 from vfmaudit.perturb.registry import Family, register
 
 
 def gaussian_noise(batch: np.ndarray, level: float, seeds: np.ndarray) -> np.ndarray:
+    # imported here: importing the imagenet_c package registers its 19 families, which must come after the
+    # everyday ones in the registry (its order is the catalogue's)
+    from vfmaudit.perturb.families.imagenet_c import _kernels
+    from vfmaudit.perturb.families.imagenet_c.noise import gaussian_offsets
+
     sigma = float(level)
     if sigma <= 0:
         return batch.copy()
