@@ -157,6 +157,9 @@ def test_the_acceptance_loop_promotes_only_what_passes(server, client, tmp_path,
                   tmp_path / "g3", cwd=tmp_path)
     assert res.returncode == 1, res.stdout + res.stderr
     assert "registered: models:/enc/3" in res.stdout and "promoted" not in res.stdout
+    loop = json.loads((tmp_path / "g3" / "mlflow.json").read_text())  # what CI reads of the loop
+    assert loop["registered"] == "models:/enc/3" and loop["promoted"] is None and loop["run_id"] == \
+        versions(client, "enc")[2].run_id
     assert alias_version(client, "enc", "champion") == "2"
     v3 = versions(client, "enc")[2]
     assert v3.tags["vfmaudit.gate"] == "failed"

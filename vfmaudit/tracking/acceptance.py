@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from vfmaudit.errors import VfmauditError
+from vfmaudit.files import write_json
 from vfmaudit.gate.policy import load_policy
 from vfmaudit.gate.runner import Baseline, GateResult, load_baseline
 from vfmaudit.tracking.client import Tracking, TrackingError, connect, resolve_uri
@@ -157,6 +158,8 @@ def gate_with_registry(run: Callable[[object], GateResult], policy_path: str | P
                     if now != outcome.registered.version:  # another gate promoted right after this one
                         outcome.notes.append(f"alias '{promote_alias}' was moved on to version {now} by another "
                                              f"promotion just after this one")
+            # what the loop did, for CI to read (beside gate.json, which the run holds and so cannot say it)
+            write_json(outcome.to_json(), result.out_dir / "mlflow.json")
         except TrackingError as e:
             untouched = "; the alias was not moved" if promote_alias and not promoting else ""
             raise TrackingError(f"{kept}, but {e}{untouched}") from None
