@@ -489,8 +489,8 @@ def test_a_candidate_is_not_promoted_when_the_alias_moved_during_its_gate(server
     other = client.create_model_version("shared", source="s3://models/encoder/elsewhere").version
     before = alias_version(client, "shared", "champion")
 
-    def gate_while_another_promotes(baseline):
-        result = _gate(reg, baseline, tmp_path / "g", None, None, None, False, None, None, None)
+    def gate_while_another_promotes(loaded, baseline):
+        result = _gate(loaded, baseline, tmp_path / "g", None, None, None, False, None, None, None)
         client.set_registered_model_alias("shared", "champion", other)  # the other promotion lands now
         return result
 

@@ -20,7 +20,7 @@ from vfmaudit.errors import VfmauditError, missing_dependency
 from vfmaudit.export import ExportResult, ParityReport, build_engine, check_parity, export_onnx
 from vfmaudit.export.cpu_optimize import CpuOptimized, optimize_for_cpu, require_cpu_kernels
 from vfmaudit.files import OutputInUse, check_output_file, check_output_folder, lock_output_file, write_json
-from vfmaudit.gate import GateResult, load_policy
+from vfmaudit.gate import GateResult, Policy, load_policy
 from vfmaudit.gate.runner import DEFAULT_OUT as GATE_DEFAULT_OUT
 from vfmaudit.gate import run_gate as gate_run
 from vfmaudit.progress import StageFn, no_stages
@@ -208,7 +208,8 @@ def run_gate(policy: str | Path, baseline: str | Path | None = None, out: str | 
         check_output_folder(out)
     try:
         return gate_with_registry(
-            lambda base: _gate(policy, base, out, junit, markdown, json_path, dry_run, model, pretrained, progress),
+            lambda loaded, base: _gate(loaded, base, out, junit, markdown, json_path, dry_run, model, pretrained,
+                                       progress),
             policy, baseline, mlflow=mlflow, register=register, promote_alias=promote, dry_run=dry_run, model=model,
             pretrained=pretrained, progress=progress)
     except OutputInUse:
@@ -254,7 +255,7 @@ def _gate(policy, baseline, out, junit, markdown, json_path, dry_run, model, pre
     except VfmauditError as e:  # a gate that cannot run still leaves CI a JUnit file saying why
         if not dry_run:
             for path in [Path(out or GATE_DEFAULT_OUT) / "junit.xml", *([junit] if junit else [])]:
-                write_gate_error_junit(str(policy), str(e), path)
+                write_gate_error_junit(policy.source if isinstance(policy, Policy) else str(policy), str(e), path)
         raise
     if dry_run:
         return result
@@ -340,7 +341,7 @@ def compare_reports(a: str | Path, b: str | Path | None = None, out: str | Path 
     return comparison
 
 
-def run_attack(config: "AttackConfig", progress=None) -> "AttackResult":
+def run_attack(config: "AttackConfig", progress=None, warn=None) -> "AttackResult":
     """`vfmaudit attack`: the attack (vfmaudit.attack.run_attack), then, with config.out, report.html
     there (the budgets, the transfer table, the worst images with the change amplified)."""
     from vfmaudit.attack import run_attack as attack
@@ -350,4 +351,4 @@ def run_attack(config: "AttackConfig", progress=None) -> "AttackResult":
         (write_search_html if config.method == "search" else write_attack_html)(result, out / "report.html")
         return {"html": "report.html"}
 
-    return attack(config, progress, on_complete=page)
+    return attack(config, progress, on_complete=page, warn=warn)

@@ -11,7 +11,7 @@ import numpy as np
 from vfmaudit.attack.attacker import WHITE_BOX
 from vfmaudit.attack.threat import NORMS
 from vfmaudit.attack.whitebox import LOSSES
-from vfmaudit.errors import VfmauditError
+from vfmaudit.errors import VfmauditError, one_line
 
 USUAL_LINF = 16  # /255: beyond it a budget gets a warning (the field's budgets are 1-16/255)
 
@@ -157,7 +157,6 @@ class AttackConfig:
 def _check_transfer_target(path: str) -> None:
     """An exported artefact the attack's images are replayed on: its kind, that it exists, and for ONNX that
     it parses (a TensorRT engine is opened where TensorRT is)."""
-    from vfmaudit.errors import one_line
     from vfmaudit.runtime import is_artefact_path
 
     takes = "transfer_to takes exported artefacts (.onnx, .engine) that the attack's images are replayed on"

@@ -58,11 +58,15 @@ class AttackResult:
 
 
 def run_attack(config: AttackConfig, progress: Callable[[str, int, int], None] | None = None,
-               on_complete: Callable[[AttackResult, Path], dict] | None = None) -> AttackResult:
+               on_complete: Callable[[AttackResult, Path], dict] | None = None,
+               warn: Callable[[str], None] | None = None) -> AttackResult:
     """Attack config.model at each budget in config.eps; see AttackConfig and THREAT_MODEL. With
     config.out, on_complete(result, out) writes more outputs there (the page) before attack.json and
-    returns their entries for its `files`."""
+    returns their entries for its `files`. warn(text): what is legal but rarely meant (a budget above the
+    usual range), said once the config is checked, before the attack."""
     config.check()
+    for warning in config.warnings() if warn else ():
+        warn(warning)
     progress = progress or (lambda *a: None)
     out_dir = check_output_folder(config.out) if config.out else None
     if out_dir:

@@ -125,11 +125,9 @@ def attack(
                           max_per_class=max_per_class, classifier=classifier, perturbations=perturbations,
                           levels=levels, max_edits=max_edits, resume=resume, engine=engine, ray_address=ray_address,
                           workers=workers, gpus_per_worker=gpus_per_worker, shard_size=shard_size)
-    config.check()
-    for warning in config.warnings():  # said before the minutes the attack takes
-        err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
-    with Stages(quiet) as progress:
-        result = run_attack(config, progress=progress)
+    with Stages(quiet) as progress:  # warnings said before the minutes the attack takes
+        result = run_attack(config, progress=progress, warn=lambda text: err.print(
+            f"warning: {text}", markup=False, highlight=False, soft_wrap=True))
     (print_search if method == "search" else print_attack)(result, out)
     write_result_json(result, json_out)
     record_run(result.to_json(), [out_dir])

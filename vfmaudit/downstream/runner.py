@@ -93,11 +93,12 @@ def run_downstream(config: DownstreamConfig, progress: ProgressFn | None = None,
         class_map = read_class_map(config.class_map)
         for _, spec in config.shift_sets():
             class_indices(load_dataset(spec, config.max_per_class).class_names, data.class_names, class_map, spec)
-    for name, spec in config.ood_sets():  # listed before any encoding: a set too small is said now, not after
-        found = len(_ood_items(config, spec))
-        if found < 2:
-            raise VfmauditError(f"ood set {name} ({spec}): {found} image(s); an OOD set needs at least two",
-                                param="ood")
+    ood_items = {}
+    for name, spec in config.ood_sets():  # listed once, before any encoding: a set too small is said now
+        ood_items[name] = _ood_items(config, spec)
+        if len(ood_items[name]) < 2:
+            raise VfmauditError(f"ood set {name} ({spec}): {len(ood_items[name])} image(s); an OOD set needs at "
+                                f"least two", param="ood")
     templates = config.templates() if "zero-shot" in tasks else []
     if templates:
         from vfmaudit.models.text import require_text_tower
@@ -107,7 +108,7 @@ def run_downstream(config: DownstreamConfig, progress: ProgressFn | None = None,
     encoder = open_encoder(config.model, config.pretrained, config.backend, config.device, config.batch_size,
                            config.seed)
     with lock_folder(out):
-        result = _run_locked(config, tasks, plans, templates, data, train_idx, test_idx, encoder,
+        result = _run_locked(config, tasks, plans, templates, data, train_idx, test_idx, ood_items, encoder,
                              progress or (lambda e, n: None), stage)
         if on_complete:
             stage("writing report.html", 0, 0)
@@ -134,8 +135,8 @@ def _prepared_split(cache: ArrayCache, data: LabelledSet, split: str, idx, spec)
     return images, np.asarray(idx)[np.asarray(kept, dtype=int)], skipped
 
 
-def _run_locked(config, tasks, plans, templates, data: LabelledSet, train_idx, test_idx, encoder, progress,
-                stage: StageFn):
+def _run_locked(config, tasks, plans, templates, data: LabelledSet, train_idx, test_idx, ood_items: dict, encoder,
+                progress, stage: StageFn):
     out = Path(config.out)
     cache = ArrayCache(out, config.fingerprint(), config.resume, config.overwrite)
     bs = config.batch_size
@@ -167,7 +168,7 @@ def _run_locked(config, tasks, plans, templates, data: LabelledSet, train_idx, t
         stage("retrieval on clean and perturbed queries", 0, 0)
         results["retrieval"] = _retrieval_results(np.asarray(clean), emb, plans, y_test)
     ood, skipped_ood = (_ood(config, cache, encoder, np.asarray(train), y_train, classifiers, np.asarray(clean), emb,
-                             plans, stage) if config.ood else (None, []))
+                             plans, ood_items, stage) if config.ood else (None, []))
     typographic = _typographic(config, cache, encoder, test_images, y_test, data.class_names, classifiers, plans,
                                stage)
     shift, skipped_shift = (_shift(config, cache, encoder, np.asarray(train), y_train, data.class_names, classifiers,
@@ -276,15 +277,15 @@ def _shift(config, cache: ArrayCache, encoder, train: np.ndarray, y_train: np.nd
 
 
 def _ood(config, cache: ArrayCache, encoder, train: np.ndarray, y_train: np.ndarray, classifiers: dict,
-         clean: np.ndarray, emb: dict, plans, stage: StageFn) -> tuple[dict, list[dict]]:
-    """The OOD sets encoded (cached as the other embeddings) and every score's detection figures."""
+         clean: np.ndarray, emb: dict, plans, ood_items: dict, stage: StageFn) -> tuple[dict, list[dict]]:
+    """The OOD sets (their items as run_downstream listed them) encoded, cached as the other embeddings, and
+    every score's detection figures."""
     from vfmaudit.downstream.ood import OOD_METRICS, ood_results, scorers
 
     sets, skipped = {}, []
     for name, spec in config.ood_sets():
         stage(f"encoding the OOD set {name}", 0, 0)
-        items = _ood_items(config, spec)
-        sets[name], _, skip = _encoded_set(cache, "ood", name, spec, items, encoder, config.batch_size)
+        sets[name], _, skip = _encoded_set(cache, "ood", name, spec, ood_items[name], encoder, config.batch_size)
         skipped += skip
     logits = {task: entry[2] for task, entry in classifiers.items() if len(entry) > 2}  # probe, zero-shot
     fns, params = scorers(train, y_train, logits)

@@ -139,7 +139,8 @@ def evaluate(check: Check, value: float | None, baseline: dict | None) -> CheckR
     return CheckResult(check=check, value=value, baseline=base, conditions=conditions)
 
 
-def run_gate(policy_path: str | Path, baseline: str | Path | Baseline | None = None, out: str | Path | None = None,
+def run_gate(policy_path: str | Path | Policy, baseline: str | Path | Baseline | None = None,
+             out: str | Path | None = None,
              dry_run: bool = False, model: str | None = None, pretrained: str | None = None,
              progress=None) -> GateResult:
     """Validate the policy; unless dry_run, run the measurements its checks need and evaluate them.
@@ -147,7 +148,9 @@ def run_gate(policy_path: str | Path, baseline: str | Path | Baseline | None = N
     Every measurement's own report is kept in `out`, with gate.json (this result's to_json()).
     model / pretrained replace the policy's candidate (a fine-tuned model checked by its gate).
     """
-    policy = load_policy(policy_path, model=model, pretrained=pretrained)
+    # a Policy already loaded (the registry loop reads its [mlflow] table first) is not read and checked again
+    policy = policy_path if isinstance(policy_path, Policy) else load_policy(policy_path, model=model,
+                                                                             pretrained=pretrained)
     base_values, base_source, base_folder = None, None, None
     if isinstance(baseline, Baseline):
         base_values, base_source, base_folder = baseline.values, baseline.source, baseline.folder

@@ -17,7 +17,7 @@ from typing import Callable
 
 from vfmaudit.errors import VfmauditError
 from vfmaudit.files import write_json
-from vfmaudit.gate.policy import load_policy
+from vfmaudit.gate.policy import Policy, load_policy
 from vfmaudit.gate.runner import Baseline, GateResult, load_baseline
 from vfmaudit.tracking.client import Tracking, TrackingError, connect, resolve_uri
 from vfmaudit.tracking.log import RunRecord, log_run, loggable_params, run_link
@@ -99,11 +99,12 @@ def _record(result: GateResult, baseline_source: str | None, register: str | Non
                      run_name=f"gate {Path(policy.model).name}", start_time=start)
 
 
-def gate_with_registry(run: Callable[[object], GateResult], policy_path: str | Path, baseline=None,
+def gate_with_registry(run: Callable[[Policy, object], GateResult], policy_path: str | Path, baseline=None,
                        mlflow: str | None = None, register: str | None = None, promote_alias: str | None = None,
                        dry_run: bool = False, model: str | None = None, pretrained: str | None = None,
                        progress=None) -> GateResult:
-    """run(baseline) is the gate itself (measurements, files); this wraps it in the registry loop.
+    """run(policy, baseline) is the gate itself (measurements, files), given the policy this loop loaded;
+    this wraps it in the registry loop.
 
     progress(what): the loop's own stages (reading the baseline, logging, registering, promoting)."""
     start = time.time()
@@ -117,7 +118,7 @@ def gate_with_registry(run: Callable[[object], GateResult], policy_path: str | P
         if is_model_uri(baseline):
             stage(f"reading the baseline {baseline} from MLflow")
             baseline, outcome.baseline_version = _fetch_baseline(tracking, baseline, folder)
-        result = run(baseline)
+        result = run(policy, baseline)
         result.mlflow = outcome
         result.baseline_folder = None  # a temporary folder, removed below
         if dry_run:
