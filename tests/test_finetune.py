@@ -1,6 +1,7 @@
 """vfmaudit finetune: the objective improves, weights reproduce the model everywhere, resume, bad input."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -222,7 +223,7 @@ def test_adversarial_training_lowers_the_held_out_worst_case_and_keeps_utility(p
     out = tmp_path / "adv"
     res = run_cli("finetune", photos_dir, "-m", MODEL, "--batch-size", "2", "--steps", "8", "--lr", "1e-3", "--train",
                   "all", "--eval-perturbations", "jpeg", "--adversarial", "linf:4",
-                  "--attack-steps", "5", "--out", out, "-q")
+                  "--attack-steps", "5", "--out", out)
     assert res.returncode == 0, res.stderr
     report = json.loads((out / "report.json").read_text())
     held = report["held_out"]
@@ -232,6 +233,13 @@ def test_adversarial_training_lowers_the_held_out_worst_case_and_keeps_utility(p
     assert after < 0.8 * before, (before, after)  # measured: about half the drift after 8 steps
     assert held["utility_cosine"]["min"] >= 0.95
     assert "Adversarially trained at linf 4/255" in (out / "report.html").read_text()
+    # the console: jpeg was only evaluated (not trained), and the worst case announced is printed
+    assert report["trained_families"] == [] and not held["families"]["jpeg"]["trained"]
+    table = " ".join(res.stdout.split())
+    assert re.search(r"│ jpeg │ │ [\d.]+ │", table) and "│ trained │" not in table, res.stdout
+    assert "Held-out worst case: trained adversarially at linf 4/255 (PGD-5" in table, res.stdout
+    for stat, label in (("cosine_mean", "mean"), ("cosine_worst", "worst")):
+        assert f"│ {label} │ {worst[stat]['before']:.4f} │ {worst[stat]['after']:.4f} │" in table, res.stdout
     images = [str(photos_dir / Path(i).name) for i in held["ids"]]
     attacks = [run_attack(AttackConfig(images=images, model=MODEL, pretrained=w, eps=(4,), steps=10, seed=1))
                for w in (None, str(out / "weights.safetensors"))]

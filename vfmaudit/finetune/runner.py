@@ -189,7 +189,8 @@ def run_finetune(config: FinetuneConfig, progress: ProgressFn | None = None,
         stats = train(model, trainable, reference, train_images, built.preprocess, config, out, device, progress)
         stage("saving weights.safetensors", 0, 0)
         weights_path = _save_weights(built.module.model, out / WEIGHTS)
-        trained = {p.name for p in config.plan()}
+        # adversarial training replaces -p's edits: no family was trained
+        trained = set() if config.adversarial_budget() else {p.name for p in config.plan()}
         eval_plans = parse_perturbations(config.eval_perturbations, config.eval_levels)
         t0 = time.perf_counter()
         held = evaluate(frozen, model, held_images, built.preprocess, device, eval_plans, trained, config.seed,

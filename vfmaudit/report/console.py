@@ -317,6 +317,8 @@ def print_finetune(report: dict, out_dir: str, console: Console) -> None:
         change = "–" if r["relative_change"] is None else f"{100 * r['relative_change']:+.1f} %"
         t.add_row(fam, "trained" if e["trained"] else "", f"{r['before']:.4f}", f"{r['after']:.4f}", change)
     console.print(t)
+    if "worst_case" in held:
+        _print_worst_case(held["worst_case"], console)
     tr = report["training"]
     _plain(console, f"utility cos(f(x), f'(x)) on held-out images: mean {held['utility_cosine']['mean']:.4f}, "
                     f"min {held['utility_cosine']['min']:.4f}; {tr['steps']} steps at {tr['images_per_s']:.1f} images/s")
@@ -327,6 +329,19 @@ def print_finetune(report: dict, out_dir: str, console: Console) -> None:
     if "gate" in report:
         _plain(console, f"gate {report['gate']['policy']}: {'PASSED' if report['gate']['passed'] else 'FAILED'}")
     _plain(console, f"wrote {out_dir}/weights.safetensors, train_log.csv, report.json, report.html")
+
+
+def _print_worst_case(w: dict, console: Console) -> None:
+    """finetune --adversarial: the held-out worst case at the training budget, before and after."""
+    budget = f"{w['eps']:g}/255" if w["norm"] == "linf" else f"{w['eps']:g} (L2)"
+    t = Table(title=f"Held-out worst case: trained adversarially at {w['norm']} {budget} "
+                    f"(PGD-{w['steps']}, cosine to the clean embedding)")
+    for col in ("", "before", "after", "change"):
+        t.add_column(col, justify="left" if not col else "right")
+    for stat, label in (("cosine_mean", "mean"), ("cosine_worst", "worst")):
+        e = w[stat]
+        t.add_row(label, f"{e['before']:.4f}", f"{e['after']:.4f}", f"{e['change']:+.4f}")
+    console.print(t)
 
 
 def print_scaling(res, console: Console) -> None:

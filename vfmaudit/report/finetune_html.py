@@ -43,7 +43,8 @@ def write_finetune_html(result, path: Path | None = None) -> Path:
     trained = [f for f, e in held["families"].items() if e["trained"]]
     intro = (('<p class="warn">Random weights: the starting model is randomly initialised, not a trained encoder.</p>'
               if report.get("random_weights") else "")
-             + f"<p>Trained for {', '.join(map(esc, trained))} ({t['steps']} steps on {t['train_images']} images, "
+             + f"<p>Trained for {', '.join(map(esc, trained)) or 'adversarial examples'} "
+               f"({t['steps']} steps on {t['train_images']} images, "
                f"{report['trainable_parameters']:,} trainable parameters, {t['images_per_s']:.1f} images/s). "
                f"Held out: {held['images']} images; utility cos(f(x), f'(x)) mean "
                f"{held['utility_cosine']['mean']:.4f} (min {held['utility_cosine']['min']:.4f}); nearest-neighbour "
