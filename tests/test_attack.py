@@ -463,6 +463,29 @@ def test_a_folder_whose_only_image_is_corrupt_names_it_and_why(tmp_path):
     assert "only.png: not an image" in lines[0] and "1 skipped" in lines[0], lines[0]
 
 
+def test_an_out_folder_holding_an_attack_is_continued_replaced_or_refused(folder, tmp_path):
+    """The README's rule for every command that writes a folder: never silently replaced."""
+    out = tmp_path / "adv"
+    base = ["attack", folder, "-m", MODEL, "--steps", "1", "--max-images", "2", "--out", out, "-q"]
+    first = run_cli(*base, "--eps", "2,4", "--save-images")
+    assert first.returncode == 0, first.stderr
+    before = (out / "attack.json").read_bytes()
+    again = run_cli(*base, "--eps", "2")
+    lines = [ln for ln in again.stderr.splitlines() if ln.strip()]
+    assert again.returncode == 2 and len(lines) == 1, again.stderr
+    assert "already holds an attack" in lines[0] and "--resume" in lines[0] and "--overwrite" in lines[0], lines[0]
+    assert (out / "attack.json").read_bytes() == before and (out / "adversarial" / "eps_4").is_dir()
+    both = run_cli(*base, "--eps", "2", "--resume", "--overwrite")
+    assert both.returncode == 2 and "pass one of them" in both.stderr, both.stderr
+    replaced = run_cli(*base, "--eps", "2", "--overwrite")
+    assert replaced.returncode == 0, replaced.stderr
+    report = json.loads((out / "attack.json").read_text())
+    assert [b["eps"] for b in report["budgets"]] == [2.0]
+    assert not (out / "adversarial").exists() and not (out / "clean").exists()  # no earlier budget's images left
+    resumed = run_cli(*base, "--eps", "2", "--resume")
+    assert resumed.returncode == 0 and json.loads((out / "attack.json").read_text())["engine"]["reused"] == 1
+
+
 @pytest.mark.parametrize("method", ["pgd", "apgd"])
 @pytest.mark.parametrize("norm, radius", [("linf", 8 / 255), ("l2", 0.5)])
 def test_every_step_stays_in_the_box_and_the_ball(monkeypatch, method, norm, radius):

@@ -87,9 +87,9 @@ def test_resume_with_other_options_is_refused_in_one_line(folder, reference, tmp
     res = run_cli("attack", folder, *CLI[:-1], "--eps", "2,8", "-q", "--out", out, "--resume")
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert res.returncode == 2 and len(lines) == 1, res.stderr
-    assert "cannot continue the run" in lines[0] and "eps" in lines[0] and "without --resume" in lines[0]
-    # without --resume the run starts again: the earlier shards are not mixed in
-    fresh = run_cli("attack", folder, *CLI, "--max-images", "2", "--out", out)
+    assert "cannot resume the run" in lines[0] and "eps" in lines[0] and "--overwrite to start again" in lines[0]
+    # with --overwrite the run starts again: the earlier shards are not mixed in
+    fresh = run_cli("attack", folder, *CLI, "--max-images", "2", "--out", out, "--overwrite")
     assert fresh.returncode == 0, fresh.stderr
     assert sorted(p.name for p in (out / "shards").glob("0*.npy")) == ["00000.npy"]
 

@@ -58,6 +58,7 @@ class AttackConfig:
     gpus_per_worker: float = 0.0
     shard_size: int = 64
     resume: bool = False
+    overwrite: bool = False  # replace an earlier attack's outputs in out (without it, or resume, it is refused)
     # method search (vfmaudit.attack.search): the oracle, labelled data, the edits and the chain length
     oracle: str | None = None
     oracle_pretrained: str | None = None
@@ -125,6 +126,9 @@ class AttackConfig:
                                 param=("engine", "out"))
         if self.resume and not self.out:
             raise VfmauditError("resume continues a run in out: pass --out DIR too", param=("resume", "out"))
+        if self.resume and self.overwrite:
+            raise VfmauditError("resume continues the run in out, overwrite discards it: pass one of them",
+                                param=("resume", "overwrite"))
 
     def _check_search(self) -> None:
         from vfmaudit.attack.search import CLASSIFIERS, ORACLE_MODES

@@ -72,6 +72,8 @@ def run_attack(config: AttackConfig, progress: Callable[[str, int, int], None] |
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
     with lock_folder(out_dir) if out_dir else contextlib.nullcontext():
+        if out_dir:
+            AttackStore.claim(out_dir, config.resume, config.overwrite)
         if config.method == "search":
             from vfmaudit.attack.search_run import run_search
 

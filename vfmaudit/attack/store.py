@@ -25,7 +25,9 @@ FOLDER = "shards"
 RUN_FILE = "run.json"
 # options that change neither the plan nor an image attacked: a run may resume with others
 NOT_IN_FINGERPRINT = ("out", "save_images", "transfer_to", "engine", "workers", "gpus_per_worker", "ray_address",
-                      "resume", "device")
+                      "resume", "overwrite", "device")
+# what an attack writes in out (the shards' folder aside): overwrite removes them, so no earlier budget's images stay
+OUTPUTS = ("attack.json", "per_image.csv", "report.html", "clean", "adversarial", "edited")
 
 
 def plan(n_images: int, shard_size: int, batch_size: int) -> list[tuple[int, int]]:
@@ -51,6 +53,22 @@ class AttackStore:
         self._memory: dict[int, np.ndarray] = {}
         self._rows: dict[int, list[dict] | None] = {}
 
+    @staticmethod
+    def claim(out: Path, resume: bool, overwrite: bool) -> None:
+        """The rule of every command that writes a folder: an earlier run in out is continued (resume),
+        replaced (overwrite) or refused, never silently replaced."""
+        earlier = (out / "attack.json").exists() or (out / FOLDER / RUN_FILE).exists()
+        if earlier and not (resume or overwrite):
+            raise VfmauditError(f"{out} already holds an attack; pass resume to continue it, overwrite to start "
+                                f"again, or out to write elsewhere", param=("resume", "overwrite", "out"))
+        if earlier and overwrite:
+            for name in OUTPUTS:
+                path = out / name
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink(missing_ok=True)
+
     @classmethod
     def open(cls, out: Path | None, print_: dict, resume: bool) -> "AttackStore":
         """A fresh run clears the shards an earlier one left; resume keeps them if its options match."""
@@ -62,10 +80,9 @@ class AttackStore:
             try:
                 previous = json.loads(run_file.read_text())["fingerprint"]
             except (OSError, ValueError, KeyError):
-                raise VfmauditError(f"{run_file} is unreadable; rerun without resume to start again",
-                                    param="resume") from None
-            check_resumable(previous, print_, out, restart="rerun without resume to start again",
-                            restart_param="resume")
+                raise VfmauditError(f"{run_file} is unreadable; pass overwrite instead of resume to start again",
+                                    param=("overwrite", "resume")) from None
+            check_resumable(previous, print_, out)
             return cls(folder)
         if folder.exists():
             shutil.rmtree(folder)

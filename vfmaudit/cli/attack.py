@@ -84,6 +84,7 @@ def attack(
     resume: Annotated[bool, typer.Option(
         help="Continue an interrupted run in --out without redoing its finished shards (the same options).")]
         = False,
+    overwrite: Annotated[bool, typer.Option(help="Discard an earlier attack in --out and start again.")] = False,
     engine: Annotated[str, typer.Option(
         help="local, or ray: the shards attacked by Ray actors, one model each (pip install 'vfmaudit[ray]'; "
              "needs --out, on a filesystem the cluster shares).")] = "local",
@@ -123,7 +124,8 @@ def attack(
                           out=str(out_dir) if out_dir else None, save_images=save_images, oracle=oracle,
                           oracle_pretrained=oracle_pretrained, oracle_mode=oracle_mode, dataset=dataset,
                           max_per_class=max_per_class, classifier=classifier, perturbations=perturbations,
-                          levels=levels, max_edits=max_edits, resume=resume, engine=engine, ray_address=ray_address,
+                          levels=levels, max_edits=max_edits, resume=resume, overwrite=overwrite, engine=engine,
+                          ray_address=ray_address,
                           workers=workers, gpus_per_worker=gpus_per_worker, shard_size=shard_size)
     with Stages(quiet) as progress:  # warnings said before the minutes the attack takes
         result = run_attack(config, progress=progress, warn=lambda text: err.print(
