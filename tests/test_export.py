@@ -287,3 +287,16 @@ def test_a_parity_report_is_one_document_whatever_the_clock(monkeypatch):
                           rows=[{"image": "a", "variant": "clean", "cosine": 1.0, "max_abs_diff": 0.0,
                                  "max_rel_diff": 0.0}])
     assert report.to_json() == report.to_json()
+
+
+def test_export_onnx_takes_the_spec_as_an_argument_or_as_model(tmp_path):
+    """`export onnx SPEC` and `export onnx -m SPEC` are the same command; two different specs are one line."""
+    a, b = tmp_path / "a.onnx", tmp_path / "b.onnx"
+    for args, path in ((["timm:test_vit"], a), (["-m", "timm:test_vit"], b)):
+        res = vfmaudit("export", "onnx", *args, "-o", path, "--no-check", "--exporter", "torchscript", "-q")
+        assert res.returncode == 0, res.stderr
+    assert read_onnx_info(a).spec == read_onnx_info(b).spec == "timm:test_vit"
+    res = vfmaudit("export", "onnx", "timm:test_vit", "-m", "timm:test_resnet", "-o", tmp_path / "c.onnx")
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.returncode == 2 and len(lines) == 1 and "two models given" in lines[0] and "--model" in lines[0]
+    assert not (tmp_path / "c.onnx").exists()

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from vfmaudit.errors import VfmauditError
 from vfmaudit.models.spec import DEFAULT_MODEL
 from vfmaudit.cli.common import (ImageKeyOpt, StorageOptionOpt, use_sources, DeviceOpt, ImagesOpt, JsonOpt, OverwriteFileOpt, PretrainedOpt, QuietOpt, Stages, err,
                                  out, paths, user_errors, write_result_json)
@@ -29,7 +30,10 @@ def fp16_clamp_note(clamps: int) -> str:
 @user_errors
 def export_onnx_cmd(
     out_file: Annotated[Path, typer.Option("--out", "-o", help="The .onnx file to write.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="openclip:ARCH or timm:NAME.")] = DEFAULT_MODEL,
+    spec: Annotated[Optional[str], typer.Argument(
+        metavar="SPEC", help="The model to export, as -m says it (either form).", show_default=False)] = None,
+    model: Annotated[Optional[str], typer.Option(
+        "--model", "-m", help=f"openclip:ARCH or timm:NAME (default {DEFAULT_MODEL}).", show_default=False)] = None,
     pretrained: PretrainedOpt = None,
     seed: Annotated[int, typer.Option(help="Seed of random weights.")] = 0,
     bake_preprocess: Annotated[bool, typer.Option(
@@ -53,7 +57,13 @@ def export_onnx_cmd(
     image_key: ImageKeyOpt = None,
     storage_option: StorageOptionOpt = None,
 ) -> None:
-    """Export an encoder to ONNX (dynamic batch, metadata, checker), then check parity with torch."""
+    """Export an encoder to ONNX (dynamic batch, metadata, checker), then check parity with torch.
+
+    The model is SPEC or -m SPEC: `export onnx timm:vit_small_patch16_224 -o m.onnx` and
+    `export onnx -m timm:vit_small_patch16_224 -o m.onnx` are the same command."""
+    if spec and model and spec != model:
+        raise VfmauditError(f"two models given: SPEC {spec} and --model {model}; pass one of them", param="model")
+    model = spec or model or DEFAULT_MODEL
     use_sources(image_key, None, storage_option)
     from vfmaudit import export_and_check
     from vfmaudit.report.console import print_export, print_parity
