@@ -310,3 +310,23 @@ def test_the_prediction_is_the_fit_of_the_reported_drops_on_the_reported_radii(s
         n_test = report["dataset"]["test_images"]
         levels = sum(len(fams[f]["levels"]) for f in fams)
         assert pred["per_image"]["predictions"] == n_test * levels
+
+
+def test_every_input_check_comes_before_the_model_loads(small_run, tmp_path, monkeypatch):
+    """An --out holding an evaluation, an --out that is a file, a folder of empty class folders: one
+    line, exit 2, and no model opened (a real model takes seconds to minutes to load)."""
+    import vfmaudit.downstream.runner as runner
+
+    def no_model(*a, **k):
+        raise AssertionError("the model was opened before the input checks")
+
+    monkeypatch.setattr(runner, "open_encoder", no_model)
+    (tmp_path / "file").write_text("x")
+    for cls in ("a", "b"):
+        (tmp_path / "empty" / cls).mkdir(parents=True)
+    for args, expected in ((["builtin:textures", "--out", small_run], "already holds a downstream evaluation"),
+                           (["builtin:textures", "--out", tmp_path / "file"], "is a file"),
+                           ([tmp_path / "empty", "--out", tmp_path / "o"], "holds no files")):
+        res = run_cli("downstream", *args, "-m", "openclip:ViT-S-32", *SMALL)
+        lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+        assert res.returncode == 2 and len(lines) == 1 and expected in lines[0], (args, res.stderr)

@@ -28,17 +28,27 @@ class ArrayCache:
         self.out = Path(out_dir)
         self.dir = self.out / FOLDER
         run = self.out / RUN_FILE
-        if run.exists() and not overwrite:
-            if not resume:
-                raise VfmauditError(f"{self.out} already holds a downstream evaluation; pass resume to continue it, "
-                                    f"overwrite to start again, or out to write elsewhere",
-                                    param=("resume", "overwrite", "out"))
-            check_resumable(json.loads(run.read_text()).get("fingerprint"), fingerprint, self.out)
+        if self.check_claim(self.out, fingerprint, resume, overwrite):
+            pass  # resumed: the cached arrays stay
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
             write_json({"fingerprint": fingerprint}, run)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.reused = 0
+
+    @staticmethod
+    def check_claim(out: Path, fingerprint: dict, resume: bool, overwrite: bool) -> bool:
+        """The folder rule, checked before any model loads and again with the folder locked: an earlier
+        evaluation in out is resumed (True: same options), replaced (overwrite) or refused."""
+        run = Path(out) / RUN_FILE
+        if not run.exists() or overwrite:
+            return False
+        if not resume:
+            raise VfmauditError(f"{out} already holds a downstream evaluation; pass resume to continue it, "
+                                f"overwrite to start again, or out to write elsewhere",
+                                param=("resume", "overwrite", "out"))
+        check_resumable(json.loads(run.read_text()).get("fingerprint"), fingerprint, Path(out))
+        return True
 
     def path(self, name: str) -> Path:
         return array_path(self.dir, name)

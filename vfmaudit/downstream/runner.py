@@ -104,6 +104,7 @@ def run_downstream(config: DownstreamConfig, progress: ProgressFn | None = None,
         from vfmaudit.models.text import require_text_tower
 
         require_text_tower(text_source(config.model, config.pretrained, config.seed)[0])
+    ArrayCache.check_claim(out, config.fingerprint(), config.resume, config.overwrite)  # before the model loads
     stage(f"opening {config.model}", 0, 0)
     encoder = open_encoder(config.model, config.pretrained, config.backend, config.device, config.batch_size,
                            config.seed)
