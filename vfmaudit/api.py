@@ -72,8 +72,10 @@ class ExportRun:
 def export_and_check(model: str, out: str | Path, pretrained: str | None = None, seed: int = 0,
                      bake_preprocess: bool = False, opset: int = 17, exporter: str = "auto",
                      optimize_cpu: bool = False, check: bool = True, images: list[str] | None = None,
-                     precision: str = "fp32", overwrite: bool = False, progress: StageFn | None = None) -> ExportRun:
-    """Export to ONNX, optionally write the CPU-optimised file, and check each against torch.
+                     precision: str = "fp32", overwrite: bool = False, progress: StageFn | None = None,
+                     max_images: int = 12) -> ExportRun:
+    """Export to ONNX, optionally write the CPU-optimised file, and check each against torch (on the first
+    max_images readable images).
 
     An existing `out` is replaced only with overwrite. progress(what, i, n) hears each stage."""
     stage = progress or _quiet
@@ -93,7 +95,7 @@ def export_and_check(model: str, out: str | Path, pretrained: str | None = None,
         n = len(artefacts) if len(artefacts) > 1 else 0  # one file: a plain stage, no count
         for k, path in enumerate(artefacts):
             stage(f"checking {Path(path).name} against torch", k + 1 if n else 0, n)
-            run.checks.append(check_parity(path, images=images))
+            run.checks.append(check_parity(path, images=images, max_images=max_images))
     return run
 
 
@@ -124,7 +126,7 @@ class ConvertRun:
 
 def convert_and_check(onnx_path: str | Path, out: str | Path, precision: str, check: bool = True,
                       images: list[str] | None = None, overwrite: bool = False,
-                      progress: StageFn | None = None) -> ConvertRun:
+                      progress: StageFn | None = None, max_images: int = 12) -> ConvertRun:
     """Rewrite an fp32 vfmaudit export in fp16 or bf16 (float32 I/O kept) as `out`, and check it against torch.
 
     An existing `out` is replaced only with overwrite."""
@@ -151,7 +153,7 @@ def convert_and_check(onnx_path: str | Path, out: str | Path, precision: str, ch
                          conversion=read_onnx_info(out).extra.get("precision_conversion", {}))
         if check:
             stage(f"checking {out.name} against torch")
-            run.check = check_parity(out, images=images)
+            run.check = check_parity(out, images=images, max_images=max_images)
     return run
 
 

@@ -33,6 +33,7 @@ class AuditConfig:
     resume: bool = False
     overwrite: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
+    max_images: int | None = None  # only the first this many readable images (None: all)
     reference_report: str | None = None  # an earlier audit: the ImageNet-C summary is also given relative to it
     protocol: str | None = None  # "imagenet-c": the released dataset's crop and JPEG 85 (perturb/families/imagenet_c)
     imagenet_c_pixels: str | None = None  # imagenet | scale (pixel-unit parameters x min(H, W) / 224); None: env
@@ -61,6 +62,12 @@ class AuditConfig:
         if self.workers < 1 or self.shard_size < 1 or self.gpus_per_worker < 0:
             raise VfmauditError("workers and shard_size must be >= 1, gpus_per_worker >= 0",
                                 param=("workers", "shard_size", "gpus_per_worker"))
+        if self.max_images is not None and self.max_images < 1:
+            raise VfmauditError(f"max_images must be >= 1, got {self.max_images}", param="max_images")
+        if self.max_images is not None and self.engine != "local":
+            raise VfmauditError(f"max_images takes the first readable images in the source's order, which the "
+                                f"shards of engine {self.engine} do not keep; pass engine local, or fewer inputs",
+                                param=("max_images", "engine"))
         from vfmaudit.perturb.families.imagenet_c.protocol import check_protocol
 
         check_protocol(self.protocol)
@@ -79,6 +86,7 @@ class AuditConfig:
             "plan": plan_json(self.plan()), **({"protocol": self.protocol} if self.protocol else {}),
             **options_fingerprint(self.imagenet_c_pixels, self.frost_dir),
             **({"image_key": self.image_key} if self.image_key else {}),
+            **({"max_images": self.max_images} if self.max_images is not None else {}),
         }
 
     def source_options(self) -> SourceOptions:
@@ -86,7 +94,8 @@ class AuditConfig:
         default = default_options()
         storage = self.storage_options if self.storage_options is not None else default.storage_options
         return SourceOptions(image_key=self.image_key or default.image_key, label_key=default.label_key,
-                             storage_options=dict(storage), max_pixels=self.max_pixels)
+                             storage_options=dict(storage), max_pixels=self.max_pixels,
+                             max_images=self.max_images if self.max_images is not None else default.max_images)
 
     def open_encoder(self) -> Encoder:
         return open_encoder(self.model, self.pretrained, self.backend, self.device, self.batch_size, self.seed)

@@ -3,6 +3,7 @@ shards are finished (read to their end, every image's rows on disk), so resume s
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import Counter
 from typing import Iterable, Iterator
@@ -73,8 +74,15 @@ class ShardTracker:
             self.store.add_shard_done(shard, self.inputs.pop(shard, 0))
 
 
-def stream(source: ImageSource | None, store: ResultsStore) -> tuple[Iterator[ImageItem], ShardTracker]:
-    """The items to audit, streamed (finished shards not opened), and the tracker to tell what is stored."""
+def stream(source: ImageSource | None, store: ResultsStore, max_images: int | None = None
+           ) -> tuple[Iterator[ImageItem], ShardTracker]:
+    """The items to audit, streamed (finished shards not opened), and the tracker to tell what is stored.
+    max_images: the source's options cap it; it caps the built-in samples here."""
     tracker = ShardTracker(store)
-    items = source.items(skip=store.shards_done) if source is not None else iter(sample_items())
+    if source is None:
+        items = itertools.islice(sample_items(), max_images)
+    elif source.options.max_images is not None:  # every shard read: a finished one counts towards the cap
+        items = source.items()
+    else:
+        items = source.items(skip=store.shards_done)
     return tracker.watch(items), tracker

@@ -20,7 +20,7 @@ def prepare(config: AuditConfig, encoder: Encoder | None) -> Encoder:
 def run(config: AuditConfig, plans, source: ImageSource | None, encoder: Encoder, progress: ProgressFn) -> AuditResult:
     store = ResultsStore(config.out, [p.name for p in plans]).open(
         config.fingerprint(), resume=config.resume, overwrite=config.overwrite)
-    items, tracker = stream(source, store)
+    items, tracker = stream(source, store, config.max_images)
     if source is None or not source.sharded:  # a list of files: counted first (paths, not images)
         items = list(items)
         progress("start", len(items))

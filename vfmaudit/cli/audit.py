@@ -9,7 +9,7 @@ import typer
 
 from vfmaudit.audit.config import DEFAULT_OUT
 from vfmaudit.models.spec import DEFAULT_MODEL
-from vfmaudit.cli.common import (MlflowOpt, AuditProgress, DeviceOpt, FrostDirOpt, ImagenetCPixelsOpt, JsonOpt, LevelsOpt,
+from vfmaudit.cli.common import (MaxImagesOpt, MlflowOpt, AuditProgress, DeviceOpt, FrostDirOpt, ImagenetCPixelsOpt, JsonOpt, LevelsOpt,
                                  ImageKeyOpt, ModelSpecOpt, PerturbationsOpt, PretrainedOpt, GpusPerWorkerOpt, RayAddressOpt,
                                  StorageOptionOpt, WorkersOpt, backend_help, err, out, use_sources, user_errors,
                                  write_result_json)
@@ -36,6 +36,7 @@ def audit(
         help="Continue an interrupted run in --out without redoing finished images.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Discard an earlier run in --out and start again.")] = False,
     max_pixels: Annotated[int, typer.Option(help="Larger images are skipped as decompression bombs.")] = DEFAULT_MAX_PIXELS,
+    max_images: MaxImagesOpt = None,
     image_key: ImageKeyOpt = None,
     storage_option: StorageOptionOpt = None,
     tables: Annotated[str, typer.Option(
@@ -79,7 +80,7 @@ def audit(
     config = AuditConfig(inputs=list(images or []), model=model, pretrained=pretrained,
                          backend=backend, device=device, perturbations=perturbations, levels=levels,
                          batch_size=batch_size, seed=seed, out=str(out_dir), resume=resume,
-                         overwrite=overwrite, max_pixels=max_pixels, engine=engine, ray_address=ray_address,
+                         overwrite=overwrite, max_pixels=max_pixels, max_images=max_images, engine=engine, ray_address=ray_address,
                          workers=workers, gpus_per_worker=gpus_per_worker, shard_size=shard_size,
                          reference_report=str(reference_report) if reference_report else None, protocol=protocol,
                          imagenet_c_pixels=imagenet_c_pixels, frost_dir=str(frost_dir) if frost_dir else None,

@@ -8,7 +8,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from vfmaudit.calibration.settings import METHODS, MIN_MEDIAN_COSINE
-from vfmaudit.cli.common import MlflowOpt, ImageKeyOpt, StorageOptionOpt, use_sources, OverwriteFileOpt, QuietOpt, Stages, out, paths, user_errors, write_result_json
+from vfmaudit.cli.common import MaxImagesOpt, MlflowOpt, ImageKeyOpt, StorageOptionOpt, use_sources, OverwriteFileOpt, QuietOpt, Stages, out, paths, user_errors, write_result_json
 from vfmaudit.cli.tracked import record_run, tracked
 
 
@@ -47,6 +47,7 @@ def calibrate(
     overwrite: OverwriteFileOpt = False,
     mlflow: MlflowOpt = None,
     quiet: QuietOpt = False,
+    max_images: MaxImagesOpt = None,
     image_key: ImageKeyOpt = None,
     storage_option: StorageOptionOpt = None,
 ) -> None:
@@ -55,7 +56,7 @@ def calibrate(
     Exit 0 when the median cosine to fp32 on held-out images reaches --min-median-cosine (with
     --target: when the target is met), 1 when it does not, 2 on unusable input.
     """
-    use_sources(image_key, None, storage_option)
+    use_sources(image_key, None, storage_option, max_images=max_images)
     from vfmaudit import calibrate as run_calibration
     from vfmaudit.report.console import print_calibration
 

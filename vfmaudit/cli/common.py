@@ -87,6 +87,12 @@ MLFLOW_HELP = ("Log this run to MLflow: --mlflow alone uses $MLFLOW_TRACKING_URI
                "databricks). One run: params, metrics, the output files, tags. "
                "Needs pip install 'vfmaudit[mlflow]'.")
 MlflowOpt = Annotated[Optional[str], typer.Option("--mlflow", metavar="[URI]", help=MLFLOW_HELP)]
+# one wording for every command that reads images (attack has its own: it also caps a labelled --dataset)
+MaxImagesOpt = Annotated[Optional[int], typer.Option(
+    help="Read only the first this many readable images of the inputs, in their order (unreadable ones before "
+         "them are skipped and listed as usual). Default: all.")]
+ParityImagesOpt = Annotated[int, typer.Option(
+    "--max-images", help="Images compared (the first readable ones), each clean and with the parity edits.")]
 OverwriteFileOpt = Annotated[bool, typer.Option(
     "--overwrite", help="Replace --out if it exists (without it an existing file is refused).")]
 
@@ -156,10 +162,14 @@ def paths(items: Optional[List]) -> list[str] | None:
 
 
 def use_sources(image_key: str | None = None, label_key: str | None = None,
-                storage_option: Optional[List[str]] = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> SourceOptions:
+                storage_option: Optional[List[str]] = None, max_pixels: int = DEFAULT_MAX_PIXELS,
+                max_images: int | None = None) -> SourceOptions:
     """The command's source flags as the readers' options (and the process default every reader uses)."""
+    if max_images is not None and max_images < 1:
+        raise VfmauditError(f"max_images must be >= 1, got {max_images}", param="max_images")
     options = SourceOptions(image_key=image_key, label_key=label_key,
-                            storage_options=parse_storage_options(storage_option), max_pixels=max_pixels)
+                            storage_options=parse_storage_options(storage_option), max_pixels=max_pixels,
+                            max_images=max_images)
     set_default_options(options)
     return options
 

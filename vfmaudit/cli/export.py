@@ -9,7 +9,7 @@ import typer
 
 from vfmaudit.errors import VfmauditError
 from vfmaudit.models.spec import DEFAULT_MODEL
-from vfmaudit.cli.common import (ImageKeyOpt, StorageOptionOpt, use_sources, DeviceOpt, ImagesOpt, JsonOpt, OverwriteFileOpt, PretrainedOpt, QuietOpt, Stages, err,
+from vfmaudit.cli.common import (ParityImagesOpt, ImageKeyOpt, StorageOptionOpt, use_sources, DeviceOpt, ImagesOpt, JsonOpt, OverwriteFileOpt, PretrainedOpt, QuietOpt, Stages, err,
                                  out, paths, user_errors, write_result_json)
 
 CheckOpt = Annotated[bool, typer.Option(help="Run `export check` on the result (exit 1 if it fails).")]
@@ -51,6 +51,7 @@ def export_onnx_cmd(
                                                "optimised for the onnxruntime CPU provider (see README).")] = False,
     check: CheckOpt = True,
     images: ImagesOpt = None,
+    max_images: ParityImagesOpt = 12,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the check's JSON report here.")] = None,
     overwrite: OverwriteFileOpt = False,
     quiet: QuietOpt = False,
@@ -71,7 +72,8 @@ def export_onnx_cmd(
     with Stages(quiet) as progress:
         run = export_and_check(model, out_file, pretrained=pretrained, seed=seed, bake_preprocess=bake_preprocess,
                                opset=opset, exporter=exporter, optimize_cpu=optimize_cpu, check=check,
-                               images=paths(images), precision=precision, overwrite=overwrite, progress=progress)
+                               images=paths(images), precision=precision, overwrite=overwrite, progress=progress,
+                               max_images=max_images)
     print_export(run.export, out, err)
     if run.optimized:
         out.print(f"wrote {run.optimized.path} ({run.optimized.describe()})", highlight=False, markup=False)
@@ -93,6 +95,7 @@ def export_convert_cmd(
              "and softmax stay float32, inputs and outputs stay float32.")] = "bf16",
     check: CheckOpt = True,
     images: ImagesOpt = None,
+    max_images: ParityImagesOpt = 12,
     json_out: Annotated[Optional[Path], typer.Option(
         "--json", help="Write {path, precision, conversion, parity} here.")] = None,
     overwrite: OverwriteFileOpt = False,
@@ -110,7 +113,7 @@ def export_convert_cmd(
 
     with Stages(quiet) as progress:
         run = convert_and_check(onnx_file, out_file, precision, check=check, images=paths(images),
-                                overwrite=overwrite, progress=progress)
+                                overwrite=overwrite, progress=progress, max_images=max_images)
     c = run.conversion
     nodes = f": {c['bf16_nodes']} nodes in bf16, {c['float32_nodes']} in float32" if "bf16_nodes" in c else \
         fp16_clamp_note(c.get("fp16_range_clamps", 0))
@@ -132,6 +135,7 @@ def export_check_cmd(
     seed: Annotated[Optional[int], typer.Option(
         help="Seed of the reference's random weights (default: from the artefact).")] = None,
     images: ImagesOpt = None,
+    max_images: ParityImagesOpt = 12,
     precision: Annotated[Optional[str], typer.Option(
         help="fp32, fp16, bf16 or int8: picks the default threshold (0.9999, 0.999, 0.995, 0.99). "
              "Default: the artefact's.")] = None,
@@ -166,7 +170,7 @@ def export_check_cmd(
                                                          "its torch reference"))
         report = check_parity(artefact, model=model, pretrained=pretrained, seed=seed, images=paths(images),
                               precision=precision, min_cosine=min_cosine, device=device, backend=backend,
-                              save_golden=save_golden, golden=golden)
+                              save_golden=save_golden, golden=golden, max_images=max_images)
     print_parity(report, out)
     write_result_json(report, json_out)
     if not report.passed:

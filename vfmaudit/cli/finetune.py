@@ -8,7 +8,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from vfmaudit.models.spec import DEFAULT_MODEL
-from vfmaudit.cli.common import (MlflowOpt, ImageKeyOpt, StorageOptionOpt, use_sources, DeviceOpt, JsonOpt, PretrainedOpt, QuietOpt, Stages, TorchModelOpt, err, out,
+from vfmaudit.cli.common import (MaxImagesOpt, MlflowOpt, ImageKeyOpt, StorageOptionOpt, use_sources, DeviceOpt, JsonOpt, PretrainedOpt, QuietOpt, Stages, TorchModelOpt, err, out,
                                  user_errors, write_result_json)
 from vfmaudit.cli.tracked import record_run, tracked
 from vfmaudit.tracking.metrics import training_series
@@ -58,6 +58,7 @@ def finetune(
     json_out: JsonOpt = None,
     mlflow: MlflowOpt = None,
     quiet: QuietOpt = False,
+    max_images: MaxImagesOpt = None,
     image_key: ImageKeyOpt = None,
     storage_option: StorageOptionOpt = None,
 ) -> None:
@@ -79,7 +80,7 @@ def finetune(
                             batch_size=batch_size, lr=lr, clip_grad=clip_grad, train=train, held_out=held_out,
                             seed=seed, device=device, resume=resume, overwrite=overwrite,
                             eval_perturbations=eval_perturbations, adversarial=adversarial,
-                            attack_steps=attack_steps)
+                            attack_steps=attack_steps, max_images=max_images)
     config.validate()
     stages = Stages(quiet)
     # the step bar on a terminal; in a log the steps are stage lines like the rest (every tenth of the way)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Iterator
 
 from vfmaudit.catalogue import Catalogue
@@ -32,6 +32,7 @@ class SourceOptions:
     label_key: str | None = None  # WebDataset: cls, txt, json.FIELD or an extension; Parquet/Arrow: a column
     storage_options: dict = field(default_factory=dict, hash=False)
     max_pixels: int = DEFAULT_MAX_PIXELS
+    max_images: int | None = None  # read only the first this many readable images (None: all)
 
     def describe(self) -> dict:
         """For reports and run.json: no secret value."""
@@ -78,6 +79,23 @@ class Shard:
                                 label=s.label)
             else:
                 yield ImageItem(item_id, _decoding(s.data, options.max_pixels), shard=self.name, label=s.label)
+
+
+def first_readable(items: Iterable[ImageItem], n: int, keep_decoded: bool) -> Iterator[ImageItem]:
+    """The items up to the n-th that decodes (the unreadable ones before it too: skipped and listed where
+    they are used). keep_decoded: a streamed item keeps the image decoded here (one at a time), a listed
+    one (keep_decoded False) is decoded again where it is used, so a list holds no image."""
+    readable = 0
+    for item in items:
+        if readable >= n:
+            return
+        try:
+            image = item.load()
+        except (ImageDecodeError, OSError, ValueError, MemoryError):
+            yield item  # fails again where it is read, with the same reason
+            continue
+        readable += 1
+        yield replace(item, load=lambda image=image: image) if keep_decoded else item
 
 
 def _failing(reason: str) -> Callable:
@@ -219,11 +237,14 @@ class ImageSource:
         return any(source_kinds()[s.kind].sharded for s in self.shards)
 
     def items(self, skip: Iterable[str] = (), locatable: bool = False) -> Iterator[ImageItem]:
-        """Every image, streamed shard after shard; shards named in skip are not opened."""
+        """Every image, streamed shard after shard; shards named in skip are not opened. With
+        options.max_images, only the first that many readable ones (and the unreadable ones among them)."""
         skip = set(skip)
-        for shard in self.shards:
-            if shard.name not in skip or not shard.name:
-                yield from shard.items(self.options, locatable=locatable)
+        found = (item for shard in self.shards if shard.name not in skip or not shard.name
+                 for item in shard.items(self.options, locatable=locatable))
+        if self.options.max_images is None:
+            return found
+        return first_readable(found, self.options.max_images, keep_decoded=not locatable)
 
     def list_items(self, limit: int | None = None) -> list[ImageItem]:
         """The items as a list (ids and where each image is, not the images): for the commands that

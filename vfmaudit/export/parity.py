@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,7 +75,9 @@ class ParityReport:
 def _images(paths: list[str] | None, max_images: int) -> tuple[list[tuple[str, np.ndarray]], list[dict]]:
     items = iter_items(paths) if paths else iter(sample_items())
     out, skipped = [], []
-    for item in itertools.islice(items, max_images):
+    for item in items:  # the first max_images readable ones
+        if len(out) >= max_images:
+            break
         try:
             out.append((item.id, item.load()))
         except ImageDecodeError as e:
@@ -153,6 +154,8 @@ def check_parity(artefact: str | Path, model: str | None = None, pretrained: str
     instead of building the reference (no torch needed).
     """
     artefact = str(artefact)
+    if max_images < 1:
+        raise VfmauditError(f"max_images must be >= 1, got {max_images}", param="max_images")
     if golden and (save_golden or model or images):
         raise VfmauditError("golden stands for both the reference and the check pictures: pass it without "
                             "save_golden, model or images", param=("golden", "save_golden", "model", "images"))

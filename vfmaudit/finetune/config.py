@@ -37,6 +37,7 @@ class FinetuneConfig:
     crops_per_image: int = 8  # built-in default only: crops per sample photograph
     adversarial: str | None = None  # "linf:4" (1/255 units) or "l2:0.5": train against PGD with FARE's loss
     attack_steps: int = 10  # PGD steps per training batch (and for the before/after worst case)
+    max_images: int | None = None  # only the first this many readable images (None: all)
 
     def adversarial_budget(self) -> tuple[str, float] | None:
         """(norm, eps) of adversarial, or None; checked."""
@@ -66,6 +67,8 @@ class FinetuneConfig:
             raise VfmauditError(f"steps must be >= 1, got {self.steps}", param="steps")
         if self.epochs is not None and self.epochs < 1:
             raise VfmauditError(f"epochs must be >= 1, got {self.epochs}", param="epochs")
+        if self.max_images is not None and self.max_images < 1:
+            raise VfmauditError(f"max_images must be >= 1, got {self.max_images}", param="max_images")
         if not 0 < self.held_out < 1:
             raise VfmauditError(f"held_out must be between 0 and 1, got {self.held_out}", param="held_out")
         if self.lr <= 0 or self.lam < 0:
@@ -80,7 +83,7 @@ class FinetuneConfig:
         """What a checkpoint must match for resume (everything that changes the training itself)."""
         keep = ("inputs", "model", "pretrained", "perturbations", "lam", "epochs", "steps", "batch_size", "lr",
                 "weight_decay", "warmup", "clip_grad", "train", "held_out", "seed", "crops_per_image", "adversarial",
-                "attack_steps")
+                "attack_steps", "max_images")
         d = asdict(self)
         return {k: d[k] for k in keep}
 

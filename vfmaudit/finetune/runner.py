@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -13,7 +14,7 @@ import numpy as np
 from vfmaudit import perturb
 from vfmaudit.artefact.provenance import package_versions, report_header
 from vfmaudit.perturb.plan import parse_perturbations
-from vfmaudit.data.source import read_items
+from vfmaudit.data.source import default_options, read_items
 from vfmaudit.data.sources import ImageItem, sample_crops
 from vfmaudit.errors import ImageDecodeError, VfmauditError
 from vfmaudit.files import check_output_folder, default_permissions, FolderResult, file_sha256, lock_folder, write_json
@@ -157,7 +158,11 @@ def run_finetune(config: FinetuneConfig, progress: ProgressFn | None = None,
     config.validate()
     device = resolve_device(config.device)
     stage("listing the images", 0, 0)
-    items = read_items(config.inputs) if config.inputs else sample_crops(config.crops_per_image, config.seed)
+    if config.inputs:
+        capped = dataclasses.replace(default_options(), max_images=config.max_images or default_options().max_images)
+        items = read_items(config.inputs, capped)
+    else:
+        items = sample_crops(config.crops_per_image, config.seed)[:config.max_images]
     train_items, held_items = split_items(items, config.held_out, config.seed)
     _check_one_batch(len(train_items), len(held_items), config.batch_size)  # before the model is built
     stage(f"building {config.model}", 0, 0)
