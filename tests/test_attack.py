@@ -521,3 +521,22 @@ def test_every_step_stays_in_the_box_and_the_ball(monkeypatch, method, norm, rad
         assert float((x + delta).min()) >= -1e-7 and float((x + delta).max()) <= 1 + 1e-7
         size = delta.abs().amax(dim=(1, 2, 3)) if norm == "linf" else delta.flatten(1).norm(dim=1)
         assert float(size.max()) <= radius * (1 + 1e-5), (norm, float(size.max()), radius)
+
+
+@pytest.mark.parametrize("method, args, unit, total", [
+    ("pgd", ["--steps", "3", "--eps", "2,4"], "steps", 2 * 3),
+    ("square", ["--queries", "20", "--eps", "2"], "queries", 20),
+])
+def test_an_attack_shows_its_progress_step_by_step_within_a_shard(folder, monkeypatch, method, args, unit, total):
+    """Three images are one shard: progress must move inside it (each step, each query), not only per shard."""
+    from vfmaudit.cli.common import Stages
+
+    calls = []
+    real = Stages.__call__
+    monkeypatch.setattr(Stages, "__call__", lambda self, what, i=0, n=0: (calls.append((what, i, n)),
+                                                                            real(self, what, i, n))[1])
+    res = run_cli("attack", folder, "-m", MODEL, "--method", method, *args, "--max-images", "3")
+    assert res.returncode == 0, res.stderr
+    steps = [(i, n) for what, i, n in calls if what.endswith(f"(0/3 images done), {unit}")]
+    assert [i for i, _ in steps] == list(range(1, total + 1)) and {n for _, n in steps} == {total}, calls
+    assert calls[0][0] == f"opening {MODEL}"

@@ -169,3 +169,27 @@ def test_perturbations_command_lists_the_catalogue():
     assert res.returncode == 0
     for name in perturb.families():
         assert name in res.stdout
+
+
+def test_a_chunk_of_many_families_moves_the_bar_family_by_family(tmp_path, monkeypatch, photo_batch):
+    """One image under every ImageNet-C corruption is one chunk of minutes: the bar advances per family
+    (naming it), and the chunk's end completes the image exactly."""
+    from PIL import Image
+
+    from cli_runner import run_cli
+    from vfmaudit.cli.common import AuditProgress
+
+    Image.fromarray(photo_batch[0]).save(tmp_path / "one.png")
+    calls = []
+    real_call, real_part = AuditProgress.__call__, AuditProgress.part
+    monkeypatch.setattr(AuditProgress, "__call__", lambda self, event, n: (
+        calls.append((event, n, "")), real_call(self, event, n))[1])
+    monkeypatch.setattr(AuditProgress, "part", lambda self, share, family: (
+        calls.append(("part", share, family)), real_part(self, share, family))[1])
+    families = ["imagenet_c_gaussian_noise", "imagenet_c_defocus_blur", "imagenet_c_contrast"]
+    res = run_cli("audit", tmp_path / "one.png", "-m", "timm:test_vit", "-p", ",".join(families), "--levels", "2",
+                  "--out", tmp_path / "out")
+    assert res.returncode == 0, res.stderr
+    parts = [(n, doing) for event, n, doing in calls if event == "part"]
+    assert [d for _, d in parts] == families and sum(n for n, _ in parts) == pytest.approx(1.0), calls
+    assert calls[0][0] == "start" and calls[-1][:2] == ("advance", 1)

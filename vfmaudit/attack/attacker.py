@@ -37,6 +37,16 @@ class Attacker:
             self.encoder = open_encoder(config.model, config.pretrained, config.backend, device=config.device,
                                         batch_size=config.batch_size, seed=config.seed)
         self._fn = None
+        self.on_step = None  # called after each step (a PGD/APGD gradient step, a Square query): progress
+
+    def steps_per_batch(self) -> int:
+        """How many times on_step is called per batch: the unit of the attack's progress."""
+        per_restart = self.config.steps if self.built is not None else self.config.queries
+        return len(self.eps) * self.config.restarts * per_restart
+
+    def _tick(self) -> None:
+        if self.on_step is not None:
+            self.on_step()
 
     def attack_batch(self, clean: np.ndarray, e_clean: np.ndarray, index: int) -> np.ndarray:
         """uint8 (N, H, W, 3) images and their clean embeddings, the batch's index in the run ->
@@ -57,7 +67,15 @@ class Attacker:
                 p.requires_grad_(False)  # no gradient to the weights
             normalize = Normalize(self.built.preprocess, self.encoder.device, torch.float32)
             self._fn = lambda x01: module(normalize(x01))
-        return self._fn
+        fn = self._fn
+
+        import torch
+
+        def counted(x01):  # one gradient forward per step (the last point's scoring has none): a tick
+            if torch.is_grad_enabled():
+                self._tick()
+            return fn(x01)
+        return counted
 
     def _whitebox(self, clean: np.ndarray, e_clean: np.ndarray, seed: int) -> np.ndarray:
         import torch
@@ -82,6 +100,10 @@ class Attacker:
             out[j] = to_uint8(clean, adv01, config.norm, eps)
         return out
 
+    def _counted_encode(self, images: np.ndarray) -> np.ndarray:
+        self._tick()  # one query of the batch
+        return self.encoder.encode(images)
+
     def _square(self, clean: np.ndarray, e_clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         from vfmaudit.attack.square import numpy_loss, square_l2, square_linf
 
@@ -93,7 +115,7 @@ class Attacker:
             size = levels(eps) if config.norm == "linf" else eps  # square_linf's budget is in grey levels
             best_imgs, best = clean.copy(), np.full(len(clean), -np.inf)
             for _ in range(config.restarts):
-                imgs, values, _ = attack(self.encoder.encode, clean, e_clean, loss, size, config.queries, rng)
+                imgs, values, _ = attack(self._counted_encode, clean, e_clean, loss, size, config.queries, rng)
                 better = values > best
                 best_imgs[better], best = imgs[better], np.where(better, values, best)
             out[j] = best_imgs

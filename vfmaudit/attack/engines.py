@@ -96,6 +96,17 @@ def run_shards(config, job, store: AttackStore, n_images: int, what: str,
     spans = plan(n_images, config.shard_size, config.batch_size)
     todo = [k for k in range(len(spans)) if not store.done(k)]
     done = [n_images - sum(spans[k][1] - spans[k][0] for k in todo)]
+    attacker = getattr(job, "attacker", None)
+    if config.engine == "local" and attacker is not None:  # step by step: a batch alone may take minutes
+        batches = sum(-(-(spans[k][1] - spans[k][0]) // config.batch_size) for k in todo)
+        total, ticks = batches * attacker.steps_per_batch(), [0]
+        unit = "steps" if attacker.built is not None else "queries"
+
+        def step() -> None:
+            ticks[0] += 1
+            progress(f"{what} ({done[0]}/{n_images} images done), {unit}", min(ticks[0], total), total)
+
+        attacker.on_step = step
 
     def advance(n: int) -> None:
         done[0] += n

@@ -82,8 +82,10 @@ def run_attack(config: AttackConfig, progress: Callable[[str, int, int], None] |
 
 
 def _run(config: AttackConfig, progress, on_complete, out_dir: Path | None) -> AttackResult:
+    progress(f"opening {config.model}")
     attacker = Attacker(config)
     encoder = attacker.encoder
+    progress("reading the images")
     ids, clean, skipped = load_images(config, encoder.preprocess.prepare)
     config.check_l2_budget(clean)  # needs the model's input size: said before the first step
     store = AttackStore.open(out_dir, fingerprint(config, ids), config.resume)

@@ -4,7 +4,7 @@ every (image, family) with each registered metric. Every engine runs this."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -26,17 +26,20 @@ class ChunkResult:
 
 
 def audit_chunks(items, encoder: Encoder, plans, batch_size: int, seed: int,
-                 protocol: str | None = None) -> Iterator[ChunkResult]:
+                 protocol: str | None = None, on_family: Callable[[float, str], None] | None = None
+                 ) -> Iterator[ChunkResult]:
     """Score items chunk by chunk: decoding and perturbing run ahead in a thread, the encoder gets full
     batches across families, and every finished chunk is yielded."""
     return score_units(produce(items, batch_size, encoder.preprocess, plans, seed, protocol=protocol), encoder,
-                       plans, batch_size)
+                       plans, batch_size, on_family)
 
 
-def score_units(units: Iterable[CleanChunk | FamilyVariants], encoder: Encoder, plans, batch_size: int
-                ) -> Iterator[ChunkResult]:
+def score_units(units: Iterable[CleanChunk | FamilyVariants], encoder: Encoder, plans, batch_size: int,
+                on_family: Callable[[float, str], None] | None = None) -> Iterator[ChunkResult]:
     """Encode and score produced units (each chunk's CleanChunk, then its FamilyVariants, family by
-    family): the encoder's side of an audit, whichever process made the units."""
+    family): the encoder's side of an audit, whichever process made the units. on_family(share, name):
+    one family of the chunk is in, standing for share of its images (a chunk's progress, family by family:
+    a chunk of 15 corruptions takes minutes)."""
     rebatch = Rebatcher(encoder, batch_size)
     chunk: CleanChunk | None = None
     clean_emb = np.empty((0, encoder.embed_dim), np.float32)
@@ -55,6 +58,8 @@ def score_units(units: Iterable[CleanChunk | FamilyVariants], encoder: Encoder, 
         emb = np.empty((len(unit.images), encoder.embed_dim), np.float32)
         rebatch.add(unit.images, emb)
         family_embs.append((unit, emb))
+        if on_family is not None:
+            on_family(len(chunk.ids) / len(plans), unit.plan.name)
         if len(family_embs) == len(plans):  # the chunk is complete: score it
             rebatch.flush()
             image_rows: list[dict] = []

@@ -26,7 +26,8 @@ def run(config: AuditConfig, plans, source: ImageSource | None, encoder: Encoder
         progress("start", len(items))
     else:  # shards are streamed: how many images they hold is known at their end
         progress("start", None)
-    for done in audit_chunks(items, encoder, plans, config.batch_size, config.seed, config.protocol):
+    for done in audit_chunks(items, encoder, plans, config.batch_size, config.seed, config.protocol,
+                             on_family=getattr(progress, "part", None)):
         for item_id, reason in done.skipped:
             store.add_skipped(item_id, reason)
         if done.ids:  # on disk before anything else

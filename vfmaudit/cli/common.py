@@ -273,8 +273,10 @@ class AuditProgress:
         self.quiet = quiet
         self.label, self.unit = label, unit
         self.bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn(unit),
-                            TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=False)
+                            TextColumn("{task.fields[doing]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                            console=err, transient=False)
         self.task = None
+        self.credited = 0.0  # of the current chunk, by its families ("part") before it is finished
 
     def __enter__(self):
         return self
@@ -288,9 +290,16 @@ class AuditProgress:
             return
         if event == "start":  # so early errors stay one line
             self.bar.start()
-            self.task = self.bar.add_task("audit", total=n)
+            self.task = self.bar.add_task("audit", total=n, doing="")
         elif self.task is not None:
-            self.bar.advance(self.task, n)
+            self.bar.update(self.task, advance=n - self.credited, doing="")
+            self.credited = 0.0
+
+    def part(self, share: float, family: str) -> None:
+        """One family of the chunk in work is in: the bar moves within the chunk, naming the family."""
+        if self.task is not None and not self.quiet:
+            self.credited += share
+            self.bar.update(self.task, advance=share, doing=family)
 
     def finish(self) -> None:
         """Take the bar off the terminal (the work it counted is over)."""
