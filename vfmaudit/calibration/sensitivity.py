@@ -38,7 +38,7 @@ class Target:
         return v is not None and (v >= self.value if self.op == ">=" else v <= self.value)
 
     def __str__(self) -> str:
-        return f"{self.metric}{self.op}{self.value:g}"
+        return f"{self.metric}{self.op}{self.value:.12g}"  # 0.99999999 stays itself, not 1
 
 
 def target_paths() -> dict[str, tuple[tuple[str, ...], bool]]:

@@ -168,7 +168,7 @@ def print_calibration(result, html_path, console: Console) -> None:
         value = s.get("final_value", s["value"])
         _plain(console, f"target {s['target']}: {'met' if s['met'] else 'NOT met (best found)'} with "
                         f"{s['nodes_kept_float']} node(s) in float, value "
-                        f"{'–' if value is None else f'{value:.5f}'} after {len(s['evaluations'])} trial(s); speed "
+                        f"{'–' if value is None else f'{value:.9g}'} after {len(s['evaluations'])} trial(s); speed "
                         f"{sp['mixed_over_fp32']:.2f}x fp32, {sp['mixed_over_full_int8']:.2f}x full INT8")
     verdict = "PASS" if report["passed"] else "FAIL"
     _plain(console, f"acceptance {verdict}: median cosine {c['all']['median']:.5f} "
