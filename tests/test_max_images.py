@@ -87,3 +87,13 @@ def test_finetune_calibrate_and_export_check_take_max_images(inputs, tmp_path):
                   "--json", tmp_path / "cal.json", "-q")
     assert res.returncode in (0, 1), res.stderr  # 1: the acceptance threshold, not the point here
     assert json.loads((tmp_path / "cal.json").read_text())["calibration"]["source_images"] == 2
+
+
+def test_bench_audit_takes_max_images(inputs, tmp_path):
+    folder, _ = inputs
+    res = run_cli("bench", "audit", folder, "-m", MODEL, "-p", "jpeg", "--levels", "1", "--max-images", "2",
+                  "--json", tmp_path / "b.json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads((tmp_path / "b.json").read_text())["images"] == 2
+    res = run_cli("bench", "audit", folder, "-m", MODEL, "--max-images", "2", "--engine", "ray")
+    assert res.returncode == 2 and "pass --engine local" in res.stderr, res.stderr

@@ -62,12 +62,7 @@ class AuditConfig:
         if self.workers < 1 or self.shard_size < 1 or self.gpus_per_worker < 0:
             raise VfmauditError("workers and shard_size must be >= 1, gpus_per_worker >= 0",
                                 param=("workers", "shard_size", "gpus_per_worker"))
-        if self.max_images is not None and self.max_images < 1:
-            raise VfmauditError(f"max_images must be >= 1, got {self.max_images}", param="max_images")
-        if self.max_images is not None and self.engine != "local":
-            raise VfmauditError(f"max_images takes the first readable images in the source's order, which the "
-                                f"shards of engine {self.engine} do not keep; pass engine local, or fewer inputs",
-                                param=("max_images", "engine"))
+        check_max_images(self.max_images, self.engine)
         from vfmaudit.perturb.families.imagenet_c.protocol import check_protocol
 
         check_protocol(self.protocol)
@@ -99,3 +94,13 @@ class AuditConfig:
 
     def open_encoder(self) -> Encoder:
         return open_encoder(self.model, self.pretrained, self.backend, self.device, self.batch_size, self.seed)
+
+
+def check_max_images(max_images: int | None, engine: str) -> None:
+    """A cap is a positive count, and the local engine's: Ray's shards do not keep the source's order."""
+    if max_images is not None and max_images < 1:
+        raise VfmauditError(f"max_images must be >= 1, got {max_images}", param="max_images")
+    if max_images is not None and engine != "local":
+        raise VfmauditError(f"max_images takes the first readable images in the source's order, which the "
+                            f"shards of engine {engine} do not keep; pass engine local, or fewer inputs",
+                            param=("max_images", "engine"))

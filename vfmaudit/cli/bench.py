@@ -8,7 +8,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from vfmaudit.models.spec import DEFAULT_MODEL
-from vfmaudit.cli.common import (MlflowOpt, ImageKeyOpt, StorageOptionOpt, use_sources, DeviceOpt, JsonOpt, LevelsOpt, PerturbationsOpt, PretrainedOpt, err, int_list,
+from vfmaudit.cli.common import (MaxImagesOpt, MlflowOpt, ImageKeyOpt, StorageOptionOpt, use_sources, DeviceOpt, JsonOpt, LevelsOpt, PerturbationsOpt, PretrainedOpt, err, int_list,
                                  names, out, user_errors, write_result_json)
 from vfmaudit.cli.tracked import record_run, tracked
 from vfmaudit.errors import VfmauditError
@@ -131,6 +131,7 @@ def bench_audit_cmd(
     workers: Annotated[str, typer.Option(help="With --engine ray: comma list of worker counts.")] = "1,2",
     ray_address: Annotated[Optional[str], typer.Option(help="With --engine ray: a cluster (default: local Ray).")]
         = None,
+    max_images: MaxImagesOpt = None,
     image_key: ImageKeyOpt = None,
     storage_option: StorageOptionOpt = None,
     json_out: JsonOpt = None,
@@ -138,7 +139,10 @@ def bench_audit_cmd(
 ) -> None:
     """End-to-end audit throughput: against the encoder alone (efficiency = audit / encoder img/s), or with
     --engine ray, on 1..N Ray workers beside the local engine (scaling)."""
-    use_sources(image_key, None, storage_option)
+    from vfmaudit.audit.config import check_max_images
+
+    check_max_images(max_images, engine)
+    use_sources(image_key, None, storage_option, max_images=max_images)
     from vfmaudit import bench_audit, bench_audit_scaling
     from vfmaudit.report.console import print_audit_bench, print_scaling
 
