@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from vfmaudit.audit.chunks import audit_chunks
 from vfmaudit.audit.config import AuditConfig
 from vfmaudit.audit.inputs import stream
@@ -21,7 +23,11 @@ def run(config: AuditConfig, plans, source: ImageSource | None, encoder: Encoder
     store = ResultsStore(config.out, [p.name for p in plans]).open(
         config.fingerprint(), resume=config.resume, overwrite=config.overwrite)
     items, tracker = stream(source, store, config.max_images)
-    if source is None or not source.sharded:  # a list of files: counted first (paths, not images)
+    if source is not None and not source.sharded and source.options.max_images is not None:
+        # a capped list of files is streamed (its images are decoded as the cap counts them), counted by paths
+        listed = ImageSource(source.specs, source.shards, replace(source.options, max_images=None)).items()
+        progress("start", min(sum(1 for _ in listed), source.options.max_images))
+    elif source is None or not source.sharded:  # a list of files: counted first (paths, not images)
         items = list(items)
         progress("start", len(items))
     else:  # shards are streamed: how many images they hold is known at their end
