@@ -66,16 +66,13 @@ class Attacker:
             for p in module.parameters():
                 p.requires_grad_(False)  # no gradient to the weights
             normalize = Normalize(self.built.preprocess, self.encoder.device, torch.float32)
-            self._fn = lambda x01: module(normalize(x01))
-        fn = self._fn
 
-        import torch
-
-        def counted(x01):  # one gradient forward per step (the last point's scoring has none): a tick
-            if torch.is_grad_enabled():
-                self._tick()
-            return fn(x01)
-        return counted
+            def counted(x01):  # one gradient forward per step (the last point's scoring has none): a tick
+                if torch.is_grad_enabled():
+                    self._tick()
+                return module(normalize(x01))
+            self._fn = counted
+        return self._fn
 
     def _whitebox(self, clean: np.ndarray, e_clean: np.ndarray, seed: int) -> np.ndarray:
         import torch

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from vfmaudit.audit.tables import TABLE_FORMATS, require_parquet
 from vfmaudit.data.decode import DEFAULT_MAX_PIXELS
-from vfmaudit.data.source import SourceOptions, default_options
+from vfmaudit.data.source import SourceOptions, check_max_images, default_options
 from vfmaudit.engines import engines, get_engine
 from vfmaudit.errors import VfmauditError
 from vfmaudit.metrics import metrics
@@ -95,12 +95,3 @@ class AuditConfig:
     def open_encoder(self) -> Encoder:
         return open_encoder(self.model, self.pretrained, self.backend, self.device, self.batch_size, self.seed)
 
-
-def check_max_images(max_images: int | None, engine: str) -> None:
-    """A cap is a positive count, and the local engine's: Ray's shards do not keep the source's order."""
-    if max_images is not None and max_images < 1:
-        raise VfmauditError(f"max_images must be >= 1, got {max_images}", param="max_images")
-    if max_images is not None and engine != "local":
-        raise VfmauditError(f"max_images takes the first readable images in the source's order, which the "
-                            f"shards of engine {engine} do not keep; pass engine local, or fewer inputs",
-                            param=("max_images", "engine"))

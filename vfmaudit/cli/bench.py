@@ -11,6 +11,7 @@ from vfmaudit.models.spec import DEFAULT_MODEL
 from vfmaudit.cli.common import (MaxImagesOpt, MlflowOpt, ImageKeyOpt, StorageOptionOpt, use_sources, DeviceOpt, JsonOpt, LevelsOpt, PerturbationsOpt, PretrainedOpt, err, int_list,
                                  names, out, user_errors, write_result_json)
 from vfmaudit.cli.tracked import record_run, tracked
+from vfmaudit.data.source import check_max_images
 from vfmaudit.errors import VfmauditError
 from vfmaudit.runtime import backends
 
@@ -139,8 +140,6 @@ def bench_audit_cmd(
 ) -> None:
     """End-to-end audit throughput: against the encoder alone (efficiency = audit / encoder img/s), or with
     --engine ray, on 1..N Ray workers beside the local engine (scaling)."""
-    from vfmaudit.audit.config import check_max_images
-
     check_max_images(max_images, engine)
     use_sources(image_key, None, storage_option, max_images=max_images)
     from vfmaudit import bench_audit, bench_audit_scaling

@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from vfmaudit import perturb
 from vfmaudit.data.decode import DEFAULT_MAX_PIXELS
-from vfmaudit.data.source import SourceOptions, set_default_options, sources_help
+from vfmaudit.data.source import SourceOptions, check_max_images, set_default_options, sources_help
 from vfmaudit.data.storage import parse_storage_options
 from vfmaudit.models.spec import DEFAULT_MODEL
 from vfmaudit.errors import VfmauditError
@@ -165,8 +165,7 @@ def use_sources(image_key: str | None = None, label_key: str | None = None,
                 storage_option: Optional[List[str]] = None, max_pixels: int = DEFAULT_MAX_PIXELS,
                 max_images: int | None = None) -> SourceOptions:
     """The command's source flags as the readers' options (and the process default every reader uses)."""
-    if max_images is not None and max_images < 1:
-        raise VfmauditError(f"max_images must be >= 1, got {max_images}", param="max_images")
+    check_max_images(max_images)
     options = SourceOptions(image_key=image_key, label_key=label_key,
                             storage_options=parse_storage_options(storage_option), max_pixels=max_pixels,
                             max_images=max_images)

@@ -81,6 +81,16 @@ class Shard:
                 yield ImageItem(item_id, _decoding(s.data, options.max_pixels), shard=self.name, label=s.label)
 
 
+def check_max_images(max_images: int | None, engine: str = "local") -> None:
+    """A cap is a positive count, and the local engine's: Ray's shards do not keep the source's order."""
+    if max_images is not None and max_images < 1:
+        raise VfmauditError(f"max_images must be >= 1, got {max_images}", param="max_images")
+    if max_images is not None and engine != "local":
+        raise VfmauditError(f"max_images takes the first readable images in the source's order, which the "
+                            f"shards of engine {engine} do not keep; pass engine local, or fewer inputs",
+                            param=("max_images", "engine"))
+
+
 def first_readable(items: Iterable[ImageItem], n: int, keep_decoded: bool) -> Iterator[ImageItem]:
     """The items up to the n-th that decodes (the unreadable ones before it too: skipped and listed where
     they are used). keep_decoded: a streamed item keeps the image decoded here (one at a time), a listed

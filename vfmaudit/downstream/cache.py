@@ -28,9 +28,7 @@ class ArrayCache:
         self.out = Path(out_dir)
         self.dir = self.out / FOLDER
         run = self.out / RUN_FILE
-        if self.check_claim(self.out, fingerprint, resume, overwrite):
-            pass  # resumed: the cached arrays stay
-        else:
+        if not self.check_claim(self.out, fingerprint, resume, overwrite):  # resumed: the cached arrays stay
             shutil.rmtree(self.dir, ignore_errors=True)
             write_json({"fingerprint": fingerprint}, run)
         self.dir.mkdir(parents=True, exist_ok=True)

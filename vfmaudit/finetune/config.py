@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 
 from vfmaudit.models.spec import DEFAULT_MODEL
 from vfmaudit.perturb.plan import FamilyPlan, parse_perturbations
+from vfmaudit.data.source import check_max_images
 from vfmaudit.errors import VfmauditError
 
 DEFAULT_OUT = "vfmaudit-finetune"
@@ -67,8 +68,7 @@ class FinetuneConfig:
             raise VfmauditError(f"steps must be >= 1, got {self.steps}", param="steps")
         if self.epochs is not None and self.epochs < 1:
             raise VfmauditError(f"epochs must be >= 1, got {self.epochs}", param="epochs")
-        if self.max_images is not None and self.max_images < 1:
-            raise VfmauditError(f"max_images must be >= 1, got {self.max_images}", param="max_images")
+        check_max_images(self.max_images)
         if not 0 < self.held_out < 1:
             raise VfmauditError(f"held_out must be between 0 and 1, got {self.held_out}", param="held_out")
         if self.lr <= 0 or self.lam < 0:
