@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from vfmaudit.perturb.families.imagenet_c import _kernels
+from vfmaudit.perturb.families.imagenet_c._disk import defocus_disk, disk_reach
 from vfmaudit.perturb.families.imagenet_c._common import blur_truncated, rng, to_uint8
 
 
@@ -31,7 +32,10 @@ def defocus_kernel(radius: float, alias_blur: float) -> np.ndarray:
 
 
 def defocus_blur(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
-    kernel = defocus_kernel(p["radius"], p["alias_blur"])
+    radius, alias_blur = float(p["radius"]), float(p["alias_blur"])
+    kernel = defocus_kernel(radius, alias_blur)
+    if img.dtype == np.uint8 and min(img.shape[:2]) > disk_reach(radius):  # the border: one reflection deep
+        return defocus_disk(img, radius, alias_blur, float(kernel.sum(dtype=np.float64)))
     # float64 as the original (float32 moves 3 % of the truncated values by one); BORDER_REFLECT_101 as cv2's default
     return to_uint8(cv2.filter2D(img / 255.0, -1, kernel))
 

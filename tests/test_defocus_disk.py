@@ -1,0 +1,96 @@
+"""ImageNet-C's defocus blur as disk run sums plus corrections (_disk.py) against the original's own
+arithmetic: OpenCV's filter2D of img / 255 with the original's float32 kernel (tests/reference), on
+photographs, flat images, gray and odd-sized images, at the original's radii and at the pixel-scaled
+and fractional ones that only vfmaudit's continuous severities produce."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from reference import imagenet_c as ref
+from vfmaudit.perturb.families.imagenet_c._disk import defocus_disk, disk_plan, disk_reach, reference_kernel
+from vfmaudit.perturb.families.imagenet_c.blur import defocus_blur, defocus_kernel
+
+ORIGINAL = [(3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5)]
+BEYOND = [(5.5, 0.5), (9.3, 0.5), (12, 1.0), (20, 1.0), (7, 0.0), (14, 0.0), (2.2, 0.3)]
+
+
+def original(img: np.ndarray, radius: float, alias_blur: float) -> np.ndarray:
+    """uint8(clip(filter2D(img / 255, kernel), 0, 1) * 255) with the original's float32 kernel, per channel."""
+    kernel = defocus_kernel(radius, alias_blur)
+    x = img / 255.0
+    planes = [cv2.filter2D(np.ascontiguousarray(x[..., d]), -1, kernel) for d in range(x.shape[2])] \
+        if x.ndim == 3 else [cv2.filter2D(x, -1, kernel)]
+    out = np.stack(planes, axis=-1) if x.ndim == 3 else planes[0]
+    return (np.clip(out, 0, 1) * 255).astype(np.uint8)
+
+
+def ours(img: np.ndarray, radius: float, alias_blur: float) -> np.ndarray:
+    return defocus_disk(img, radius, alias_blur, float(defocus_kernel(radius, alias_blur).sum(dtype=np.float64)))
+
+
+def _photo(size: tuple[int, int]) -> np.ndarray:
+    from skimage import data
+
+    return cv2.resize(data.chelsea(), size[::-1], interpolation=cv2.INTER_AREA)
+
+
+def _assert_nearly_identical(a: np.ndarray, b: np.ndarray) -> None:
+    # the sums are exact integers until the blur; float64 from there, as the original: a byte may differ
+    # only where the exact value lies within 1e-12 of an integer (none did in these images)
+    d = np.abs(a.astype(int) - b.astype(int))
+    assert d.max() <= 1 and np.mean(d > 0) < 1e-4, (d.max(), np.mean(d > 0))
+
+
+@pytest.mark.parametrize("radius,alias_blur", ORIGINAL + BEYOND)
+def test_the_terms_add_up_to_the_originals_kernel(radius, alias_blur):
+    """The plan's own check passed (it raises otherwise); the kernel it reproduces is the original's
+    float32 kernel to float32 rounding, and the impulse response of the whole pipeline is that kernel."""
+    kernel = defocus_kernel(radius, alias_blur)
+    assert np.abs(reference_kernel(radius, alias_blur) - kernel).max() < 1e-7 * kernel.max() * 10
+    plan = disk_plan(float(radius), float(alias_blur), float(kernel.sum(dtype=np.float64)))
+    assert plan.half <= disk_reach(radius)
+    size = 2 * plan.half + 9
+    impulse = np.zeros((size, size), np.uint8)
+    impulse[size // 2, size // 2] = 255
+    response = ours(impulse, radius, alias_blur)
+    assert np.array_equal(response, original(impulse, radius, alias_blur))
+    if kernel.max() * 255 >= 1:  # else every weight truncates to 0
+        k = kernel.shape[0] // 2
+        inner = response[size // 2 - k: size // 2 + k + 1, size // 2 - k: size // 2 + k + 1]
+        assert np.abs(inner.astype(int) - (kernel[::-1, ::-1] * 255).astype(np.uint8)).max() <= 1
+        assert inner.sum() == response.sum() > 0  # nothing beyond the kernel's grid
+    noise = np.random.default_rng(0).integers(0, 256, (size + 7, size + 3, 3), dtype=np.uint8)
+    _assert_nearly_identical(ours(noise, radius, alias_blur), original(noise, radius, alias_blur))
+
+
+@pytest.mark.parametrize("radius,alias_blur", ORIGINAL + BEYOND)
+def test_photographs_equal_the_originals_filter2d(radius, alias_blur):
+    for shape in [(224, 224), (131, 200), (512, 384)]:
+        img = _photo(shape)
+        _assert_nearly_identical(ours(img, radius, alias_blur), original(img, radius, alias_blur))
+
+
+@pytest.mark.parametrize("radius,alias_blur", ORIGINAL)
+def test_against_the_reference_module_and_on_gray_and_flat_images(radius, alias_blur):
+    img = _photo((224, 224))
+    _assert_nearly_identical(ours(img, radius, alias_blur), ref.defocus_blur(img, (radius, alias_blur)))
+    gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+    _assert_nearly_identical(ours(gray, radius, alias_blur), original(gray, radius, alias_blur))
+    # a flat image lands where the original's does: its kernel's float32 sum is not 1 (the grid's
+    # reflection adds mass at radius 8 and 10), and the original truncates
+    for level in (0, 1, 117, 200, 255):
+        flat = np.full((64, 80, 3), level, np.uint8)
+        assert np.array_equal(ours(flat, radius, alias_blur), original(flat, radius, alias_blur)), level
+
+
+def test_small_images_go_to_opencv_and_the_family_uses_the_disk_above():
+    p = {"radius": 10.0, "alias_blur": 0.5}
+    tiny = _photo((12, 40))  # 12 rows: the border would reflect more than once
+    assert min(tiny.shape[:2]) <= disk_reach(10.0)
+    assert np.array_equal(defocus_blur(tiny, p, 0), original(tiny, 10.0, 0.5))
+    img = _photo((100, 90))
+    assert np.array_equal(defocus_blur(img, p, 0), ours(img, 10.0, 0.5))
+    _assert_nearly_identical(defocus_blur(img, p, 0), original(img, 10.0, 0.5))
