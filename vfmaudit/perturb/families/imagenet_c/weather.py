@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from vfmaudit.perturb.families.imagenet_c import _kernels
-from vfmaudit.perturb.families.imagenet_c._common import blur_float, rng, to_uint8, unit
+from vfmaudit.perturb.families.imagenet_c._common import blur_float, rng
 from vfmaudit.perturb.families.imagenet_c.blur import motion_blur_uint8
 from vfmaudit.perturb.families.imagenet_c.frost import frost_texture
 from vfmaudit.perturb.families.imagenet_c.noise import normal_quantiles
@@ -72,22 +72,33 @@ def _gaussian(a: np.ndarray, sigma: float) -> np.ndarray:
 def spatter(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
     if p["amount"] <= 0:
         return img.copy()
-    x = unit(img)
-    liquid = rng(seed).normal(loc=p["loc"], scale=p["scale"], size=img.shape[:2]).astype(np.float32)
+    h, w = img.shape[:2]
+    liquid = _kernels.liquid_layer(np.uint64(rng(seed).integers(2 ** 63)), (h, w), float(p["loc"]),
+                                   float(p["scale"]), normal_quantiles())
     liquid = _gaussian(liquid, p["sigma"])
-    liquid[liquid < p["threshold"]] = 0
+    x = np.ascontiguousarray(img if img.ndim == 3 else img[..., None])
+    out = np.empty_like(x)
     if p["mud"] < 0.5:  # water: embossed edges of the drops, tinted
-        drops = (liquid * 255).astype(np.uint8)
+        drops = np.empty((h, w), np.uint8)
+        _kernels.spatter_drops(liquid, float(p["threshold"]), drops)
         dist = cv2.distanceTransform(255 - cv2.Canny(drops, 50, 150), cv2.DIST_L2, 5)
         _, dist = cv2.threshold(dist, 20, 20, cv2.THRESH_TRUNC)
         dist = cv2.equalizeHist(cv2.blur(dist, (3, 3)).astype(np.uint8))
         emboss = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]])
         dist = cv2.blur(cv2.filter2D(dist, cv2.CV_8U, emboss), (3, 3)).astype(np.float32)
-        m = drops.astype(np.float32) * dist
-        peak = m.max()
-        m = (m / peak if peak > 0 else m) * np.float32(p["intensity"] * p["amount"])
-        return to_uint8(x + m[..., None] * _WATER)
-    mask = _gaussian((liquid > p["threshold"]).astype(np.float32), p["intensity"])
-    mask[mask < 0.8] = 0
-    mask = mask[..., None] * np.float32(p["amount"])
-    return to_uint8(x * (1 - mask) + _MUD * mask)
+        _kernels.spatter_water(x, drops, dist, float(p["intensity"] * p["amount"]), _tint(_WATER, x.shape[2]), out)
+    else:
+        mask = _gaussian((liquid > np.float32(p["threshold"])).astype(np.float32), p["intensity"])
+        _kernels.spatter_mud(x, mask, float(p["amount"]), _tint(_MUD, x.shape[2]), out)
+    return out.reshape(img.shape)
+
+
+_LUMA = np.array([0.2125, 0.7154, 0.0721], np.float32)  # skimage's rgb2gray, which the original uses on gray
+
+
+def _tint(colour: np.ndarray, channels: int) -> np.ndarray:
+    if channels == 3:
+        return colour
+    if channels == 1:
+        return np.array([colour @ _LUMA], np.float32)
+    raise ValueError(f"spatter takes gray or RGB images, not {channels} channels")
