@@ -72,9 +72,11 @@ def test_thread_count_does_not_change_bytes(photo_batch, name):
         one = perturb.apply(photo_batch, name, level, seed=5)
         perturb.set_num_threads(2)
         two = perturb.apply(photo_batch, name, level, seed=5)
+        perturb.set_num_threads(3)  # runs of unequal length (the batch split in contiguous runs per thread)
+        three = perturb.apply(photo_batch, name, level, seed=5)
     finally:
         perturb.set_num_threads(before)
-    assert np.array_equal(one, two)
+    assert np.array_equal(one, two) and np.array_equal(one, three)
 
 
 def test_levels_are_equally_spaced_over_domain_or_subdomain():

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
-
-try:  # SIMD byte translation (what albumentations uses); OpenCV's LUT is the fallback
-    import stringzilla as _sz
-except ImportError:  # pragma: no cover - stringzilla is a dependency, the fallback is for odd installs
-    _sz = None
+import stringzilla  # SIMD byte translation (what albumentations uses)
 
 
-def apply_lut(image: np.ndarray, lut: np.ndarray) -> np.ndarray:
-    """out[...] = lut[image[...]] for a C-contiguous uint8 array of any shape."""
+def apply_lut(image: np.ndarray, lut: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """out[...] = lut[image[...]] for a C-contiguous uint8 array of any shape (out: C-contiguous, the
+    same shape, or a new array)."""
     lut = np.ascontiguousarray(lut, dtype=np.uint8)
-    if _sz is not None:
-        out = image.copy()
-        _sz.translate(memoryview(out.reshape(-1)), memoryview(lut), inplace=True)
-        return out
-    return cv2.LUT(image.reshape(1, -1), lut).reshape(image.shape)
+    if out is None:  # a fresh array: one pass (a copy translated in place was two, 1.5x the time)
+        out = np.empty_like(image)
+    stringzilla.translate(memoryview(image.reshape(-1)), memoryview(lut), out=memoryview(out.reshape(-1)))
+    return out

@@ -217,45 +217,76 @@ def remap_reflect(img: np.ndarray, dy: np.ndarray, dx: np.ndarray, out: np.ndarr
                                             + (src[i10 + k] * gx + src[i11 + k] * fx) * fy)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _unit8(x: np.float32) -> np.uint8:
+    # to_uint8 of a float32 value: clip to [0, 1], times 255 in float32, truncated
+    return np.uint8(np.int32(min(max(x, np.float32(0.0)), np.float32(1.0)) * np.float32(255.0)))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _unit8_64(x: float) -> np.uint8:
+    return np.uint8(np.int32(min(max(x, 0.0), 1.0) * 255.0))
+
+
 @njit(cache=True, nogil=True)
 def hsv_value_shift(img: np.ndarray, shift: float, out: np.ndarray) -> None:
-    """skimage rgb2hsv, V = clip(V + shift, 0, 1), hsv2rgb, on [0, 1] floats. With hue and
-    saturation fixed, HSV -> RGB is linear in V, so each pixel is scaled by V' / V."""
-    h, w, _ = img.shape
-    for y in range(h):
-        for x in range(w):
-            r, g, b = img[y, x, 0], img[y, x, 1], img[y, x, 2]
-            v = max(r, g, b)
-            nv = min(max(v + shift, 0.0), 1.0)
-            if v > 0:
-                k = nv / v
-                out[y, x, 0], out[y, x, 1], out[y, x, 2] = r * k, g * k, b * k
-            else:  # black: saturation 0 in skimage, so grey at the new value
-                out[y, x, 0], out[y, x, 1], out[y, x, 2] = nv, nv, nv
+    """skimage rgb2hsv, V = clip(V + shift, 0, 1), hsv2rgb of uint8 RGB as float32 on [0, 1] (unit),
+    back to uint8 as to_uint8, in one pass. With hue and saturation fixed, HSV -> RGB is linear in V,
+    so each pixel is scaled by V' / V (in float64, stored as float32: the arithmetic of the float
+    arrays this replaced, without their three temporaries)."""
+    src = img.reshape(-1, 3)
+    dst = out.reshape(-1, 3)
+    inv = np.float32(1.0 / 255.0)
+    for j in range(src.shape[0]):
+        r, g, b = np.float32(src[j, 0]) * inv, np.float32(src[j, 1]) * inv, np.float32(src[j, 2]) * inv
+        v = max(r, g, b)
+        nv = min(max(v + shift, 0.0), 1.0)
+        if v > 0:
+            k = nv / v
+            dst[j, 0] = _unit8(np.float32(r * k))
+            dst[j, 1] = _unit8(np.float32(g * k))
+            dst[j, 2] = _unit8(np.float32(b * k))
+        else:  # black: saturation 0 in skimage, so grey at the new value
+            dst[j, 0] = dst[j, 1] = dst[j, 2] = _unit8(np.float32(nv))
 
 
 @njit(cache=True, nogil=True)
 def hsv_saturation_affine(img: np.ndarray, gain: float, offset: float, out: np.ndarray) -> None:
-    """skimage rgb2hsv, S = clip(S * gain + offset, 0, 1), hsv2rgb, on [0, 1] floats. With hue and
-    value fixed each channel is v - (S' / S) (v - channel); a grey pixel has hue 0 (red) in skimage."""
-    h, w, _ = img.shape
+    """skimage rgb2hsv, S = clip(S * gain + offset, 0, 1), hsv2rgb of uint8 RGB as float64 img / 255,
+    back to uint8 as to_uint8, in one pass. With hue and value fixed each channel is
+    v - (S' / S) (v - channel); a grey pixel has hue 0 (red) in skimage."""
+    src = img.reshape(-1, 3)
+    dst = out.reshape(-1, 3)
+    for j in range(src.shape[0]):
+        r, g, b = src[j, 0] / 255.0, src[j, 1] / 255.0, src[j, 2] / 255.0
+        v = max(r, g, b)
+        m = min(r, g, b)
+        if v <= 0:
+            dst[j, 0] = dst[j, 1] = dst[j, 2] = 0
+            continue
+        s = (v - m) / v
+        ns = min(max(s * gain + offset, 0.0), 1.0)
+        if v - m <= 0:
+            dst[j, 0], dst[j, 1], dst[j, 2] = _unit8_64(v), _unit8_64(v * (1.0 - ns)), _unit8_64(v * (1.0 - ns))
+            continue
+        k = ns / s
+        dst[j, 0] = _unit8_64(v - k * (v - r))
+        dst[j, 1] = _unit8_64(v - k * (v - g))
+        dst[j, 2] = _unit8_64(v - k * (v - b))
+
+
+@njit(cache=True, nogil=True)
+def frost_blend(img: np.ndarray, texture: np.ndarray, top: int, left: int, a: float, b: float,
+                out: np.ndarray) -> None:
+    """uint8(clip(a img + b texture[top:, left:], 0, 255)) in float32, one pass (no float copies)."""
+    h, w, ch = img.shape
+    fa, fb = np.float32(a), np.float32(b)
+    zero, full = np.float32(0.0), np.float32(255.0)
     for y in range(h):
-        for x in range(w):
-            r, g, b = img[y, x, 0], img[y, x, 1], img[y, x, 2]
-            v = max(r, g, b)
-            m = min(r, g, b)
-            if v <= 0:
-                out[y, x, 0], out[y, x, 1], out[y, x, 2] = 0.0, 0.0, 0.0
-                continue
-            s = (v - m) / v
-            ns = min(max(s * gain + offset, 0.0), 1.0)
-            if v - m <= 0:
-                out[y, x, 0], out[y, x, 1], out[y, x, 2] = v, v * (1.0 - ns), v * (1.0 - ns)
-                continue
-            k = ns / s
-            out[y, x, 0] = v - k * (v - r)
-            out[y, x, 1] = v - k * (v - g)
-            out[y, x, 2] = v - k * (v - b)
+        src, tex, dst = img[y].ravel(), texture[top + y, left:left + w].ravel(), out[y].ravel()
+        for j in range(w * ch):
+            v = fa * np.float32(src[j]) + fb * np.float32(tex[j])
+            dst[j] = np.uint8(np.int32(min(max(v, zero), full)))
 
 
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)  # splitmix64's increment (2^64 / golden ratio)

@@ -14,17 +14,17 @@ from vfmaudit.perturb.families.jpeg import jpeg
 
 
 def brightness(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
-    x = unit(img)  # skimage's HSV round trip rounds differently anyway: float32 lands as close as float64
-    out = np.empty_like(x)
-    _kernels.hsv_value_shift(x, float(p["c"]), out)
-    return to_uint8(out)
+    # float32 (skimage's HSV round trip rounds differently anyway: float32 lands as close as float64)
+    out = np.empty_like(img)
+    _kernels.hsv_value_shift(np.ascontiguousarray(img), float(p["c"]), out)
+    return out
 
 
 def saturate(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
-    x = img / 255.0  # float64: float32 moves up to 13 % of the truncated values by one
-    out = np.empty_like(x)
-    _kernels.hsv_saturation_affine(x, float(p["gain"]), float(p["offset"]), out)
-    return to_uint8(out)
+    # float64: float32 moves up to 13 % of the truncated values by one
+    out = np.empty_like(img)
+    _kernels.hsv_saturation_affine(np.ascontiguousarray(img), float(p["gain"]), float(p["offset"]), out)
+    return out
 
 
 def contrast(img: np.ndarray, p: dict, seed: int) -> np.ndarray:

@@ -43,9 +43,9 @@ def frost(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
     texture = frost_texture(int(g.integers(5)), h, w)  # frost1..frost5, as the original (frost6 is never drawn)
     top = int(g.integers(0, texture.shape[0] - h + 1))
     left = int(g.integers(0, texture.shape[1] - w + 1))
-    patch = texture[top:top + h, left:left + w].astype(np.float32)
-    out = np.float32(p["image"]) * img.astype(np.float32) + np.float32(p["frost"]) * patch
-    return np.clip(out, 0, 255).astype(np.uint8)
+    out = np.empty_like(img)
+    _kernels.frost_blend(np.ascontiguousarray(img), texture, top, left, float(p["image"]), float(p["frost"]), out)
+    return out
 
 
 def fog(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
