@@ -66,3 +66,29 @@ def fmt_rate(x: float | None) -> str:
     if x is None:
         return "n/a"
     return f"{x:,.0f}" if x >= 100 else f"{x:.2f}"
+
+
+class OtherCoreBusy:
+    """A CPU burner on the last core while the benchmark runs pinned to the first (Linux affinity):
+    the peers and vfmaudit then share a machine whose other core is taken, as on a loaded CI runner.
+    The burner is a separate process spinning in a loop; it is killed on exit."""
+
+    def __init__(self) -> None:
+        self._proc = None
+
+    def __enter__(self) -> "OtherCoreBusy":
+        import subprocess
+        import sys
+
+        cores = sorted(os.sched_getaffinity(0))
+        if len(cores) < 2:
+            raise SystemExit("error: --busy needs two cores (this process may run on one)")
+        os.sched_setaffinity(0, {cores[0]})
+        spin = f"import os\nos.sched_setaffinity(0, {{{cores[-1]}}})\nwhile True: pass"
+        self._proc = subprocess.Popen([sys.executable, "-c", spin])
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()

@@ -53,14 +53,14 @@ def test_water_equals_numpys_steps_on_the_same_layer(photo, severity):
 
 @pytest.mark.parametrize("severity", [4, 5])
 def test_mud_equals_numpys_steps_on_the_same_layer(photo, severity):
-    p = BY_NAME["spatter"].table.at(float(severity))
+    amount = float(BY_NAME["spatter"].table.at(float(severity))["amount"]) * 0.7  # a fading-in layer
     rng = np.random.default_rng(1)
     mask = rng.uniform(0, 1, photo.shape[:2]).astype(np.float32)
     out = np.empty_like(photo)
-    _kernels.spatter_mud(photo, mask, 0.7, weather._MUD, out)
+    _kernels.spatter_mud(photo, mask, amount, weather._MUD, out)
     m = mask.copy()
     m[m < 0.8] = 0
-    m = m[..., None] * np.float32(0.7)
+    m = m[..., None] * np.float32(amount)
     x = photo.astype(np.float32) * np.float32(1.0 / 255.0)
     assert np.array_equal(out, _numpy_to_uint8(x * (1 - m) + weather._MUD * m))
 
