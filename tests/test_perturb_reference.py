@@ -32,6 +32,22 @@ def test_colour_and_sharpness_equal_torchvision(photos, name, fn, levels):
             assert np.array_equal(ref, ours), (name, level, int(np.abs(ref.astype(int) - ours).max()))
 
 
+def test_sharpness_and_contrast_equal_torchvision_on_noise_and_odd_shapes():
+    """Uniform noise reaches every remainder of the smoothing sum mod 13 (the integer rounding) and
+    every gray level (the contrast tables); odd shapes and a batch of mixed content take other paths."""
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in [(37, 53, 3), (3, 3, 3), (64, 9, 3)]]
+    for img in images:
+        for level in (0.0, 0.3, 2.0, 3.0):
+            assert np.array_equal(perturb.apply(img, "sharpness", level), _tv(TF.adjust_sharpness, img, level))
+    batch = rng.integers(0, 256, (5, 31, 29, 3), dtype=np.uint8)
+    batch[1] //= 4  # a dark image and a bright one: different means
+    batch[2] = 255 - batch[2] // 4
+    for level in (0.2, 1.3, 1.8):
+        ours = perturb.apply(batch, "contrast", level)
+        assert all(np.array_equal(ours[i], _tv(TF.adjust_contrast, batch[i], level)) for i in range(len(batch)))
+
+
 @pytest.mark.parametrize("quality", [10, 35, 50, 75, 95, 100])
 def test_jpeg_equals_pil(photos, quality):
     for img in photos:

@@ -12,17 +12,26 @@ from vfmaudit.perturb.registry import Family, register
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _sharpness_row(u0, u1, u2, m0, m1, m2, d0, d1, d2, dst, ratio, inv) -> None:
-    # one interior row; the nine taps come in as offset slices indexed from 0, which (with no
-    # zero-division or negative-index checks) lets LLVM vectorise the loop
-    ks = np.float32(1.0) / np.float32(13.0)
-    km = np.float32(5.0) / np.float32(13.0)
+def _column_sums(up, mid, down, out) -> None:
+    for j in range(out.size):
+        out[j] = np.float32(up[j]) + np.float32(mid[j]) + np.float32(down[j])
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _sharpness_row(left, centre, right, mid, dst, ratio, inv) -> None:
+    # one interior row from its column sums (offset slices indexed from 0, which, with no zero-division
+    # or negative-index checks, lets LLVM vectorise the loop). torch's smoothed value, round(float32 conv
+    # with 1/13 and 5/13), is round(S / 13) for the integer S = 8 neighbours + 5 centre = the 3x3 box
+    # + 4 centre: S / 13 lies at least 1/26 from a tie, far beyond float32's error on it, so
+    # floor((S + 6.5) / 13) gives the same value (S exact in float32, the product within 2^-24)
+    k13 = np.float32(1.0 / 13.0)
+    half13, four = np.float32(6.5), np.float32(4.0)
     lo, hi = np.float32(0.0), np.float32(255.0)
     for j in range(dst.size):
-        acc = ks * np.float32(u0[j]) + ks * np.float32(u1[j]) + ks * np.float32(u2[j])
-        acc = acc + ks * np.float32(m0[j]) + km * np.float32(m1[j]) + ks * np.float32(m2[j])
-        acc = acc + ks * np.float32(d0[j]) + ks * np.float32(d1[j]) + ks * np.float32(d2[j])
-        v = ratio * np.float32(m1[j]) + inv * np.rint(acc)  # rint: round half to even, as torch
+        m = np.float32(mid[j])
+        s = left[j] + centre[j] + right[j] + four * m
+        smooth = np.float32(np.int32((s + half13) * k13))  # floor: positive
+        v = ratio * m + inv * smooth
         dst[j] = np.uint8(min(max(v, lo), hi))
 
 
@@ -47,10 +56,11 @@ def _sharpness_kernel(img: np.ndarray, ratio: np.float32, inv: np.float32, out: 
             for j in range(row - 3, row):
                 o = np.float32(src[y, j])
                 dst[y, j] = np.uint8(min(max(ratio * o + inv * o, lo), hi))
+    columns = np.empty(row, np.float32)  # the 3 rows' sum per column: each value converted once, not 9 times
     for y in range(1, h - 1):
-        up, mid, down = src[y - 1], src[y], src[y + 1]
-        _sharpness_row(up[0:n], up[3:3 + n], up[6:6 + n], mid[0:n], mid[3:3 + n], mid[6:6 + n],
-                       down[0:n], down[3:3 + n], down[6:6 + n], dst[y][3:3 + n], ratio, inv)
+        _column_sums(src[y - 1], src[y], src[y + 1], columns)
+        _sharpness_row(columns[0:n], columns[3:3 + n], columns[6:6 + n], src[y][3:3 + n], dst[y][3:3 + n],
+                       ratio, inv)
 
 
 def sharpness(batch: np.ndarray, level: float, seeds: np.ndarray) -> np.ndarray:
