@@ -32,14 +32,19 @@ def test_colour_and_sharpness_equal_torchvision(photos, name, fn, levels):
             assert np.array_equal(ref, ours), (name, level, int(np.abs(ref.astype(int) - ours).max()))
 
 
-def test_sharpness_and_contrast_equal_torchvision_on_noise_and_odd_shapes():
-    """Uniform noise reaches every remainder of the smoothing sum mod 13 (the integer rounding) and
-    every gray level (the contrast tables); odd shapes and a batch of mixed content take other paths."""
+def test_sharpness_hue_and_contrast_equal_torchvision_on_noise_and_odd_shapes():
+    """Uniform noise reaches every remainder of the smoothing sum mod 13 (the integer rounding), every
+    hue sector with every channel order (the selected quotients) and every gray level (the contrast
+    tables); odd shapes and a batch of mixed content take other paths (hue: chunks of 2048 pixels)."""
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in [(37, 53, 3), (3, 3, 3), (64, 9, 3)]]
+    grey = np.repeat(rng.integers(0, 256, (40, 70, 1), dtype=np.uint8), 3, axis=2)  # max == min: hue 0
     for img in images:
         for level in (0.0, 0.3, 2.0, 3.0):
             assert np.array_equal(perturb.apply(img, "sharpness", level), _tv(TF.adjust_sharpness, img, level))
+    for img in images + [grey]:
+        for level in (-0.5, -0.13, 0.1, 0.37, 0.5):
+            assert np.array_equal(perturb.apply(img, "hue", level), _tv(TF.adjust_hue, img, level))
     batch = rng.integers(0, 256, (5, 31, 29, 3), dtype=np.uint8)
     batch[1] //= 4  # a dark image and a bright one: different means
     batch[2] = 255 - batch[2] // 4

@@ -87,6 +87,7 @@ def _hue_planar(r: np.ndarray, g: np.ndarray, b: np.ndarray, shift: np.float32,
     one = np.float32(1.0)
     zero = np.float32(0.0)
     six = np.float32(6.0)
+    two, three, four, five = np.float32(2.0), np.float32(3.0), np.float32(4.0), np.float32(5.0)
     for p in range(r.size):
         rr, gg, bb = r[p], g[p], b[p]
         maxc = max(rr, max(gg, bb))
@@ -95,15 +96,14 @@ def _hue_planar(r: np.ndarray, g: np.ndarray, b: np.ndarray, shift: np.float32,
         cr = maxc - minc
         s = cr / (one if eqc else maxc)
         div = one if eqc else cr
-        rc = (maxc - rr) / div
-        gc = (maxc - gg) / div
-        bc = (maxc - bb) / div
         is_r = maxc == rr
         is_g = (maxc == gg) & (~is_r)
-        hr = (bc - gc) if is_r else zero
-        hg = (np.float32(2.0) + rc - bc) if is_g else zero
-        hb = (np.float32(4.0) + gc - rc) if (~is_g) & (~is_r) else zero
-        hh = hr + hg + hb
+        # torch: hr = bc - gc if red is the max, hg = (2 + rc) - bc if green, hb = (4 + gc) - rc else, with
+        # xc = (maxc - x) / div, summed with the two that are 0. Only two quotients are used per pixel:
+        # selecting their numerators first makes two divisions of the same operands (the same bits), not three
+        q1 = (maxc - (bb if is_r else (rr if is_g else gg))) / div
+        q2 = (maxc - (gg if is_r else (bb if is_g else rr))) / div
+        hh = ((zero if is_r else (two if is_g else four)) + q1) - q2  # 0 + q1 is q1 exactly
         hh = hh / six + one  # torch.fmod(h / 6 + 1, 1) on [0, 2): subtract 1 once when >= 1
         hh = hh - one if hh >= one else hh
         hh = hh + shift  # (h + shift) % 1 on (-0.5, 1.5), torch's floor-mod
@@ -112,15 +112,19 @@ def _hue_planar(r: np.ndarray, g: np.ndarray, b: np.ndarray, shift: np.float32,
         x6 = hh * six
         k = np.float32(np.int32(x6))  # floor, x6 >= 0
         f = x6 - k
-        ki = np.int32(k)
-        ki = ki - 6 if ki >= 6 else ki
+        # the sector as a float32 (an integer sector would be int64 in Numba: half the vector width)
+        ki = k - six if k >= six else k
         v = maxc
         pp = min(max(v * (one - s), zero), one)
         q = min(max(v * (one - s * f), zero), one)
         t = min(max(v * (one - s * (one - f)), zero), one)
-        ro[p] = v if (ki == 0) | (ki == 5) else (q if ki == 1 else (pp if (ki == 2) | (ki == 3) else t))
-        go[p] = t if ki == 0 else (v if (ki == 1) | (ki == 2) else (q if ki == 3 else pp))
-        bo[p] = pp if (ki == 0) | (ki == 1) else (t if ki == 2 else (v if (ki == 3) | (ki == 4) else q))
+        s0, s1, s2, s3, s4, s5 = ki == zero, ki == one, ki == two, ki == three, ki == four, ki == five
+        ro[p] = v if s0 | s5 else (q if s1 else (pp if s2 | s3 else t))
+        go[p] = t if s0 else (v if s1 | s2 else (q if s3 else pp))
+        bo[p] = pp if s0 | s1 else (t if s2 else (v if s3 | s4 else q))
+
+
+_HUE_CHUNK = 2048  # pixels per pass: the six float planes of a chunk stay in L1 (48 KB)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -128,18 +132,22 @@ def _hue_kernel(img: np.ndarray, shift: np.float32, out: np.ndarray) -> None:
     src = img.ravel()
     dst = out.ravel()
     n = src.size // 3
-    planes = np.empty((6, n), dtype=np.float32)
+    planes = np.empty((6, _HUE_CHUNK), dtype=np.float32)
     scale = np.float32(255.0)
-    for p in range(n):  # uint8 -> float32 as torchvision's convert_image_dtype
-        planes[0, p] = np.float32(src[3 * p]) / scale
-        planes[1, p] = np.float32(src[3 * p + 1]) / scale
-        planes[2, p] = np.float32(src[3 * p + 2]) / scale
-    _hue_planar(planes[0], planes[1], planes[2], shift, planes[3], planes[4], planes[5])
     to_u8 = np.float32(255.0 + 1.0 - 1e-3)  # float -> uint8 as convert_image_dtype
-    for p in range(n):
-        dst[3 * p] = np.uint8(planes[3, p] * to_u8)
-        dst[3 * p + 1] = np.uint8(planes[4, p] * to_u8)
-        dst[3 * p + 2] = np.uint8(planes[5, p] * to_u8)
+    for start in range(0, n, _HUE_CHUNK):
+        m = min(_HUE_CHUNK, n - start)
+        s = src[3 * start: 3 * (start + m)]
+        for p in range(m):  # uint8 -> float32 as torchvision's convert_image_dtype
+            planes[0, p] = np.float32(s[3 * p]) / scale
+            planes[1, p] = np.float32(s[3 * p + 1]) / scale
+            planes[2, p] = np.float32(s[3 * p + 2]) / scale
+        _hue_planar(planes[0, :m], planes[1, :m], planes[2, :m], shift, planes[3, :m], planes[4, :m], planes[5, :m])
+        d = dst[3 * start: 3 * (start + m)]
+        for p in range(m):
+            d[3 * p] = np.uint8(planes[3, p] * to_u8)
+            d[3 * p + 1] = np.uint8(planes[4, p] * to_u8)
+            d[3 * p + 2] = np.uint8(planes[5, p] * to_u8)
 
 
 def hue(batch: np.ndarray, level: float, seeds: np.ndarray) -> np.ndarray:
