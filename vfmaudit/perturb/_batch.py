@@ -20,7 +20,8 @@ _MASK64 = (1 << 64) - 1
 
 
 def set_num_threads(n: int) -> None:
-    """Threads a batch is spread over, one image per task (OpenCV and nogil Numba kernels alike)."""
+    """Threads a batch is spread over, one contiguous run of images each (OpenCV and nogil Numba
+    kernels alike)."""
     global _num_threads
     if n < 1:
         raise VfmauditError(f"thread count must be >= 1, got {n}")
@@ -49,7 +50,7 @@ def as_batch(images: np.ndarray) -> tuple[np.ndarray, bool]:
 
 
 def map_into(fn: Callable[[np.ndarray, int, np.ndarray], None], batch: np.ndarray) -> np.ndarray:
-    """fn(batch[i], i, out[i]) writes image i of the result; images spread over a thread pool
+    """fn(batch[i], i, out[i]) writes image i of the result; runs of images spread over a thread pool
     (OpenCV and nogil Numba kernels release the GIL). out[i] is C-contiguous."""
     out = np.empty_like(batch)
 

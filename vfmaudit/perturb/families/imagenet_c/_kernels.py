@@ -280,10 +280,11 @@ def frost_blend(img: np.ndarray, texture: np.ndarray, top: int, left: int, a: fl
                 out: np.ndarray) -> None:
     """uint8(clip(a img + b texture[top:, left:], 0, 255)) in float32, one pass (no float copies)."""
     h, w, ch = img.shape
+    rows = texture.reshape(texture.shape[0], texture.shape[1] * ch)  # rows to slice: a 2-D slice's ravel copies
     fa, fb = np.float32(a), np.float32(b)
     zero, full = np.float32(0.0), np.float32(255.0)
     for y in range(h):
-        src, tex, dst = img[y].ravel(), texture[top + y, left:left + w].ravel(), out[y].ravel()
+        src, tex, dst = img[y].ravel(), rows[top + y][left * ch:], out[y].ravel()
         for j in range(w * ch):
             v = fa * np.float32(src[j]) + fb * np.float32(tex[j])
             dst[j] = np.uint8(np.int32(min(max(v, zero), full)))
