@@ -18,6 +18,8 @@ from functools import lru_cache
 import numpy as np
 from numba import njit
 
+from vfmaudit.perturb.families.imagenet_c._kernels import prefix_row
+
 PRECISION_BITS = 32 - 8 - 2  # Pillow's: 8 bits of result, 2 of headroom in an int32
 
 
@@ -97,19 +99,7 @@ def _pixelate(img, hf, hn, hk, vf, vn, vk, ucol, urow, urows, out) -> None:
             source[x * ch + c] = ucol[x] * ch + c
     half = np.int64(1) << (PRECISION_BITS - 1)
     for y in range(rows):
-        line = img[r0 + y].reshape(w * ch)
-        if ch == 3:  # the running sums in registers, not through the array (a store-to-load chain)
-            s0 = s1 = s2 = np.int64(0)
-            for x in range(w):
-                s0 += line[3 * x]
-                s1 += line[3 * x + 1]
-                s2 += line[3 * x + 2]
-                prefix[3 * x + 3] = s0
-                prefix[3 * x + 4] = s1
-                prefix[3 * x + 5] = s2
-        else:
-            for j in range(w * ch):
-                prefix[j + ch] = prefix[j] + line[j]
+        prefix_row(img[r0 + y].reshape(w * ch), ch, prefix)
         for j in range(sw * ch):
             sums[j] = prefix[ends[j]] - prefix[starts[j]]
         dst = narrow[y]

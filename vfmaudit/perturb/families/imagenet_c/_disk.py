@@ -30,6 +30,8 @@ import cv2
 import numpy as np
 from numba import njit
 
+from vfmaudit.perturb.families.imagenet_c._kernels import prefix_row
+
 
 @dataclass(frozen=True)
 class DiskPlan:
@@ -205,7 +207,7 @@ def _defocus(pad, ch, height, width, half, g, rows, top, top_w, side_rows, side,
     wide = (width + 2 * h) * ch  # S and P carry h columns each side for the horizontal blur
     pre = np.zeros((hp, (wp + 1) * ch), np.int32)  # row prefix sums: pre[r, (i + 1) ch + c] = sum_{<= i}
     for r in range(hp):
-        _prefix_row(pad[r], ch, pre[r])
+        prefix_row(pad[r], ch, pre[r])
     col = np.zeros((hp + 1 if side.shape[0] else 1, wp * ch), np.int32)  # column prefix sums
     if side.shape[0]:
         for r in range(hp):
@@ -306,24 +308,6 @@ def _add_weighted_runs(a_row, b_row, paired, hi, lo, weight, n, acc) -> None:
     else:
         for j in range(n):
             acc[j] += weight * (a1[j] - a0[j])
-
-
-@njit(cache=True, nogil=True)
-def _prefix_row(src, ch, dst) -> None:
-    # dst[(i + 1) ch + c] = sum of src[i' ch + c] for i' <= i; dst[:ch] stays 0. The running sums in
-    # registers for RGB (through the array, each add waits on the store before it)
-    if ch == 3:
-        s0 = s1 = s2 = np.int32(0)
-        for x in range(src.size // 3):
-            s0 += src[3 * x]
-            s1 += src[3 * x + 1]
-            s2 += src[3 * x + 2]
-            dst[3 * x + 3] = s0
-            dst[3 * x + 4] = s1
-            dst[3 * x + 5] = s2
-    else:
-        for j in range(src.size):
-            dst[j + ch] = dst[j] + src[j]
 
 
 @njit(cache=True, nogil=True)

@@ -729,3 +729,22 @@ def _tint_blend(src, layer, colour, keep, dst) -> None:
             else:
                 v = np.float32(src[j]) * inv * (one - m) + c * m
             dst[j] = np.uint8(np.int32(min(max(v, zero), one) * full))
+
+
+@njit(cache=True, nogil=True)
+def prefix_row(src: np.ndarray, ch: int, dst: np.ndarray) -> None:
+    """dst[(i + 1) ch + c] = the sum of src[i' ch + c] for i' <= i (values interleaved by channel);
+    dst[:ch] stays as it is (0). For RGB the running sums stay in registers (through the array, each
+    add waits on the store before it)."""
+    if ch == 3:
+        s0 = s1 = s2 = np.int64(0)
+        for x in range(src.size // 3):
+            s0 += src[3 * x]
+            s1 += src[3 * x + 1]
+            s2 += src[3 * x + 2]
+            dst[3 * x + 3] = s0
+            dst[3 * x + 4] = s1
+            dst[3 * x + 5] = s2
+    else:
+        for j in range(src.size):
+            dst[j + ch] = dst[j] + src[j]
