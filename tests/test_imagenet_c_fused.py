@@ -71,3 +71,21 @@ def test_frost_blend_is_the_float32_sum_of_image_and_texture():
             patch = texture[5:5 + h, 9:9 + w].astype(np.float32)
             expected = np.clip(np.float32(a) * img.astype(np.float32) + np.float32(b) * patch, 0, 255).astype(np.uint8)
             assert np.array_equal(out, expected)
+
+
+def test_the_cheap_draws_are_uniform_and_independent():
+    """draw_index (frost's texture and crop) against the uniform law: chi-square over 20,000 seeds, and
+    draws 0 and 1 of a seed uncorrelated."""
+    from scipy import stats
+
+    from vfmaudit.perturb.families.imagenet_c._common import draw_index
+
+    seeds = range(20_000)
+    first = np.array([draw_index(s, 0, 5) for s in seeds])
+    second = np.array([draw_index(s, 1, 7) for s in seeds])
+    assert first.min() == 0 and first.max() == 4 and second.max() == 6
+    assert stats.chisquare(np.bincount(first, minlength=5)).pvalue > 1e-3
+    assert stats.chisquare(np.bincount(second, minlength=7)).pvalue > 1e-3
+    joint = np.bincount(first * 7 + second, minlength=35).reshape(5, 7)
+    assert stats.chi2_contingency(joint).pvalue > 1e-3
+    assert draw_index(3, 0, 1000) == draw_index(3, 0, 1000) and draw_index(2 ** 64 - 1, 5, 10) in range(10)

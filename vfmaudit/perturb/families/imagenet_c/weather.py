@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from vfmaudit.perturb.families.imagenet_c import _kernels
-from vfmaudit.perturb.families.imagenet_c._common import blur_float, rng
+from vfmaudit.perturb.families.imagenet_c._common import blur_float, draw_index, rng
 from vfmaudit.perturb.families.imagenet_c.blur import motion_blur_uint8
 from vfmaudit.perturb.families.imagenet_c.frost import frost_texture
 from vfmaudit.perturb.families.imagenet_c.noise import normal_quantiles
@@ -38,11 +38,10 @@ def snow(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
 def frost(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
     if p["frost"] <= 0 and p["image"] == 1.0:
         return img.copy()
-    g = rng(seed)
     h, w = img.shape[:2]
-    texture = frost_texture(int(g.integers(5)), h, w)  # frost1..frost5, as the original (frost6 is never drawn)
-    top = int(g.integers(0, texture.shape[0] - h + 1))
-    left = int(g.integers(0, texture.shape[1] - w + 1))
+    texture = frost_texture(draw_index(seed, 0, 5), h, w)  # frost1..frost5, as the original (not frost6)
+    top = draw_index(seed, 1, texture.shape[0] - h + 1)
+    left = draw_index(seed, 2, texture.shape[1] - w + 1)
     out = np.empty_like(img)
     _kernels.frost_blend(np.ascontiguousarray(img), texture, top, left, float(p["image"]), float(p["frost"]), out)
     return out
