@@ -6,9 +6,8 @@ blur or reflects it: near the disk's top and bottom, horizontal runs weighted pe
 and right, vertical runs (a column prefix sum) weighted per column, the same terms transposed.
 `disk_plan` derives the terms from the kernel's construction and checks that they add up to it.
 
-Why: OpenCV convolves with a 17x17 or 21x21 kernel by a DFT per channel (its filter2D above 11x11),
-whatever the disk's radius; here the cost is about two integer operations per disk row and ten float
-ones per value.
+Why: OpenCV's filter2D works through the whole 17x17 or 21x21 grid per channel, whatever the disk's
+radius; here the cost is about two integer operations per disk row and ten float ones per value.
 
 The kernel as the original builds it (make_imagenet_c.py, `defocus_kernel` in blur.py): K = W (g (x) g)
 * ext(D), D the disk's indicator over the grid -R..R normalised by its count N, ext the reflection by
