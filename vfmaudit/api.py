@@ -17,7 +17,7 @@ from vfmaudit.audit.result import ProgressFn
 from vfmaudit.downstream import DownstreamConfig, DownstreamResult
 from vfmaudit.downstream import run_downstream as downstream_run
 from vfmaudit.errors import VfmauditError, missing_dependency
-from vfmaudit.export import ExportResult, ParityReport, build_engine, check_parity, export_onnx
+from vfmaudit.export import PARITY_IMAGES, ExportResult, ParityReport, build_engine, check_parity, export_onnx
 from vfmaudit.export.cpu_optimize import CpuOptimized, optimize_for_cpu, require_cpu_kernels
 from vfmaudit.files import OutputInUse, check_output_file, check_output_folder, lock_output_file, write_json
 from vfmaudit.gate import GateResult, Policy, load_policy
@@ -73,7 +73,7 @@ def export_and_check(model: str, out: str | Path, pretrained: str | None = None,
                      bake_preprocess: bool = False, opset: int = 17, exporter: str = "auto",
                      optimize_cpu: bool = False, check: bool = True, images: list[str] | None = None,
                      precision: str = "fp32", overwrite: bool = False, progress: StageFn | None = None,
-                     max_images: int = 12) -> ExportRun:
+                     max_images: int = PARITY_IMAGES) -> ExportRun:
     """Export to ONNX, optionally write the CPU-optimised file, and check each against torch (on the first
     max_images readable images).
 
@@ -126,7 +126,7 @@ class ConvertRun:
 
 def convert_and_check(onnx_path: str | Path, out: str | Path, precision: str, check: bool = True,
                       images: list[str] | None = None, overwrite: bool = False,
-                      progress: StageFn | None = None, max_images: int = 12) -> ConvertRun:
+                      progress: StageFn | None = None, max_images: int = PARITY_IMAGES) -> ConvertRun:
     """Rewrite an fp32 vfmaudit export in fp16 or bf16 (float32 I/O kept) as `out`, and check it against torch.
 
     An existing `out` is replaced only with overwrite."""

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from vfmaudit.errors import VfmauditError
+from vfmaudit.export.parity import PARITY_IMAGES
 from vfmaudit.models.spec import DEFAULT_MODEL
 from vfmaudit.cli.common import (ParityImagesOpt, ImageKeyOpt, StorageOptionOpt, use_sources, DeviceOpt, ImagesOpt, JsonOpt, OverwriteFileOpt, PretrainedOpt, QuietOpt, Stages, err,
                                  out, paths, user_errors, write_result_json)
@@ -51,7 +52,7 @@ def export_onnx_cmd(
                                                "optimised for the onnxruntime CPU provider (see README).")] = False,
     check: CheckOpt = True,
     images: ImagesOpt = None,
-    max_images: ParityImagesOpt = 12,
+    max_images: ParityImagesOpt = PARITY_IMAGES,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the check's JSON report here.")] = None,
     overwrite: OverwriteFileOpt = False,
     quiet: QuietOpt = False,
@@ -95,7 +96,7 @@ def export_convert_cmd(
              "and softmax stay float32, inputs and outputs stay float32.")] = "bf16",
     check: CheckOpt = True,
     images: ImagesOpt = None,
-    max_images: ParityImagesOpt = 12,
+    max_images: ParityImagesOpt = PARITY_IMAGES,
     json_out: Annotated[Optional[Path], typer.Option(
         "--json", help="Write {path, precision, conversion, parity} here.")] = None,
     overwrite: OverwriteFileOpt = False,
@@ -135,7 +136,7 @@ def export_check_cmd(
     seed: Annotated[Optional[int], typer.Option(
         help="Seed of the reference's random weights (default: from the artefact).")] = None,
     images: ImagesOpt = None,
-    max_images: ParityImagesOpt = 12,
+    max_images: ParityImagesOpt = PARITY_IMAGES,
     precision: Annotated[Optional[str], typer.Option(
         help="fp32, fp16, bf16 or int8: picks the default threshold (0.9999, 0.999, 0.995, 0.99). "
              "Default: the artefact's.")] = None,

@@ -9,7 +9,7 @@ import numpy as np
 
 from vfmaudit import perturb
 from vfmaudit.artefact.provenance import package_versions, report_header
-from vfmaudit.data.source import iter_items
+from vfmaudit.data.source import check_max_images, iter_items
 from vfmaudit.data.sources import sample_items
 from vfmaudit.errors import ImageDecodeError, VfmauditError
 from vfmaudit.metrics.agreement import mean_agreement, neighbour_agreement
@@ -17,6 +17,7 @@ from vfmaudit.runtime import Encoder, create_encoder, resolve_backend
 
 # cosine to the torch reference that passes, per precision (overridable)
 DEFAULT_MIN_COSINE = {"fp32": 0.9999, "fp16": 0.999, "bf16": 0.995, "int8": 0.99}
+PARITY_IMAGES = 12  # images a parity check compares by default (the first readable ones)
 # perturbed variants added to every image (parity must hold off the clean manifold too): perturb/presets.py
 PARITY_PRESET = "parity"
 
@@ -145,7 +146,7 @@ def compare_golden(golden, artefact: Encoder, agreement: dict | None = None) -> 
 def check_parity(artefact: str | Path, model: str | None = None, pretrained: str | None = None,
                  seed: int | None = None, images: list[str] | None = None, precision: str | None = None,
                  min_cosine: float | None = None, device: str = "cpu", backend: str | None = None,
-                 max_images: int = 12, batch_size: int = 16, save_golden: str | Path | None = None,
+                 max_images: int = PARITY_IMAGES, batch_size: int = 16, save_golden: str | Path | None = None,
                  golden: str | Path | None = None) -> ParityReport:
     """Compare an exported artefact against the torch model it came from.
 
@@ -154,8 +155,7 @@ def check_parity(artefact: str | Path, model: str | None = None, pretrained: str
     instead of building the reference (no torch needed).
     """
     artefact = str(artefact)
-    if max_images < 1:
-        raise VfmauditError(f"max_images must be >= 1, got {max_images}", param="max_images")
+    check_max_images(max_images)
     if golden and (save_golden or model or images):
         raise VfmauditError("golden stands for both the reference and the check pictures: pass it without "
                             "save_golden, model or images", param=("golden", "save_golden", "model", "images"))

@@ -17,6 +17,7 @@ _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
 
 _MASK64 = (1 << 64) - 1
+SPLITMIX_GAMMA = 0x9E3779B97F4A7C15  # splitmix64's increment (2^64 / golden ratio)
 
 
 def set_num_threads(n: int) -> None:
@@ -54,21 +55,11 @@ def map_into(fn: Callable[[np.ndarray, int, np.ndarray], None], batch: np.ndarra
     (OpenCV and nogil Numba kernels release the GIL). out[i] is C-contiguous."""
     out = np.empty_like(batch)
 
-    def work(i: int) -> None:
-        fn(batch[i], i, out[i])
+    def run(a: int, b: int) -> None:
+        for i in range(a, b):
+            fn(batch[i], i, out[i])
 
-    # one contiguous run of images per thread, not one task per image: a task's hand-off costs more
-    # than a fast edit of a 224 px image, and it holds the GIL while it does
-    bounds = _runs(batch.shape[0])
-
-    def run(t: int) -> None:
-        for i in range(bounds[t], bounds[t + 1]):
-            work(i)
-
-    if len(bounds) <= 2:
-        run(0)
-    else:
-        list(_get_pool(len(bounds) - 1).map(run, range(len(bounds) - 1)))
+    _fan_out(run, batch.shape[0])
     return out
 
 
@@ -76,22 +67,19 @@ def map_runs(fn: Callable[[np.ndarray, np.ndarray], None], batch: np.ndarray) ->
     """fn(batch[a:b], out[a:b]) for one contiguous run of images per thread: for edits whose work per
     image is too small to pay a call each (a whole run in one nogil call, then numpy over the run)."""
     out = np.empty_like(batch)
-    bounds = _runs(batch.shape[0])
-
-    def run(t: int) -> None:
-        fn(batch[bounds[t]:bounds[t + 1]], out[bounds[t]:bounds[t + 1]])
-
-    if len(bounds) <= 2:
-        run(0)
-    else:
-        list(_get_pool(len(bounds) - 1).map(run, range(len(bounds) - 1)))
+    _fan_out(lambda a, b: fn(batch[a:b], out[a:b]), batch.shape[0])
     return out
 
 
-def _runs(n: int) -> list[int]:
-    """Bounds of one contiguous run of images per thread (fewer threads than images)."""
+def _fan_out(run: Callable[[int, int], None], n: int) -> None:
+    """run(a, b) on one contiguous run of the n images per thread, not one task per image: a task's
+    hand-off costs more than a fast edit of a 224 px image, and it holds the GIL while it does."""
     threads = max(1, min(_num_threads, n))
-    return [n * t // threads for t in range(threads + 1)]
+    bounds = [n * t // threads for t in range(threads + 1)]
+    if threads == 1:
+        run(0, n)
+    else:
+        list(_get_pool(threads).map(lambda t: run(bounds[t], bounds[t + 1]), range(threads)))
 
 
 def map_images(fn: Callable[[np.ndarray, int], np.ndarray], batch: np.ndarray) -> np.ndarray:
@@ -114,7 +102,7 @@ def _get_pool(threads: int) -> ThreadPoolExecutor:
 
 
 def _splitmix64(x: int) -> int:
-    x = (x + 0x9E3779B97F4A7C15) & _MASK64
+    x = (x + SPLITMIX_GAMMA) & _MASK64
     x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
     x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
     return x ^ (x >> 31)

@@ -7,12 +7,9 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from vfmaudit.perturb._batch import _MASK64, _splitmix64
+from vfmaudit.perturb._batch import _MASK64, SPLITMIX_GAMMA, _splitmix64
 from vfmaudit.perturb.families.filters import gaussian_ksize, gaussian_radius
 from vfmaudit.perturb.families.imagenet_c import _gauss
-
-
-_GOLDEN = 0x9E3779B97F4A7C15  # splitmix64's increment
 
 
 def unit(img: np.ndarray) -> np.ndarray:
@@ -33,7 +30,7 @@ def draw_index(seed: int, i: int, n: int) -> int:
     """Draw i of seed's splitmix64 stream as a uniform integer in [0, n) (multiply-shift: off by at
     most n / 2^64). For the few draws a cheap corruption needs: a numpy Generator costs 8 us to make,
     held under the GIL, which the other thread then waits for."""
-    return (_splitmix64((int(seed) + i * _GOLDEN) & _MASK64) * int(n)) >> 64
+    return (_splitmix64((int(seed) + i * SPLITMIX_GAMMA) & _MASK64) * int(n)) >> 64
 
 
 @lru_cache(maxsize=64)

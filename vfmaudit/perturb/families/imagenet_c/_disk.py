@@ -219,6 +219,7 @@ def _defocus(pad, ch, height, width, half, g, rows, top, top_w, side_rows, side,
     acc = np.empty(wide, np.int32)
     facc = np.empty(wide, np.float64)
     extra = np.zeros(n, np.float64)
+    total = np.empty(n, np.float64)  # one output row before its conversion
     has_extra = top.shape[0] > 0 or taps.shape[0] > 0
     base = (half - h) * ch  # pre/col index of S's first column, before a run's offset
     for step in range(-2 * h, height):
@@ -232,7 +233,7 @@ def _defocus(pad, ch, height, width, half, g, rows, top, top_w, side_rows, side,
                       pre[z_row + rows[k2, 0] + half], pre[z_row + rows[k2, 1] + half],
                       rows[k2, 3] if k2 > k else -1, base + (rows[k2, 2] + 1) * ch, base - rows[k2, 2] * ch,
                       wide, acc)
-        _hblur(acc, g, ch, n, zr, False)
+        _hblur(acc, g, ch, n, zr)
         for cls in range(classes):
             vrs[:] = 0
             for k in range(side_rows.shape[0]):
@@ -261,7 +262,7 @@ def _defocus(pad, ch, height, width, half, g, rows, top, top_w, side_rows, side,
                 for k in range(top.shape[0]):
                     _add_weighted_runs(pre[y + top[k, 0] + half], pre[y + top[k, 1] + half], top[k, 3],
                                        base + (top[k, 2] + 1) * ch, base - top[k, 2] * ch, top_w[k], wide, facc)
-                _hblur(facc, g, ch, n, extra, False)
+                _hblur(facc, g, ch, n, extra)
             else:
                 extra[:] = 0.0
             for k in range(taps.shape[0]):
@@ -269,7 +270,7 @@ def _defocus(pad, ch, height, width, half, g, rows, top, top_w, side_rows, side,
                 c = taps_w[k]
                 for j in range(n):
                     extra[j] += c * src[j]
-        _finish(ring, y, g, extra, has_extra, scale / 255.0, n, out[y])
+        _finish(ring, y, g, extra, has_extra, scale / 255.0, total, out[y])
 
 
 @njit(cache=True, nogil=True)
@@ -310,9 +311,9 @@ def _add_weighted_runs(a_row, b_row, paired, hi, lo, weight, n, acc) -> None:
 
 
 @njit(cache=True, nogil=True)
-def _hblur(src, g, ch, n, dst, add) -> None:
-    # dst[j] = sum_v g[v] src[j + v ch] in one pass, the taps written out for the original's 1, 3 and 5
-    # (symmetric: mirrored taps added before the multiply)
+def _hblur(src, g, ch, n, dst) -> None:
+    # dst[j] = sum_v g[v] src[j + v ch] in one pass, the taps written out for the 1, 3 or 5 that the
+    # original's grids have (h 0, 1 or 2: _grid; symmetric: mirrored taps added before the multiply)
     s0, s1, s2 = src[0:], src[ch:], src[2 * ch:]
     if g.size == 1:
         for j in range(n):
@@ -321,26 +322,19 @@ def _hblur(src, g, ch, n, dst, add) -> None:
         g0, g1 = g[0], g[1]
         for j in range(n):
             dst[j] = g0 * (s0[j] + s2[j]) + g1 * s1[j]
-    elif g.size == 5:
+    else:
         s3, s4 = src[3 * ch:], src[4 * ch:]
         g0, g1, g2 = g[0], g[1], g[2]
         for j in range(n):
             dst[j] = g0 * (s0[j] + s4[j]) + g1 * (s1[j] + s3[j]) + g2 * s2[j]
-    else:
-        for j in range(n):
-            dst[j] = 0.0
-        for v in range(g.size):
-            sv = src[v * ch:]
-            for j in range(n):
-                dst[j] += g[v] * sv[j]
 
 
 @njit(cache=True, nogil=True)
-def _finish(ring, y, g, extra, has_extra, k255, n, dst) -> None:
-    # the vertical blur of the ring's rows around y, plus extra; then the original's uint8(clip(v, 0, 1) 255)
+def _finish(ring, y, g, extra, has_extra, k255, total, dst) -> None:
+    # the vertical blur of the ring's rows around y, plus extra, into total; then the original's
+    # uint8(clip(v, 0, 1) 255). The ring holds 1, 3 or 5 rows, as g its taps
     size = ring.shape[0]
-    h = (size - 1) // 2
-    total = np.empty(n, np.float64)
+    n = total.size
     if size == 1:
         total[:] = g[0] * ring[0]
     elif size == 3:
@@ -348,18 +342,12 @@ def _finish(ring, y, g, extra, has_extra, k255, n, dst) -> None:
         g0, g1 = g[0], g[1]
         for j in range(n):
             total[j] = g0 * (z0[j] + z2[j]) + g1 * z1[j]
-    elif size == 5:
+    else:
         z0, z1, z2 = ring[(y - 2 + size) % size], ring[(y - 1 + size) % size], ring[y % size]
         z3, z4 = ring[(y + 1) % size], ring[(y + 2) % size]
         g0, g1, g2 = g[0], g[1], g[2]
         for j in range(n):
             total[j] = g0 * (z0[j] + z4[j]) + g1 * (z1[j] + z3[j]) + g2 * z2[j]
-    else:
-        total[:] = 0.0
-        for u in range(size):
-            zu = ring[(y + u - h + size) % size]
-            for j in range(n):
-                total[j] += g[u] * zu[j]
     if has_extra:
         for j in range(n):
             total[j] += extra[j]
