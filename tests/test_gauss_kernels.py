@@ -11,7 +11,7 @@ import pytest
 from scipy import ndimage
 
 from reference import imagenet_c as ref
-from vfmaudit.perturb.families.imagenet_c import _gauss
+from vfmaudit.perturb import _gauss
 from vfmaudit.perturb.families.imagenet_c._common import blur_truncated
 
 
@@ -80,6 +80,14 @@ def test_the_radius_class_changes_no_bit():
         np.testing.assert_allclose(out, expect_h, rtol=0, atol=1e-3)
     for key in ((1,), (2,), (3,), ("h",)):
         assert np.array_equal(by_class[(12,) + key], by_class[(16,) + key]), key
+    # the fused pass too: the outer zero taps add exact zeros
+    img = rng.integers(0, 256, (41, 19, 3), dtype=np.uint8)
+    fused = []
+    for klass in (12, 16):
+        fused.append(np.empty_like(img))
+        _gauss._fused(img, klass, _gauss.half_taps(sigma, klass), _gauss.FLAT_GUARD, fused[-1])
+    assert np.array_equal(fused[0], fused[1])
+    assert np.abs(fused[0].astype(int) - scipy_truncated(img, sigma)).max() <= 1
     # 1 and 2 rows per step sum alike; at 3, LLVM shares the product of a row and a tap between the first
     # and third output row (one rounding more than a fused multiply-add): float32 ulps, fixed per radius
     assert np.array_equal(by_class[12, 1], by_class[12, 2])
@@ -157,7 +165,7 @@ def test_column_strips_change_no_bit_and_work_buffers_are_per_thread(monkeypatch
 
     # the work arrays are reused between calls and threads do not share them
     images = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in [(64, 64, 3), (300, 200, 3), (17, 5)] * 4]
-    alone = [_gauss.blur_truncated_numba(img, 2.0) for img in images]
+    alone = [_gauss.blur_truncated_numba(img, 6.0) for img in images]  # radius 24: the two passes' buffers
     with ThreadPoolExecutor(4) as pool:
-        together = list(pool.map(lambda img: _gauss.blur_truncated_numba(img, 2.0), images))
+        together = list(pool.map(lambda img: _gauss.blur_truncated_numba(img, 6.0), images))
     assert all(np.array_equal(a, b) for a, b in zip(alone, together))
