@@ -114,8 +114,10 @@ def run(args: argparse.Namespace) -> None:
          tv(TF.adjust_hue, 0.1)),
         ("sharpness x2", ("sharpness", 2.0), albu(A.Sharpen(alpha=(0.5, 0.5), lightness=(1, 1), p=1)),
          pil_enh(ImageEnhance.Sharpness, 2.0), tv(TF.adjust_sharpness, 2.0)),
-        ("gaussian blur sigma 2", ("gaussian_blur", 2.0), albu(A.GaussianBlur(sigma_limit=(2, 2), blur_limit=0, p=1)),
-         lambda: np.asarray(nxt(pils).filter(ImageFilter.GaussianBlur(2))), None),
+        *[(f"gaussian blur sigma {sigma:g}", ("gaussian_blur", sigma),
+           albu(A.GaussianBlur(sigma_limit=(sigma, sigma), blur_limit=0, p=1)),
+           lambda sigma=sigma: np.asarray(nxt(pils).filter(ImageFilter.GaussianBlur(sigma))), None)
+          for sigma in (1.0, 2.0, 4.0)],  # radius 4, 7 and 14: the family's range
         ("gaussian noise sigma 0.1", ("gaussian_noise", 0.1), albu(A.GaussNoise(std_range=(0.1, 0.1), p=1)), None,
          None),
         ("resize x0.5", ("resize", 0.5),

@@ -31,7 +31,7 @@ SIGMAS = [0.1, 0.3, 0.7, 1.0, 2.0, 2.5, 3.3, 4.0]  # radius 0 (a copy) to 14, 4 
 def test_the_fused_blur_equals_the_float64_blur_rounded(shape):
     rng = np.random.default_rng(sum(shape))
     img = rng.integers(0, 256, shape, dtype=np.uint8)
-    for sigma in SIGMAS:
+    for sigma in SIGMAS if shape[-1] == 3 else (0.7, 2.5):  # each radius and channel count compiles once
         out = np.empty_like(img)
         _gauss.blur_rounded(img, sigma, out)
         diff = np.abs(out.astype(int) - scipy_rounded(img, sigma))
