@@ -73,6 +73,20 @@ def rows_per_step(radius: int) -> int:
     return next((rows for limit, rows in _ROWS_PER_STEP if radius <= limit), 1)
 
 
+def _vertical_sums(radius: int, rows: int, load: Callable[[int], str]) -> list[str]:
+    """The row loop's body that sums a{b} = sum_i w[|i - b - radius|] x_i for the `rows` outputs b of a
+    step, each of the rows + 2 radius source values (load(i)) converted once."""
+    lines, started = [], set()
+    for i in range(rows + 2 * radius):
+        lines.append(f"            x = np.float32({load(i)})")
+        for b in range(rows):
+            k = abs(i - b - radius)
+            if k <= radius:
+                lines.append(f"            a{b} {'+=' if b in started else '='} w{k} * x")
+                started.add(b)
+    return lines
+
+
 def vertical_source(radius: int, rows: int) -> str:
     """dst[y] = sum_i w[|i - radius|] src[clamp(y + i - radius)], `rows` output rows per step (the
     last step is moved up to end at the last row: it recomputes rows already written, with the same
@@ -83,14 +97,7 @@ def vertical_source(radius: int, rows: int) -> str:
     window = rows + 2 * radius
     lines += [f"        r{i} = min(max(y0 + {i - radius}, 0), H - 1)" for i in range(window)]
     lines.append("        for j in range(n):")
-    started = set()
-    for i in range(window):
-        lines.append(f"            x = np.float32(src[r{i}, j])")
-        for b in range(rows):
-            k = abs(i - b - radius)
-            if k <= radius:
-                lines.append(f"            a{b} {'+=' if b in started else '='} w{k} * x")
-                started.add(b)
+    lines += _vertical_sums(radius, rows, lambda i: f"src[r{i}, j]")
     lines += [f"            dst[y0 + {b}, j] = a{b}" for b in range(rows)]
     return "\n".join(lines) + "\n"
 
@@ -157,14 +164,7 @@ def fused_source(radius: int, channels: int, rows: int) -> str:
     lines += [f"    for step in range(0, H, {rows}):", f"        y0 = min(step, H - {rows})"]
     lines += [f"        r{i} = src[min(max(y0 + {i - radius}, 0), H - 1)]" for i in range(window)]
     lines.append("        for j in range(n):")
-    started = set()
-    for i in range(window):
-        lines.append(f"            x = np.float32(r{i}[j])")
-        for b in range(rows):
-            k = abs(i - b - radius)
-            if k <= radius:
-                lines.append(f"            a{b} {'+=' if b in started else '='} w{k} * x")
-                started.add(b)
+    lines += _vertical_sums(radius, rows, lambda i: f"r{i}[j]")
     lines += [f"            p{b}[j] = a{b}" for b in range(rows)]
     lines += [f"        horizontal_row(pads[{b}], n, w, offset, out[y0 + {b}])" for b in range(rows)]
     return "\n".join(lines) + "\n"
