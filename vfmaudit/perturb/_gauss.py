@@ -102,6 +102,21 @@ def vertical_source(radius: int, rows: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _horizontal_sums(radius: int, channels: int, indent: str, first: str) -> list[str]:
+    """The edge pixels of `pad` repeated, then the row loop summing s0..s{CHAINS-1} = the taps on pad
+    (pad[edge:edge + n] the row), s0 starting from the centre tap followed by `first`."""
+    edge = radius * channels
+    lines = [f"{indent}for i in range({radius}):"]
+    for c in range(channels):
+        lines.append(f"{indent}    pad[i * {channels} + {c}] = pad[{edge + c}]")
+        lines.append(f"{indent}    pad[{edge} + n + i * {channels} + {c}] = pad[{edge} + n - {channels - c}]")
+    lines += [f"{indent}for j in range(n):", f"{indent}    s0 = w0 * pad[j + {edge}]{first}"]
+    lines += [f"{indent}    s{p} = np.float32(0)" for p in range(1, CHAINS)]
+    lines += [f"{indent}    s{k % CHAINS} += w{k} * (pad[j + {edge - k * channels}] + pad[j + {edge + k * channels}])"
+              for k in range(1, radius + 1)]
+    return lines
+
+
 def horizontal_source(radius: int, channels: int) -> str:
     """dst[y, x, c] = offset + w[0] v[x] + sum_k w[k] (v[clamp(x - k)] + v[clamp(x + k)]) over the
     pixels x of a row, summed in CHAINS interleaved partial sums (short dependency chains: a tap's
@@ -119,15 +134,8 @@ def horizontal_source(radius: int, channels: int) -> str:
               "        else:",
               "            for s in range(strips):",
               "                for jj in range(min(S, n - s * S)):",
-              f"                    pad[{edge} + s * S + jj] = src[s, y, jj]",
-              f"        for i in range({radius}):"]
-    for c in range(channels):
-        lines.append(f"            pad[i * {channels} + {c}] = pad[{edge + c}]")
-        lines.append(f"            pad[{edge} + n + i * {channels} + {c}] = pad[{edge} + n - {channels - c}]")
-    lines += ["        for j in range(n):", f"            s0 = w0 * pad[j + {edge}]"]
-    lines += [f"            s{p} = np.float32(0)" for p in range(1, CHAINS)]
-    lines += [f"            s{k % CHAINS} += w{k} * (pad[j + {edge - k * channels}] + pad[j + {edge + k * channels}])"
-              for k in range(1, radius + 1)]
+              f"                    pad[{edge} + s * S + jj] = src[s, y, jj]"]
+    lines += _horizontal_sums(radius, channels, "        ", "")
     lines.append(f"            dst[y, j] = ({' + '.join(f's{p}' for p in range(CHAINS))}) + offset")
     return "\n".join(lines) + "\n"
 
@@ -148,14 +156,7 @@ def fused_source(radius: int, channels: int, rows: int) -> str:
     edge, window = radius * channels, rows + 2 * radius
     lines = ["def horizontal_row(pad, n, w, offset, out_row):"]
     lines += [f"    w{k} = w[{k}]" for k in range(radius + 1)]
-    lines += [f"    for i in range({radius}):"]
-    for c in range(channels):
-        lines.append(f"        pad[i * {channels} + {c}] = pad[{edge + c}]")
-        lines.append(f"        pad[{edge} + n + i * {channels} + {c}] = pad[{edge} + n - {channels - c}]")
-    lines += ["    for j in range(n):", f"        s0 = w0 * pad[j + {edge}] + offset"]
-    lines += [f"        s{p} = np.float32(0)" for p in range(1, CHAINS)]
-    lines += [f"        s{k % CHAINS} += w{k} * (pad[j + {edge - k * channels}] + pad[j + {edge + k * channels}])"
-              for k in range(1, radius + 1)]
+    lines += _horizontal_sums(radius, channels, "    ", " + offset")
     lines += [f"        out_row[j] = np.uint8({' + '.join(f's{p}' for p in range(CHAINS))})", "", "",
               _DECORATOR.rstrip(), "def fused(src, w, offset, out):", "    H, n = src.shape",
               f"    pads = np.empty(({rows}, n + {2 * edge}), np.float32)"]
