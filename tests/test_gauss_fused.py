@@ -68,7 +68,7 @@ def test_rows_per_step_do_not_change_the_sum():
         kernel(img, w, np.float32(0.5), outs[rows])
         assert np.abs(outs[rows].astype(int) - scipy_rounded(img.reshape(23, 19, 3), 1.5).reshape(23, -1)).max() <= 1
     assert np.array_equal(outs[1], outs[2])
-    assert _gauss.fused_rows(7) == 4 and _gauss.fused_rows(14) == 3 and _gauss.fused_rows(24) == 2
+    assert _gauss.rows_per_step(7) == 4 and _gauss.rows_per_step(14) == 3 and _gauss.rows_per_step(24) == 2
 
 
 def test_the_batch_on_threads_equals_image_by_image():

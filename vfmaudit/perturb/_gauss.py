@@ -56,10 +56,7 @@ FLAT_GUARD = np.float32(2.0 ** -12)
 CHAINS = 4  # partial sums per output in the horizontal pass
 WINDOW_BYTES = 256 * 1024  # above this, the vertical pass runs in column strips (column_strips) ...
 STRIP_BYTES = 64 * 1024  # ... whose window is about this much (L1 is 32-48 KiB)
-# source rows loaded once per step serve this many output rows: more is faster until LLVM stops
-# vectorising the loop (its runtime alias checks grow with rows x taps); measured on znver4/5
-_ROWS_PER_STEP = ((16, 3), (24, 2))
-FUSED_ALIAS_LIMIT = 120  # see fused_rows
+ALIAS_LIMIT = 120  # see rows_per_step
 # the truncating blur's classes up to this radius run in the fused pass, larger ones in the two passes:
 # at radius 24 the fused pass's window of source rows outgrows L1 (0.85x the two passes at 224 px)
 FUSED_MAX_RADIUS = 16
@@ -70,7 +67,18 @@ def radius_class(radius: int) -> int:
 
 
 def rows_per_step(radius: int) -> int:
-    return next((rows for limit, rows in _ROWS_PER_STEP if radius <= limit), 1)
+    """Output rows per step of a vertical sum (source rows loaded once per step serve all of them): the
+    most, up to 4, whose row loop LLVM still vectorises (its runtime alias checks grow with the output
+    rows times the rows read; measured on znver4, 4 x 36 is past the limit, 3 x 35 and 4 x 28 are not)."""
+    return next((rows for rows in (4, 3, 2) if rows * (rows + 2 * radius) <= ALIAS_LIMIT), 1)
+
+
+def repeat_last_row(flat: np.ndarray, rows: int) -> np.ndarray:
+    """An (H, n) image with its last row repeated up to `rows` rows where H is fewer (a step of the
+    vertical sum spans that many; repeating the edge row changes nothing with edges repeated)."""
+    if flat.shape[0] >= rows:
+        return flat
+    return np.concatenate([flat, np.repeat(flat[-1:], rows - flat.shape[0], axis=0)])
 
 
 def _vertical_sums(radius: int, rows: int, load: Callable[[int], str]) -> list[str]:
@@ -138,13 +146,6 @@ def horizontal_source(radius: int, channels: int) -> str:
     lines += _horizontal_sums(radius, channels, "        ", "")
     lines.append(f"            dst[y, j] = ({' + '.join(f's{p}' for p in range(CHAINS))}) + offset")
     return "\n".join(lines) + "\n"
-
-
-def fused_rows(radius: int) -> int:
-    """Output rows per step of the fused pass: the most, up to 4, whose row loop LLVM still vectorises
-    (its runtime alias checks grow with the output rows times the rows read; measured on znver4, 4 x 36
-    is past the limit, 3 x 35 and 4 x 28 are not)."""
-    return next((rows for rows in (4, 3, 2) if rows * (rows + 2 * radius) <= FUSED_ALIAS_LIMIT), 1)
 
 
 def fused_source(radius: int, channels: int, rows: int) -> str:
@@ -246,7 +247,7 @@ def horizontal_kernel(radius: int, channels: int) -> Callable:
 
 @lru_cache(maxsize=None)
 def fused_kernel(radius: int, channels: int) -> Callable:
-    text, digest = _module_text(fused_source(radius, channels, fused_rows(radius)))
+    text, digest = _module_text(fused_source(radius, channels, rows_per_step(radius)))
     return _load(f"gauss_fused_r{radius}_c{channels}_{digest}", text, "fused")
 
 
@@ -313,9 +314,7 @@ def blur_truncated_numba(img: np.ndarray, sigma: float) -> np.ndarray:
     h, width = img.shape[:2]
     channels = img.shape[2] if img.ndim == 3 else 1
     rows = rows_per_step(radius)
-    flat = np.ascontiguousarray(img).reshape(h, width * channels)
-    if h < rows:  # repeating the last row changes nothing under mode 'nearest'
-        flat = np.concatenate([flat, np.repeat(flat[-1:], rows - h, axis=0)])
+    flat = repeat_last_row(np.ascontiguousarray(img).reshape(h, width * channels), rows)
     strips = column_strips(flat, radius, rows)
     vertical = scratch(1, strips.shape)
     kernel = vertical_kernel(radius, rows)
@@ -336,12 +335,10 @@ def blur_rounded(img: np.ndarray, sigma: float, out: np.ndarray, truncate: float
 
 def _fused(img: np.ndarray, radius: int, w: np.ndarray, offset: np.float32, out: np.ndarray) -> None:
     h, width, channels = img.shape
-    kernel, rows = fused_kernel(radius, channels), fused_rows(radius)
-    src = np.ascontiguousarray(img).reshape(h, width * channels)
-    if h >= rows:
-        kernel(src, w, offset, out.reshape(h, width * channels))
+    src = repeat_last_row(np.ascontiguousarray(img).reshape(h, width * channels), rows_per_step(radius))
+    if src.shape[0] == h:
+        fused_kernel(radius, channels)(src, w, offset, out.reshape(h, width * channels))
         return
-    tall = np.concatenate([src, np.repeat(src[-1:], rows - h, axis=0)])  # repeating the edge row changes nothing
-    full = np.empty_like(tall)
-    kernel(tall, w, offset, full)
+    full = np.empty_like(src)
+    fused_kernel(radius, channels)(src, w, offset, full)
     out.reshape(h, width * channels)[:] = full[:h]

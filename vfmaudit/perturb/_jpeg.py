@@ -87,7 +87,7 @@ R_CR, B_CB, G_CR, G_CB = 91881, 116130, 46802, 22554  # 1.402, 1.772, 0.71414, 0
 _f = np.float32
 FY_R, FY_G, FY_B, F_HALF, F_INV = _f(Y_R), _f(Y_G), _f(Y_B), _f(HALF_C), _f(1.0 / 65536)
 FCB_R, FCB_G, FCR_G, FCR_B = _f(CB_R), _f(CB_G), _f(CR_G), _f(CR_B)
-F_CHROMA_HALF, F_CHROMA_OFFSET = _f(HALF_C), _f((128 << 16) + HALF_C - 1)  # CBCR_OFFSET + ONE_HALF - 1
+F_CHROMA_OFFSET = _f((128 << 16) + HALF_C - 1)  # CBCR_OFFSET + ONE_HALF - 1
 FR_CR, FB_CB, FG_CR, FG_CB = _f(R_CR), _f(B_CB), _f(G_CR), _f(G_CB)
 F_128, F_0, F_255 = _f(128), _f(0), _f(255)
 
@@ -217,8 +217,8 @@ def _to_ycc(img, lum, cb, cr) -> None:
             for x in range(w):  # in float32, exactly: every sum is an integer below 2^24 (libjpeg's design)
                 r, g, b = np.float32(src[3 * x]), np.float32(src[3 * x + 1]), np.float32(src[3 * x + 2])
                 yb[x] = np.float32(np.int32((FY_R * r + FY_G * g + FY_B * b + F_HALF) * F_INV))
-                bb[x] = np.float32(np.int32((F_CHROMA_HALF * b - FCB_R * r - FCB_G * g + F_CHROMA_OFFSET) * F_INV))
-                rb[x] = np.float32(np.int32((F_CHROMA_HALF * r - FCR_G * g - FCR_B * b + F_CHROMA_OFFSET) * F_INV))
+                bb[x] = np.float32(np.int32((F_HALF * b - FCB_R * r - FCB_G * g + F_CHROMA_OFFSET) * F_INV))
+                rb[x] = np.float32(np.int32((F_HALF * r - FCR_G * g - FCR_B * b + F_CHROMA_OFFSET) * F_INV))
             for x in range(w, 2 * cw):  # the last column repeated
                 yb[x], bb[x], rb[x] = yb[w - 1], bb[w - 1], rb[w - 1]
             if 2 * cy + v < hy:
@@ -272,8 +272,6 @@ def _to_rgb(lum, cb, cr, out) -> None:
             dst[3 * x] = np.uint8(min(max(red, F_0), F_255))
             dst[3 * x + 1] = np.uint8(min(max(green, F_0), F_255))
             dst[3 * x + 2] = np.uint8(min(max(blue, F_0), F_255))
-
-
 
 
 @njit(cache=True, nogil=True)
