@@ -335,10 +335,11 @@ def blur_rounded(img: np.ndarray, sigma: float, out: np.ndarray, truncate: float
 
 def _fused(img: np.ndarray, radius: int, w: np.ndarray, offset: np.float32, out: np.ndarray) -> None:
     h, width, channels = img.shape
+    kernel = fused_kernel(radius, channels)
     src = repeat_last_row(np.ascontiguousarray(img).reshape(h, width * channels), rows_per_step(radius))
     if src.shape[0] == h:
-        fused_kernel(radius, channels)(src, w, offset, out.reshape(h, width * channels))
+        kernel(src, w, offset, out.reshape(h, width * channels))
         return
     full = np.empty_like(src)
-    fused_kernel(radius, channels)(src, w, offset, full)
+    kernel(src, w, offset, full)
     out.reshape(h, width * channels)[:] = full[:h]

@@ -131,23 +131,27 @@ def _idct8(d0, d1, d2, d3, d4, d5, d6, d7, sh):
             (t13 - t0 + rnd) >> sh, (t12 - t1 + rnd) >> sh, (t11 - t2 + rnd) >> sh, (t10 - t3 + rnd) >> sh)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _transform_line(ws, b, k, step, forward, arg) -> None:
+    # the 8 coefficients ws[k + j step, b] (a row: step 1, a column: step 8) through _fdct8 (arg: first)
+    # or _idct8 (arg: the shift), in place
+    d0, d1, d2, d3 = ws[k, b], ws[k + step, b], ws[k + 2 * step, b], ws[k + 3 * step, b]
+    d4, d5, d6, d7 = ws[k + 4 * step, b], ws[k + 5 * step, b], ws[k + 6 * step, b], ws[k + 7 * step, b]
+    o = _fdct8(d0, d1, d2, d3, d4, d5, d6, d7, arg) if forward else _idct8(d0, d1, d2, d3, d4, d5, d6, d7, arg)
+    for j in range(8):
+        ws[k + j * step, b] = o[j]
+
+
 @njit(cache=True, nogil=True)
 def _code_blocks(ws, nb, tab) -> None:
     # the first nb blocks of ws (64, CHUNK) through FDCT, quantisation, dequantisation and IDCT, in place;
     # the blocks side by side, so that every loop runs across blocks (vectorised)
-    for r in range(8):  # forward, rows
-        k = r * 8
+    for r in range(8):  # forward, rows (scaled up by 2^PASS1_BITS)
         for b in range(nb):
-            o = _fdct8(ws[k, b], ws[k + 1, b], ws[k + 2, b], ws[k + 3, b], ws[k + 4, b], ws[k + 5, b],
-                       ws[k + 6, b], ws[k + 7, b], True)
-            ws[k, b], ws[k + 1, b], ws[k + 2, b], ws[k + 3, b] = o[0], o[1], o[2], o[3]
-            ws[k + 4, b], ws[k + 5, b], ws[k + 6, b], ws[k + 7, b] = o[4], o[5], o[6], o[7]
+            _transform_line(ws, b, 8 * r, 1, True, True)
     for c in range(8):  # forward, columns
         for b in range(nb):
-            o = _fdct8(ws[c, b], ws[8 + c, b], ws[16 + c, b], ws[24 + c, b], ws[32 + c, b], ws[40 + c, b],
-                       ws[48 + c, b], ws[56 + c, b], False)
-            ws[c, b], ws[8 + c, b], ws[16 + c, b], ws[24 + c, b] = o[0], o[1], o[2], o[3]
-            ws[32 + c, b], ws[40 + c, b], ws[48 + c, b], ws[56 + c, b] = o[4], o[5], o[6], o[7]
+            _transform_line(ws, b, c, 8, True, False)
     for i in range(64):  # quantise (jcdctmgr's reciprocal) and dequantise (jidctint's DEQUANTIZE)
         q, f, corr, sh = tab[0, i], tab[1, i], tab[2, i], tab[3, i]
         w = ws[i]
@@ -157,17 +161,10 @@ def _code_blocks(ws, nb, tab) -> None:
             w[b] = (-v if t < 0 else v) * q
     for c in range(8):  # inverse, columns
         for b in range(nb):
-            o = _idct8(ws[c, b], ws[8 + c, b], ws[16 + c, b], ws[24 + c, b], ws[32 + c, b], ws[40 + c, b],
-                       ws[48 + c, b], ws[56 + c, b], 11)
-            ws[c, b], ws[8 + c, b], ws[16 + c, b], ws[24 + c, b] = o[0], o[1], o[2], o[3]
-            ws[32 + c, b], ws[40 + c, b], ws[48 + c, b], ws[56 + c, b] = o[4], o[5], o[6], o[7]
+            _transform_line(ws, b, c, 8, False, 11)
     for r in range(8):  # inverse, rows, into the range limit
-        k = r * 8
         for b in range(nb):
-            o = _idct8(ws[k, b], ws[k + 1, b], ws[k + 2, b], ws[k + 3, b], ws[k + 4, b], ws[k + 5, b],
-                       ws[k + 6, b], ws[k + 7, b], 18)
-            ws[k, b], ws[k + 1, b], ws[k + 2, b], ws[k + 3, b] = o[0], o[1], o[2], o[3]
-            ws[k + 4, b], ws[k + 5, b], ws[k + 6, b], ws[k + 7, b] = o[4], o[5], o[6], o[7]
+            _transform_line(ws, b, 8 * r, 1, False, 18)
     for i in range(64):
         w = ws[i]
         for b in range(nb):
@@ -239,6 +236,19 @@ def _to_ycc(img, lum, cb, cr) -> None:
 
 
 @njit(cache=True, nogil=True)
+def _fancy_row(colsum, up) -> None:
+    # out[2x] = (3 s[x] + s[x - 1] + 8) >> 4, out[2x + 1] = (3 s[x] + s[x + 1] + 7) >> 4, edges repeated
+    n = colsum.size
+    up[0] = (4 * colsum[0] + 8) >> 4
+    up[2 * n - 1] = (4 * colsum[n - 1] + 7) >> 4
+    up[1] = (3 * colsum[0] + colsum[1] + 7) >> 4
+    up[2 * n - 2] = (3 * colsum[n - 1] + colsum[n - 2] + 8) >> 4
+    for x in range(1, n - 1):
+        up[2 * x] = (3 * colsum[x] + colsum[x - 1] + 8) >> 4
+        up[2 * x + 1] = (3 * colsum[x] + colsum[x + 1] + 7) >> 4
+
+
+@njit(cache=True, nogil=True)
 def _to_rgb(lum, cb, cr, out) -> None:
     # chroma up-sampling and colour conversion of the decoded planes
     h, w, _ = out.shape
@@ -285,19 +295,6 @@ def _roundtrip(img, tabs, out) -> None:
     _code_plane(cb, tabs[1])
     _code_plane(cr, tabs[1])
     _to_rgb(lum, cb, cr, out)
-
-
-@njit(cache=True, nogil=True)
-def _fancy_row(colsum, up) -> None:
-    # out[2x] = (3 s[x] + s[x - 1] + 8) >> 4, out[2x + 1] = (3 s[x] + s[x + 1] + 7) >> 4, edges repeated
-    n = colsum.size
-    up[0] = (4 * colsum[0] + 8) >> 4
-    up[2 * n - 1] = (4 * colsum[n - 1] + 7) >> 4
-    up[1] = (3 * colsum[0] + colsum[1] + 7) >> 4
-    up[2 * n - 2] = (3 * colsum[n - 1] + colsum[n - 2] + 8) >> 4
-    for x in range(1, n - 1):
-        up[2 * x] = (3 * colsum[x] + colsum[x - 1] + 8) >> 4
-        up[2 * x + 1] = (3 * colsum[x] + colsum[x + 1] + 7) >> 4
 
 
 def jpeg_roundtrip(img: np.ndarray, quality: int, out: np.ndarray) -> None:
