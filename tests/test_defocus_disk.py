@@ -5,12 +5,15 @@ and fractional ones that only vfmaudit's continuous severities produce."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
 
 from reference import imagenet_c as ref
-from vfmaudit.perturb.families.imagenet_c._disk import defocus_disk, disk_plan, disk_reach, reference_kernel
+from vfmaudit.perturb.families.imagenet_c import _disk_kernel
+from vfmaudit.perturb.families.imagenet_c._disk import apply_plan, defocus_disk, disk_plan, disk_reach, reference_kernel
 from vfmaudit.perturb.families.imagenet_c.blur import defocus_blur, defocus_kernel
 
 ORIGINAL = [(3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5)]
@@ -94,3 +97,54 @@ def test_small_images_go_to_opencv_and_the_family_uses_the_disk_above():
     img = _photo((100, 90))
     assert np.array_equal(defocus_blur(img, p, 0), ours(img, 10.0, 0.5))
     _assert_nearly_identical(defocus_blur(img, p, 0), original(img, 10.0, 0.5))
+
+
+def _top_group_as_taps(plan, group: int):
+    """The plan with one weight group of its top and bottom runs written as single taps instead: each run
+    of half-width w at row k, blurred across by the plan's Gaussian, is 2 (w + h) + 1 taps of that row."""
+    h = (plan.gauss.size - 1) // 2
+    taps = {(int(r), int(c)): float(w) for (r, c), w in zip(plan.taps, plan.taps_w)}
+    keep = plan.top[:, 5] != group
+    for a, b, w, paired, sign, grp in plan.top[~keep]:
+        for row in (a, b) if paired else (a,):
+            for col in range(-w - h, w + h + 1):
+                weight = sum(plan.gauss[col - x + h] for x in range(-w, w + 1) if abs(col - x) <= h)
+                taps[(int(row), col)] = taps.get((int(row), col), 0.0) + sign * plan.top_w[grp] * weight
+    top = plan.top[keep].copy()
+    top[:, 5] = np.unique(top[:, 5], return_inverse=True)[1].reshape(-1)
+    return dataclasses.replace(plan, top=top, top_w=plan.top_w[np.unique(plan.top[keep, 5])],
+                               taps=np.array(list(taps), np.int64).reshape(-1, 2),
+                               taps_w=np.array(list(taps.values()), np.float64))
+
+
+@pytest.mark.parametrize("group", [0, 1])
+def test_single_taps_give_the_same_blur_as_the_runs_they_replace(group):
+    """No grid of the original leaves single taps, so the generated code's tap path is checked by
+    moving a group of top runs into taps: the same kernel, another path through the code (with top
+    runs left beside the taps, and, for group 1 of radius 10's two, both paths at once)."""
+    radius, blur = 10.0, 0.5
+    plan = disk_plan(radius, blur, float(defocus_kernel(radius, blur).sum(dtype=np.float64)))
+    assert plan.top_w.size == 2 and plan.taps.shape[0] == 0
+    moved = _top_group_as_taps(plan, group)
+    assert moved.taps.shape[0] > 0 and _disk_kernel.plan_shape(moved).taps
+    img = _photo((131, 200))
+    _assert_nearly_identical(apply_plan(img, moved), apply_plan(img, plan))
+    _assert_nearly_identical(apply_plan(img, moved), original(img, radius, blur))
+    all_taps = _top_group_as_taps(_top_group_as_taps(plan, group), 0)
+    assert all_taps.top.shape[0] == 0  # taps and no top runs: the third path
+    _assert_nearly_identical(apply_plan(img, all_taps), original(img, radius, blur))
+
+
+def test_the_generated_kernel_depends_on_the_plans_shape_only():
+    """The original's five severities compile a few kernels; a shape's source is deterministic, and
+    plans of one shape (offsets and weights apart) share it."""
+    shapes = {_disk_kernel.plan_shape(disk_plan(float(r), float(b), 1.0)) for r, b in ORIGINAL}
+    assert len(shapes) <= len(ORIGINAL)
+    for shape in shapes:
+        assert _disk_kernel.kernel_source(shape) == _disk_kernel.kernel_source(shape)
+        compile(_disk_kernel.kernel_source(shape), "<defocus>", "exec")
+    a, b = disk_plan(4.0, 0.5, 1.0), disk_plan(4.2, 0.3, 1.0)  # other widths and taps, one shape
+    assert not np.array_equal(a.rows, b.rows) and not np.array_equal(a.gauss, b.gauss)
+    assert _disk_kernel.kernel(_disk_kernel.plan_shape(a)) is _disk_kernel.kernel(_disk_kernel.plan_shape(b))
+    img = _photo((64, 72))
+    _assert_nearly_identical(ours(img, 4.2, 0.3), original(img, 4.2, 0.3))

@@ -63,7 +63,7 @@ def test_rows_per_step_do_not_change_the_sum():
     outs = {}
     for rows in (1, 2, 3, 4):
         text, digest = _gauss._module_text(_gauss.fused_source(radius, 3, rows))
-        kernel = _gauss._load(f"test_fused_r{radius}_b{rows}_{digest}", text, "fused")
+        kernel = _gauss.load_generated(f"test_fused_r{radius}_b{rows}_{digest}", text, "fused")
         outs[rows] = np.empty_like(img)
         kernel(img, w, np.float32(0.5), outs[rows])
         assert np.abs(outs[rows].astype(int) - scipy_rounded(img.reshape(23, 19, 3), 1.5).reshape(23, -1)).max() <= 1

@@ -104,7 +104,7 @@ def test_generated_kernels_are_written_once_and_fall_back_where_the_folder_is_un
     text, digest = _gauss._module_text(_gauss.vertical_source(4, 2))
     name = f"test_vertical_{digest}_{os.getpid()}"
     monkeypatch.setenv("VFMAUDIT_KERNEL_CACHE", str(tmp_path / "kernels"))
-    kernel = _gauss._load(name, text, "vertical")
+    kernel = _gauss.load_generated(name, text, "vertical")
     path = tmp_path / "kernels" / f"{name}.py"
     assert path.read_text() == text
     mtime = path.stat().st_mtime_ns
@@ -121,7 +121,7 @@ def test_generated_kernels_are_written_once_and_fall_back_where_the_folder_is_un
     blocker.write_text("")
     monkeypatch.setenv("VFMAUDIT_KERNEL_CACHE", str(blocker / "kernels"))  # mkdir under a file fails
     fallback_name = name + "_fallback"
-    kernel = _gauss._load(fallback_name, text, "vertical")
+    kernel = _gauss.load_generated(fallback_name, text, "vertical")
     kernel(src, w, got)
     assert np.array_equal(got, want)
     uid = os.getuid() if hasattr(os, "getuid") else 0

@@ -210,7 +210,7 @@ def _write_module(folder: Path, name: str, text: str) -> Path | None:
         return None
 
 
-def _load(name: str, text: str, entry: str) -> Callable:
+def load_generated(name: str, text: str, entry: str) -> Callable:
     """The function `entry` of generated module text, imported from a file so that Numba can cache it:
     in kernel_dir(), else a folder of this user in the temporary folder, else compiled in memory."""
     folders = (kernel_dir(), _temp_kernel_dir())
@@ -236,19 +236,19 @@ def _module_text(body: str) -> tuple[str, str]:
 @lru_cache(maxsize=None)
 def vertical_kernel(radius: int, rows: int) -> Callable:
     text, digest = _module_text(vertical_source(radius, rows))
-    return _load(f"gauss_vertical_r{radius}_b{rows}_{digest}", text, "vertical")
+    return load_generated(f"gauss_vertical_r{radius}_b{rows}_{digest}", text, "vertical")
 
 
 @lru_cache(maxsize=None)
 def horizontal_kernel(radius: int, channels: int) -> Callable:
     text, digest = _module_text(horizontal_source(radius, channels))
-    return _load(f"gauss_horizontal_r{radius}_c{channels}_{digest}", text, "horizontal")
+    return load_generated(f"gauss_horizontal_r{radius}_c{channels}_{digest}", text, "horizontal")
 
 
 @lru_cache(maxsize=None)
 def fused_kernel(radius: int, channels: int) -> Callable:
     text, digest = _module_text(fused_source(radius, channels, rows_per_step(radius)))
-    return _load(f"gauss_fused_r{radius}_c{channels}_{digest}", text, "fused")
+    return load_generated(f"gauss_fused_r{radius}_c{channels}_{digest}", text, "fused")
 
 
 @lru_cache(maxsize=64)

@@ -3,11 +3,14 @@ weights, Gaussian-blurred (3x3 or 5x5) on its own grid with OpenCV's reflecting 
 convolution with it is (a) the disk's sum, one run per row from each row's integer prefix sum (exact),
 blurred by the small separable Gaussian, plus (b) the few corrections where the kernel's grid cuts the
 blur or reflects it: near the disk's top and bottom, horizontal runs weighted per row; near its left
-and right, vertical runs (a column prefix sum) weighted per column, the same terms transposed.
-`disk_plan` derives the terms from the kernel's construction and checks that they add up to it.
+and right, vertical runs (centred bands of rows summed down, kept as rows enter and leave) weighted
+per column: the top's terms transposed. Corrections with equal or opposite weights share one multiply.
+`disk_plan` derives the terms from the kernel's construction and checks that they add up to it;
+`_disk_kernel` writes the code that evaluates them for the plan's shape.
 
 Why: OpenCV's filter2D works through the whole 17x17 or 21x21 grid per channel, whatever the disk's
-radius; here the cost is about two integer operations per disk row and ten float ones per value.
+radius; here the cost is about two integer loads per disk row and correction run and ten float
+operations per value.
 
 The kernel as the original builds it (make_imagenet_c.py, `defocus_kernel` in blur.py): K = W (g (x) g)
 * ext(D), D the disk's indicator over the grid -R..R normalised by its count N, ext the reflection by
@@ -27,9 +30,8 @@ from functools import lru_cache
 
 import cv2
 import numpy as np
-from numba import njit
 
-from vfmaudit.perturb.families.imagenet_c._kernels import prefix_row
+from vfmaudit.perturb.families.imagenet_c._disk_kernel import kernel, plan_shape
 
 
 @dataclass(frozen=True)
@@ -40,13 +42,15 @@ class DiskPlan:
     half: int  # R + h: the farthest offset any term reads
     gauss: np.ndarray  # (2h + 1,) float64: OpenCV's Gaussian taps
     # terms at mirrored offsets +-k with equal weights come in pairs (a, b, ..., paired): their integer
-    # sums are added before the one multiply, and each accumulator pass serves both
+    # sums are added before the one multiply, and each accumulator pass serves both. Corrections whose
+    # weights are equal or opposite form a group (sign +-1 against the group's weight, entries sorted by
+    # group): one integer sum per group, one multiply
     rows: np.ndarray  # (k, 4) int64: (row a, row b, half-width, paired) of the non-empty disk rows
-    top: np.ndarray  # (m, 4) int64: (row a, row b, half-width, paired) of the horizontal correction runs ...
-    top_w: np.ndarray  # ... (m,) float64: their weights (the runs' sums then blurred horizontally)
-    side_rows: np.ndarray  # (r, 3) int64: (class, first row, last row): the rows of each class of width ...
-    side: np.ndarray  # ... (n, 4) int64: (class, column a, column b, paired) of the vertical correction runs ...
-    side_w: np.ndarray  # ... (n,) float64: their weights (the runs' sums then blurred vertically)
+    top: np.ndarray  # (m, 6) int64: (row a, row b, half-width, paired, sign, group) of the horizontal ...
+    top_w: np.ndarray  # ... correction runs; (groups,) float64: the groups' weights (sums then blurred across)
+    side_rows: np.ndarray  # (r, 3) int64: (band, first row, last row): the bands of rows summed down ...
+    side: np.ndarray  # ... (n, 6) int64: (band, column a, column b, paired, sign, group) of the vertical ...
+    side_w: np.ndarray  # ... correction runs; (groups,) float64: the groups' weights (sums then blurred down)
     taps: np.ndarray  # (s, 2) int64: (row, column) offsets of single taps left over (none so far) ...
     taps_w: np.ndarray  # ... (s,) float64
     scale: float  # 1 / N, times the original kernel's float32 sum over the exact one (see disk_plan)
@@ -99,18 +103,21 @@ def _mirror_pairs(terms: list[tuple[int, int, float]]) -> list[tuple[int, int, i
     return out
 
 
-def _runs(member: np.ndarray) -> list[tuple[int, int]]:
-    """Maximal runs (first, last offset) of a 0/1 vector over -R..R."""
-    R = (member.size - 1) // 2
-    idx = np.flatnonzero(member) - R
-    runs, start = [], None
-    for k, i in enumerate(idx):
-        if start is None:
-            start = i
-        if k + 1 == idx.size or idx[k + 1] != i + 1:
-            runs.append((int(start), int(i)))
-            start = None
-    return runs
+def _weight_groups(terms: list[tuple[int, int, int, int, float]]) -> tuple[list[tuple[int, ...]], np.ndarray, float]:
+    """(a, b, key, paired, weight) terms as (a, b, key, paired, sign, group), sorted by group, the groups'
+    weights, and the largest change of a weight this makes: terms whose weights are equal or opposite to
+    1e-9 of the weight (sums of the same Gaussian taps in another order) share a group."""
+    weights: list[float] = []
+    out = []
+    drift = 0.0
+    for a, b, key, paired, wt in terms:
+        grp = next((i for i, c in enumerate(weights) if abs(abs(wt) - abs(c)) <= 1e-9 * abs(c)), len(weights))
+        if grp == len(weights):
+            weights.append(wt)
+        sign = 1 if wt * weights[grp] > 0 else -1
+        drift = max(drift, abs(wt - sign * weights[grp]))
+        out.append((a, b, key, paired, sign, grp))
+    return sorted(out, key=lambda t: t[5]), np.array(weights, np.float64), drift
 
 
 def reference_kernel(radius: float, alias_blur: float) -> np.ndarray:
@@ -158,7 +165,7 @@ def disk_plan(radius: float, alias_blur: float, original_sum: float) -> DiskPlan
 
     for r, w in width.items():
         add_run(r, w, 1.0, True)
-    top, side, side_rows = [], [], []
+    top, by_band = [], {}
     for w in sorted(set(width.values())):
         rows_of_w = np.isin(grid, [r for r, v in width.items() if v == w])
         run = np.abs(grid) <= w
@@ -167,14 +174,24 @@ def disk_plan(radius: float, alias_blur: float, original_sum: float) -> DiskPlan
         for k in np.flatnonzero(np.abs(vertical) > 1e-15) - half:  # near the top and bottom
             top.append((int(k), w, float(vertical[k + half])))
             add_run(k, w, vertical[k + half], False)
-        columns = np.flatnonzero(np.abs(horizontal) > 1e-15) - half  # near the left and right
-        if columns.size:
-            cls = len({c for c, _, _ in side_rows})
-            side_rows += [(cls, first, last) for first, last in _runs(rows_of_w)]
-            for k in columns:
-                side.append((int(k), cls, float(horizontal[k + half])))
-                for r in np.flatnonzero(rows_of_w) - R:
-                    built[r - h + half: r + h + 1 + half, k + half] += horizontal[k + half] * g
+        # near the left and right: the rows of width w are the band |r| <= outer less the band of the wider
+        # rows, |r| <= inner (a disk narrows away from its centre), so their vertical runs are two centred
+        # ones, and the terms of all widths merge per (column, band): the top's terms transposed
+        outer = max(abs(r) for r, v in width.items() if v == w)
+        inner = max((abs(r) for r, v in width.items() if v > w), default=-1)
+        if sorted(r for r, v in width.items() if v >= w) != list(range(-outer, outer + 1)):
+            raise AssertionError(f"the rows of width >= {w} are not a centred band (radius {radius})")
+        for k in np.flatnonzero(np.abs(horizontal) > 1e-15) - half:
+            for band, sign in ((outer, 1.0), (inner, -1.0)) if inner >= 0 else ((outer, 1.0),):
+                by_band[(int(k), band)] = by_band.get((int(k), band), 0.0) + sign * horizontal[k + half]
+    largest = max((abs(v) for v in by_band.values()), default=0.0)
+    side_terms = [(k, band, v) for (k, band), v in sorted(by_band.items()) if abs(v) > 1e-13 * largest]
+    bands = sorted({band for _, band, _ in side_terms})
+    for k, band, v in side_terms:
+        for r in range(-band, band + 1):
+            built[r - h + half: r + h + 1 + half, k + half] += v * g
+    side_rows = [(i, -band, band) for i, band in enumerate(bands)]
+    side = [(k, bands.index(band), v) for k, band, v in side_terms]
     target = np.pad(reference_kernel(radius, alias_blur) * count, half - R)
     left = target - built  # products of two corrections, if any grid had them
     taps = np.argwhere(np.abs(left) > 1e-12 * target.max())
@@ -183,191 +200,36 @@ def disk_plan(radius: float, alias_blur: float, original_sum: float) -> DiskPlan
         raise AssertionError(f"defocus terms do not add up to the kernel (radius {radius}, blur {alias_blur})")
     exact_sum = float(target.sum()) / count
     rows = _mirror_pairs([(r, w, 1.0) for r, w in width.items()])
-    top, side = _mirror_pairs(top), _mirror_pairs(side)
+    top, top_w, top_drift = _weight_groups(_mirror_pairs(top))
+    side, side_w, side_drift = _weight_groups(_mirror_pairs(side))
+    # a grouped weight moves each term's cells by at most its drift
+    if max(top_drift, side_drift) * (len(top) + len(side)) > 1e-13 * target.max():
+        raise AssertionError(f"defocus weight groups move the kernel (radius {radius}, blur {alias_blur})")
     return DiskPlan(
         half=half, gauss=g, rows=np.array([t[:4] for t in rows], np.int64).reshape(-1, 4),
-        top=np.array([t[:4] for t in top], np.int64).reshape(-1, 4), top_w=np.array([t[4] for t in top]),
+        top=np.array(top, np.int64).reshape(-1, 6), top_w=top_w,
         side_rows=np.array(side_rows, np.int64).reshape(-1, 3),
-        side=np.array([(t[2], t[0], t[1], t[3]) for t in side], np.int64).reshape(-1, 4),
-        side_w=np.array([t[4] for t in side]),
+        side=np.array([(t[2], t[0], t[1], t[3], t[4], t[5]) for t in side], np.int64).reshape(-1, 6),
+        side_w=side_w,
         taps=(taps - half).astype(np.int64).reshape(-1, 2), taps_w=left[tuple(taps.T)].astype(np.float64),
         scale=original_sum / exact_sum / count)
-
-
-@njit(cache=True, nogil=True)
-def _defocus(pad, ch, height, width, half, g, rows, top, top_w, side_rows, side, side_w, taps, taps_w, scale,
-             out):
-    # pad: the image reflected by `half` on each side, rows flattened (values interleaved by channel).
-    # out(y) = sum_u g(u) Z(y + u) + E(y), Z = Hblur(S) + Q, E = Hblur(P) + single taps, where S is the
-    # disk's sum, P the top/bottom runs, Q the left/right runs; Z rows live in a ring of 2h + 1
-    h = (g.size - 1) // 2
-    hp, wp = pad.shape[0], pad.shape[1] // ch
-    n = width * ch
-    wide = (width + 2 * h) * ch  # S and P carry h columns each side for the horizontal blur
-    pre = np.zeros((hp, (wp + 1) * ch), np.int32)  # row prefix sums: pre[r, (i + 1) ch + c] = sum_{<= i}
-    for r in range(hp):
-        prefix_row(pad[r], ch, pre[r])
-    col = np.zeros((hp + 1 if side.shape[0] else 1, wp * ch), np.int32)  # column prefix sums
-    if side.shape[0]:
-        for r in range(hp):
-            src, prev, dst = pad[r], col[r], col[r + 1]
-            for j in range(wp * ch):
-                dst[j] = prev[j] + src[j]
-    ring = np.zeros((2 * h + 1, n), np.float64)
-    classes = side_rows[:, 0].max() + 1 if side_rows.shape[0] else 0
-    vrs = np.empty(wp * ch, np.int32)  # a class's vertical run sums, all columns
-    acc = np.empty(wide, np.int32)
-    facc = np.empty(wide, np.float64)
-    extra = np.zeros(n, np.float64)
-    total = np.empty(n, np.float64)  # one output row before its conversion
-    has_extra = top.shape[0] > 0 or taps.shape[0] > 0
-    base = (half - h) * ch  # pre/col index of S's first column, before a run's offset
-    for step in range(-2 * h, height):
-        z_row = step + h  # the Z row this step adds; output row `step` once the ring holds its window
-        zr = ring[(z_row + 2 * h + 1) % (2 * h + 1)]
-        acc[:] = 0
-        for k in range(0, rows.shape[0], 2):  # two entries (up to four rows) per pass over acc
-            k2 = min(k + 1, rows.shape[0] - 1)
-            _add_runs(pre[z_row + rows[k, 0] + half], pre[z_row + rows[k, 1] + half], rows[k, 3],
-                      base + (rows[k, 2] + 1) * ch, base - rows[k, 2] * ch,
-                      pre[z_row + rows[k2, 0] + half], pre[z_row + rows[k2, 1] + half],
-                      rows[k2, 3] if k2 > k else -1, base + (rows[k2, 2] + 1) * ch, base - rows[k2, 2] * ch,
-                      wide, acc)
-        _hblur(acc, g, ch, n, zr)
-        for cls in range(classes):
-            vrs[:] = 0
-            for k in range(side_rows.shape[0]):
-                if side_rows[k, 0] == cls:
-                    a = col[z_row + side_rows[k, 2] + half + 1]
-                    b = col[z_row + side_rows[k, 1] + half]
-                    for j in range(wp * ch):
-                        vrs[j] += a[j] - b[j]
-            for k in range(side.shape[0]):
-                if side[k, 0] == cls:
-                    c = side_w[k]
-                    a = vrs[(half + side[k, 1]) * ch:]
-                    b = vrs[(half + side[k, 2]) * ch:]
-                    if side[k, 3]:
-                        for j in range(n):
-                            zr[j] += c * (a[j] + b[j])
-                    else:
-                        for j in range(n):
-                            zr[j] += c * a[j]
-        if step < 0:
-            continue
-        y = step
-        if has_extra:
-            if top.shape[0]:
-                facc[:] = 0.0
-                for k in range(top.shape[0]):
-                    _add_weighted_runs(pre[y + top[k, 0] + half], pre[y + top[k, 1] + half], top[k, 3],
-                                       base + (top[k, 2] + 1) * ch, base - top[k, 2] * ch, top_w[k], wide, facc)
-                _hblur(facc, g, ch, n, extra)
-            else:
-                extra[:] = 0.0
-            for k in range(taps.shape[0]):
-                src = pad[y + taps[k, 0] + half, (half + taps[k, 1]) * ch:]
-                c = taps_w[k]
-                for j in range(n):
-                    extra[j] += c * src[j]
-        _finish(ring, y, g, extra, has_extra, scale / 255.0, total, out[y])
-
-
-@njit(cache=True, nogil=True)
-def _add_runs(a_row, b_row, ab_paired, ab_hi, ab_lo, c_row, d_row, cd_paired, cd_hi, cd_lo, n, acc) -> None:
-    # acc[j] += the runs [lo, hi) of the rows' prefix sums, from j on: rows a (and b, a mirrored pair: paired
-    # 1) and c (and d; cd_paired -1: no second entry). Slices, so the loop can prove its indices in bounds
-    a1, a0, b1, b0 = a_row[ab_hi:], a_row[ab_lo:], b_row[ab_hi:], b_row[ab_lo:]
-    c1, c0, d1, d0 = c_row[cd_hi:], c_row[cd_lo:], d_row[cd_hi:], d_row[cd_lo:]
-    if ab_paired == 1 and cd_paired == 1:
-        for j in range(n):
-            acc[j] += ((a1[j] - a0[j]) + (b1[j] - b0[j])) + ((c1[j] - c0[j]) + (d1[j] - d0[j]))
-    elif ab_paired == 1 and cd_paired == 0:
-        for j in range(n):
-            acc[j] += ((a1[j] - a0[j]) + (b1[j] - b0[j])) + (c1[j] - c0[j])
-    elif ab_paired == 1:
-        for j in range(n):
-            acc[j] += (a1[j] - a0[j]) + (b1[j] - b0[j])
-    elif cd_paired == 1:
-        for j in range(n):
-            acc[j] += (a1[j] - a0[j]) + ((c1[j] - c0[j]) + (d1[j] - d0[j]))
-    elif cd_paired == 0:
-        for j in range(n):
-            acc[j] += (a1[j] - a0[j]) + (c1[j] - c0[j])
-    else:
-        for j in range(n):
-            acc[j] += a1[j] - a0[j]
-
-
-@njit(cache=True, nogil=True)
-def _add_weighted_runs(a_row, b_row, paired, hi, lo, weight, n, acc) -> None:
-    a1, a0, b1, b0 = a_row[hi:], a_row[lo:], b_row[hi:], b_row[lo:]
-    if paired:
-        for j in range(n):
-            acc[j] += weight * ((a1[j] - a0[j]) + (b1[j] - b0[j]))
-    else:
-        for j in range(n):
-            acc[j] += weight * (a1[j] - a0[j])
-
-
-@njit(cache=True, nogil=True)
-def _hblur(src, g, ch, n, dst) -> None:
-    # dst[j] = sum_v g[v] src[j + v ch] in one pass, the taps written out for the 1, 3 or 5 that the
-    # original's grids have (h 0, 1 or 2: _grid; symmetric: mirrored taps added before the multiply)
-    s0, s1, s2 = src[0:], src[ch:], src[2 * ch:]
-    if g.size == 1:
-        for j in range(n):
-            dst[j] = g[0] * s0[j]
-    elif g.size == 3:
-        g0, g1 = g[0], g[1]
-        for j in range(n):
-            dst[j] = g0 * (s0[j] + s2[j]) + g1 * s1[j]
-    else:
-        s3, s4 = src[3 * ch:], src[4 * ch:]
-        g0, g1, g2 = g[0], g[1], g[2]
-        for j in range(n):
-            dst[j] = g0 * (s0[j] + s4[j]) + g1 * (s1[j] + s3[j]) + g2 * s2[j]
-
-
-@njit(cache=True, nogil=True)
-def _finish(ring, y, g, extra, has_extra, k255, total, dst) -> None:
-    # the vertical blur of the ring's rows around y, plus extra, into total; then the original's
-    # uint8(clip(v, 0, 1) 255). The ring holds 1, 3 or 5 rows, as g its taps
-    size = ring.shape[0]
-    n = total.size
-    if size == 1:
-        total[:] = g[0] * ring[0]
-    elif size == 3:
-        z0, z1, z2 = ring[(y - 1 + size) % size], ring[y % size], ring[(y + 1) % size]
-        g0, g1 = g[0], g[1]
-        for j in range(n):
-            total[j] = g0 * (z0[j] + z2[j]) + g1 * z1[j]
-    else:
-        z0, z1, z2 = ring[(y - 2 + size) % size], ring[(y - 1 + size) % size], ring[y % size]
-        z3, z4 = ring[(y + 1) % size], ring[(y + 2) % size]
-        g0, g1, g2 = g[0], g[1], g[2]
-        for j in range(n):
-            total[j] = g0 * (z0[j] + z4[j]) + g1 * (z1[j] + z3[j]) + g2 * z2[j]
-    if has_extra:
-        for j in range(n):
-            total[j] += extra[j]
-    for j in range(n):
-        v = total[j] * k255  # the original's float64 value: img / 255 convolved
-        v = min(max(v, 0.0), 1.0)
-        dst[j] = np.uint8(v * 255.0)
 
 
 def defocus_disk(img: np.ndarray, radius: float, alias_blur: float, original_sum: float) -> np.ndarray:
     """uint8(clip(filter2D(img / 255, kernel), 0, 1) * 255) for the original's defocus kernel, with
     OpenCV's reflecting border; for images larger than the kernel's reach (the caller falls back to
     OpenCV below it)."""
-    plan = disk_plan(float(radius), float(alias_blur), float(original_sum))
+    return apply_plan(img, disk_plan(float(radius), float(alias_blur), float(original_sum)))
+
+
+def apply_plan(img: np.ndarray, plan: DiskPlan) -> np.ndarray:
+    """The plan's terms over an (H, W) or (H, W, C) uint8 image larger than plan.half, reflected at the border."""
     x = img if img.ndim == 3 else img[:, :, None]
     hgt, wdt, ch = x.shape
     p = plan.half
     pad = cv2.copyMakeBorder(np.ascontiguousarray(x), p, p, p, p, cv2.BORDER_REFLECT_101)
     pad = pad.reshape(hgt + 2 * p, (wdt + 2 * p) * ch)
     out = np.empty((hgt, wdt * ch), np.uint8)
-    _defocus(pad, ch, hgt, wdt, p, plan.gauss, plan.rows, plan.top, plan.top_w, plan.side_rows, plan.side, plan.side_w,
-             plan.taps, plan.taps_w, plan.scale, out)
+    kernel(plan_shape(plan))(pad, ch, hgt, wdt, p, plan.gauss, plan.rows, plan.top, plan.top_w, plan.side_rows,
+                             plan.side, plan.side_w, plan.taps, plan.taps_w, plan.scale, out)
     return out.reshape(img.shape)
