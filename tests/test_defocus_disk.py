@@ -148,3 +148,16 @@ def test_the_generated_kernel_depends_on_the_plans_shape_only():
     assert _disk_kernel.kernel(_disk_kernel.plan_shape(a)) is _disk_kernel.kernel(_disk_kernel.plan_shape(b))
     img = _photo((64, 72))
     _assert_nearly_identical(ours(img, 4.2, 0.3), original(img, 4.2, 0.3))
+
+
+@pytest.mark.parametrize("radius,alias_blur", [(10, 0.5), (3, 0.1), (12, 1.0)])
+def test_the_16_bit_sums_equal_the_int32_path(radius, alias_blur):
+    """Prefix sums and bands are kept modulo 2^16 and summed in 16-bit parts where every part is below
+    2^16 (grids up to radius 128); larger grids take int32. Both paths give the same bytes."""
+    plan = disk_plan(float(radius), float(alias_blur), float(defocus_kernel(radius, alias_blur).sum(dtype=np.float64)))
+    shape = _disk_kernel.plan_shape(plan)
+    assert shape.runs_per_uint16 > 1
+    wide = dataclasses.replace(shape, runs_per_uint16=0)
+    assert "uint16" in _disk_kernel.kernel_source(shape) and "int16" not in _disk_kernel.kernel_source(wide)
+    for img in (_photo((131, 200)), np.full((60, 70, 3), 255, np.uint8)):  # white: the largest sums
+        assert np.array_equal(apply_plan(img, plan, wide), apply_plan(img, plan))

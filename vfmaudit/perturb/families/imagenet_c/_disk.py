@@ -31,7 +31,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from vfmaudit.perturb.families.imagenet_c._disk_kernel import kernel, plan_shape
+from vfmaudit.perturb.families.imagenet_c._disk_kernel import PlanShape, kernel, plan_shape
 
 
 @dataclass(frozen=True)
@@ -222,14 +222,15 @@ def defocus_disk(img: np.ndarray, radius: float, alias_blur: float, original_sum
     return apply_plan(img, disk_plan(float(radius), float(alias_blur), float(original_sum)))
 
 
-def apply_plan(img: np.ndarray, plan: DiskPlan) -> np.ndarray:
-    """The plan's terms over an (H, W) or (H, W, C) uint8 image larger than plan.half, reflected at the border."""
+def apply_plan(img: np.ndarray, plan: DiskPlan, shape: PlanShape | None = None) -> np.ndarray:
+    """The plan's terms over an (H, W) or (H, W, C) uint8 image larger than plan.half, reflected at the
+    border, by the kernel of the plan's shape (or of `shape`, one the plan fits: tests run the int32 path)."""
     x = img if img.ndim == 3 else img[:, :, None]
     hgt, wdt, ch = x.shape
     p = plan.half
     pad = cv2.copyMakeBorder(np.ascontiguousarray(x), p, p, p, p, cv2.BORDER_REFLECT_101)
     pad = pad.reshape(hgt + 2 * p, (wdt + 2 * p) * ch)
     out = np.empty((hgt, wdt * ch), np.uint8)
-    kernel(plan_shape(plan))(pad, ch, hgt, wdt, p, plan.gauss, plan.rows, plan.top, plan.top_w, plan.side_rows,
-                             plan.side, plan.side_w, plan.taps, plan.taps_w, plan.scale, out)
+    kernel(shape or plan_shape(plan))(pad, ch, hgt, wdt, p, plan.gauss, plan.rows, plan.top, plan.top_w, plan.side_rows,
+                                      plan.side, plan.side_w, plan.taps, plan.taps_w, plan.scale, out)
     return out.reshape(img.shape)
