@@ -10,7 +10,7 @@ from typing import Callable
 import numpy as np
 
 from vfmaudit.errors import VfmauditError
-from vfmaudit.perturb._hash import content_hash
+from vfmaudit.perturb._hash import content_hashes
 
 _num_threads = max(1, os.cpu_count() or 1)
 _pool: ThreadPoolExecutor | None = None
@@ -117,9 +117,9 @@ def image_seeds(batch: np.ndarray, seed: int, name: str, level: float) -> np.nda
     base = _splitmix64(int(seed) & _MASK64)
     base = _splitmix64(base ^ zlib.crc32(name.encode()))
     base = _splitmix64(base ^ (int(np.float64(level).view(np.uint64)) & _MASK64))
-    seeds = np.empty(batch.shape[0], dtype=np.uint64)
-    for i in range(batch.shape[0]):
-        img = batch[i]
-        content = int(content_hash(img.reshape(-1)))
-        seeds[i] = _splitmix64(base ^ content ^ (img.shape[0] << 16) ^ img.shape[1])
-    return seeds
+    n = batch.shape[0]
+    flat = np.ascontiguousarray(batch).reshape(n, -1)
+    contents = np.empty(n, dtype=np.uint64)
+    _fan_out(lambda a, b: content_hashes(flat[a:b], contents[a:b]), n)  # in the threads, not before them
+    shape_key = (batch.shape[1] << 16) ^ batch.shape[2]  # an image's (rows, columns)
+    return np.array([_splitmix64(base ^ int(c) ^ shape_key) for c in contents], dtype=np.uint64)

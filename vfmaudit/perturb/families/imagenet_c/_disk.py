@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -219,10 +220,19 @@ def defocus_disk(img: np.ndarray, radius: float, alias_blur: float, original_sum
     """uint8(clip(filter2D(img / 255, kernel), 0, 1) * 255) for the original's defocus kernel, with
     OpenCV's reflecting border; for images larger than the kernel's reach (the caller falls back to
     OpenCV below it)."""
-    return apply_plan(img, disk_plan(float(radius), float(alias_blur), float(original_sum)))
+    plan, compiled = _planned(float(radius), float(alias_blur), float(original_sum))
+    return apply_plan(img, plan, compiled=compiled)
 
 
-def apply_plan(img: np.ndarray, plan: DiskPlan, shape: PlanShape | None = None) -> np.ndarray:
+@lru_cache(maxsize=64)
+def _planned(radius: float, alias_blur: float, original_sum: float) -> tuple[DiskPlan, Callable]:
+    # the plan and its kernel, looked up once: the shape's tuples cost microseconds under the GIL per image
+    plan = disk_plan(radius, alias_blur, original_sum)
+    return plan, kernel(plan_shape(plan))
+
+
+def apply_plan(img: np.ndarray, plan: DiskPlan, shape: PlanShape | None = None,
+               compiled: Callable | None = None) -> np.ndarray:
     """The plan's terms over an (H, W) or (H, W, C) uint8 image larger than plan.half, reflected at the
     border, by the kernel of the plan's shape (or of `shape`, one the plan fits: tests run the int32 path)."""
     x = img if img.ndim == 3 else img[:, :, None]
@@ -231,6 +241,7 @@ def apply_plan(img: np.ndarray, plan: DiskPlan, shape: PlanShape | None = None) 
     pad = cv2.copyMakeBorder(np.ascontiguousarray(x), p, p, p, p, cv2.BORDER_REFLECT_101)
     pad = pad.reshape(hgt + 2 * p, (wdt + 2 * p) * ch)
     out = np.empty((hgt, wdt * ch), np.uint8)
-    kernel(shape or plan_shape(plan))(pad, ch, hgt, wdt, p, plan.gauss, plan.rows, plan.top, plan.top_w, plan.side_rows,
-                                      plan.side, plan.side_w, plan.taps, plan.taps_w, plan.scale, out)
+    run = compiled or kernel(shape or plan_shape(plan))
+    run(pad, ch, hgt, wdt, p, plan.gauss, plan.rows, plan.top, plan.top_w, plan.side_rows,
+        plan.side, plan.side_w, plan.taps, plan.taps_w, plan.scale, out)
     return out.reshape(img.shape)
