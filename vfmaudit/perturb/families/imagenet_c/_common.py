@@ -22,15 +22,21 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
     return (np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-def rng(seed: int) -> np.random.Generator:
-    return np.random.Generator(np.random.PCG64(int(seed)))
-
-
 def draw_index(seed: int, i: int, n: int) -> int:
     """Draw i of seed's splitmix64 stream as a uniform integer in [0, n) (multiply-shift: off by at
     most n / 2^64). For the few draws a cheap corruption needs: a numpy Generator costs 8 us to make,
     held under the GIL, which the other thread then waits for."""
     return (_splitmix64((int(seed) + i * SPLITMIX_GAMMA) & _MASK64) * int(n)) >> 64
+
+
+def draw_uniform(seed: int, i: int, lo: float, hi: float) -> float:
+    """Draw i of seed's splitmix64 stream as a uniform float in [lo, hi) (53 bits)."""
+    return lo + (hi - lo) * (draw_index(seed, i, 1 << 53) / float(1 << 53))
+
+
+def draw_seed(seed: int, i: int) -> np.uint64:
+    """Draw i of seed's splitmix64 stream as the 63-bit seed of a kernel's own stream."""
+    return np.uint64(draw_index(seed, i, 1 << 63))
 
 
 @lru_cache(maxsize=64)

@@ -10,7 +10,7 @@ import numpy as np
 
 from vfmaudit.perturb.families.imagenet_c import _kernels
 from vfmaudit.perturb.families.imagenet_c._disk import defocus_disk, disk_reach
-from vfmaudit.perturb.families.imagenet_c._common import blur_truncated, rng, to_uint8
+from vfmaudit.perturb.families.imagenet_c._common import blur_truncated, draw_uniform, to_uint8
 
 
 @lru_cache(maxsize=64)
@@ -80,7 +80,7 @@ def motion_blur_uint8(img: np.ndarray, radius: float, sigma: float, angle: float
 def motion_blur(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
     if p["radius"] <= 0:
         return img.copy()
-    angle = rng(seed).uniform(-45, 45)
+    angle = draw_uniform(seed, 0, -45, 45)
     return motion_blur_uint8(img, p["radius"], p["sigma"], angle)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from vfmaudit.perturb.families.imagenet_c import _kernels
 from vfmaudit.perturb.families.imagenet_c._box import pixelate_box
-from vfmaudit.perturb.families.imagenet_c._common import rng, to_uint8, unit
+from vfmaudit.perturb.families.imagenet_c._common import draw_seed, draw_uniform, to_uint8, unit
 from vfmaudit.perturb.families.jpeg import jpeg
 
 
@@ -62,10 +62,10 @@ def _reflect_gaussian_matrix(n: int, sigma: float, truncate: float = 3.0) -> np.
     return matrix
 
 
-def _smooth_field(g: np.random.Generator, h: int, w: int, sigma: float) -> np.ndarray:
-    """An (h, w) displacement field: U(-1, 1) draws (the splitmix64 stream of the noises, seeded from
-    g: a tenth of numpy's float32 draws) smoothed by reflect_gaussian."""
-    return reflect_gaussian(_kernels.signed_uniforms(np.uint64(g.integers(2 ** 63)), (h, w)), sigma)
+def _smooth_field(seed: np.uint64, h: int, w: int, sigma: float) -> np.ndarray:
+    """An (h, w) displacement field: U(-1, 1) draws (the splitmix64 stream of the noises: a tenth of
+    numpy's float32 draws) smoothed by reflect_gaussian."""
+    return reflect_gaussian(_kernels.signed_uniforms(seed, (h, w)), sigma)
 
 
 def reflect_gaussian(field: np.ndarray, sigma: float) -> np.ndarray:
@@ -89,18 +89,18 @@ def elastic_transform(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
     alpha, sigma, jitter = p["alpha"], p["sigma"], p["affine"]
     if alpha <= 0 and jitter <= 0:
         return img.copy()
-    g = rng(seed)
     h, w = img.shape[:2]
     x = unit(img)
     square = min(h, w) // 3
     if square > 0:  # random affine: three points around the centre, each moved by U(-jitter, jitter)
         centre = np.float32([h, w]) // 2
         pts1 = np.float32([centre + square, [centre[0] + square, centre[1] - square], centre - square])
-        pts2 = pts1 + g.uniform(-jitter, jitter, size=pts1.shape).astype(np.float32)
+        moves = [draw_uniform(seed, i, -jitter, jitter) for i in range(pts1.size)]
+        pts2 = pts1 + np.float32(moves).reshape(pts1.shape)
         matrix = cv2.getAffineTransform(pts1, pts2)
         x = cv2.warpAffine(x, matrix, (w, h), borderMode=cv2.BORDER_REFLECT_101)
-    dx = _smooth_field(g, h, w, sigma) * np.float32(alpha)  # float32 fields, float32 displacements
-    dy = _smooth_field(g, h, w, sigma) * np.float32(alpha)
+    dx = _smooth_field(draw_seed(seed, 6), h, w, sigma) * np.float32(alpha)  # float32 fields, float32 displacements
+    dy = _smooth_field(draw_seed(seed, 7), h, w, sigma) * np.float32(alpha)
     out = np.empty_like(img)
     _kernels.remap_reflect(np.ascontiguousarray(x), dy, dx, out)
     return out

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from vfmaudit.perturb.families.imagenet_c import _kernels
-from vfmaudit.perturb.families.imagenet_c._common import blur_float, draw_index, rng
+from vfmaudit.perturb.families.imagenet_c._common import blur_float, draw_index, draw_seed, draw_uniform
 from vfmaudit.perturb.families.imagenet_c.blur import motion_blur_uint8
 from vfmaudit.perturb.families.imagenet_c.frost import frost_texture
 from vfmaudit.perturb.families.imagenet_c.noise import normal_quantiles
@@ -21,15 +21,14 @@ def clipped_zoom_2d(layer: np.ndarray, z: float) -> np.ndarray:
 def snow(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
     if p["amount"] <= 0:
         return img.copy()
-    g = rng(seed)
     h, w = img.shape[:2]
-    normals = _kernels.standard_normals(np.uint64(g.integers(2 ** 63)), (h, w), normal_quantiles())
+    normals = _kernels.standard_normals(draw_seed(seed, 0), (h, w), normal_quantiles())
     layer = clipped_zoom_2d(normals, p["zoom"])
     # N(loc, scale) draws, thresholded; the original round-trips them through an 8-bit PNG for
     # ImageMagick's motion blur
     flakes = np.empty((h, w), np.uint8)
     _kernels.snow_flakes(layer, float(p["scale"]), float(p["loc"]), float(p["threshold"]), flakes)
-    flakes = motion_blur_uint8(flakes, p["radius"], p["sigma"], g.uniform(-135, -45))
+    flakes = motion_blur_uint8(flakes, p["radius"], p["sigma"], draw_uniform(seed, 1, -135, -45))
     out = np.empty_like(img)
     _kernels.snow_finish(img, flakes, float(p["mix"]), float(p["amount"]), out)
     return out
@@ -72,7 +71,7 @@ def spatter(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
     if p["amount"] <= 0:
         return img.copy()
     h, w = img.shape[:2]
-    liquid = _kernels.liquid_layer(np.uint64(rng(seed).integers(2 ** 63)), (h, w), float(p["loc"]),
+    liquid = _kernels.liquid_layer(draw_seed(seed, 0), (h, w), float(p["loc"]),
                                    float(p["scale"]), normal_quantiles())
     liquid = _gaussian(liquid, p["sigma"])
     x = np.ascontiguousarray(img if img.ndim == 3 else img[..., None])
