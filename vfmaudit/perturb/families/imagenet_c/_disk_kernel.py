@@ -99,6 +99,24 @@ def _integer_sum(terms: list[tuple[int, str, int]], per_uint16: int) -> str:
     return texts[0] if len(texts) == 1 else "(" + " + ".join(texts) + ")"
 
 
+def _run_offsets(prefix: str, array: str, k: int) -> list[str]:
+    """Locals of entry k of a (row a, row b, half-width, ...) array: its rows' ring offsets and its run's
+    prefix-sum indices."""
+    return [f"    {prefix}a{k}, {prefix}b{k} = {array}[{k}, 0] + half, {array}[{k}, 1] + half",
+            f"    {prefix}h{k}, {prefix}l{k} = base + ({array}[{k}, 2] + 1) * ch, base - {array}[{k}, 2] * ch"]
+
+
+def _group_locals(groups, weight: str, weights: str, entry: Callable[[int], list[str]]) -> list[str]:
+    """Locals of weight groups: each group's weight, then its entries' (numbered across the groups)."""
+    lines, k = [], 0
+    for grp, entries in enumerate(groups):
+        lines.append(f"    {weight}{grp} = {weights}[{grp}]")
+        for _ in entries:
+            lines += entry(k)
+            k += 1
+    return lines
+
+
 def kernel_source(shape: PlanShape) -> str:
     """The module text of the kernel `defocus` for one plan shape; its arguments are _disk._defocus's."""
     h, taps_on, per16 = shape.h, shape.taps, shape.runs_per_uint16
@@ -122,22 +140,10 @@ def kernel_source(shape: PlanShape) -> str:
     ]
     lines += [f"    g{u} = g[{u}]" for u in range(h + 1)]
     for k in range(len(shape.rows)):
-        lines.append(f"    ra{k}, rb{k} = rows[{k}, 0] + half, rows[{k}, 1] + half")
-        lines.append(f"    rh{k}, rl{k} = base + (rows[{k}, 2] + 1) * ch, base - rows[{k}, 2] * ch")
-    k = 0
-    for grp, entries in enumerate(shape.top):
-        lines.append(f"    tw{grp} = top_w[{grp}]")
-        for _ in entries:
-            lines.append(f"    ta{k}, tb{k} = top[{k}, 0] + half, top[{k}, 1] + half")
-            lines.append(f"    th{k}, tl{k} = base + (top[{k}, 2] + 1) * ch, base - top[{k}, 2] * ch")
-            k += 1
-    k = 0
-    for grp, entries in enumerate(shape.side):
-        lines.append(f"    sw{grp} = side_w[{grp}]")
-        for _ in entries:
-            lines.append(f"    sv{k} = side[{k}, 0]")
-            lines.append(f"    sa{k}, sb{k} = (half + side[{k}, 1]) * ch, (half + side[{k}, 2]) * ch")
-            k += 1
+        lines += _run_offsets("r", "rows", k)
+    lines += _group_locals(shape.top, "tw", "top_w", lambda k: _run_offsets("t", "top", k))
+    lines += _group_locals(shape.side, "sw", "side_w", lambda k: [
+        f"    sv{k} = side[{k}, 0]", f"    sa{k}, sb{k} = (half + side[{k}, 1]) * ch, (half + side[{k}, 2]) * ch"])
     lines += [f"    bt{b} = bands[{b}, 2]" for b in range(shape.bands)]
     lines += [
         "    made = 0",
