@@ -43,7 +43,7 @@ class DiskPlan:
     half: int  # R + h: the farthest offset any term reads
     gauss: np.ndarray  # (2h + 1,) float64: OpenCV's Gaussian taps
     # terms at mirrored offsets +-k with equal weights come in pairs (a, b, ..., paired): their integer
-    # sums are added before the one multiply, and each accumulator pass serves both. Corrections whose
+    # sums are added before the one multiply. Corrections whose
     # weights are equal or opposite form a group (sign +-1 against the group's weight, entries sorted by
     # group): one integer sum per group, one multiply
     rows: np.ndarray  # (k, 4) int64: (row a, row b, half-width, paired) of the non-empty disk rows

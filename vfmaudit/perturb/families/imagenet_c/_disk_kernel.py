@@ -76,26 +76,24 @@ def _integer_sum(terms: list[tuple[int, str, int]], per_uint16: int) -> str:
     Where 16-bit integers hold them (per_uint16 > 0: the prefix sums and bands are stored modulo 2^16),
     in parts of 16-bit sums (unsigned where every sign is +, else signed, half as many runs), each
     exact modulo 2^16 and so exact: twice the vector lanes of int32."""
+    def signed(part: list[tuple[int, str, int]]) -> str:
+        return ("-" if part[0][0] < 0 else "") + part[0][1] + "".join(
+            (" - " if sign < 0 else " + ") + term for sign, term, _ in part[1:])
+
+    if not per_uint16:
+        return f"np.int32({signed(terms)})"
     unsigned = all(sign > 0 for sign, _, _ in terms)
     limit = per_uint16 if unsigned else per_uint16 // 2
     parts: list[list[tuple[int, str, int]]] = []
     used = limit + 1
     for term in terms:
-        if limit and used + term[2] <= limit:
-            parts[-1].append(term)
-            used += term[2]
-        else:
-            parts.append([term])
-            used = term[2]
-    if not limit:
-        parts = [terms]
-    kind = "np.int32" if not limit else "np.uint16" if unsigned else "np.int16"
-    texts = []
-    for part in parts:
-        out = ("-" if part[0][0] < 0 else "") + part[0][1]
-        for sign, term, _ in part[1:]:
-            out += (" - " if sign < 0 else " + ") + term
-        texts.append(f"np.int32({kind}({out}))" if limit else f"np.int32({out})")
+        if used + term[2] > limit:
+            parts.append([])
+            used = 0
+        parts[-1].append(term)
+        used += term[2]
+    kind = "np.uint16" if unsigned else "np.int16"
+    texts = [f"np.int32({kind}({signed(part)}))" for part in parts]
     return texts[0] if len(texts) == 1 else "(" + " + ".join(texts) + ")"
 
 
@@ -104,6 +102,17 @@ def _run_offsets(prefix: str, array: str, k: int) -> list[str]:
     prefix-sum indices."""
     return [f"    {prefix}a{k}, {prefix}b{k} = {array}[{k}, 0] + half, {array}[{k}, 1] + half",
             f"    {prefix}h{k}, {prefix}l{k} = base + ({array}[{k}, 2] + 1) * ch, base - {array}[{k}, 2] * ch"]
+
+
+def _run_loads(at: str, prefix: str, k: int, paired: bool) -> tuple[list[str], list[str]]:
+    """The loads of entry k's run sums in the rows at + its offsets (one row, or both of a pair): the
+    lines that take the prefix rows' slices, and each run's term at j."""
+    lines, terms = [], []
+    for s in ("a", "b") if paired else ("a",):
+        lines.append(f"        p = pre[({at} + {prefix}{s}{k}) % span]")
+        lines.append(f"        {prefix}x{k}{s}, {prefix}y{k}{s} = p[{prefix}h{k}:], p[{prefix}l{k}:]")
+        terms.append(f"({prefix}x{k}{s}[j] - {prefix}y{k}{s}[j])")
+    return lines, terms
 
 
 def _group_locals(groups, weight: str, weights: str, entry: Callable[[int], list[str]]) -> list[str]:
@@ -118,7 +127,7 @@ def _group_locals(groups, weight: str, weights: str, entry: Callable[[int], list
 
 
 def kernel_source(shape: PlanShape) -> str:
-    """The module text of the kernel `defocus` for one plan shape; its arguments are _disk._defocus's."""
+    """The module text of the kernel `defocus` for one plan shape (its arguments: see _disk.apply_plan)."""
     h, taps_on, per16 = shape.h, shape.taps, shape.runs_per_uint16
     stored = "uint16" if per16 else "int32"  # modulo 2^16: every difference taken of them is below it
     size = 2 * h + 1
@@ -156,10 +165,9 @@ def kernel_source(shape: PlanShape) -> str:
     # the disk's run sums, one pass
     terms = []
     for k, paired in enumerate(shape.rows):
-        for side_name in ("a", "b") if paired else ("a",):
-            lines.append(f"        p = pre[(z + r{side_name}{k}) % span]")
-            lines.append(f"        x{k}{side_name}, y{k}{side_name} = p[rh{k}:], p[rl{k}:]")
-            terms.append((1, f"(x{k}{side_name}[j] - y{k}{side_name}[j])", 1))
+        loads, runs = _run_loads("z", "r", k, paired)
+        lines += loads
+        terms += [(1, run, 1) for run in runs]
     lines += ["        for j in range(wide):", f"            acc[j] = {_integer_sum(terms, per16)}"]
     if shape.bands:  # each band's sums down its rows: from scratch once, then the row in less the row out
         lines += [f"        if step == {-2 * h}:"]
@@ -195,11 +203,9 @@ def kernel_source(shape: PlanShape) -> str:
         for entries in shape.top:
             grp_terms = []
             for paired, sign in entries:
-                for side_name in ("a", "b") if paired else ("a",):
-                    lines.append(f"        p = pre[(y + t{side_name}{k}) % span]")
-                    lines.append(f"        u{k}{side_name}, w{k}{side_name} = p[th{k}:], p[tl{k}:]")
-                pair = [f"(u{k}{s}[j] - w{k}{s}[j])" for s in (("a", "b") if paired else ("a",))]
-                grp_terms.append((sign, f"({' + '.join(pair)})", len(pair)))
+                loads, runs = _run_loads("y", "t", k, paired)
+                lines += loads
+                grp_terms.append((sign, f"({' + '.join(runs)})", len(runs)))
                 k += 1
             groups.append(_integer_sum(grp_terms, per16))
         lines += ["        for j in range(wide):", "            f = 0.0"]
