@@ -47,6 +47,7 @@ def main() -> None:
     ap.add_argument("--busy", action="store_true", help="a CPU burner on the other core during the run")
     ap.add_argument("--rounds", type=int, default=3, help="alternated timing rounds per side (best of each)")
     ap.add_argument("--json", help="also write the rows as JSON here")
+    ap.add_argument("--only", help="comma-separated label prefixes to run (e.g. 'resize,gaussian blur'); default all")
     args = ap.parse_args()
     with OtherCoreBusy() if args.busy else contextlib.nullcontext():
         run(args)
@@ -128,6 +129,11 @@ def run(args: argparse.Namespace) -> None:
          albu(A.GlassBlur(sigma=1.0, max_delta=2, iterations=3, mode="exact", p=1)), None, None),
     ]
 
+    if args.only:
+        prefixes = tuple(p.strip() for p in args.only.split(",") if p.strip())
+        cases = [case for case in cases if case[0].startswith(prefixes)]
+        if not cases:
+            raise SystemExit(f"--only {args.only!r} matches no edit")
     rows, records = [], []
     def best(fn, items: int, min_time: float = 0.3) -> float:
         return throughput(fn, items, min_time=min_time, repeats=1)
