@@ -29,8 +29,7 @@ def gaussian_noise(batch: np.ndarray, level: float, seeds: np.ndarray) -> np.nda
     table, thresholds, kmin, shift = gaussian_offsets(sigma)
 
     def one(img: np.ndarray, i: int, out: np.ndarray) -> None:
-        _kernels.add_offsets(img, _kernels.uniforms(np.uint64(seeds[i]), img.size), table, thresholds, kmin, shift,
-                             out)
+        _kernels.add_offsets(img, np.uint64(seeds[i]), table, thresholds, kmin, shift, out)
 
     return map_into(one, batch)
 

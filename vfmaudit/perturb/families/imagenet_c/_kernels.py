@@ -330,17 +330,30 @@ def glass_shuffle(img: np.ndarray, seed: np.uint64, delta: int, iterations: int)
 
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _refill(z0: np.uint64, first: int, block: np.ndarray) -> None:
+    # block[i] = output first + i of the splitmix64 stream after z0 = _mix64(seed): values 2 (first + i)
+    # and 2 (first + i) + 1 of the uniforms below, as block.view(np.uint32)
+    z = z0 + np.uint64(first) * _GAMMA
+    for i in range(block.size):
+        z += _GAMMA
+        block[np.uint64(i)] = _mix64(z)  # unsigned index: no negative-index check to stop vectorising
+
+
 @njit(cache=True, nogil=True)
 def uniforms(seed: np.uint64, n: int) -> np.ndarray:
     """n 32-bit uniforms of the splitmix64 stream that starts at mix(seed): value j gets half j % 2 of
     output j // 2, so it depends on (seed, j) only. One 64-bit mix per two values, in a loop LLVM
     vectorises: about 0.4 ns a value here, a third of two 32-bit hashes per value."""
     block = np.empty((n + 1) // 2, np.uint64)
-    z = _mix64(np.uint64(seed))
-    for i in range(block.size):
-        z += _GAMMA
-        block[np.uint64(i)] = _mix64(z)  # unsigned index: no negative-index check to stop vectorising
+    _refill(_mix64(np.uint64(seed)), 0, block)
     return block.view(np.uint32)[:n]
+
+
+# The per-value kernels below draw uniforms(seed, n) a chunk at a time, into a buffer that stays in L1,
+# instead of an array of 4 bytes per image value written and read back: five times the image's own
+# memory traffic, on machines whose bandwidth barely grows with the second core.
+UNIFORM_CHUNK = 4096  # values per refill (even: a refill starts at a whole 64-bit output)
 
 
 @njit(cache=True, nogil=True)
@@ -356,56 +369,73 @@ def signed_uniforms(seed: np.uint64, shape: tuple) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def sample_levels(img: np.ndarray, u: np.ndarray, thresholds: np.ndarray, guide: np.ndarray,
+def sample_levels(img: np.ndarray, seed: np.uint64, thresholds: np.ndarray, guide: np.ndarray,
                   out: np.ndarray) -> None:
     """out = the k with T[v, k] <= u < T[v, k + 1] for each value v and its 32-bit uniform u: a draw from
     any per-grey-level output law given as cumulative thresholds T (256, 257), T[v, 0] = 0,
-    T[v, 256] = 2^32. guide[v, b] is where the search for u's top byte b starts."""
-    src = img.ravel()
-    dst = out.ravel()
-    for j in range(src.size):
-        uj = np.uint64(u[j])
-        v = src[j]
-        k = guide[v, uj >> np.uint64(24)]
-        while thresholds[v, k + 1] <= uj:
-            k += 1
-        dst[j] = np.uint8(k)
+    T[v, 256] = 2^32. guide[v, b] is where the search for u's top byte b starts. u: uniforms(seed, img.size)."""
+    z0 = _mix64(np.uint64(seed))
+    block = np.empty(UNIFORM_CHUNK // 2, np.uint64)
+    chunk = block.view(np.uint32)
+    for start in range(0, img.size, UNIFORM_CHUNK):
+        _refill(z0, start // 2, block)
+        m = min(UNIFORM_CHUNK, img.size - start)
+        src, dst, u = img.ravel()[start:start + m], out.ravel()[start:start + m], chunk[:m]
+        for j in range(m):
+            uj = np.uint64(u[j])
+            v = src[j]
+            k = guide[v, uj >> np.uint64(24)]
+            while thresholds[v, k + 1] <= uj:
+                k += 1
+            dst[j] = np.uint8(k)
 
 
 @njit(cache=True, nogil=True)
-def salt_and_pepper(img: np.ndarray, u: np.ndarray, amount: float, out: np.ndarray) -> None:
-    """Each value set to 0 with probability amount / 2, to 255 with amount / 2, else kept."""
-    src = img.ravel()
-    dst = out.ravel()
+def salt_and_pepper(img: np.ndarray, seed: np.uint64, amount: float, out: np.ndarray) -> None:
+    """Each value set to 0 with probability amount / 2, to 255 with amount / 2, else kept, by its uniform
+    u of uniforms(seed, img.size)."""
     pepper = np.uint32(min(amount * 0.5, 1.0) * 4294967295.0)
     salt = np.uint32(min(amount, 1.0) * 4294967295.0)
-    for j in range(src.size):
-        uj = u[j]
-        v = src[j]
-        v = np.uint8(255) if uj < salt else v
-        v = np.uint8(0) if uj < pepper else v
-        dst[j] = v
+    z0 = _mix64(np.uint64(seed))
+    block = np.empty(UNIFORM_CHUNK // 2, np.uint64)
+    chunk = block.view(np.uint32)
+    for start in range(0, img.size, UNIFORM_CHUNK):
+        _refill(z0, start // 2, block)
+        m = min(UNIFORM_CHUNK, img.size - start)
+        src, dst, u = img.ravel()[start:start + m], out.ravel()[start:start + m], chunk[:m]
+        for j in range(m):
+            uj = u[j]
+            v = src[j]
+            v = np.uint8(255) if uj < salt else v
+            v = np.uint8(0) if uj < pepper else v
+            dst[j] = v
 
 
 @njit(cache=True, nogil=True)
-def add_offsets(img: np.ndarray, u: np.ndarray, table: np.ndarray, thresholds: np.ndarray, kmin: int,
+def add_offsets(img: np.ndarray, seed: np.uint64, table: np.ndarray, thresholds: np.ndarray, kmin: int,
                 shift: int, out: np.ndarray) -> None:
     """out = clip(v + K) with K drawn from one law for every value: K = kmin + the k with
     T[k] <= u < T[k + 1]. table[u >> shift] is that k where the bucket of u holds no threshold, else
-    the bucket's first k with the top bit set: then the thresholds decide (a few percent of draws)."""
-    src = img.ravel()
-    dst = out.ravel()
+    the bucket's first k with the top bit set: then the thresholds decide (a few percent of draws).
+    u: uniforms(seed, img.size)."""
     sh = np.uint32(shift)
-    for j in range(src.size):
-        uj = u[j]
-        e = table[uj >> sh]
-        k = np.int64(e & np.uint16(0x7FFF))
-        if e & np.uint16(0x8000):
-            u64 = np.uint64(uj)
-            while thresholds[k + 1] <= u64:
-                k += 1
-        v = np.int64(src[j]) + k + kmin
-        dst[j] = np.uint8(min(max(v, 0), 255))
+    z0 = _mix64(np.uint64(seed))
+    block = np.empty(UNIFORM_CHUNK // 2, np.uint64)
+    chunk = block.view(np.uint32)
+    for start in range(0, img.size, UNIFORM_CHUNK):
+        _refill(z0, start // 2, block)
+        m = min(UNIFORM_CHUNK, img.size - start)
+        src, dst, u = img.ravel()[start:start + m], out.ravel()[start:start + m], chunk[:m]
+        for j in range(m):
+            uj = u[j]
+            e = table[uj >> sh]
+            k = np.int64(e & np.uint16(0x7FFF))
+            if e & np.uint16(0x8000):
+                u64 = np.uint64(uj)
+                while thresholds[k + 1] <= u64:
+                    k += 1
+            v = np.int64(src[j]) + k + kmin
+            dst[j] = np.uint8(min(max(v, 0), 255))
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -428,17 +458,22 @@ def standard_normals(seed: np.uint64, shape: tuple, quantiles: np.ndarray) -> np
 
 
 @njit(cache=True, nogil=True)
-def speckle(img: np.ndarray, u: np.ndarray, c: float, quantiles: np.ndarray, out: np.ndarray) -> None:
+def speckle(img: np.ndarray, seed: np.uint64, c: float, quantiles: np.ndarray, out: np.ndarray) -> None:
     """out = uint8(clip(x (1 + c n), 0, 1) 255) with n a standard normal read off its quantile table
-    (2^16 cells: each threshold of the output law within 2^-16)."""
-    src = img.ravel()
-    dst = out.ravel()
+    (2^16 cells: each threshold of the output law within 2^-16), u of uniforms(seed, img.size)."""
     c32 = np.float32(c)
-    for j in range(np.uint64(src.size)):
-        z = _normal(u[j], quantiles)
-        x = np.float32(src[j])
-        y = min(max(x + x * c32 * z, np.float32(0.0)), np.float32(255.0))
-        dst[j] = np.uint8(np.int32(y))
+    z0 = _mix64(np.uint64(seed))
+    block = np.empty(UNIFORM_CHUNK // 2, np.uint64)
+    chunk = block.view(np.uint32)
+    for start in range(0, img.size, UNIFORM_CHUNK):
+        _refill(z0, start // 2, block)
+        m = min(UNIFORM_CHUNK, img.size - start)
+        src, dst, u = img.ravel()[start:start + m], out.ravel()[start:start + m], chunk[:m]
+        for j in range(np.uint64(m)):
+            z = _normal(u[j], quantiles)
+            x = np.float32(src[j])
+            y = min(max(x + x * c32 * z, np.float32(0.0)), np.float32(255.0))
+            dst[j] = np.uint8(np.int32(y))
 
 
 @njit(cache=True, nogil=True)

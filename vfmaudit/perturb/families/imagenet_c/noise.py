@@ -78,27 +78,23 @@ def shot_tables(c: float) -> tuple[np.ndarray, np.ndarray]:
     return _tables(cdf)
 
 
-def _uniforms(img: np.ndarray, seed: int) -> np.ndarray:
-    return _kernels.uniforms(np.uint64(seed), img.size)
-
-
 def gaussian_noise(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
     table, thresholds, kmin, shift = gaussian_offsets(float(p["c"]))
     out = np.empty_like(img)
-    _kernels.add_offsets(img, _uniforms(img, seed), table, thresholds, kmin, shift, out)
+    _kernels.add_offsets(img, np.uint64(seed), table, thresholds, kmin, shift, out)
     return out
 
 
 def shot_noise(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
     thresholds, guide = shot_tables(float(p["c"]))
     out = np.empty_like(img)
-    _kernels.sample_levels(img, _uniforms(img, seed), thresholds, guide, out)
+    _kernels.sample_levels(img, np.uint64(seed), thresholds, guide, out)
     return out
 
 
 def speckle_noise(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
     out = np.empty_like(img)
-    _kernels.speckle(img, _uniforms(img, seed), float(p["c"]), normal_quantiles(), out)
+    _kernels.speckle(img, np.uint64(seed), float(p["c"]), normal_quantiles(), out)
     return out
 
 
@@ -106,5 +102,5 @@ def impulse_noise(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
     # skimage random_noise(mode='s&p', amount=c): each channel value is flipped with probability c,
     # then to 1 or 0 with equal odds (salt_vs_pepper 0.5); one uniform decides both
     out = np.empty_like(img)
-    _kernels.salt_and_pepper(img, _uniforms(img, seed), float(p["c"]), out)
+    _kernels.salt_and_pepper(img, np.uint64(seed), float(p["c"]), out)
     return out
