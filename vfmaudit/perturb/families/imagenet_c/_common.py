@@ -12,6 +12,11 @@ from vfmaudit.perturb import _gauss
 from vfmaudit.perturb._gauss import gaussian_ksize, gaussian_radius
 
 
+def output_for(img: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    """Where a corruption writes its uint8 result: out (the batch's image, from corrupt_batch), else a new array."""
+    return np.empty_like(img) if out is None else out
+
+
 def unit(img: np.ndarray) -> np.ndarray:
     """uint8 -> float32 in [0, 1]."""
     return img.astype(np.float32) * np.float32(1.0 / 255.0)

@@ -10,7 +10,7 @@ import numpy as np
 
 from vfmaudit.perturb.families.imagenet_c import _kernels
 from vfmaudit.perturb.families.imagenet_c._disk import defocus_disk, disk_reach
-from vfmaudit.perturb.families.imagenet_c._common import blur_truncated, draw_uniform, to_uint8
+from vfmaudit.perturb.families.imagenet_c._common import blur_truncated, draw_uniform, output_for, to_uint8
 
 
 @lru_cache(maxsize=64)
@@ -89,11 +89,11 @@ def zoom_factors(p: dict) -> np.ndarray:
     return np.arange(1, p["end"], p["step"]) if p["end"] > 1 else np.zeros(0)
 
 
-def zoom_blur(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
+def zoom_blur(img: np.ndarray, p: dict, seed: int, out: np.ndarray | None = None) -> np.ndarray:
     factors = zoom_factors(p)
     if factors.size == 0:
         return img.copy()
-    out = np.empty_like(img)  # float32 sums as the original's accumulator, truncated to uint8 in the kernel
+    out = output_for(img, out)  # float32 sums as the original's accumulator, truncated to uint8 in the kernel
     _kernels.zoom_blur(np.ascontiguousarray(img), factors.astype(np.float64), out)
     return out
 

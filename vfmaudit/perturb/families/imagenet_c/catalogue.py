@@ -7,14 +7,16 @@ algorithms), ../shared/imagenet_c_params.md in the repository history of this pr
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable
 
 import numpy as np
 
-from vfmaudit.perturb._batch import map_images
+from vfmaudit.perturb._batch import map_into
 from vfmaudit.perturb.families.imagenet_c import blur, digital, noise, weather
 from vfmaudit.perturb.families.imagenet_c.severity import RECIPROCAL, ROUND, Param, SeverityTable, table
 from vfmaudit.perturb.registry import Family, register
@@ -32,6 +34,16 @@ class Spec:
     stochastic: bool
     description: str
     interpolation: str  # how severities between the integers are made (the README catalogue prints it)
+
+    @property
+    def writes_into(self) -> bool:
+        """Whether fn takes out= (the batch's image to write into): no result array copied into the batch."""
+        return _takes_out(self.fn)
+
+
+@lru_cache(maxsize=None)
+def _takes_out(fn: Corruption) -> bool:
+    return "out" in inspect.signature(fn).parameters
 
 
 P = Param
@@ -163,7 +175,14 @@ def pixel_scale(height: int, width: int, mode: str | None = None) -> float:
 def corrupt_batch(spec: Spec, batch: np.ndarray, level: float, seeds: np.ndarray, mode: str | None = None) -> np.ndarray:
     """spec's corruption of a uint8 (N, H, W, 3) batch, one seed per image, in pixel mode `mode` (None: the process's)."""
     params = spec.table.at(level, pixel_scale(*batch.shape[1:3], mode))
-    return map_images(lambda img, i: spec.fn(img, params, int(seeds[i])), batch)
+    writes_into = spec.writes_into
+
+    def into(img: np.ndarray, i: int, out: np.ndarray) -> None:
+        result = spec.fn(img, params, int(seeds[i]), out=out) if writes_into else spec.fn(img, params, int(seeds[i]))
+        if result is not out:  # a new array (an OpenCV call, an identity copy): into the batch
+            out[...] = result
+
+    return map_into(into, batch)
 
 
 def _apply_batch(spec: Spec) -> Callable[[np.ndarray, float, np.ndarray], np.ndarray]:

@@ -9,20 +9,20 @@ import numpy as np
 
 from vfmaudit.perturb.families.imagenet_c import _kernels
 from vfmaudit.perturb.families.imagenet_c._box import pixelate_box
-from vfmaudit.perturb.families.imagenet_c._common import draw_seed, draw_uniform, to_uint8, unit
+from vfmaudit.perturb.families.imagenet_c._common import draw_seed, draw_uniform, output_for, to_uint8, unit
 from vfmaudit.perturb.families.jpeg import jpeg
 
 
-def brightness(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
+def brightness(img: np.ndarray, p: dict, seed: int, out: np.ndarray | None = None) -> np.ndarray:
     # float32 (skimage's HSV round trip rounds differently anyway: float32 lands as close as float64)
-    out = np.empty_like(img)
+    out = output_for(img, out)
     _kernels.hsv_value_shift(np.ascontiguousarray(img), float(p["c"]), out)
     return out
 
 
-def saturate(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
+def saturate(img: np.ndarray, p: dict, seed: int, out: np.ndarray | None = None) -> np.ndarray:
     # float64: float32 moves up to 13 % of the truncated values by one
-    out = np.empty_like(img)
+    out = output_for(img, out)
     _kernels.hsv_saturation_affine(np.ascontiguousarray(img), float(p["gain"]), float(p["offset"]), out)
     return out
 
@@ -85,7 +85,7 @@ def reflect_gaussian(field: np.ndarray, sigma: float) -> np.ndarray:
     return smooth.astype(np.float32)
 
 
-def elastic_transform(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
+def elastic_transform(img: np.ndarray, p: dict, seed: int, out: np.ndarray | None = None) -> np.ndarray:
     alpha, sigma, jitter = p["alpha"], p["sigma"], p["affine"]
     if alpha <= 0 and jitter <= 0:
         return img.copy()
@@ -101,6 +101,6 @@ def elastic_transform(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
         x = cv2.warpAffine(x, matrix, (w, h), borderMode=cv2.BORDER_REFLECT_101)
     dx = _smooth_field(draw_seed(seed, 6), h, w, sigma) * np.float32(alpha)  # float32 fields, float32 displacements
     dy = _smooth_field(draw_seed(seed, 7), h, w, sigma) * np.float32(alpha)
-    out = np.empty_like(img)
+    out = output_for(img, out)
     _kernels.remap_reflect(np.ascontiguousarray(x), dy, dx, out)
     return out

@@ -12,6 +12,7 @@ from functools import lru_cache
 
 import numpy as np
 from vfmaudit.perturb.families.imagenet_c import _kernels
+from vfmaudit.perturb.families.imagenet_c._common import output_for
 
 _LEVELS = np.arange(256, dtype=np.float64)
 
@@ -78,29 +79,29 @@ def shot_tables(c: float) -> tuple[np.ndarray, np.ndarray]:
     return _tables(cdf)
 
 
-def gaussian_noise(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
+def gaussian_noise(img: np.ndarray, p: dict, seed: int, out: np.ndarray | None = None) -> np.ndarray:
     table, thresholds, kmin, shift = gaussian_offsets(float(p["c"]))
-    out = np.empty_like(img)
+    out = output_for(img, out)
     _kernels.add_offsets(img, np.uint64(seed), table, thresholds, kmin, shift, out)
     return out
 
 
-def shot_noise(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
+def shot_noise(img: np.ndarray, p: dict, seed: int, out: np.ndarray | None = None) -> np.ndarray:
     thresholds, guide = shot_tables(float(p["c"]))
-    out = np.empty_like(img)
+    out = output_for(img, out)
     _kernels.sample_levels(img, np.uint64(seed), thresholds, guide, out)
     return out
 
 
-def speckle_noise(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
-    out = np.empty_like(img)
+def speckle_noise(img: np.ndarray, p: dict, seed: int, out: np.ndarray | None = None) -> np.ndarray:
+    out = output_for(img, out)
     _kernels.speckle(img, np.uint64(seed), float(p["c"]), normal_quantiles(), out)
     return out
 
 
-def impulse_noise(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
+def impulse_noise(img: np.ndarray, p: dict, seed: int, out: np.ndarray | None = None) -> np.ndarray:
     # skimage random_noise(mode='s&p', amount=c): each channel value is flipped with probability c,
     # then to 1 or 0 with equal odds (salt_vs_pepper 0.5); one uniform decides both
-    out = np.empty_like(img)
+    out = output_for(img, out)
     _kernels.salt_and_pepper(img, np.uint64(seed), float(p["c"]), out)
     return out

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from vfmaudit.perturb.families.imagenet_c import _kernels
-from vfmaudit.perturb.families.imagenet_c._common import blur_float, draw_index, draw_seed, draw_uniform
+from vfmaudit.perturb.families.imagenet_c._common import blur_float, draw_index, draw_seed, draw_uniform, output_for
 from vfmaudit.perturb.families.imagenet_c.blur import motion_blur_uint8
 from vfmaudit.perturb.families.imagenet_c.frost import frost_texture
 from vfmaudit.perturb.families.imagenet_c.noise import normal_quantiles
@@ -18,7 +18,7 @@ def clipped_zoom_2d(layer: np.ndarray, z: float) -> np.ndarray:
     return out[..., 0]
 
 
-def snow(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
+def snow(img: np.ndarray, p: dict, seed: int, out: np.ndarray | None = None) -> np.ndarray:
     if p["amount"] <= 0:
         return img.copy()
     h, w = img.shape[:2]
@@ -29,31 +29,31 @@ def snow(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
     flakes = np.empty((h, w), np.uint8)
     _kernels.snow_flakes(layer, float(p["scale"]), float(p["loc"]), float(p["threshold"]), flakes)
     flakes = motion_blur_uint8(flakes, p["radius"], p["sigma"], draw_uniform(seed, 1, -135, -45))
-    out = np.empty_like(img)
+    out = output_for(img, out)
     _kernels.snow_finish(img, flakes, float(p["mix"]), float(p["amount"]), out)
     return out
 
 
-def frost(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
+def frost(img: np.ndarray, p: dict, seed: int, out: np.ndarray | None = None) -> np.ndarray:
     if p["frost"] <= 0 and p["image"] == 1.0:
         return img.copy()
     h, w = img.shape[:2]
     texture = frost_texture(draw_index(seed, 0, 5), h, w)  # frost1..frost5, as the original (not frost6)
     top = draw_index(seed, 1, texture.shape[0] - h + 1)
     left = draw_index(seed, 2, texture.shape[1] - w + 1)
-    out = np.empty_like(img)
+    out = output_for(img, out)
     _kernels.frost_blend(np.ascontiguousarray(img), texture, top, left, float(p["image"]), float(p["frost"]), out)
     return out
 
 
-def fog(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
+def fog(img: np.ndarray, p: dict, seed: int, out: np.ndarray | None = None) -> np.ndarray:
     strength = p["strength"]
     if strength <= 0:
         return img.copy()
     h, w = img.shape[:2]
     mapsize = 1 << max(1, int(np.ceil(np.log2(max(h, w, 2)))))  # 256 at 224, as the original
     planes, lo, hi = _kernels.plasma_planes(mapsize, float(p["wibbledecay"]), np.uint64(seed))
-    out = np.empty_like(img)
+    out = output_for(img, out)
     _kernels.fog_blend(img, planes, lo, hi, float(strength), out)
     return out
 
