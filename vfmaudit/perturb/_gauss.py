@@ -302,13 +302,14 @@ def column_strips(flat: np.ndarray, radius: int, rows: int) -> np.ndarray:
     return out
 
 
-def blur_truncated_numba(img: np.ndarray, sigma: float) -> np.ndarray:
+def blur_truncated_numba(img: np.ndarray, sigma: float, out: np.ndarray | None = None) -> np.ndarray:
     """uint8 of skimage.filters.gaussian(img, sigma, mode='nearest', truncate=4, channel_axis=-1)
-    for uint8 (H, W) or (H, W, C) images with gaussian_radius(sigma) <= MAX_RADIUS."""
+    for uint8 (H, W) or (H, W, C) images with gaussian_radius(sigma) <= MAX_RADIUS; the fused pass (radius up
+    to FUSED_MAX_RADIUS) writes into out where given, the two passes return a new array."""
     radius = radius_class(gaussian_radius(sigma))
     w = half_taps(float(sigma), radius)
     if radius <= FUSED_MAX_RADIUS:
-        out = np.empty_like(img)
+        out = np.empty_like(img) if out is None else out
         _fused(img if img.ndim == 3 else img[..., None], radius, w, FLAT_GUARD, out)
         return out
     h, width = img.shape[:2]
@@ -320,9 +321,9 @@ def blur_truncated_numba(img: np.ndarray, sigma: float) -> np.ndarray:
     kernel = vertical_kernel(radius, rows)
     for s in range(strips.shape[0]):
         kernel(strips[s], w, vertical[s])
-    out = np.empty((h, width * channels), np.uint8)
-    horizontal_kernel(radius, channels)(vertical[:, :h], width * channels, w, FLAT_GUARD, out)
-    return out.reshape(img.shape)
+    result = np.empty((h, width * channels), np.uint8)
+    horizontal_kernel(radius, channels)(vertical[:, :h], width * channels, w, FLAT_GUARD, result)
+    return result.reshape(img.shape)
 
 
 def blur_rounded(img: np.ndarray, sigma: float, out: np.ndarray, truncate: float = 3.5) -> None:

@@ -152,9 +152,9 @@ def _up_rows(small: int, size: int) -> tuple[np.ndarray, np.ndarray]:
     return start.astype(np.int64), np.diff(np.append(start, size)).astype(np.int64)
 
 
-def pixelate_box(img: np.ndarray, c: float) -> np.ndarray:
+def pixelate_box(img: np.ndarray, c: float, out: np.ndarray | None = None) -> np.ndarray:
     """Image.resize((int(W c), int(H c)), BOX) and back to (W, H), BOX: ImageNet-C's pixelate, byte for byte
-    for gray and RGB (Pillow premultiplies RGBA by its alpha first: not this)."""
+    for gray and RGB (Pillow premultiplies RGBA by its alpha first: not this); into out where given (C-contiguous)."""
     h, w = img.shape[:2]
     sw, sh = max(1, int(w * c)), max(1, int(h * c))
     x = np.ascontiguousarray(img if img.ndim == 3 else img[:, :, None])
@@ -163,6 +163,6 @@ def pixelate_box(img: np.ndarray, c: float) -> np.ndarray:
     ucol, _, _ = box_runs(sw, w)  # the small column each output column copies
     _up_rows(sw, w)  # (checks that widening is one tap per pixel too)
     urow, urows = _up_rows(sh, h)
-    out = np.empty_like(x)
-    _pixelate(x, hf, hn, hk, vf, vn, vk, ucol, urow, urows, out)
-    return out.reshape(img.shape)
+    dst = np.empty_like(x) if out is None else out.reshape(x.shape)
+    _pixelate(x, hf, hn, hk, vf, vn, vk, ucol, urow, urows, dst)
+    return dst.reshape(img.shape) if out is None else out

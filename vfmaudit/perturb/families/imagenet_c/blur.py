@@ -98,7 +98,7 @@ def zoom_blur(img: np.ndarray, p: dict, seed: int, out: np.ndarray | None = None
     return out
 
 
-def gaussian_blur(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
+def gaussian_blur(img: np.ndarray, p: dict, seed: int, out: np.ndarray | None = None) -> np.ndarray:
     if p["sigma"] <= 0:
         return img.copy()
-    return blur_truncated(img, p["sigma"])  # truncation, as the original
+    return blur_truncated(img, p["sigma"], out)  # truncation, as the original

@@ -27,19 +27,19 @@ def saturate(img: np.ndarray, p: dict, seed: int, out: np.ndarray | None = None)
     return out
 
 
-def contrast(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
+def contrast(img: np.ndarray, p: dict, seed: int, out: np.ndarray | None = None) -> np.ndarray:
     # (x - m) c + m per channel is a function of the grey level alone: one 256-entry table a channel
     means = np.array(cv2.mean(img)[:3]) / 255.0
     levels = np.arange(256)[:, None] / 255.0
     lut = to_uint8((levels - means) * p["c"] + means)  # (256, 3), float64 as the original
-    return cv2.LUT(img, lut.reshape(256, 1, 3))
+    return cv2.LUT(img, lut.reshape(256, 1, 3), dst=out)  # out None: a new array
 
 
-def pixelate(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
+def pixelate(img: np.ndarray, p: dict, seed: int, out: np.ndarray | None = None) -> np.ndarray:
     c = p["c"]
     if c >= 1:
         return img.copy()
-    return pixelate_box(img, c)  # PIL's BOX both ways, as the original, byte for byte in one Numba call
+    return pixelate_box(img, c, out)  # PIL's BOX both ways, as the original, byte for byte in one Numba call
 
 
 def jpeg_compression(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
