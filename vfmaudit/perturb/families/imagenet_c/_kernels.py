@@ -356,6 +356,14 @@ def uniforms(seed: np.uint64, n: int) -> np.ndarray:
 UNIFORM_CHUNK = 4096  # values per refill (even: a refill starts at a whole 64-bit output)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _chunk(img: np.ndarray, out: np.ndarray, z0: np.uint64, block: np.ndarray, start: int):
+    # the values start.. of img and out (up to UNIFORM_CHUNK of them) and their uniforms, drawn into block
+    _refill(z0, start // 2, block)
+    m = min(UNIFORM_CHUNK, img.size - start)
+    return img.ravel()[start:start + m], out.ravel()[start:start + m], block.view(np.uint32)[:m]
+
+
 @njit(cache=True, nogil=True)
 def signed_uniforms(seed: np.uint64, shape: tuple) -> np.ndarray:
     """float32 U(-1, 1) draws of the uniform stream, in `shape`: a tenth of numpy's float32 draws here."""
@@ -374,14 +382,10 @@ def sample_levels(img: np.ndarray, seed: np.uint64, thresholds: np.ndarray, guid
     """out = the k with T[v, k] <= u < T[v, k + 1] for each value v and its 32-bit uniform u: a draw from
     any per-grey-level output law given as cumulative thresholds T (256, 257), T[v, 0] = 0,
     T[v, 256] = 2^32. guide[v, b] is where the search for u's top byte b starts. u: uniforms(seed, img.size)."""
-    z0 = _mix64(np.uint64(seed))
-    block = np.empty(UNIFORM_CHUNK // 2, np.uint64)
-    chunk = block.view(np.uint32)
+    z0, block = _mix64(np.uint64(seed)), np.empty(UNIFORM_CHUNK // 2, np.uint64)
     for start in range(0, img.size, UNIFORM_CHUNK):
-        _refill(z0, start // 2, block)
-        m = min(UNIFORM_CHUNK, img.size - start)
-        src, dst, u = img.ravel()[start:start + m], out.ravel()[start:start + m], chunk[:m]
-        for j in range(m):
+        src, dst, u = _chunk(img, out, z0, block, start)
+        for j in range(u.size):
             uj = np.uint64(u[j])
             v = src[j]
             k = guide[v, uj >> np.uint64(24)]
@@ -396,14 +400,10 @@ def salt_and_pepper(img: np.ndarray, seed: np.uint64, amount: float, out: np.nda
     u of uniforms(seed, img.size)."""
     pepper = np.uint32(min(amount * 0.5, 1.0) * 4294967295.0)
     salt = np.uint32(min(amount, 1.0) * 4294967295.0)
-    z0 = _mix64(np.uint64(seed))
-    block = np.empty(UNIFORM_CHUNK // 2, np.uint64)
-    chunk = block.view(np.uint32)
+    z0, block = _mix64(np.uint64(seed)), np.empty(UNIFORM_CHUNK // 2, np.uint64)
     for start in range(0, img.size, UNIFORM_CHUNK):
-        _refill(z0, start // 2, block)
-        m = min(UNIFORM_CHUNK, img.size - start)
-        src, dst, u = img.ravel()[start:start + m], out.ravel()[start:start + m], chunk[:m]
-        for j in range(m):
+        src, dst, u = _chunk(img, out, z0, block, start)
+        for j in range(u.size):
             uj = u[j]
             v = src[j]
             v = np.uint8(255) if uj < salt else v
@@ -419,14 +419,10 @@ def add_offsets(img: np.ndarray, seed: np.uint64, table: np.ndarray, thresholds:
     the bucket's first k with the top bit set: then the thresholds decide (a few percent of draws).
     u: uniforms(seed, img.size)."""
     sh = np.uint32(shift)
-    z0 = _mix64(np.uint64(seed))
-    block = np.empty(UNIFORM_CHUNK // 2, np.uint64)
-    chunk = block.view(np.uint32)
+    z0, block = _mix64(np.uint64(seed)), np.empty(UNIFORM_CHUNK // 2, np.uint64)
     for start in range(0, img.size, UNIFORM_CHUNK):
-        _refill(z0, start // 2, block)
-        m = min(UNIFORM_CHUNK, img.size - start)
-        src, dst, u = img.ravel()[start:start + m], out.ravel()[start:start + m], chunk[:m]
-        for j in range(m):
+        src, dst, u = _chunk(img, out, z0, block, start)
+        for j in range(u.size):
             uj = u[j]
             e = table[uj >> sh]
             k = np.int64(e & np.uint16(0x7FFF))
@@ -462,14 +458,10 @@ def speckle(img: np.ndarray, seed: np.uint64, c: float, quantiles: np.ndarray, o
     """out = uint8(clip(x (1 + c n), 0, 1) 255) with n a standard normal read off its quantile table
     (2^16 cells: each threshold of the output law within 2^-16), u of uniforms(seed, img.size)."""
     c32 = np.float32(c)
-    z0 = _mix64(np.uint64(seed))
-    block = np.empty(UNIFORM_CHUNK // 2, np.uint64)
-    chunk = block.view(np.uint32)
+    z0, block = _mix64(np.uint64(seed)), np.empty(UNIFORM_CHUNK // 2, np.uint64)
     for start in range(0, img.size, UNIFORM_CHUNK):
-        _refill(z0, start // 2, block)
-        m = min(UNIFORM_CHUNK, img.size - start)
-        src, dst, u = img.ravel()[start:start + m], out.ravel()[start:start + m], chunk[:m]
-        for j in range(np.uint64(m)):
+        src, dst, u = _chunk(img, out, z0, block, start)
+        for j in range(np.uint64(u.size)):
             z = _normal(u[j], quantiles)
             x = np.float32(src[j])
             y = min(max(x + x * c32 * z, np.float32(0.0)), np.float32(255.0))
