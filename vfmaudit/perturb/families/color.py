@@ -115,9 +115,11 @@ def _hue_planar(r: np.ndarray, g: np.ndarray, b: np.ndarray, shift: np.float32,
         # the sector as a float32 (an integer sector would be int64 in Numba: half the vector width)
         ki = k - six if k >= six else k
         v = maxc
-        pp = min(max(v * (one - s), zero), one)
-        q = min(max(v * (one - s * f), zero), one)
-        t = min(max(v * (one - s * (one - f)), zero), one)
+        # torch clamps these to [0, 1]: a no-op here (v, s, f and 1 - f lie in [0, 1], so each product of
+        # two such factors, rounded, does too), left out: a tenth of the kernel's operations
+        pp = v * (one - s)
+        q = v * (one - s * f)
+        t = v * (one - s * (one - f))
         s0, s1, s2, s3, s4, s5 = ki == zero, ki == one, ki == two, ki == three, ki == four, ki == five
         ro[p] = v if s0 | s5 else (q if s1 else (pp if s2 | s3 else t))
         go[p] = t if s0 else (v if s1 | s2 else (q if s3 else pp))
