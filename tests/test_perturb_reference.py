@@ -53,6 +53,16 @@ def test_sharpness_hue_and_contrast_equal_torchvision_on_noise_and_odd_shapes():
         assert all(np.array_equal(ours[i], _tv(TF.adjust_contrast, batch[i], level)) for i in range(len(batch)))
 
 
+def test_hue_equals_torchvision_on_every_colour():
+    """All 2^24 RGB colours, in four images of 2^22: every branch of the HSV round trip, the clamps that
+    vfmaudit leaves out (no-ops) and the division-free paths of torch's arithmetic meet their colour."""
+    codes = np.arange(1 << 24, dtype=np.uint32)
+    colours = np.stack([(codes >> 16) & 255, (codes >> 8) & 255, codes & 255], axis=-1).astype(np.uint8)
+    for part in colours.reshape(4, 2048, 2048, 3):
+        for level in (-0.29, 0.37):
+            assert np.array_equal(perturb.apply(part, "hue", level), _tv(TF.adjust_hue, part, level)), level
+
+
 @pytest.mark.parametrize("quality", [10, 35, 50, 75, 95, 100])
 def test_jpeg_equals_pil(photos, quality):
     for img in photos:
