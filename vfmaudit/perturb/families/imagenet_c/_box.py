@@ -1,8 +1,9 @@
 """ImageNet-C's pixelate, PIL's BOX resize down and back up, as one Numba call: the same bytes as Pillow
 (its coefficients in float64, rounded to 22-bit fixed point, each pass rounded to uint8) without the two
 PIL images and their RGBX copies: 2.3-2.9x Pillow (imagecorruptions) at 224 and 512 px on one core
-(docs/benchmarks.md), where the PIL round trip vfmaudit ran before was 0.5x. A box's taps are one run of equal weights, so the down
-passes sum runs (one entry of a row's run sums) and multiply once; up-scaling copies one source pixel per output.
+(docs/benchmarks.md), where the PIL round trip vfmaudit ran before was 0.5x. A box's taps are one run of
+equal weights, so the down passes sum runs (one entry of a row's run sums) and multiply once; up-scaling
+copies one source pixel per output.
 
 Pillow's Resample.c, as this module reproduces it: per output index xx, center = (xx + 0.5) * scale with
 scale = in / out; the box covers [center - support, center + support) rounded, support = 0.5 * max(scale, 1);
