@@ -216,12 +216,13 @@ def disk_plan(radius: float, alias_blur: float, original_sum: float) -> DiskPlan
         scale=original_sum / exact_sum / count)
 
 
-def defocus_disk(img: np.ndarray, radius: float, alias_blur: float, original_sum: float) -> np.ndarray:
+def defocus_disk(img: np.ndarray, radius: float, alias_blur: float, original_sum: float,
+                 out: np.ndarray | None = None) -> np.ndarray:
     """uint8(clip(filter2D(img / 255, kernel), 0, 1) * 255) for the original's defocus kernel, with
     OpenCV's reflecting border; for images larger than the kernel's reach (the caller falls back to
-    OpenCV below it)."""
+    OpenCV below it). Into out (C-contiguous, img's shape) where given."""
     plan, compiled = _planned(float(radius), float(alias_blur), float(original_sum))
-    return apply_plan(img, plan, compiled=compiled)
+    return apply_plan(img, plan, compiled=compiled, out=out)
 
 
 @lru_cache(maxsize=64)
@@ -232,7 +233,7 @@ def _planned(radius: float, alias_blur: float, original_sum: float) -> tuple[Dis
 
 
 def apply_plan(img: np.ndarray, plan: DiskPlan, shape: PlanShape | None = None,
-               compiled: Callable | None = None) -> np.ndarray:
+               compiled: Callable | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """The plan's terms over an (H, W) or (H, W, C) uint8 image larger than plan.half, reflected at the
     border, by the kernel of the plan's shape (or of `shape`, one the plan fits: tests run the int32 path)."""
     x = img if img.ndim == 3 else img[:, :, None]
@@ -240,8 +241,8 @@ def apply_plan(img: np.ndarray, plan: DiskPlan, shape: PlanShape | None = None,
     p = plan.half
     pad = cv2.copyMakeBorder(np.ascontiguousarray(x), p, p, p, p, cv2.BORDER_REFLECT_101)
     pad = pad.reshape(hgt + 2 * p, (wdt + 2 * p) * ch)
-    out = np.empty((hgt, wdt * ch), np.uint8)
+    dst = np.empty((hgt, wdt * ch), np.uint8) if out is None else out.reshape(hgt, wdt * ch)
     run = compiled or kernel(shape or plan_shape(plan))
     run(pad, ch, hgt, wdt, p, plan.gauss, plan.rows, plan.top, plan.top_w, plan.side_rows,
-        plan.side, plan.side_w, plan.taps, plan.taps_w, plan.scale, out)
-    return out.reshape(img.shape)
+        plan.side, plan.side_w, plan.taps, plan.taps_w, plan.scale, dst)
+    return dst.reshape(img.shape) if out is None else out

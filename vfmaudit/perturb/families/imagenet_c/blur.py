@@ -31,11 +31,11 @@ def defocus_kernel(radius: float, alias_blur: float) -> np.ndarray:
     return cv2.GaussianBlur(disk, ksize=ksize, sigmaX=alias_blur)
 
 
-def defocus_blur(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
+def defocus_blur(img: np.ndarray, p: dict, seed: int, out: np.ndarray | None = None) -> np.ndarray:
     radius, alias_blur = float(p["radius"]), float(p["alias_blur"])
     kernel = defocus_kernel(radius, alias_blur)
     if img.dtype == np.uint8 and min(img.shape[:2]) > disk_reach(radius):  # the border: one reflection deep
-        return defocus_disk(img, radius, alias_blur, float(kernel.sum(dtype=np.float64)))
+        return defocus_disk(img, radius, alias_blur, float(kernel.sum(dtype=np.float64)), out)
     # float64 as the original (float32 moves 3 % of the truncated values by one); BORDER_REFLECT_101 as cv2's default
     return to_uint8(cv2.filter2D(img / 255.0, -1, kernel))
 
@@ -69,19 +69,20 @@ def motion_blur_kernel(radius: float, sigma: float, angle: float) -> tuple[np.nd
     return weights, dy, dx
 
 
-def motion_blur_uint8(img: np.ndarray, radius: float, sigma: float, angle: float) -> np.ndarray:
+def motion_blur_uint8(img: np.ndarray, radius: float, sigma: float, angle: float,
+                      out: np.ndarray | None = None) -> np.ndarray:
     weights, dy, dx = motion_blur_kernel(float(radius), float(sigma), float(angle))
     src = img if img.ndim == 3 else img[..., None]
-    out = np.empty_like(src)
-    _kernels.motion_blur(np.ascontiguousarray(src), weights, dy, dx, out)
-    return out if img.ndim == 3 else out[..., 0]
+    dst = output_for(src, None if out is None else out.reshape(src.shape))
+    _kernels.motion_blur(np.ascontiguousarray(src), weights, dy, dx, dst)
+    return dst.reshape(img.shape) if out is None else out
 
 
-def motion_blur(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
+def motion_blur(img: np.ndarray, p: dict, seed: int, out: np.ndarray | None = None) -> np.ndarray:
     if p["radius"] <= 0:
         return img.copy()
     angle = draw_uniform(seed, 0, -45, 45)
-    return motion_blur_uint8(img, p["radius"], p["sigma"], angle)
+    return motion_blur_uint8(img, p["radius"], p["sigma"], angle, out)
 
 
 def zoom_factors(p: dict) -> np.ndarray:
