@@ -60,7 +60,8 @@ def blur_truncated(img: np.ndarray, sigma: float, out: np.ndarray | None = None)
     """uint8(blur_float(img, sigma)) of uint8 values (a normalised blur stays in [0, 255]). Up to
     sigma 6 (radius 24, ImageNet-C's largest) the generated Numba passes of perturb._gauss (1.6-2.5x
     OpenCV's float sepFilter2D); beyond, OpenCV, which stores round(b - 0.5): the truncation up to ties at exact
-    integers (1 value in 10^5 here). The fused Numba pass writes into out where given; the others return a new array."""
+    integers (1 value in 10^5 here). The fused Numba pass writes into out where given; the others return a
+    new array."""
     if img.dtype == np.uint8 and img.ndim in (2, 3) and gaussian_radius(sigma) <= _gauss.MAX_RADIUS:
         return _gauss.blur_truncated_numba(img, sigma, out)
     taps = _gaussian_taps(float(sigma))
