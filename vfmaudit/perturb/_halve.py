@@ -83,8 +83,8 @@ def halve_and_double(images, out) -> None:
         dst = out[k].reshape(h, n)
         for i in range(h // 2):
             _widened_row(src[2 * i], src[2 * i + 1], ch, odd, pairs, wide)
-            if i == 0:  # row -1 is row 0: the first output row blends row 0 with itself
-                _doubled_rows(wide, ch, h_above, dst[0], dst[0])
+            if i == 0:  # row -1 is row 0: the first call only loads row 0's H into h_above, the second
+                _doubled_rows(wide, ch, h_above, dst[0], dst[0])  # writes output row 0, row 0 blended with itself
                 _doubled_rows(wide, ch, h_above, dst[0], dst[0])
             else:
                 _doubled_rows(wide, ch, h_above, dst[2 * i - 1], dst[2 * i])

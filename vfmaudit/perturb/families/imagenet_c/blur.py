@@ -73,7 +73,7 @@ def motion_blur_uint8(img: np.ndarray, radius: float, sigma: float, angle: float
                       out: np.ndarray | None = None) -> np.ndarray:
     weights, dy, dx = motion_blur_kernel(float(radius), float(sigma), float(angle))
     src = img if img.ndim == 3 else img[..., None]
-    dst = output_for(src, None if out is None else out.reshape(src.shape))
+    dst = np.empty_like(src) if out is None else out.reshape(src.shape)  # as pixelate_box and apply_plan
     _kernels.motion_blur(np.ascontiguousarray(src), weights, dy, dx, dst)
     return dst.reshape(img.shape) if out is None else out
 
