@@ -1,5 +1,5 @@
 """OpenCV's INTER_AREA at a non-integer factor, 8 bit, in Numba: the same bytes as cv2.resize (checked by
-tests/test_area.py against cv2 itself), at 1.5-1.8x its speed on one thread.
+tests/test_area.py against cv2 itself), at 2.5-3.2x its speed on one thread (224 and 512 px, levels 0.13-0.95).
 
 What OpenCV computes there (imgproc's resizeArea_<uchar, float>, its general area path):
 - per axis a table of terms (computeResizeAreaTab): destination pixel d covers source [d s, d s + s) with
@@ -13,7 +13,9 @@ Integer factors (and factors within DBL_EPSILON of one) take OpenCV's fast area 
 module's (area_is_general says which).
 
 The horizontal sums run over the destination values (pixel x channel) with every destination's terms
-padded to the longest count by terms of weight 0, which change no sum (x + S * 0 is x for x >= 0).
+padded to the longest count by terms of weight 0, which change no sum (x + S * 0 is x for x >= 0), for
+8 source rows at once (each term's index and weight loaded once for all of them; a scalar loop: the
+terms' source indices are irregular, and LLVM does not emit gathers for this CPU).
 """
 
 from __future__ import annotations
