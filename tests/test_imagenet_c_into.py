@@ -39,5 +39,5 @@ def test_out_is_written_and_returned(spec, batch):
 
 def test_which_corruptions_write_into():
     into = {s.name for s in catalogue.SPECS if s.writes_into}
-    assert {"gaussian_noise", "impulse_noise", "frost", "pixelate", "contrast"} <= into
+    assert {"gaussian_noise", "impulse_noise", "frost", "pixelate", "contrast", "glass_blur", "spatter"} <= into
     assert "jpeg_compression" not in into  # libjpeg returns its own array

@@ -40,15 +40,15 @@ def defocus_blur(img: np.ndarray, p: dict, seed: int, out: np.ndarray | None = N
     return to_uint8(cv2.filter2D(img / 255.0, -1, kernel))
 
 
-def glass_blur(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
+def glass_blur(img: np.ndarray, p: dict, seed: int, out: np.ndarray | None = None) -> np.ndarray:
     sigma, delta, iterations = p["sigma"], int(p["max_delta"]), int(p["iterations"])
     if sigma <= 0:
         return img.copy()
     # truncated to uint8 before the shuffle, as the original
-    out = blur_truncated(img, sigma)
+    shuffled = blur_truncated(img, sigma)
     if delta > 0 and iterations > 0:
-        _kernels.glass_shuffle(out, np.uint64(seed), delta, iterations)
-    return blur_truncated(out, sigma)
+        _kernels.glass_shuffle(shuffled, np.uint64(seed), delta, iterations)
+    return blur_truncated(shuffled, sigma, out)  # into out where the fused pass serves sigma (all five severities)
 
 
 @lru_cache(maxsize=256)

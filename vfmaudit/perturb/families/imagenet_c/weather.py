@@ -67,7 +67,7 @@ def _gaussian(a: np.ndarray, sigma: float) -> np.ndarray:
     return blur_float(a, sigma) if sigma > 0 else a.astype(np.float32)
 
 
-def spatter(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
+def spatter(img: np.ndarray, p: dict, seed: int, out: np.ndarray | None = None) -> np.ndarray:
     if p["amount"] <= 0:
         return img.copy()
     h, w = img.shape[:2]
@@ -75,7 +75,7 @@ def spatter(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
                                    float(p["scale"]), normal_quantiles())
     liquid = _gaussian(liquid, p["sigma"])
     x = np.ascontiguousarray(img if img.ndim == 3 else img[..., None])
-    out = np.empty_like(x)
+    dst = np.empty_like(x) if out is None else out.reshape(x.shape)  # as pixelate_box and apply_plan
     if p["mud"] < 0.5:  # water: embossed edges of the drops, tinted
         drops = np.empty((h, w), np.uint8)
         _kernels.spatter_drops(liquid, float(p["threshold"]), drops)
@@ -84,11 +84,11 @@ def spatter(img: np.ndarray, p: dict, seed: int) -> np.ndarray:
         dist = cv2.equalizeHist(cv2.blur(dist, (3, 3)).astype(np.uint8))
         emboss = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]])
         dist = cv2.blur(cv2.filter2D(dist, cv2.CV_8U, emboss), (3, 3)).astype(np.float32)
-        _kernels.spatter_water(x, drops, dist, float(p["intensity"] * p["amount"]), _tint(_WATER, x.shape[2]), out)
+        _kernels.spatter_water(x, drops, dist, float(p["intensity"] * p["amount"]), _tint(_WATER, x.shape[2]), dst)
     else:
         mask = _gaussian((liquid > np.float32(p["threshold"])).astype(np.float32), p["intensity"])
-        _kernels.spatter_mud(x, mask, float(p["amount"]), _tint(_MUD, x.shape[2]), out)
-    return out.reshape(img.shape)
+        _kernels.spatter_mud(x, mask, float(p["amount"]), _tint(_MUD, x.shape[2]), dst)
+    return dst.reshape(img.shape) if out is None else out
 
 
 _LUMA = np.array([0.2125, 0.7154, 0.0721], np.float32)  # skimage's rgb2gray, which the original uses on gray
