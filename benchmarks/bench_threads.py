@@ -60,7 +60,7 @@ def ceilings(batch: np.ndarray) -> dict[str, float]:
     half = flat.size // 2
     l1 = [(np.ones(4096, np.float32), np.empty(4096, np.float32)) for _ in range(2)]  # 32 KiB a thread
     parts = {"scalar loop": lambda i: spin(5_000_000),
-             "vectorised loop in L1": lambda i: simd(*l1[i], 5_000),
+             "vectorised loop in L1": lambda i: simd(*l1[i], 20_000),
              "one read of the batch": lambda i: read(flat[i * half:(i + 1) * half])}
     pool = ThreadPoolExecutor(2)
     out = {}
