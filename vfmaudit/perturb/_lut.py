@@ -10,6 +10,7 @@ Where a StringZilla build does not export it, stringzilla.translate does the sam
 from __future__ import annotations
 
 import ctypes
+from functools import lru_cache
 
 import numpy as np
 import stringzilla  # SIMD byte translation (what albumentations uses)
@@ -50,24 +51,19 @@ def apply_lut(image: np.ndarray, lut: np.ndarray, out: np.ndarray | None = None)
     return out
 
 
-_each = None
-
-
+@lru_cache(maxsize=1)
 def _lookup_each():
     # compiled on first use, not cached on disk: it calls a function pointer of this process
-    global _each
-    if _each is None:
-        from numba import njit
+    from numba import njit
 
-        lookup = _SZ_LOOKUP
+    lookup = _SZ_LOOKUP
 
-        @njit(nogil=True, cache=False)
-        def each(images, luts, out):
-            for i in range(images.shape[0]):
-                lookup(out[i].ctypes.data, images[i].size, images[i].ctypes.data, luts[i].ctypes.data)
+    @njit(nogil=True, cache=False)
+    def each(images, luts, out):
+        for i in range(images.shape[0]):
+            lookup(out[i].ctypes.data, images[i].size, images[i].ctypes.data, luts[i].ctypes.data)
 
-        _each = each
-    return _each
+    return each
 
 
 def apply_luts(images: np.ndarray, luts: np.ndarray, out: np.ndarray) -> None:

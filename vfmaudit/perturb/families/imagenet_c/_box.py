@@ -19,6 +19,8 @@ from functools import lru_cache
 import numpy as np
 from numba import njit
 
+from vfmaudit.perturb.families.imagenet_c._common import output_for
+
 
 PRECISION_BITS = 32 - 8 - 2  # Pillow's: 8 bits of result, 2 of headroom in an int32
 
@@ -164,6 +166,6 @@ def pixelate_box(img: np.ndarray, c: float, out: np.ndarray | None = None) -> np
     ucol, _, _ = box_runs(sw, w)  # the small column each output column copies
     _up_rows(sw, w)  # (checks that widening is one tap per pixel too)
     urow, urows = _up_rows(sh, h)
-    dst = np.empty_like(x) if out is None else out.reshape(x.shape)
-    _pixelate(x, hf, hn, hk, vf, vn, vk, ucol, urow, urows, dst)
-    return dst.reshape(img.shape) if out is None else out
+    out = output_for(img, out)
+    _pixelate(x, hf, hn, hk, vf, vn, vk, ucol, urow, urows, out.reshape(x.shape))
+    return out

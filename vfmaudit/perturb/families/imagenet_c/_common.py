@@ -13,8 +13,10 @@ from vfmaudit.perturb._gauss import gaussian_ksize, gaussian_radius
 
 
 def output_for(img: np.ndarray, out: np.ndarray | None) -> np.ndarray:
-    """Where a corruption writes its uint8 result: out (the batch's image, from corrupt_batch), else a new array."""
-    return np.empty_like(img) if out is None else out
+    """Where a corruption writes its uint8 result: out (the batch's image, from corrupt_batch; C-contiguous),
+    else a new C-contiguous array of img's shape. Kernels that take (H, W, C) write into out.reshape(...),
+    a view of it either way."""
+    return np.empty(img.shape, img.dtype) if out is None else out
 
 
 def unit(img: np.ndarray) -> np.ndarray:

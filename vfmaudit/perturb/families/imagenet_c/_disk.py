@@ -32,6 +32,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from vfmaudit.perturb.families.imagenet_c._common import output_for
 from vfmaudit.perturb.families.imagenet_c._disk_kernel import PlanShape, kernel, plan_shape
 
 
@@ -241,8 +242,8 @@ def apply_plan(img: np.ndarray, plan: DiskPlan, shape: PlanShape | None = None,
     p = plan.half
     pad = cv2.copyMakeBorder(np.ascontiguousarray(x), p, p, p, p, cv2.BORDER_REFLECT_101)
     pad = pad.reshape(hgt + 2 * p, (wdt + 2 * p) * ch)
-    dst = np.empty((hgt, wdt * ch), np.uint8) if out is None else out.reshape(hgt, wdt * ch)
+    out = output_for(img, out)
     run = compiled or kernel(shape or plan_shape(plan))
     run(pad, ch, hgt, wdt, p, plan.gauss, plan.rows, plan.top, plan.top_w, plan.side_rows,
-        plan.side, plan.side_w, plan.taps, plan.taps_w, plan.scale, dst)
-    return dst.reshape(img.shape) if out is None else out
+        plan.side, plan.side_w, plan.taps, plan.taps_w, plan.scale, out.reshape(hgt, wdt * ch))
+    return out

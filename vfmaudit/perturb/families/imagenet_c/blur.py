@@ -73,9 +73,9 @@ def motion_blur_uint8(img: np.ndarray, radius: float, sigma: float, angle: float
                       out: np.ndarray | None = None) -> np.ndarray:
     weights, dy, dx = motion_blur_kernel(float(radius), float(sigma), float(angle))
     src = img if img.ndim == 3 else img[..., None]
-    dst = np.empty_like(src) if out is None else out.reshape(src.shape)  # as pixelate_box and apply_plan
-    _kernels.motion_blur(np.ascontiguousarray(src), weights, dy, dx, dst)
-    return dst.reshape(img.shape) if out is None else out
+    out = output_for(img, out)
+    _kernels.motion_blur(np.ascontiguousarray(src), weights, dy, dx, out.reshape(src.shape))
+    return out
 
 
 def motion_blur(img: np.ndarray, p: dict, seed: int, out: np.ndarray | None = None) -> np.ndarray:

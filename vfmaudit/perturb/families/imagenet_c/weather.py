@@ -75,7 +75,8 @@ def spatter(img: np.ndarray, p: dict, seed: int, out: np.ndarray | None = None) 
                                    float(p["scale"]), normal_quantiles())
     liquid = _gaussian(liquid, p["sigma"])
     x = np.ascontiguousarray(img if img.ndim == 3 else img[..., None])
-    dst = np.empty_like(x) if out is None else out.reshape(x.shape)  # as pixelate_box and apply_plan
+    out = output_for(img, out)
+    dst = out.reshape(x.shape)  # (H, W, C) view, gray images too
     if p["mud"] < 0.5:  # water: embossed edges of the drops, tinted
         drops = np.empty((h, w), np.uint8)
         _kernels.spatter_drops(liquid, float(p["threshold"]), drops)
@@ -88,7 +89,7 @@ def spatter(img: np.ndarray, p: dict, seed: int, out: np.ndarray | None = None) 
     else:
         mask = _gaussian((liquid > np.float32(p["threshold"])).astype(np.float32), p["intensity"])
         _kernels.spatter_mud(x, mask, float(p["amount"]), _tint(_MUD, x.shape[2]), dst)
-    return dst.reshape(img.shape) if out is None else out
+    return out
 
 
 _LUMA = np.array([0.2125, 0.7154, 0.0721], np.float32)  # skimage's rgb2gray, which the original uses on gray
